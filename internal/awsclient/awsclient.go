@@ -1,0 +1,142 @@
+// Package awsclient builds aws.Config values for the SDK clients ceforge uses:
+// one per region and assumed role, pointed at the local emulator when an
+// endpoint is configured, with a retry policy fit for bulk work.
+package awsclient
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
+)
+
+// DefaultMaxAttempts bounds retries: enough to ride out throttling bursts,
+// few enough that a dead endpoint fails a request within seconds.
+const DefaultMaxAttempts = 8
+
+// Options configure a Factory.
+type Options struct {
+	// Region is the default region (the control plane's own).
+	Region string
+	// Endpoint, when set, sends every call to this URL (the local emulator).
+	Endpoint string
+	// MaxAttempts per call; 0 means DefaultMaxAttempts. Tests set 1 so that an
+	// emulator's HTTP 500 for an unimplemented feature is not hidden by retries.
+	MaxAttempts int
+	// StaticCredentials, when set, replaces the default credential chain
+	// (the emulator accepts any key).
+	StaticCredentials *aws.Credentials
+	// Counter, when set, counts every call per service and operation.
+	Counter *CallCounter
+}
+
+// Credentials name an IAM role to assume in the user's account. The external
+// ID guards against the confused-deputy problem; it is not a secret.
+type Credentials struct {
+	RoleARN    string
+	ExternalID string
+}
+
+// Factory hands out aws.Config values. It is safe for concurrent use and
+// caches assumed-role credentials across warm Lambda invocations.
+type Factory struct {
+	opts Options
+	base aws.Config
+
+	mu    sync.Mutex
+	cache map[cacheKey]aws.Config
+}
+
+type cacheKey struct{ region, role, externalID string }
+
+// New loads the base configuration (default credential chain unless static
+// credentials are given) and returns a Factory.
+func New(ctx context.Context, opts Options) (*Factory, error) {
+	if opts.MaxAttempts <= 0 {
+		opts.MaxAttempts = DefaultMaxAttempts
+	}
+	loadOpts := []func(*config.LoadOptions) error{config.WithRegion(opts.Region)}
+	if c := opts.StaticCredentials; c != nil {
+		loadOpts = append(loadOpts, config.WithCredentialsProvider(
+			credentials.NewStaticCredentialsProvider(c.AccessKeyID, c.SecretAccessKey, c.SessionToken)))
+	}
+	base, err := config.LoadDefaultConfig(ctx, loadOpts...)
+	if err != nil {
+		return nil, fmt.Errorf("load aws config: %w", err)
+	}
+	f := &Factory{opts: opts, cache: map[cacheKey]aws.Config{}}
+	f.base = f.decorate(base)
+	return f, nil
+}
+
+// decorate applies endpoint, retry policy and call counting to cfg.
+func (f *Factory) decorate(cfg aws.Config) aws.Config {
+	if f.opts.Endpoint != "" {
+		cfg.BaseEndpoint = aws.String(f.opts.Endpoint)
+	}
+	cfg.Retryer = NewRetryer(f.opts.MaxAttempts)
+	if f.opts.Counter != nil {
+		cfg.APIOptions = append(cfg.APIOptions, f.opts.Counter.Middleware())
+	}
+	return cfg
+}
+
+// NewRetryer returns a retryer factory. The SDK calls it once per client, so
+// each client gets its own retryer; ratelimit.None removes the client-side
+// retry quota that otherwise fails bulk work with "retry quota exceeded".
+func NewRetryer(maxAttempts int) func() aws.Retryer {
+	return func() aws.Retryer {
+		return retry.NewStandard(func(o *retry.StandardOptions) {
+			o.MaxAttempts = maxAttempts
+			o.RateLimiter = ratelimit.None
+			o.MaxBackoff = 20 * time.Second
+		})
+	}
+}
+
+// Endpoint returns the configured endpoint override ("" for real AWS).
+func (f *Factory) Endpoint() string { return f.opts.Endpoint }
+
+// Config returns the control plane's own configuration for a region ("" means
+// the default region).
+func (f *Factory) Config(region string) aws.Config {
+	cfg := f.base.Copy()
+	if region != "" {
+		cfg.Region = region
+	}
+	return cfg
+}
+
+// ForRole returns a configuration that acts in the user's account through
+// the given role, cached per region, role and external ID. With an empty
+// role ARN it returns Config(region): the control plane's own identity.
+func (f *Factory) ForRole(region string, creds Credentials) aws.Config {
+	if creds.RoleARN == "" {
+		return f.Config(region)
+	}
+	key := cacheKey{region, creds.RoleARN, creds.ExternalID}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if cfg, ok := f.cache[key]; ok {
+		return cfg
+	}
+	cfg := f.Config(region)
+	stsClient := sts.NewFromConfig(cfg)
+	provider := stscreds.NewAssumeRoleProvider(stsClient, creds.RoleARN, func(o *stscreds.AssumeRoleOptions) {
+		if creds.ExternalID != "" {
+			o.ExternalID = aws.String(creds.ExternalID)
+		}
+		o.RoleSessionName = "ceforge"
+	})
+	cfg.Credentials = aws.NewCredentialsCache(provider)
+	f.cache[key] = cfg
+	return cfg
+}

@@ -1,0 +1,572 @@
+// Package store is ceforge's DynamoDB single table: conditional creates,
+// optimistic versions, paged listings by kind, status and parent compute
+// environment, and the monotonic status transition that makes at-least-once,
+// out-of-order event delivery harmless.
+package store
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/attributevalue"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+)
+
+// Kind is the type of a record; it prefixes the partition key ("RUN#<id>").
+type Kind string
+
+// Record kinds of the single table.
+const (
+	KindCE          Kind = "CE"
+	KindRun         Kind = "RUN"
+	KindSweep       Kind = "SWEEP"
+	KindInstance    Kind = "INSTANCE"    // reverse index: EC2 instance id -> run id
+	KindJob         Kind = "JOB"         // reverse index: Batch job id -> run id
+	KindIdempotency Kind = "IDEMPOTENCY" // launch idempotency key -> run id
+	KindCEName      Kind = "CENAME"      // compute-environment name guard (uniqueness)
+)
+
+// Attribute and index names of the table.
+const (
+	attrPK         = "pk"
+	attrKind       = "kind"
+	attrCreated    = "created"    // "<createdAt RFC3339Nano>#<id>", sort key of every index
+	attrKindStatus = "kindStatus" // "<kind>#<status>"
+	attrParent     = "parent"     // "CE#<computeEnvId>"
+	attrStatusRank = "statusRank"
+	attrVersion    = "version"
+	attrExpiresAt  = "expiresAt" // TTL, epoch seconds
+	attrTarget     = "target"    // reverse indexes and guards: the id they point to
+
+	IndexByKind   = "byKind"
+	IndexByStatus = "byStatus"
+	IndexByParent = "byParent"
+
+	// MaxPageSize caps List pages.
+	MaxPageSize = 100
+)
+
+// Errors callers branch on.
+var (
+	ErrNotFound  = errors.New("record not found")
+	ErrExists    = errors.New("record already exists")
+	ErrConflict  = errors.New("record was changed concurrently (version mismatch)")
+	ErrBadCursor = errors.New("invalid pagination cursor")
+)
+
+// ExistsError says which key of a conditional create already existed.
+type ExistsError struct {
+	Kind Kind
+	ID   string
+}
+
+func (e *ExistsError) Error() string { return fmt.Sprintf("%s %q already exists", e.Kind, e.ID) }
+
+// Unwrap makes errors.Is(err, ErrExists) true.
+func (e *ExistsError) Unwrap() error { return ErrExists }
+
+// DynamoAPI is the part of the DynamoDB client the store uses.
+type DynamoAPI interface {
+	GetItem(context.Context, *dynamodb.GetItemInput, ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error)
+	PutItem(context.Context, *dynamodb.PutItemInput, ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error)
+	UpdateItem(context.Context, *dynamodb.UpdateItemInput, ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error)
+	DeleteItem(context.Context, *dynamodb.DeleteItemInput, ...func(*dynamodb.Options)) (*dynamodb.DeleteItemOutput, error)
+	Query(context.Context, *dynamodb.QueryInput, ...func(*dynamodb.Options)) (*dynamodb.QueryOutput, error)
+	TransactWriteItems(context.Context, *dynamodb.TransactWriteItemsInput, ...func(*dynamodb.Options)) (*dynamodb.TransactWriteItemsOutput, error)
+	BatchGetItem(context.Context, *dynamodb.BatchGetItemInput, ...func(*dynamodb.Options)) (*dynamodb.BatchGetItemOutput, error)
+}
+
+// Store reads and writes ceforge records.
+type Store struct {
+	db    DynamoAPI
+	table string
+	now   func() time.Time
+}
+
+// New returns a Store on the given table.
+func New(db DynamoAPI, table string) *Store {
+	return &Store{db: db, table: table, now: time.Now}
+}
+
+// Table returns the table name.
+func (s *Store) Table() string { return s.table }
+
+// Key returns the partition key of a record.
+func Key(kind Kind, id string) string { return string(kind) + "#" + id }
+
+var (
+	encOpts = func(o *attributevalue.EncoderOptions) { o.TagKey = "json" }
+	decOpts = func(o *attributevalue.DecoderOptions) { o.TagKey = "json" }
+)
+
+// Marshal encodes a domain value (json tags) as a DynamoDB item.
+func Marshal(v any) (map[string]types.AttributeValue, error) {
+	return attributevalue.MarshalMapWithOptions(v, encOpts)
+}
+
+// Unmarshal decodes a DynamoDB item into a domain value (json tags).
+func Unmarshal(item map[string]types.AttributeValue, out any) error {
+	return attributevalue.UnmarshalMapWithOptions(item, out, decOpts)
+}
+
+// Option adjusts the item written by Create or Save.
+type Option func(*writeOpts)
+
+type writeOpts struct {
+	rank    int
+	expires time.Time
+	guards  []guard
+}
+
+type guard struct {
+	kind Kind
+	id   string
+}
+
+// WithStatusRank records the rank of the item's current status, used by
+// Transition to move only forward.
+func WithStatusRank(rank int) Option { return func(o *writeOpts) { o.rank = rank } }
+
+// WithExpiry makes DynamoDB's TTL delete the item after t.
+func WithExpiry(t time.Time) Option { return func(o *writeOpts) { o.expires = t } }
+
+// WithGuard writes, in the same transaction, a guard item kind#id pointing at
+// the record; the create fails with *ExistsError if the guard exists. Used
+// for unique names, reverse indexes and idempotency keys.
+func WithGuard(kind Kind, id string) Option {
+	return func(o *writeOpts) { o.guards = append(o.guards, guard{kind, id}) }
+}
+
+// item builds the stored item: the domain fields plus keys and index attributes.
+func (s *Store) item(kind Kind, id string, v any, version int64, o writeOpts) (map[string]types.AttributeValue, error) {
+	item, err := Marshal(v)
+	if err != nil {
+		return nil, fmt.Errorf("marshal %s %s: %w", kind, id, err)
+	}
+	item[attrPK] = &types.AttributeValueMemberS{Value: Key(kind, id)}
+	item[attrKind] = &types.AttributeValueMemberS{Value: string(kind)}
+	item[attrVersion] = &types.AttributeValueMemberN{Value: fmt.Sprint(version)}
+	created := stringAttr(item, "createdAt")
+	if created == "" {
+		created = s.now().UTC().Format(time.RFC3339Nano)
+	}
+	item[attrCreated] = &types.AttributeValueMemberS{Value: created + "#" + id}
+	if st := stringAttr(item, "status"); st != "" {
+		item[attrKindStatus] = &types.AttributeValueMemberS{Value: string(kind) + "#" + st}
+	}
+	if ce := stringAttr(item, "computeEnvId"); ce != "" && kind != KindCE {
+		item[attrParent] = &types.AttributeValueMemberS{Value: Key(KindCE, ce)}
+	}
+	if o.rank != 0 {
+		item[attrStatusRank] = &types.AttributeValueMemberN{Value: fmt.Sprint(o.rank)}
+	}
+	if !o.expires.IsZero() {
+		item[attrExpiresAt] = &types.AttributeValueMemberN{Value: fmt.Sprint(o.expires.Unix())}
+	}
+	return item, nil
+}
+
+func stringAttr(item map[string]types.AttributeValue, name string) string {
+	if s, ok := item[name].(*types.AttributeValueMemberS); ok {
+		return s.Value
+	}
+	return ""
+}
+
+func numberAttr(item map[string]types.AttributeValue, name string) int64 {
+	if n, ok := item[name].(*types.AttributeValueMemberN); ok {
+		var v int64
+		fmt.Sscan(n.Value, &v)
+		return v
+	}
+	return 0
+}
+
+func pkOf(kind Kind, id string) map[string]types.AttributeValue {
+	return map[string]types.AttributeValue{attrPK: &types.AttributeValueMemberS{Value: Key(kind, id)}}
+}
+
+// Create writes a new record at version 1; it never overwrites. With guards,
+// the record and its guards are written atomically.
+func (s *Store) Create(ctx context.Context, kind Kind, id string, v any, opts ...Option) error {
+	var o writeOpts
+	for _, opt := range opts {
+		opt(&o)
+	}
+	item, err := s.item(kind, id, v, 1, o)
+	if err != nil {
+		return err
+	}
+	notExists := aws.String("attribute_not_exists(pk)")
+	if len(o.guards) == 0 {
+		_, err = s.db.PutItem(ctx, &dynamodb.PutItemInput{TableName: &s.table, Item: item, ConditionExpression: notExists})
+		if isConditionFailed(err) {
+			return &ExistsError{Kind: kind, ID: id}
+		}
+		if err != nil {
+			return fmt.Errorf("create %s %s: %w", kind, id, err)
+		}
+		return nil
+	}
+	items := []types.TransactWriteItem{{Put: &types.Put{TableName: &s.table, Item: item, ConditionExpression: notExists}}}
+	for _, g := range o.guards {
+		gi := s.guardItem(g, id, o.expires)
+		items = append(items, types.TransactWriteItem{Put: &types.Put{TableName: &s.table, Item: gi, ConditionExpression: notExists}})
+	}
+	_, err = s.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: items})
+	var tce *types.TransactionCanceledException
+	if errors.As(err, &tce) {
+		for i, r := range tce.CancellationReasons {
+			if aws.ToString(r.Code) != "ConditionalCheckFailed" {
+				continue
+			}
+			if i == 0 {
+				return &ExistsError{Kind: kind, ID: id}
+			}
+			g := o.guards[i-1]
+			return &ExistsError{Kind: g.kind, ID: g.id}
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("create %s %s: %w", kind, id, err)
+	}
+	return nil
+}
+
+func (s *Store) guardItem(g guard, target string, expires time.Time) map[string]types.AttributeValue {
+	gi := map[string]types.AttributeValue{
+		attrPK:     &types.AttributeValueMemberS{Value: Key(g.kind, g.id)},
+		attrKind:   &types.AttributeValueMemberS{Value: string(g.kind)},
+		attrTarget: &types.AttributeValueMemberS{Value: target},
+	}
+	if !expires.IsZero() {
+		gi[attrExpiresAt] = &types.AttributeValueMemberN{Value: fmt.Sprint(expires.Unix())}
+	}
+	return gi
+}
+
+// Get reads a record into out. It returns the stored version.
+func (s *Store) Get(ctx context.Context, kind Kind, id string, out any) (int64, error) {
+	res, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{TableName: &s.table, Key: pkOf(kind, id), ConsistentRead: aws.Bool(true)})
+	if err != nil {
+		return 0, fmt.Errorf("get %s %s: %w", kind, id, err)
+	}
+	if res.Item == nil {
+		return 0, fmt.Errorf("get %s %s: %w", kind, id, ErrNotFound)
+	}
+	if err := Unmarshal(res.Item, out); err != nil {
+		return 0, fmt.Errorf("decode %s %s: %w", kind, id, err)
+	}
+	return numberAttr(res.Item, attrVersion), nil
+}
+
+// Save replaces a record if its stored version is still version, and returns
+// the new version. A concurrent change gives ErrConflict.
+func (s *Store) Save(ctx context.Context, kind Kind, id string, v any, version int64, opts ...Option) (int64, error) {
+	var o writeOpts
+	for _, opt := range opts {
+		opt(&o)
+	}
+	item, err := s.item(kind, id, v, version+1, o)
+	if err != nil {
+		return 0, err
+	}
+	if o.rank == 0 {
+		// Keep the rank Transition relies on when the caller did not restate it.
+		cur, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{TableName: &s.table, Key: pkOf(kind, id), ConsistentRead: aws.Bool(true), ProjectionExpression: aws.String(attrStatusRank)})
+		if err != nil {
+			return 0, fmt.Errorf("save %s %s: %w", kind, id, err)
+		}
+		if r, ok := cur.Item[attrStatusRank]; ok {
+			item[attrStatusRank] = r
+		}
+	}
+	_, err = s.db.PutItem(ctx, &dynamodb.PutItemInput{
+		TableName:                 &s.table,
+		Item:                      item,
+		ConditionExpression:       aws.String("attribute_exists(pk) AND version = :v"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{":v": &types.AttributeValueMemberN{Value: fmt.Sprint(version)}},
+	})
+	if isConditionFailed(err) {
+		return 0, fmt.Errorf("save %s %s at version %d: %w", kind, id, version, ErrConflict)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("save %s %s: %w", kind, id, err)
+	}
+	return version + 1, nil
+}
+
+// Delete removes a record and any guards named with WithGuard (unconditionally:
+// deleting what is already gone is done).
+func (s *Store) Delete(ctx context.Context, kind Kind, id string, opts ...Option) error {
+	var o writeOpts
+	for _, opt := range opts {
+		opt(&o)
+	}
+	keys := []map[string]types.AttributeValue{pkOf(kind, id)}
+	for _, g := range o.guards {
+		keys = append(keys, pkOf(g.kind, g.id))
+	}
+	for _, k := range keys {
+		if _, err := s.db.DeleteItem(ctx, &dynamodb.DeleteItemInput{TableName: &s.table, Key: k}); err != nil {
+			return fmt.Errorf("delete %s: %w", stringAttr(k, attrPK), err)
+		}
+	}
+	return nil
+}
+
+// PutRef writes (or overwrites) a reverse-index item kind#id -> target.
+func (s *Store) PutRef(ctx context.Context, kind Kind, id, target string, opts ...Option) error {
+	var o writeOpts
+	for _, opt := range opts {
+		opt(&o)
+	}
+	_, err := s.db.PutItem(ctx, &dynamodb.PutItemInput{TableName: &s.table, Item: s.guardItem(guard{kind, id}, target, o.expires)})
+	if err != nil {
+		return fmt.Errorf("put %s %s: %w", kind, id, err)
+	}
+	return nil
+}
+
+// GetRef reads the target of a reverse-index or guard item.
+func (s *Store) GetRef(ctx context.Context, kind Kind, id string) (string, error) {
+	res, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{TableName: &s.table, Key: pkOf(kind, id), ConsistentRead: aws.Bool(true)})
+	if err != nil {
+		return "", fmt.Errorf("get %s %s: %w", kind, id, err)
+	}
+	if res.Item == nil {
+		return "", fmt.Errorf("get %s %s: %w", kind, id, ErrNotFound)
+	}
+	return stringAttr(res.Item, attrTarget), nil
+}
+
+// Transition moves a record's status forward in one conditional update: it
+// applies only when the stored rank is lower than rank. A duplicate or stale
+// transition changes nothing and returns (false, nil); a missing record
+// returns ErrNotFound. set holds further attributes to write with the change
+// (timestamps, exit code, reason), keyed by their json names.
+func (s *Store) Transition(ctx context.Context, kind Kind, id, status string, rank int, set map[string]any) (bool, error) {
+	names := map[string]string{"#status": "status", "#ks": attrKindStatus, "#rank": attrStatusRank, "#v": attrVersion}
+	values := map[string]types.AttributeValue{
+		":status": &types.AttributeValueMemberS{Value: status},
+		":ks":     &types.AttributeValueMemberS{Value: string(kind) + "#" + status},
+		":rank":   &types.AttributeValueMemberN{Value: fmt.Sprint(rank)},
+		":one":    &types.AttributeValueMemberN{Value: "1"},
+	}
+	sets := []string{"#status = :status", "#ks = :ks", "#rank = :rank"}
+	i := 0
+	for name, v := range set {
+		av, err := attributevalue.MarshalWithOptions(v, encOpts)
+		if err != nil {
+			return false, fmt.Errorf("transition %s %s: marshal %s: %w", kind, id, name, err)
+		}
+		n, val := fmt.Sprintf("#f%d", i), fmt.Sprintf(":f%d", i)
+		names[n] = name
+		values[val] = av
+		sets = append(sets, n+" = "+val)
+		i++
+	}
+	_, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:                           &s.table,
+		Key:                                 pkOf(kind, id),
+		UpdateExpression:                    aws.String("SET " + strings.Join(sets, ", ") + " ADD #v :one"),
+		ConditionExpression:                 aws.String("attribute_exists(pk) AND (attribute_not_exists(#rank) OR #rank < :rank)"),
+		ExpressionAttributeNames:            names,
+		ExpressionAttributeValues:           values,
+		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
+	})
+	if err == nil {
+		return true, nil
+	}
+	var ccf *types.ConditionalCheckFailedException
+	if errors.As(err, &ccf) {
+		if ccf.Item == nil {
+			// The emulator may not return the old item: tell "missing" from "stale" with one read.
+			res, gerr := s.db.GetItem(ctx, &dynamodb.GetItemInput{TableName: &s.table, Key: pkOf(kind, id), ProjectionExpression: aws.String(attrPK)})
+			if gerr != nil {
+				return false, fmt.Errorf("transition %s %s: %w", kind, id, gerr)
+			}
+			if res.Item == nil {
+				return false, fmt.Errorf("transition %s %s: %w", kind, id, ErrNotFound)
+			}
+		}
+		return false, nil
+	}
+	return false, fmt.Errorf("transition %s %s to %s: %w", kind, id, status, err)
+}
+
+// Patch sets attributes on an existing record without touching its status
+// (counters, backend references). With ifVersion > 0 it applies only at
+// that version (ErrConflict otherwise).
+func (s *Store) Patch(ctx context.Context, kind Kind, id string, set map[string]any, ifVersion int64) error {
+	names := map[string]string{"#v": attrVersion}
+	values := map[string]types.AttributeValue{":one": &types.AttributeValueMemberN{Value: "1"}}
+	var sets []string
+	i := 0
+	for name, v := range set {
+		av, err := attributevalue.MarshalWithOptions(v, encOpts)
+		if err != nil {
+			return fmt.Errorf("patch %s %s: marshal %s: %w", kind, id, name, err)
+		}
+		n, val := fmt.Sprintf("#f%d", i), fmt.Sprintf(":f%d", i)
+		names[n] = name
+		values[val] = av
+		sets = append(sets, n+" = "+val)
+		i++
+	}
+	cond := "attribute_exists(pk)"
+	if ifVersion > 0 {
+		cond += " AND #v = :ver"
+		values[":ver"] = &types.AttributeValueMemberN{Value: fmt.Sprint(ifVersion)}
+	}
+	expr := "ADD #v :one"
+	if len(sets) > 0 {
+		expr = "SET " + strings.Join(sets, ", ") + " " + expr
+	}
+	_, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName: &s.table, Key: pkOf(kind, id), UpdateExpression: &expr,
+		ConditionExpression: &cond, ExpressionAttributeNames: names, ExpressionAttributeValues: values,
+	})
+	if isConditionFailed(err) {
+		if ifVersion > 0 {
+			return fmt.Errorf("patch %s %s: %w", kind, id, ErrConflict)
+		}
+		return fmt.Errorf("patch %s %s: %w", kind, id, ErrNotFound)
+	}
+	if err != nil {
+		return fmt.Errorf("patch %s %s: %w", kind, id, err)
+	}
+	return nil
+}
+
+// Query selects a page of records of one kind, newest first.
+type Query struct {
+	Kind Kind
+	// Status, when set, lists only records in that status.
+	Status string
+	// ComputeEnvID, when set, lists only records of that compute environment.
+	ComputeEnvID string
+	// Limit per page (1..MaxPageSize; 0 means 50).
+	Limit int
+	// Cursor from a previous page ("" for the first).
+	Cursor string
+}
+
+// Page is one page of a listing: raw items to decode with Unmarshal or Decode.
+type Page struct {
+	Items      []map[string]types.AttributeValue
+	NextCursor string
+}
+
+// Decode unmarshals the page's items into out, a pointer to a slice.
+func (p Page) Decode(out any) error {
+	return attributevalue.UnmarshalListOfMapsWithOptions(p.Items, out, decOpts)
+}
+
+// List returns a page of records matching q.
+func (s *Store) List(ctx context.Context, q Query) (Page, error) {
+	limit := q.Limit
+	if limit <= 0 {
+		limit = 50
+	}
+	if limit > MaxPageSize {
+		limit = MaxPageSize
+	}
+	in := &dynamodb.QueryInput{TableName: &s.table, ScanIndexForward: aws.Bool(false), Limit: aws.Int32(int32(limit))}
+	switch {
+	case q.ComputeEnvID != "":
+		in.IndexName = aws.String(IndexByParent)
+		in.KeyConditionExpression = aws.String("#p = :p")
+		in.ExpressionAttributeNames = map[string]string{"#p": attrParent, "#k": attrKind}
+		in.ExpressionAttributeValues = map[string]types.AttributeValue{
+			":p": &types.AttributeValueMemberS{Value: Key(KindCE, q.ComputeEnvID)},
+			":k": &types.AttributeValueMemberS{Value: string(q.Kind)},
+		}
+		in.FilterExpression = aws.String("#k = :k")
+		if q.Status != "" {
+			in.ExpressionAttributeNames["#ks"] = attrKindStatus
+			in.ExpressionAttributeValues[":ks"] = &types.AttributeValueMemberS{Value: string(q.Kind) + "#" + q.Status}
+			in.FilterExpression = aws.String("#k = :k AND #ks = :ks")
+		}
+	case q.Status != "":
+		in.IndexName = aws.String(IndexByStatus)
+		in.KeyConditionExpression = aws.String("#ks = :ks")
+		in.ExpressionAttributeNames = map[string]string{"#ks": attrKindStatus}
+		in.ExpressionAttributeValues = map[string]types.AttributeValue{":ks": &types.AttributeValueMemberS{Value: string(q.Kind) + "#" + q.Status}}
+	default:
+		in.IndexName = aws.String(IndexByKind)
+		in.KeyConditionExpression = aws.String("#k = :k")
+		in.ExpressionAttributeNames = map[string]string{"#k": attrKind}
+		in.ExpressionAttributeValues = map[string]types.AttributeValue{":k": &types.AttributeValueMemberS{Value: string(q.Kind)}}
+	}
+	if q.Cursor != "" {
+		start, err := decodeCursor(q.Cursor)
+		if err != nil {
+			return Page{}, err
+		}
+		in.ExclusiveStartKey = start
+	}
+	var page Page
+	// A filtered query can return short or empty pages; keep reading until
+	// the page is full or the index is exhausted.
+	for {
+		out, err := s.db.Query(ctx, in)
+		if err != nil {
+			return Page{}, fmt.Errorf("list %s: %w", q.Kind, err)
+		}
+		page.Items = append(page.Items, out.Items...)
+		if len(out.LastEvaluatedKey) == 0 {
+			return page, nil
+		}
+		if len(page.Items) >= limit {
+			page.NextCursor = encodeCursor(out.LastEvaluatedKey)
+			return page, nil
+		}
+		in.ExclusiveStartKey = out.LastEvaluatedKey
+		in.Limit = aws.Int32(int32(limit - len(page.Items)))
+	}
+}
+
+// The cursor is the query's LastEvaluatedKey; every key attribute is a string.
+func encodeCursor(key map[string]types.AttributeValue) string {
+	m := make(map[string]string, len(key))
+	for k, v := range key {
+		m[k] = stringAttr(key, k)
+		_ = v
+	}
+	b, _ := json.Marshal(m)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+func decodeCursor(c string) (map[string]types.AttributeValue, error) {
+	b, err := base64.RawURLEncoding.DecodeString(c)
+	if err != nil {
+		return nil, ErrBadCursor
+	}
+	var m map[string]string
+	if err := json.Unmarshal(b, &m); err != nil || len(m) == 0 || len(m) > 4 {
+		return nil, ErrBadCursor
+	}
+	key := make(map[string]types.AttributeValue, len(m))
+	for k, v := range m {
+		switch k {
+		case attrPK, attrKind, attrCreated, attrKindStatus, attrParent:
+		default:
+			return nil, ErrBadCursor
+		}
+		key[k] = &types.AttributeValueMemberS{Value: v}
+	}
+	return key, nil
+}
+
+func isConditionFailed(err error) bool {
+	var ccf *types.ConditionalCheckFailedException
+	return errors.As(err, &ccf)
+}

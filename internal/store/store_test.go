@@ -1,0 +1,239 @@
+package store_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/ceforge/ceforge/internal/store"
+	"github.com/ceforge/ceforge/internal/testenv"
+)
+
+func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }
+
+type rec struct {
+	ID           string    `json:"id"`
+	Name         string    `json:"name"`
+	Status       string    `json:"status"`
+	ComputeEnvID string    `json:"computeEnvId,omitempty"`
+	CreatedAt    time.Time `json:"createdAt"`
+	ExitCode     *int      `json:"exitCode,omitempty"`
+}
+
+func TestCreateRefusesOverwrite(t *testing.T) {
+	env := testenv.New(t)
+	ctx := context.Background()
+	s := env.Store
+	require.NoError(t, s.Create(ctx, store.KindRun, "r1", rec{ID: "r1", Name: "first", Status: "SUBMITTED", CreatedAt: time.Now()}))
+
+	err := s.Create(ctx, store.KindRun, "r1", rec{ID: "r1", Name: "second", Status: "SUBMITTED", CreatedAt: time.Now()})
+	require.ErrorIs(t, err, store.ErrExists)
+
+	var got rec
+	v, err := s.Get(ctx, store.KindRun, "r1", &got)
+	require.NoError(t, err)
+	require.Equal(t, "first", got.Name)
+	require.EqualValues(t, 1, v)
+}
+
+func TestCreateWithGuardIsAtomic(t *testing.T) {
+	env := testenv.New(t)
+	ctx := context.Background()
+	s := env.Store
+	require.NoError(t, s.Create(ctx, store.KindCE, "ce1", rec{ID: "ce1", Name: "alpha", CreatedAt: time.Now()}, store.WithGuard(store.KindCEName, "alpha")))
+
+	err := s.Create(ctx, store.KindCE, "ce2", rec{ID: "ce2", Name: "alpha", CreatedAt: time.Now()}, store.WithGuard(store.KindCEName, "alpha"))
+	var exists *store.ExistsError
+	require.ErrorAs(t, err, &exists)
+	require.Equal(t, store.KindCEName, exists.Kind)
+	require.Equal(t, "alpha", exists.ID)
+
+	_, err = s.Get(ctx, store.KindCE, "ce2", &rec{})
+	require.ErrorIs(t, err, store.ErrNotFound, "the record must not be written when its guard exists")
+
+	target, err := s.GetRef(ctx, store.KindCEName, "alpha")
+	require.NoError(t, err)
+	require.Equal(t, "ce1", target)
+}
+
+func TestSaveRefusesStaleVersion(t *testing.T) {
+	env := testenv.New(t)
+	ctx := context.Background()
+	s := env.Store
+	require.NoError(t, s.Create(ctx, store.KindCE, "ce1", rec{ID: "ce1", Name: "a", Status: "CREATING", CreatedAt: time.Now()}))
+
+	var r rec
+	v, err := s.Get(ctx, store.KindCE, "ce1", &r)
+	require.NoError(t, err)
+	r.Status = "AVAILABLE"
+	v2, err := s.Save(ctx, store.KindCE, "ce1", r, v)
+	require.NoError(t, err)
+	require.Equal(t, v+1, v2)
+
+	r.Status = "ERRORED"
+	_, err = s.Save(ctx, store.KindCE, "ce1", r, v) // stale
+	require.ErrorIs(t, err, store.ErrConflict)
+
+	var got rec
+	_, err = s.Get(ctx, store.KindCE, "ce1", &got)
+	require.NoError(t, err)
+	require.Equal(t, "AVAILABLE", got.Status)
+
+	_, err = s.Save(ctx, store.KindCE, "missing", r, 1)
+	require.ErrorIs(t, err, store.ErrConflict)
+}
+
+func TestTransitionIsMonotonic(t *testing.T) {
+	env := testenv.New(t)
+	ctx := context.Background()
+	s := env.Store
+	require.NoError(t, s.Create(ctx, store.KindRun, "r1", rec{ID: "r1", Status: "SUBMITTED", CreatedAt: time.Now()}, store.WithStatusRank(10)))
+
+	steps := []struct {
+		status  string
+		rank    int
+		applied bool
+		want    string
+	}{
+		{"SUBMITTED", 10, false, "SUBMITTED"}, // duplicate
+		{"RUNNING", 20, true, "RUNNING"},
+		{"RUNNING", 20, false, "RUNNING"},     // duplicate
+		{"SUBMITTED", 10, false, "RUNNING"},   // late, out of order
+		{"SUCCEEDED", 30, true, "SUCCEEDED"},  // terminal
+		{"FAILED", 30, false, "SUCCEEDED"},    // terminal is final
+		{"RUNNING", 20, false, "SUCCEEDED"},   // late
+	}
+	for i, st := range steps {
+		t.Run(fmt.Sprintf("%d-%s", i, st.status), func(t *testing.T) {
+			code := i
+			applied, err := s.Transition(ctx, store.KindRun, "r1", st.status, st.rank, map[string]any{"exitCode": code})
+			require.NoError(t, err)
+			require.Equal(t, st.applied, applied)
+			var got rec
+			_, err = s.Get(ctx, store.KindRun, "r1", &got)
+			require.NoError(t, err)
+			require.Equal(t, st.want, got.Status)
+		})
+	}
+	var got rec
+	_, err := s.Get(ctx, store.KindRun, "r1", &got)
+	require.NoError(t, err)
+	require.NotNil(t, got.ExitCode)
+	require.Equal(t, 4, *got.ExitCode, "only applied transitions write their fields")
+
+	_, err = s.Transition(ctx, store.KindRun, "nope", "RUNNING", 20, nil)
+	require.ErrorIs(t, err, store.ErrNotFound)
+}
+
+func TestTransitionUpdatesStatusIndex(t *testing.T) {
+	env := testenv.New(t)
+	ctx := context.Background()
+	s := env.Store
+	require.NoError(t, s.Create(ctx, store.KindRun, "r1", rec{ID: "r1", Status: "SUBMITTED", CreatedAt: time.Now()}, store.WithStatusRank(10)))
+	_, err := s.Transition(ctx, store.KindRun, "r1", "RUNNING", 20, nil)
+	require.NoError(t, err)
+
+	page, err := s.List(ctx, store.Query{Kind: store.KindRun, Status: "RUNNING"})
+	require.NoError(t, err)
+	require.Len(t, page.Items, 1)
+	page, err = s.List(ctx, store.Query{Kind: store.KindRun, Status: "SUBMITTED"})
+	require.NoError(t, err)
+	require.Empty(t, page.Items)
+}
+
+func TestListPaginatesByKindStatusAndParent(t *testing.T) {
+	env := testenv.New(t)
+	ctx := context.Background()
+	s := env.Store
+	base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for i := 0; i < 25; i++ {
+		status := "RUNNING"
+		if i%5 == 0 {
+			status = "FAILED"
+		}
+		ce := "ceA"
+		if i%2 == 1 {
+			ce = "ceB"
+		}
+		id := fmt.Sprintf("r%02d", i)
+		require.NoError(t, s.Create(ctx, store.KindRun, id, rec{ID: id, Status: status, ComputeEnvID: ce, CreatedAt: base.Add(time.Duration(i) * time.Minute)}))
+	}
+	require.NoError(t, s.Create(ctx, store.KindCE, "ceA", rec{ID: "ceA", CreatedAt: base}))
+
+	collect := func(q store.Query) []string {
+		var ids []string
+		for {
+			page, err := s.List(ctx, q)
+			require.NoError(t, err)
+			var recs []rec
+			require.NoError(t, page.Decode(&recs))
+			for _, r := range recs {
+				ids = append(ids, r.ID)
+			}
+			if page.NextCursor == "" {
+				return ids
+			}
+			q.Cursor = page.NextCursor
+		}
+	}
+
+	all := collect(store.Query{Kind: store.KindRun, Limit: 7})
+	require.Len(t, all, 25)
+	require.Equal(t, "r24", all[0], "newest first")
+	require.Equal(t, "r00", all[24])
+
+	failed := collect(store.Query{Kind: store.KindRun, Status: "FAILED", Limit: 2})
+	require.Equal(t, []string{"r20", "r15", "r10", "r05", "r00"}, failed)
+
+	ceB := collect(store.Query{Kind: store.KindRun, ComputeEnvID: "ceB", Limit: 4})
+	require.Len(t, ceB, 12)
+	for _, id := range ceB {
+		var n int
+		fmt.Sscanf(id, "r%d", &n)
+		require.Equal(t, 1, n%2)
+	}
+	ceAFailed := collect(store.Query{Kind: store.KindRun, ComputeEnvID: "ceA", Status: "FAILED", Limit: 2})
+	require.Equal(t, []string{"r20", "r10", "r00"}, ceAFailed)
+
+	ces := collect(store.Query{Kind: store.KindCE})
+	require.Equal(t, []string{"ceA"}, ces)
+}
+
+func TestListRejectsBadCursor(t *testing.T) {
+	env := testenv.New(t)
+	for _, c := range []string{"!!", "e30", "eyJldmlsIjoieCJ9"} { // bad base64, {}, {"evil":"x"}
+		_, err := env.Store.List(context.Background(), store.Query{Kind: store.KindRun, Cursor: c})
+		require.True(t, errors.Is(err, store.ErrBadCursor), "cursor %q: %v", c, err)
+	}
+}
+
+func TestPatchAndRefs(t *testing.T) {
+	env := testenv.New(t)
+	ctx := context.Background()
+	s := env.Store
+	require.NoError(t, s.Create(ctx, store.KindRun, "r1", rec{ID: "r1", Status: "SUBMITTED", CreatedAt: time.Now()}))
+	require.NoError(t, s.Patch(ctx, store.KindRun, "r1", map[string]any{"name": "patched"}, 0))
+	var got rec
+	v, err := s.Get(ctx, store.KindRun, "r1", &got)
+	require.NoError(t, err)
+	require.Equal(t, "patched", got.Name)
+	require.EqualValues(t, 2, v)
+	require.ErrorIs(t, s.Patch(ctx, store.KindRun, "r1", map[string]any{"name": "x"}, 1), store.ErrConflict)
+	require.ErrorIs(t, s.Patch(ctx, store.KindRun, "missing", map[string]any{"name": "x"}, 0), store.ErrNotFound)
+
+	require.NoError(t, s.PutRef(ctx, store.KindInstance, "i-123", "r1"))
+	target, err := s.GetRef(ctx, store.KindInstance, "i-123")
+	require.NoError(t, err)
+	require.Equal(t, "r1", target)
+	_, err = s.GetRef(ctx, store.KindInstance, "i-404")
+	require.ErrorIs(t, err, store.ErrNotFound)
+
+	require.NoError(t, s.Delete(ctx, store.KindRun, "r1", store.WithGuard(store.KindInstance, "i-123")))
+	_, err = s.GetRef(ctx, store.KindInstance, "i-123")
+	require.ErrorIs(t, err, store.ErrNotFound)
+}
