@@ -102,11 +102,11 @@ func TestTransitionIsMonotonic(t *testing.T) {
 	}{
 		{"SUBMITTED", 10, false, "SUBMITTED"}, // duplicate
 		{"RUNNING", 20, true, "RUNNING"},
-		{"RUNNING", 20, false, "RUNNING"},     // duplicate
-		{"SUBMITTED", 10, false, "RUNNING"},   // late, out of order
-		{"SUCCEEDED", 30, true, "SUCCEEDED"},  // terminal
-		{"FAILED", 30, false, "SUCCEEDED"},    // terminal is final
-		{"RUNNING", 20, false, "SUCCEEDED"},   // late
+		{"RUNNING", 20, false, "RUNNING"},    // duplicate
+		{"SUBMITTED", 10, false, "RUNNING"},  // late, out of order
+		{"SUCCEEDED", 30, true, "SUCCEEDED"}, // terminal
+		{"FAILED", 30, false, "SUCCEEDED"},   // terminal is final
+		{"RUNNING", 20, false, "SUCCEEDED"},  // late
 	}
 	for i, st := range steps {
 		t.Run(fmt.Sprintf("%d-%s", i, st.status), func(t *testing.T) {

@@ -1,0 +1,96 @@
+// Package config reads ceforge's runtime configuration from the environment.
+// The CDK app sets these variables on every function; `make local` sets them
+// for the local server. Names and defaults are documented in the README.
+package config
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is the runtime configuration shared by all functions.
+type Config struct {
+	// Table is the DynamoDB table (CEFORGE_TABLE, default "ceforge").
+	Table string
+	// Region is the control plane's region (AWS_REGION, default us-east-1).
+	Region string
+	// Endpoint, when set, sends every AWS call to the local emulator
+	// (CEFORGE_AWS_ENDPOINT). Never set in AWS.
+	Endpoint string
+	// Prefix names every AWS resource ceforge creates, so IAM policies can be
+	// scoped to it (CEFORGE_PREFIX, default "ceforge-").
+	Prefix string
+	// AllowedRegions limits where compute environments may be created
+	// (CEFORGE_ALLOWED_REGIONS, comma-separated; empty means the platform's
+	// supported list).
+	AllowedRegions []string
+	// RunLogGroup receives the console logs of EC2 head instances
+	// (CEFORGE_RUN_LOG_GROUP, default /ceforge/runs).
+	RunLogGroup string
+	// SweepDryRun makes scheduled sweeps report only (CEFORGE_SWEEP_DRY_RUN).
+	SweepDryRun bool
+	// SweepGrace is how long an orphan must stay orphaned before it is
+	// deleted (CEFORGE_SWEEP_GRACE, Go duration, default 30m).
+	SweepGrace time.Duration
+	// LogLevel is debug|info|warn|error (CEFORGE_LOG_LEVEL, default info).
+	LogLevel string
+}
+
+// FromEnv reads the configuration from the process environment.
+func FromEnv() (Config, error) { return FromLookup(os.LookupEnv) }
+
+// FromLookup reads the configuration through lookup (tests pass a map).
+func FromLookup(lookup func(string) (string, bool)) (Config, error) {
+	get := func(name, def string) string {
+		if v, ok := lookup(name); ok && strings.TrimSpace(v) != "" {
+			return strings.TrimSpace(v)
+		}
+		return def
+	}
+	c := Config{
+		Table:       get("CEFORGE_TABLE", "ceforge"),
+		Region:      get("AWS_REGION", get("AWS_DEFAULT_REGION", "us-east-1")),
+		Endpoint:    get("CEFORGE_AWS_ENDPOINT", ""),
+		Prefix:      get("CEFORGE_PREFIX", "ceforge-"),
+		RunLogGroup: get("CEFORGE_RUN_LOG_GROUP", "/ceforge/runs"),
+		LogLevel:    get("CEFORGE_LOG_LEVEL", "info"),
+	}
+	if v := get("CEFORGE_ALLOWED_REGIONS", ""); v != "" {
+		for _, r := range strings.Split(v, ",") {
+			if r = strings.TrimSpace(r); r != "" {
+				c.AllowedRegions = append(c.AllowedRegions, r)
+			}
+		}
+	}
+	var err error
+	if c.SweepDryRun, err = strconv.ParseBool(get("CEFORGE_SWEEP_DRY_RUN", "false")); err != nil {
+		return c, fmt.Errorf("CEFORGE_SWEEP_DRY_RUN: %w", err)
+	}
+	if c.SweepGrace, err = time.ParseDuration(get("CEFORGE_SWEEP_GRACE", "30m")); err != nil {
+		return c, fmt.Errorf("CEFORGE_SWEEP_GRACE: %w", err)
+	}
+	if !validPrefix(c.Prefix) {
+		return c, fmt.Errorf("CEFORGE_PREFIX %q: use 1-20 characters of a-z, 0-9 and '-'", c.Prefix)
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		return c, fmt.Errorf("CEFORGE_LOG_LEVEL %q: use debug, info, warn or error", c.LogLevel)
+	}
+	return c, nil
+}
+
+func validPrefix(p string) bool {
+	if len(p) == 0 || len(p) > 20 {
+		return false
+	}
+	for _, ch := range p {
+		if !(ch == '-' || ch >= 'a' && ch <= 'z' || ch >= '0' && ch <= '9') {
+			return false
+		}
+	}
+	return true
+}
