@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sort"
 	"strings"
 	"time"
 
@@ -360,20 +361,12 @@ func (s *Store) Transition(ctx context.Context, kind Kind, id, status string, ra
 		":rank":   &types.AttributeValueMemberN{Value: fmt.Sprint(rank)},
 		":one":    &types.AttributeValueMemberN{Value: "1"},
 	}
-	sets := []string{"#status = :status", "#ks = :ks", "#rank = :rank"}
-	i := 0
-	for name, v := range set {
-		av, err := attributevalue.MarshalWithOptions(v, encOpts)
-		if err != nil {
-			return false, fmt.Errorf("transition %s %s: marshal %s: %w", kind, id, name, err)
-		}
-		n, val := fmt.Sprintf("#f%d", i), fmt.Sprintf(":f%d", i)
-		names[n] = name
-		values[val] = av
-		sets = append(sets, n+" = "+val)
-		i++
+	sets, err := setClauses(set, names, values)
+	if err != nil {
+		return false, fmt.Errorf("transition %s %s: %w", kind, id, err)
 	}
-	_, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+	sets = append([]string{"#status = :status", "#ks = :ks", "#rank = :rank"}, sets...)
+	_, err = s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName:                           &s.table,
 		Key:                                 pkOf(kind, id),
 		UpdateExpression:                    aws.String("SET " + strings.Join(sets, ", ") + " ADD #v :one"),
@@ -406,20 +399,23 @@ func (s *Store) Transition(ctx context.Context, kind Kind, id, status string, ra
 // (counters, backend references). With ifVersion > 0 it applies only at
 // that version (ErrConflict otherwise).
 func (s *Store) Patch(ctx context.Context, kind Kind, id string, set map[string]any, ifVersion int64) error {
+	return s.PatchWithRefs(ctx, kind, id, set, ifVersion)
+}
+
+// Ref names a reverse-index item (kind#id) that points at a record.
+type Ref struct {
+	Kind Kind
+	ID   string
+}
+
+// PatchWithRefs is Patch plus, in the same transaction, reverse-index items
+// pointing at the record (e.g. the EC2 instance id of a run): one call.
+func (s *Store) PatchWithRefs(ctx context.Context, kind Kind, id string, set map[string]any, ifVersion int64, refs ...Ref) error {
 	names := map[string]string{"#v": attrVersion}
 	values := map[string]types.AttributeValue{":one": &types.AttributeValueMemberN{Value: "1"}}
-	var sets []string
-	i := 0
-	for name, v := range set {
-		av, err := attributevalue.MarshalWithOptions(v, encOpts)
-		if err != nil {
-			return fmt.Errorf("patch %s %s: marshal %s: %w", kind, id, name, err)
-		}
-		n, val := fmt.Sprintf("#f%d", i), fmt.Sprintf(":f%d", i)
-		names[n] = name
-		values[val] = av
-		sets = append(sets, n+" = "+val)
-		i++
+	sets, err := setClauses(set, names, values)
+	if err != nil {
+		return fmt.Errorf("patch %s %s: %w", kind, id, err)
 	}
 	cond := "attribute_exists(pk)"
 	if ifVersion > 0 {
@@ -430,10 +426,27 @@ func (s *Store) Patch(ctx context.Context, kind Kind, id string, set map[string]
 	if len(sets) > 0 {
 		expr = "SET " + strings.Join(sets, ", ") + " " + expr
 	}
-	_, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+	update := &types.Update{
 		TableName: &s.table, Key: pkOf(kind, id), UpdateExpression: &expr,
 		ConditionExpression: &cond, ExpressionAttributeNames: names, ExpressionAttributeValues: values,
-	})
+	}
+	if len(refs) > 0 {
+		// The record and its reverse indexes change together or not at all.
+		items := []types.TransactWriteItem{{Update: update}}
+		for _, r := range refs {
+			items = append(items, types.TransactWriteItem{Put: &types.Put{TableName: &s.table, Item: s.guardItem(guard{r.Kind, r.ID}, id, time.Time{})}})
+		}
+		_, err = s.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: items})
+		var tce *types.TransactionCanceledException
+		if errors.As(err, &tce) && len(tce.CancellationReasons) > 0 && aws.ToString(tce.CancellationReasons[0].Code) == "ConditionalCheckFailed" {
+			err = &types.ConditionalCheckFailedException{Message: aws.String("transaction: record condition failed")}
+		}
+	} else {
+		_, err = s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+			TableName: update.TableName, Key: update.Key, UpdateExpression: update.UpdateExpression,
+			ConditionExpression: update.ConditionExpression, ExpressionAttributeNames: names, ExpressionAttributeValues: values,
+		})
+	}
 	if isConditionFailed(err) {
 		if ifVersion > 0 {
 			return fmt.Errorf("patch %s %s: %w", kind, id, ErrConflict)
@@ -444,6 +457,34 @@ func (s *Store) Patch(ctx context.Context, kind Kind, id string, set map[string]
 		return fmt.Errorf("patch %s %s: %w", kind, id, err)
 	}
 	return nil
+}
+
+// setClauses renders "SET" clauses for set, whose keys are json attribute
+// names or dotted paths into maps ("timeline.running"); it fills the
+// expression name and value maps.
+func setClauses(set map[string]any, names map[string]string, values map[string]types.AttributeValue) ([]string, error) {
+	keys := make([]string, 0, len(set))
+	for k := range set {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys) // deterministic expressions
+	var sets []string
+	for i, path := range keys {
+		av, err := attributevalue.MarshalWithOptions(set[path], encOpts)
+		if err != nil {
+			return nil, fmt.Errorf("marshal %s: %w", path, err)
+		}
+		parts := strings.Split(path, ".")
+		for j, part := range parts {
+			alias := fmt.Sprintf("#f%d_%d", i, j)
+			names[alias] = part
+			parts[j] = alias
+		}
+		val := fmt.Sprintf(":f%d", i)
+		values[val] = av
+		sets = append(sets, strings.Join(parts, ".")+" = "+val)
+	}
+	return sets, nil
 }
 
 // Query selects a page of records of one kind, newest first.

@@ -237,3 +237,39 @@ func TestPatchAndRefs(t *testing.T) {
 	_, err = s.GetRef(ctx, store.KindInstance, "i-123")
 	require.ErrorIs(t, err, store.ErrNotFound)
 }
+
+func TestPatchWithRefsAndNestedPaths(t *testing.T) {
+	env := testenv.New(t)
+	ctx := context.Background()
+	s := env.Store
+	type timeline struct {
+		Submitted string `json:"submitted,omitempty"`
+		Running   string `json:"running,omitempty"`
+	}
+	type nested struct {
+		ID        string    `json:"id"`
+		Status    string    `json:"status"`
+		Backend   string    `json:"backend,omitempty"`
+		Timeline  timeline  `json:"timeline"`
+		CreatedAt time.Time `json:"createdAt"`
+	}
+	require.NoError(t, s.Create(ctx, store.KindRun, "r1", nested{ID: "r1", Status: "SUBMITTED", Timeline: timeline{Submitted: "t0"}, CreatedAt: time.Now()}, store.WithStatusRank(10)))
+	require.NoError(t, s.PatchWithRefs(ctx, store.KindRun, "r1", map[string]any{"backend": "i-1"}, 0, store.Ref{Kind: store.KindInstance, ID: "i-1"}))
+	target, err := s.GetRef(ctx, store.KindInstance, "i-1")
+	require.NoError(t, err)
+	require.Equal(t, "r1", target)
+
+	err = s.PatchWithRefs(ctx, store.KindRun, "missing", map[string]any{"backend": "i-2"}, 0, store.Ref{Kind: store.KindInstance, ID: "i-2"})
+	require.ErrorIs(t, err, store.ErrNotFound)
+	_, err = s.GetRef(ctx, store.KindInstance, "i-2")
+	require.ErrorIs(t, err, store.ErrNotFound, "a failed patch must not leave its reverse index behind")
+
+	ok, err := s.Transition(ctx, store.KindRun, "r1", "RUNNING", 20, map[string]any{"timeline.running": "t1"})
+	require.NoError(t, err)
+	require.True(t, ok)
+	var got nested
+	_, err = s.Get(ctx, store.KindRun, "r1", &got)
+	require.NoError(t, err)
+	require.Equal(t, timeline{Submitted: "t0", Running: "t1"}, got.Timeline)
+	require.Equal(t, "i-1", got.Backend)
+}

@@ -1,0 +1,14 @@
+// Command batchevents consumes Batch Job State Change events from SQS in
+// batches, reporting partial batch failures.
+package main
+
+import (
+	"github.com/aws/aws-lambda-go/lambda"
+
+	"github.com/ceforge/ceforge/internal/app"
+)
+
+func main() {
+	a := app.MustFromEnv("batchevents")
+	lambda.Start(a.BatchEvents.SQSHandler())
+}

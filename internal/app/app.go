@@ -1,0 +1,100 @@
+// Package app wires ceforge's parts from configuration: AWS clients, the
+// store, the domain services, platforms, event processors and the router.
+// Every function's main and the local server build one App.
+package app
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+
+	"github.com/ceforge/ceforge/internal/api"
+	"github.com/ceforge/ceforge/internal/awsclient"
+	"github.com/ceforge/ceforge/internal/computeenv"
+	"github.com/ceforge/ceforge/internal/config"
+	"github.com/ceforge/ceforge/internal/eventsrc"
+	"github.com/ceforge/ceforge/internal/handlers"
+	"github.com/ceforge/ceforge/internal/logging"
+	"github.com/ceforge/ceforge/internal/metrics"
+	"github.com/ceforge/ceforge/internal/reconcile"
+	"github.com/ceforge/ceforge/internal/run"
+	"github.com/ceforge/ceforge/internal/store"
+)
+
+// App holds the wired parts.
+type App struct {
+	Config  config.Config
+	AWS     *awsclient.Factory
+	Store   *store.Store
+	Log     *slog.Logger
+	Metrics *metrics.Emitter
+
+	ComputeEnvs *computeenv.Service
+	Runs        *run.Service
+	Reconciler  *reconcile.Reconciler
+	// BatchEvents and EC2Events consume the two event queues.
+	BatchEvents *eventsrc.Processor
+	EC2Events   *eventsrc.Processor
+	// Routes are extra API routes registered by platforms and features.
+	Routes []func(*api.Router)
+}
+
+// Options adjust New for tests and the local server.
+type Options struct {
+	// AWS, when set, is used instead of building a factory from Config.
+	AWS *awsclient.Factory
+	// Log, when set, replaces the JSON logger on stdout.
+	Log *slog.Logger
+	// Metrics, when set, replaces the EMF emitter on stdout.
+	Metrics *metrics.Emitter
+}
+
+// New wires an App from configuration.
+func New(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
+	a := &App{Config: cfg, Log: opts.Log, Metrics: opts.Metrics, AWS: opts.AWS}
+	if a.Log == nil {
+		a.Log = logging.New(os.Stdout, cfg.LogLevel)
+	}
+	if a.Metrics == nil {
+		a.Metrics = metrics.Default()
+	}
+	if a.AWS == nil {
+		f, err := awsclient.New(ctx, awsclient.Options{Region: cfg.Region, Endpoint: cfg.Endpoint})
+		if err != nil {
+			return nil, fmt.Errorf("aws clients: %w", err)
+		}
+		a.AWS = f
+	}
+	a.Store = store.New(dynamodb.NewFromConfig(a.AWS.Config("")), cfg.Table)
+	a.Runs = &run.Service{Store: a.Store, Launchers: map[string]run.Launcher{}, Metrics: a.Metrics, Log: a.Log}
+	a.ComputeEnvs = &computeenv.Service{
+		Store: a.Store, Provisioners: map[string]computeenv.Provisioner{},
+		AllowedRegions: cfg.AllowedRegions, Runs: a.Runs, Log: a.Log,
+	}
+	a.Reconciler = &reconcile.Reconciler{CEs: a.ComputeEnvs, Runs: a.Runs, Log: a.Log}
+	a.BatchEvents = eventsrc.NewProcessor(a.Log.With("consumer", "batchevents"), a.Metrics)
+	a.EC2Events = eventsrc.NewProcessor(a.Log.With("consumer", "ec2events"), a.Metrics)
+
+	for _, register := range platforms {
+		if err := register(ctx, a); err != nil {
+			return nil, err
+		}
+	}
+	return a, nil
+}
+
+// platforms are the registration hooks of the platforms and features,
+// added by their own files in this package (platform_*.go).
+var platforms []func(context.Context, *App) error
+
+// Router returns the HTTP API.
+func (a *App) Router() *api.Router {
+	return handlers.New(handlers.Deps{ComputeEnvs: a.ComputeEnvs, Runs: a.Runs, Log: a.Log, Extra: a.Routes})
+}
+
+// Handler returns the API as an http.Handler.
+func (a *App) Handler() http.Handler { return a.Router() }

@@ -1,0 +1,161 @@
+// Package computeenv is the compute-environment model: the request shape,
+// the common validation rules, lifecycle states, and the Provisioner each
+// platform implements to validate, plan, create and tear down its resources.
+package computeenv
+
+import (
+	"time"
+)
+
+// Platforms.
+const (
+	PlatformBatch = "aws-batch"
+	PlatformCloud = "aws-cloud"
+)
+
+// Configuration modes of the Batch platform.
+const (
+	ModeForge  = "forge"
+	ModeManual = "manual"
+)
+
+// Status of a compute environment.
+const (
+	StatusCreating  = "CREATING"
+	StatusAvailable = "AVAILABLE"
+	StatusErrored   = "ERRORED"
+	StatusDeleting  = "DELETING"
+	StatusDeleted   = "DELETED"
+	StatusInvalid   = "INVALID" // drift: something it relies on changed outside ceforge
+)
+
+// ComputeEnv is a compute environment: what the user asked for plus what
+// ceforge made of it. The same shape is the API response and the stored record.
+type ComputeEnv struct {
+	ID             string            `json:"id"`
+	Name           string            `json:"name"`
+	Platform       string            `json:"platform"`
+	ConfigMode     string            `json:"configMode,omitempty"`
+	Region         string            `json:"region"`
+	WorkDir        string            `json:"workDir"`
+	Credentials    *Credentials      `json:"credentials,omitempty"`
+	PreRunScript   string            `json:"preRunScript,omitempty"`
+	PostRunScript  string            `json:"postRunScript,omitempty"`
+	NextflowConfig string            `json:"nextflowConfig,omitempty"`
+	Environment    []EnvVar          `json:"environment,omitempty"`
+	Labels         map[string]string `json:"labels,omitempty"`
+	Batch          *BatchOptions     `json:"batch,omitempty"`
+	Cloud          *CloudOptions     `json:"cloud,omitempty"`
+
+	Status          string     `json:"status"`
+	StatusReason    string     `json:"statusReason,omitempty"`
+	Warnings        []string   `json:"warnings,omitempty"`
+	ForgedResources []Resource `json:"forgedResources,omitempty"`
+	// Dispose records, at delete time, whether forged resources are removed.
+	Dispose   bool       `json:"dispose,omitempty"`
+	CreatedBy string     `json:"createdBy,omitempty"`
+	CreatedAt time.Time  `json:"createdAt"`
+	UpdatedAt time.Time  `json:"updatedAt"`
+	DeletedAt *time.Time `json:"deletedAt,omitempty"`
+	Version   int64      `json:"version"`
+}
+
+// Credentials name the IAM role ceforge assumes in the user's account. The
+// external ID is not a secret; no secret is ever stored.
+type Credentials struct {
+	RoleARN    string `json:"roleArn"`
+	ExternalID string `json:"externalId,omitempty"`
+}
+
+// EnvVar is an environment variable for the head job, the compute jobs, or both.
+type EnvVar struct {
+	Name    string `json:"name"`
+	Value   string `json:"value"`
+	Head    bool   `json:"head"`
+	Compute bool   `json:"compute"`
+}
+
+// Resource is one AWS resource ceforge created (or adopted) for a CE.
+type Resource struct {
+	Type  string `json:"type"` // e.g. "iam-role", "batch-compute-environment"
+	Name  string `json:"name,omitempty"`
+	ARN   string `json:"arn,omitempty"`
+	ID    string `json:"id,omitempty"`
+	State string `json:"state,omitempty"` // platform-specific progress, e.g. "CREATING", "DELETED"
+}
+
+// BatchOptions are the AWS Batch platform options (forge when Forge is set,
+// else manual with HeadQueue and ComputeQueue).
+type BatchOptions struct {
+	HeadQueue       string        `json:"headQueue,omitempty"`
+	ComputeQueue    string        `json:"computeQueue,omitempty"`
+	HeadJobCpus     int           `json:"headJobCpus,omitempty"`
+	HeadJobMemoryMb int           `json:"headJobMemoryMb,omitempty"`
+	HeadJobRole     string        `json:"headJobRole,omitempty"`
+	ComputeJobRole  string        `json:"computeJobRole,omitempty"`
+	ExecutionRole   string        `json:"executionRole,omitempty"`
+	CliPath         string        `json:"cliPath,omitempty"`
+	LogGroup        string        `json:"logGroup,omitempty"`
+	WaveEnabled     bool          `json:"waveEnabled,omitempty"`
+	Fusion2Enabled  bool          `json:"fusion2Enabled,omitempty"`
+	FusionSnapshots bool          `json:"fusionSnapshots,omitempty"`
+	Forge           *ForgeOptions `json:"forge,omitempty"`
+}
+
+// ForgeOptions describe the Batch resources ceforge creates in forge mode.
+type ForgeOptions struct {
+	Type               string   `json:"type,omitempty"` // SPOT | EC2
+	MinCpus            int      `json:"minCpus"`
+	MaxCpus            int      `json:"maxCpus,omitempty"`
+	InstanceTypes      []string `json:"instanceTypes,omitempty"`
+	AllocStrategy      string   `json:"allocStrategy,omitempty"`
+	BidPercentage      int      `json:"bidPercentage,omitempty"`
+	GpuEnabled         bool     `json:"gpuEnabled,omitempty"`
+	Arm64Enabled       bool     `json:"arm64Enabled,omitempty"`
+	FargateHeadEnabled bool     `json:"fargateHeadEnabled,omitempty"`
+	FastStorage        bool     `json:"fastStorage,omitempty"`
+	ImageID            string   `json:"imageId,omitempty"`
+	EC2KeyPair         string   `json:"ec2KeyPair,omitempty"`
+	VpcID              string   `json:"vpcId,omitempty"`
+	Subnets            []string `json:"subnets,omitempty"`
+	SecurityGroups     []string `json:"securityGroups,omitempty"`
+	EbsAutoScale       bool     `json:"ebsAutoScale,omitempty"`
+	EbsBlockSize       int      `json:"ebsBlockSize,omitempty"`
+	EbsBootSize        int      `json:"ebsBootSize,omitempty"`
+	EfsCreate          bool     `json:"efsCreate,omitempty"`
+	EfsID              string   `json:"efsId,omitempty"`
+	EfsMount           string   `json:"efsMount,omitempty"`
+	FsxName            string   `json:"fsxName,omitempty"`
+	FsxSize            int      `json:"fsxSize,omitempty"`
+	FsxMount           string   `json:"fsxMount,omitempty"`
+	AllowBuckets       []string `json:"allowBuckets,omitempty"`
+	DisposeOnDeletion  *bool    `json:"disposeOnDeletion,omitempty"`
+	EcsConfig          string   `json:"ecsConfig,omitempty"`
+}
+
+// CloudOptions are the AWS Cloud platform options (one EC2 instance per run).
+type CloudOptions struct {
+	InstanceType       string   `json:"instanceType,omitempty"`
+	Arm64Enabled       bool     `json:"arm64Enabled,omitempty"`
+	GpuEnabled         bool     `json:"gpuEnabled,omitempty"`
+	ImageID            string   `json:"imageId,omitempty"`
+	EC2KeyPair         string   `json:"ec2KeyPair,omitempty"`
+	VpcID              string   `json:"vpcId,omitempty"`
+	SubnetIDs          []string `json:"subnetIds,omitempty"`
+	SecurityGroups     []string `json:"securityGroups,omitempty"`
+	InstanceProfileARN string   `json:"instanceProfileArn,omitempty"`
+	EbsBootSize        int      `json:"ebsBootSize,omitempty"`
+	AllowBuckets       []string `json:"allowBuckets,omitempty"`
+	MaxRunHours        int      `json:"maxRunHours,omitempty"`
+	SpotStudios        bool     `json:"spotStudios,omitempty"`
+}
+
+// Active reports whether the CE can still run or is being built.
+func (ce *ComputeEnv) Active() bool {
+	return ce.Status != StatusDeleted && ce.Status != StatusDeleting
+}
+
+// Stable reports whether the CE needs no more provisioning steps.
+func (ce *ComputeEnv) Stable() bool {
+	return ce.Status != StatusCreating && ce.Status != StatusDeleting
+}

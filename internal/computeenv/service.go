@@ -1,0 +1,282 @@
+package computeenv
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/ceforge/ceforge/internal/apierr"
+	"github.com/ceforge/ceforge/internal/ids"
+	"github.com/ceforge/ceforge/internal/store"
+)
+
+// Provisioner is what a platform implements. The Service calls it; it never
+// writes records itself (the Service saves the CE it mutates).
+type Provisioner interface {
+	// Prepare validates the platform options against the user's account with
+	// read-only calls, fills defaults into ce and returns warnings. Problems
+	// with the request are *apierr.Error naming the field; nothing is created.
+	Prepare(ctx context.Context, ce *ComputeEnv) (warnings []string, err error)
+	// Plan lists what Advance would create for ce (dry run).
+	Plan(ctx context.Context, ce *ComputeEnv) (Plan, error)
+	// Advance takes the next idempotent steps towards ce's goal: from
+	// CREATING to AVAILABLE (or ERRORED, with the AWS reason and what was
+	// left), from DELETING to DELETED. It records progress in
+	// ce.ForgedResources and ce.Status. A returned error is transient: the
+	// reconciler calls Advance again later.
+	Advance(ctx context.Context, ce *ComputeEnv) error
+}
+
+// Plan is the list of AWS resources and IAM policies a CE needs.
+type Plan struct {
+	Resources []PlannedResource `json:"resources"`
+}
+
+// PlannedResource is one step of a plan.
+type PlannedResource struct {
+	Action     string         `json:"action"` // "create" or "use" (exists already)
+	Type       string         `json:"type"`
+	Name       string         `json:"name"`
+	Properties map[string]any `json:"properties,omitempty"`
+}
+
+// RunTracker is the part of the run service the CE service needs at delete time.
+type RunTracker interface {
+	// ActiveRuns returns the ids of the CE's runs that have not ended.
+	ActiveRuns(ctx context.Context, ceID string) ([]string, error)
+	// CancelRuns requests cancellation of the CE's active runs.
+	CancelRuns(ctx context.Context, ceID, reason string) error
+}
+
+// Service implements the compute-environment operations of the API and the reconciler.
+type Service struct {
+	Store          *store.Store
+	Provisioners   map[string]Provisioner
+	AllowedRegions []string
+	Runs           RunTracker
+	Log            *slog.Logger
+	Now            func() time.Time
+}
+
+func (s *Service) now() time.Time {
+	if s.Now != nil {
+		return s.Now().UTC()
+	}
+	return time.Now().UTC()
+}
+
+func (s *Service) log() *slog.Logger {
+	if s.Log != nil {
+		return s.Log
+	}
+	return slog.Default()
+}
+
+func (s *Service) provisioner(platform string) (Provisioner, error) {
+	p, ok := s.Provisioners[platform]
+	if !ok || p == nil {
+		return nil, apierr.NotImplemented("compute environments on platform %q are not implemented yet", platform)
+	}
+	return p, nil
+}
+
+// Create validates the request, asks the platform to validate against the
+// account, writes the record (unique name) and takes the first provisioning
+// steps. With dryRun it returns the plan and writes nothing.
+func (s *Service) Create(ctx context.Context, req CreateRequest, createdBy string, dryRun bool) (*ComputeEnv, *Plan, error) {
+	if err := req.Validate(s.AllowedRegions); err != nil {
+		return nil, nil, err
+	}
+	p, err := s.provisioner(req.Platform)
+	if err != nil {
+		return nil, nil, err
+	}
+	now := s.now()
+	ce := &ComputeEnv{
+		ID: ids.New(), Name: req.Name, Platform: req.Platform, Region: req.Region, WorkDir: req.WorkDir,
+		Credentials: req.Credentials, PreRunScript: req.PreRunScript, PostRunScript: req.PostRunScript,
+		NextflowConfig: req.NextflowConfig, Environment: req.Environment, Labels: req.Labels,
+		Batch: req.Batch, Cloud: req.Cloud, Status: StatusCreating, CreatedBy: createdBy, CreatedAt: now, UpdatedAt: now,
+	}
+	if dryRun {
+		// The name check is advisory here; the real create is the authority.
+		if _, err := s.Store.GetRef(ctx, store.KindCEName, req.Name); err == nil {
+			return nil, nil, nameTaken(req.Name)
+		}
+	}
+	warnings, err := p.Prepare(ctx, ce)
+	if err != nil {
+		return nil, nil, err
+	}
+	ce.Warnings = warnings
+	if dryRun {
+		plan, err := p.Plan(ctx, ce)
+		if err != nil {
+			return nil, nil, err
+		}
+		return ce, &plan, nil
+	}
+	err = s.Store.Create(ctx, store.KindCE, ce.ID, ce, store.WithGuard(store.KindCEName, ce.Name))
+	if errors.Is(err, store.ErrExists) {
+		return nil, nil, nameTaken(req.Name)
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("create compute environment %s: %w", ce.Name, err)
+	}
+	ce.Version = 1
+	if err := s.advance(ctx, p, ce); err != nil {
+		// Transient: the record stays CREATING and the reconciler carries on.
+		s.log().Warn("compute environment provisioning will be retried", "ce_id", ce.ID, "error", err.Error())
+	}
+	return ce, nil, nil
+}
+
+func nameTaken(name string) error {
+	return apierr.Conflict("name_taken", "name", "a compute environment named %q already exists", name)
+}
+
+// advance runs one provisioning step and saves the result.
+func (s *Service) advance(ctx context.Context, p Provisioner, ce *ComputeEnv) error {
+	stepErr := p.Advance(ctx, ce)
+	ce.UpdatedAt = s.now()
+	if ce.Status == StatusDeleted && ce.DeletedAt == nil {
+		t := s.now()
+		ce.DeletedAt = &t
+	}
+	v, err := s.Store.Save(ctx, store.KindCE, ce.ID, ce, ce.Version)
+	if err != nil {
+		return errors.Join(stepErr, fmt.Errorf("save compute environment %s: %w", ce.ID, err))
+	}
+	ce.Version = v
+	if ce.Status == StatusDeleted {
+		// Free the name for reuse; the record stays as history.
+		if err := s.Store.Delete(ctx, store.KindCEName, ce.Name); err != nil {
+			return errors.Join(stepErr, err)
+		}
+	}
+	return stepErr
+}
+
+// Get returns a compute environment.
+func (s *Service) Get(ctx context.Context, id string) (*ComputeEnv, error) {
+	if !ids.Valid(id) {
+		return nil, apierr.NotFound("compute environment %q not found", id)
+	}
+	var ce ComputeEnv
+	v, err := s.Store.Get(ctx, store.KindCE, id, &ce)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, apierr.NotFound("compute environment %q not found", id)
+	}
+	if err != nil {
+		return nil, err
+	}
+	ce.Version = v
+	return &ce, nil
+}
+
+// List returns a page of compute environments, newest first.
+func (s *Service) List(ctx context.Context, status, cursor string, limit int) ([]ComputeEnv, string, error) {
+	page, err := s.Store.List(ctx, store.Query{Kind: store.KindCE, Status: status, Cursor: cursor, Limit: limit})
+	if errors.Is(err, store.ErrBadCursor) {
+		return nil, "", apierr.Invalid("cursor", "the cursor is not one this API returned")
+	}
+	if err != nil {
+		return nil, "", err
+	}
+	out := []ComputeEnv{}
+	if err := page.Decode(&out); err != nil {
+		return nil, "", fmt.Errorf("decode compute environments: %w", err)
+	}
+	return out, page.NextCursor, nil
+}
+
+// Delete starts tearing a compute environment down. It refuses while runs
+// are active unless force, which cancels them first.
+func (s *Service) Delete(ctx context.Context, id string, force bool) (*ComputeEnv, error) {
+	ce, err := s.Get(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if ce.Status == StatusDeleted {
+		return ce, nil
+	}
+	p, err := s.provisioner(ce.Platform)
+	if err != nil {
+		return nil, err
+	}
+	if s.Runs != nil {
+		active, err := s.Runs.ActiveRuns(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		if len(active) > 0 {
+			if !force {
+				return nil, apierr.Conflict("active_runs", "", "compute environment %s has %d active run(s); wait for them, cancel them, or delete with force=true", id, len(active))
+			}
+			if err := s.Runs.CancelRuns(ctx, id, "compute environment deleted"); err != nil {
+				return nil, fmt.Errorf("cancel runs of compute environment %s: %w", id, err)
+			}
+		}
+	}
+	if ce.Status != StatusDeleting {
+		ce.Status, ce.StatusReason = StatusDeleting, ""
+		ce.UpdatedAt = s.now()
+		v, err := s.Store.Save(ctx, store.KindCE, ce.ID, ce, ce.Version)
+		if errors.Is(err, store.ErrConflict) {
+			return nil, apierr.Conflict("concurrent_change", "", "compute environment %s changed while deleting; retry", id)
+		}
+		if err != nil {
+			return nil, err
+		}
+		ce.Version = v
+	}
+	if err := s.advance(ctx, p, ce); err != nil {
+		s.log().Warn("compute environment teardown will be retried", "ce_id", ce.ID, "error", err.Error())
+	}
+	return ce, nil
+}
+
+// Advance takes the next provisioning or teardown steps of one CE; the
+// reconciler calls it for every CE that is not stable.
+func (s *Service) Advance(ctx context.Context, id string) error {
+	ce, err := s.Get(ctx, id)
+	if err != nil {
+		return err
+	}
+	if ce.Stable() {
+		return nil
+	}
+	p, err := s.provisioner(ce.Platform)
+	if err != nil {
+		return err
+	}
+	return s.advance(ctx, p, ce)
+}
+
+// Unstable lists the ids of CEs in CREATING or DELETING.
+func (s *Service) Unstable(ctx context.Context) ([]string, error) {
+	var out []string
+	for _, status := range []string{StatusCreating, StatusDeleting} {
+		q := store.Query{Kind: store.KindCE, Status: status, Limit: store.MaxPageSize}
+		for {
+			page, err := s.Store.List(ctx, q)
+			if err != nil {
+				return nil, err
+			}
+			var ces []ComputeEnv
+			if err := page.Decode(&ces); err != nil {
+				return nil, err
+			}
+			for _, ce := range ces {
+				out = append(out, ce.ID)
+			}
+			if page.NextCursor == "" {
+				break
+			}
+			q.Cursor = page.NextCursor
+		}
+	}
+	return out, nil
+}

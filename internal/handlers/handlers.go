@@ -1,0 +1,118 @@
+// Package handlers maps the HTTP API onto the domain services: one file per
+// resource, one router for the API Lambda and the local server.
+package handlers
+
+import (
+	_ "embed"
+	"log/slog"
+	"net/http"
+	"strconv"
+
+	"github.com/ceforge/ceforge/internal/api"
+	"github.com/ceforge/ceforge/internal/apierr"
+	"github.com/ceforge/ceforge/internal/computeenv"
+	"github.com/ceforge/ceforge/internal/run"
+)
+
+//go:embed openapi.json
+var openAPIDocument []byte
+
+// OpenAPIDocument returns the API's OpenAPI 3.1 document.
+func OpenAPIDocument() []byte { return openAPIDocument }
+
+// Deps are the services behind the API.
+type Deps struct {
+	ComputeEnvs *computeenv.Service
+	Runs        *run.Service
+	Log         *slog.Logger
+	// Extra registers further routes (logs, sweeps) from their own packages.
+	Extra []func(*api.Router)
+}
+
+// New returns the router of the whole API.
+func New(d Deps) *api.Router {
+	rt := api.NewRouter(d.Log)
+	rt.Handle("GET", "/openapi.json", func(w http.ResponseWriter, r *http.Request) error {
+		w.Header().Set("Content-Type", "application/json")
+		_, err := w.Write(openAPIDocument)
+		return err
+	})
+	ce := computeEnvHandlers{svc: d.ComputeEnvs}
+	rt.Handle("POST", "/compute-envs", ce.create)
+	rt.Handle("GET", "/compute-envs", ce.list)
+	rt.Handle("GET", "/compute-envs/{id}", ce.get)
+	rt.Handle("DELETE", "/compute-envs/{id}", ce.delete)
+	runs := runHandlers{svc: d.Runs}
+	rt.Handle("POST", "/runs", runs.launch)
+	rt.Handle("GET", "/runs", runs.list)
+	rt.Handle("GET", "/runs/{id}", runs.get)
+	rt.Handle("POST", "/runs/{id}/cancel", runs.cancel)
+	for _, register := range d.Extra {
+		register(rt)
+	}
+	return rt
+}
+
+// Query reads query parameters, refusing any not in allowed.
+type Query struct {
+	r *http.Request
+}
+
+// ParseQuery checks that r has only the allowed query parameters, each once.
+func ParseQuery(r *http.Request, allowed ...string) (Query, error) {
+	q := r.URL.Query()
+	for name, vals := range q {
+		ok := false
+		for _, a := range allowed {
+			ok = ok || a == name
+		}
+		if !ok {
+			return Query{}, apierr.BadRequest("unknown_parameter", name, "unknown query parameter %q", name)
+		}
+		if len(vals) > 1 {
+			return Query{}, apierr.BadRequest("invalid_parameter", name, "query parameter %q is given more than once", name)
+		}
+	}
+	return Query{r: r}, nil
+}
+
+// String returns a parameter ("" when absent), at most 2048 bytes.
+func (q Query) String(name string) (string, error) {
+	v := q.r.URL.Query().Get(name)
+	if len(v) > 2048 {
+		return "", apierr.BadRequest("invalid_parameter", name, "%s is too long", name)
+	}
+	return v, nil
+}
+
+// Bool returns a boolean parameter (absent is false).
+func (q Query) Bool(name string) (bool, error) {
+	v := q.r.URL.Query().Get(name)
+	if v == "" {
+		return false, nil
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		return false, apierr.BadRequest("invalid_parameter", name, "%s must be true or false", name)
+	}
+	return b, nil
+}
+
+// Limit returns the page size parameter "limit" (0 when absent).
+func (q Query) Limit() (int, error) {
+	v := q.r.URL.Query().Get("limit")
+	if v == "" {
+		return 0, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > 100 {
+		return 0, apierr.BadRequest("invalid_parameter", "limit", "limit must be an integer from 1 to 100")
+	}
+	return n, nil
+}
+
+// page is the shape of every listing.
+type page[T any] struct {
+	Items      []T    `json:"items"`
+	NextCursor string `json:"nextCursor,omitempty"`
+}

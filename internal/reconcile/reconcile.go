@@ -1,0 +1,59 @@
+// Package reconcile is the level-triggered half of the reliability model:
+// on a schedule it advances compute environments that are being created or
+// deleted, and asks each platform to repair runs whose events were missed.
+package reconcile
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"github.com/ceforge/ceforge/internal/computeenv"
+	"github.com/ceforge/ceforge/internal/run"
+	"github.com/ceforge/ceforge/internal/store"
+)
+
+// Reconciler runs one pass at a time.
+type Reconciler struct {
+	CEs  *computeenv.Service
+	Runs *run.Service
+	Log  *slog.Logger
+}
+
+// Once runs one reconcile pass. Errors of single items are collected, not
+// fatal: one broken CE must not stop the others.
+func (r *Reconciler) Once(ctx context.Context) error {
+	var errs []error
+	unstable, err := r.CEs.Unstable(ctx)
+	if err != nil {
+		return fmt.Errorf("list unstable compute environments: %w", err)
+	}
+	for _, id := range unstable {
+		if err := r.CEs.Advance(ctx, id); err != nil && !errors.Is(err, store.ErrConflict) {
+			// A conflict means someone else advanced it meanwhile: fine.
+			errs = append(errs, fmt.Errorf("advance compute environment %s: %w", id, err))
+		}
+	}
+	var available []computeenv.ComputeEnv
+	cursor := ""
+	for {
+		page, next, err := r.CEs.List(ctx, computeenv.StatusAvailable, cursor, store.MaxPageSize)
+		if err != nil {
+			return errors.Join(append(errs, fmt.Errorf("list available compute environments: %w", err))...)
+		}
+		available = append(available, page...)
+		if next == "" {
+			break
+		}
+		cursor = next
+	}
+	if err := r.Runs.Reconcile(ctx, available); err != nil {
+		errs = append(errs, err)
+	}
+	err = errors.Join(errs...)
+	if err != nil && r.Log != nil {
+		r.Log.Warn("reconcile pass had errors", "error", err.Error())
+	}
+	return err
+}

@@ -1,0 +1,131 @@
+// Package run is the model of runs (pipelines and studios): the launch
+// request, the status state machine, and the Launcher each platform
+// implements to start, cancel and reconcile a run's head.
+package run
+
+import (
+	"time"
+)
+
+// Kinds of run.
+const (
+	KindPipeline = "pipeline"
+	KindStudio   = "studio"
+)
+
+// Status of a run.
+const (
+	StatusSubmitted = "SUBMITTED"
+	StatusRunning   = "RUNNING"
+	StatusUnknown   = "UNKNOWN"
+	StatusSucceeded = "SUCCEEDED"
+	StatusFailed    = "FAILED"
+	StatusCancelled = "CANCELLED"
+)
+
+// Rank orders statuses: a run only moves to a higher rank, so duplicate and
+// late events are no-ops. Terminal statuses share the top rank: the first
+// one recorded is final.
+func Rank(status string) int {
+	switch status {
+	case StatusSubmitted:
+		return 10
+	case StatusRunning:
+		return 20
+	case StatusUnknown:
+		return 25
+	case StatusSucceeded, StatusFailed, StatusCancelled:
+		return 30
+	}
+	return 0
+}
+
+// Terminal reports whether status is final.
+func Terminal(status string) bool { return Rank(status) == 30 }
+
+// ActiveStatuses are the statuses of runs that have not ended.
+var ActiveStatuses = []string{StatusSubmitted, StatusRunning, StatusUnknown}
+
+// Run is a pipeline or studio run; the same shape is the API response and
+// the stored record.
+type Run struct {
+	ID           string `json:"id"`
+	Kind         string `json:"kind"`
+	ComputeEnvID string `json:"computeEnvId"`
+	Platform     string `json:"platform"`
+	RunName      string `json:"runName"`
+
+	Pipeline        string            `json:"pipeline,omitempty"`
+	Revision        string            `json:"revision,omitempty"`
+	ConfigProfiles  []string          `json:"configProfiles,omitempty"`
+	ParamsText      string            `json:"paramsText,omitempty"`
+	ConfigText      string            `json:"configText,omitempty"`
+	PreRunScript    string            `json:"preRunScript,omitempty"`
+	PostRunScript   string            `json:"postRunScript,omitempty"`
+	WorkDir         string            `json:"workDir"`
+	Labels          map[string]string `json:"labels,omitempty"`
+	HeadJobCpus     int               `json:"headJobCpus,omitempty"`
+	HeadJobMemoryMb int               `json:"headJobMemoryMb,omitempty"`
+	Studio          *Studio           `json:"studio,omitempty"`
+
+	Status          string    `json:"status"`
+	StatusReason    string    `json:"statusReason,omitempty"`
+	Timeline        Timeline  `json:"timeline"`
+	TimeToRunningMs *int64    `json:"timeToRunningMs,omitempty"`
+	ExitCode        *int      `json:"exitCode,omitempty"`
+	Progress        *Progress `json:"progress,omitempty"`
+	Backend         *Backend  `json:"backend,omitempty"`
+	Logs            *LogRef   `json:"logs,omitempty"`
+	CancelRequested bool      `json:"cancelRequested,omitempty"`
+	SpotInterrupted bool      `json:"spotInterrupted,omitempty"`
+
+	CreatedBy string    `json:"createdBy,omitempty"`
+	CreatedAt time.Time `json:"createdAt"`
+	Version   int64     `json:"version"`
+}
+
+// Studio options of a studio run.
+type Studio struct {
+	Image string `json:"image"`
+	Port  int    `json:"port,omitempty"`
+	Spot  bool   `json:"spot,omitempty"`
+}
+
+// Timeline holds the times a run reached each phase.
+type Timeline struct {
+	Submitted *time.Time `json:"submitted,omitempty"`
+	Running   *time.Time `json:"running,omitempty"`
+	Completed *time.Time `json:"completed,omitempty"`
+}
+
+// Progress counts a Batch run's compute tasks.
+type Progress struct {
+	Submitted int `json:"submitted"`
+	Running   int `json:"running"`
+	Succeeded int `json:"succeeded"`
+	Failed    int `json:"failed"`
+}
+
+// Backend types.
+const (
+	BackendEC2   = "ec2-instance"
+	BackendBatch = "batch-job"
+)
+
+// Backend identifies what runs the head of a run.
+type Backend struct {
+	Type       string `json:"type"`
+	InstanceID string `json:"instanceId,omitempty"`
+	JobID      string `json:"jobId,omitempty"`
+	JobQueue   string `json:"jobQueue,omitempty"`
+	Region     string `json:"region,omitempty"`
+}
+
+// LogRef says where the run's console log is.
+type LogRef struct {
+	Group  string `json:"group"`
+	Stream string `json:"stream"`
+}
+
+// Active reports whether the run has not ended.
+func (r *Run) Active() bool { return !Terminal(r.Status) }
