@@ -46,7 +46,7 @@ var (
 	nameRE       = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]*$`)
 	regionRE     = regexp.MustCompile(`^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-[0-9]$`)
 	roleARNRE    = regexp.MustCompile(`^arn:aws[a-z-]*:iam::[0-9]{12}:role/[\w+=,.@/-]{1,512}$`)
-	externalIDRE = regexp.MustCompile(`^[\w+=,.@:/-]{2,1224}$`)
+	externalIDRE = regexp.MustCompile(`^[\w+=,.@:/-]+$`)
 	envNameRE    = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,254}$`)
 	labelKeyRE   = regexp.MustCompile(`^[\p{L}\p{N} _.:/=+@-]+$`)
 	labelValueRE = regexp.MustCompile(`^[\p{L}\p{N} _.:/=+@-]*$`)
@@ -85,7 +85,7 @@ func (r *CreateRequest) Validate(allowedRegions []string) error {
 		if !roleARNRE.MatchString(c.RoleARN) {
 			return apierr.Invalid("credentials.roleArn", "roleArn must be an IAM role ARN (arn:aws:iam::<account>:role/<name>)")
 		}
-		if c.ExternalID != "" && !externalIDRE.MatchString(c.ExternalID) {
+		if c.ExternalID != "" && (len(c.ExternalID) < 2 || len(c.ExternalID) > MaxExternalIDLen || !externalIDRE.MatchString(c.ExternalID)) {
 			return apierr.Invalid("credentials.externalId", "externalId must be 2-%d characters of letters, digits and +=,.@:/-_", MaxExternalIDLen)
 		}
 	}

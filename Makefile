@@ -1,0 +1,60 @@
+# ceforge — see README.md. Every target installs what it needs.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+GO ?= go
+BUILD_DIR ?= build
+FUNCTIONS := $(notdir $(wildcard functions/*))
+# Python tools (moto_server, openapi-spec-validator, cfn-lint): found or installed into .venv.
+TOOLS = eval "$$(scripts/tools.sh)"
+
+.PHONY: all build test test-unit local bench fuzz synth deploy lint clean emulator-start emulator-stop
+
+all: lint test
+
+## build: every function as a static, stripped linux/arm64 `bootstrap` in $(BUILD_DIR)/<name>/
+build:
+	@for f in $(FUNCTIONS); do \
+		mkdir -p $(BUILD_DIR)/$$f; \
+		CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build -trimpath -tags lambda.norpc -ldflags='-s -w' \
+			-o $(BUILD_DIR)/$$f/bootstrap ./functions/$$f; \
+		echo "built $(BUILD_DIR)/$$f/bootstrap ($$(du -h $(BUILD_DIR)/$$f/bootstrap | cut -f1))"; \
+	done
+
+## test: everything the project checks (lint, unit, integration against the emulator, infra, short fuzz)
+test: lint
+	@$(TOOLS); $(GO) test -count=1 -timeout 20m ./...
+	@$(TOOLS); scripts/fuzz.sh 5s
+
+## local: the whole API on http://127.0.0.1:$${CEFORGE_API_PORT:-8080} against the emulator (Ctrl-C stops both)
+local:
+	@scripts/local.sh
+
+## bench: benchmarks and scenario timings, printed as one table
+bench:
+	@$(TOOLS); scripts/bench.sh
+
+## fuzz: longer fuzzing of decoders and renderers
+fuzz:
+	@$(TOOLS); scripts/fuzz.sh 60s
+
+## synth: synthesize the CloudFormation template offline (cdk.out/)
+synth: build
+	@scripts/cdk.sh synth
+
+## deploy: deploy to the AWS account of your current credentials (see README)
+deploy: build
+	@scripts/cdk.sh deploy
+
+## lint: gofmt and go vet
+lint:
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go') 2>/dev/null); \
+	 if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
+	@$(GO) vet ./...
+
+emulator-start:
+	@scripts/emulator.sh start
+emulator-stop:
+	@scripts/emulator.sh stop
+
+clean:
+	rm -rf $(BUILD_DIR) cdk.out .test.log
