@@ -50,7 +50,7 @@ func (p *instantProvisioner) Advance(_ context.Context, ce *computeenv.ComputeEn
 
 const testPlatform = computeenv.PlatformCloud
 
-func newHarness(t *testing.T) (*apptest.Harness, *instantProvisioner) {
+func newHarness(t testing.TB) (*apptest.Harness, *instantProvisioner) {
 	h := apptest.New(t, func(c *config.Config) { c.AllowedRegions = []string{"eu-west-1", "us-east-1"} })
 	p := &instantProvisioner{}
 	h.App.ComputeEnvs.Provisioners = map[string]computeenv.Provisioner{testPlatform: p}
