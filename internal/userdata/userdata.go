@@ -1,0 +1,301 @@
+// Package userdata renders the shell script an EC2 head instance runs at
+// boot: ship the console log to CloudWatch, arm a watchdog, run the pre-run
+// script, Nextflow (or a Studio container) in Docker, the post-run script,
+// upload nextflow.log and an exit-status file to the work dir, shut down.
+//
+// Every user-supplied value enters the script once, as a single-quoted
+// assignment in the header (CEFORGE_*=' … '); the body only ever expands
+// those variables inside double quotes. A value therefore cannot become code
+// whatever it contains (the fuzz test parses the script to prove it).
+package userdata
+
+import (
+	"bytes"
+	"compress/gzip"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// MaxBytes is EC2's user-data limit (before base64 encoding).
+const MaxBytes = 16 << 10
+
+// DefaultNextflowImage runs Nextflow on the head instance.
+const DefaultNextflowImage = "nextflow/nextflow:24.10.5"
+
+// DefaultMaxRunHours is the watchdog's default limit.
+const DefaultMaxRunHours = 168
+
+// Paths on the instance and in the work dir.
+const (
+	// RunDir holds the run's files on the instance.
+	RunDir = "/var/lib/ceforge"
+	// ConsoleLog is the file the CloudWatch agent ships.
+	ConsoleLog = "/var/log/ceforge/console.log"
+	// ExitStatusFile is the name of the file that carries the exit code.
+	ExitStatusFile = "exit-status"
+	// NextflowLogFile is the uploaded Nextflow log.
+	NextflowLogFile = "nextflow.log"
+)
+
+// ErrTooLarge reports a script over MaxBytes even when compressed.
+var ErrTooLarge = errors.New("user-data exceeds EC2's 16 KB limit even when compressed")
+
+// EnvVar is an environment variable exported to the head (and passed to
+// the Nextflow or Studio container).
+type EnvVar struct {
+	Name  string
+	Value string
+}
+
+// Spec is everything the script needs. Values are trusted to be validated
+// for shape (names, ids) but never for content: scripts and configs are
+// arbitrary text.
+type Spec struct {
+	RunID       string
+	Region      string
+	LogGroup    string // CloudWatch log group; the stream is RunID
+	WorkDir     string // s3://bucket/prefix, no trailing slash
+	MaxRunHours int
+
+	// Pipeline runs.
+	Pipeline       string
+	Revision       string
+	ConfigProfiles []string
+	ParamsText     string
+	ConfigText     string // CE nextflowConfig + run configText
+	NextflowImage  string
+
+	// Studio runs (Pipeline empty).
+	StudioImage string
+	StudioPort  int
+
+	PreRunScript  string
+	PostRunScript string
+	Env           []EnvVar
+}
+
+// ExitStatusKey returns the S3 key prefix under the work dir where a run's
+// files are uploaded: <workDirKey>/.ceforge/runs/<runID>/.
+func ExitStatusKey(workDirKey, runID string) string {
+	return joinKey(workDirKey, ".ceforge/runs/"+runID+"/"+ExitStatusFile)
+}
+
+func joinKey(prefix, rest string) string {
+	prefix = strings.Trim(prefix, "/")
+	if prefix == "" {
+		return rest
+	}
+	return prefix + "/" + rest
+}
+
+// Quote returns s as one shell word: inside single quotes nothing is
+// special, and an embedded quote is closed, written as "'" and reopened.
+func Quote(s string) string {
+	return "'" + strings.ReplaceAll(s, "'", `'"'"'`) + "'"
+}
+
+// Render returns the script as text.
+func Render(s Spec) (string, error) {
+	if s.RunID == "" || s.WorkDir == "" || s.LogGroup == "" {
+		return "", errors.New("userdata: RunID, WorkDir and LogGroup are required")
+	}
+	if s.MaxRunHours <= 0 {
+		s.MaxRunHours = DefaultMaxRunHours
+	}
+	if s.NextflowImage == "" {
+		s.NextflowImage = DefaultNextflowImage
+	}
+	var b strings.Builder
+	b.Grow(4096 + len(s.ConfigText) + len(s.ParamsText) + len(s.PreRunScript) + len(s.PostRunScript))
+	b.WriteString("#!/bin/bash\n# ceforge head instance. Generated: every value below is single-quoted.\nset -uo pipefail\n\n")
+
+	assign := func(name, value string) {
+		b.WriteString(name)
+		b.WriteByte('=')
+		b.WriteString(Quote(value))
+		b.WriteByte('\n')
+	}
+	assign("CEFORGE_RUN_ID", s.RunID)
+	assign("CEFORGE_REGION", s.Region)
+	assign("CEFORGE_LOG_GROUP", s.LogGroup)
+	assign("CEFORGE_WORK_DIR", strings.TrimRight(s.WorkDir, "/"))
+	assign("CEFORGE_MAX_RUN_MINUTES", strconv.Itoa(s.MaxRunHours*60))
+	assign("CEFORGE_CW_CONFIG", cloudWatchConfig(s.LogGroup, s.RunID))
+	assign("CEFORGE_PRE_RUN", s.PreRunScript)
+	assign("CEFORGE_POST_RUN", s.PostRunScript)
+	if s.Pipeline != "" {
+		assign("CEFORGE_NXF_IMAGE", s.NextflowImage)
+		assign("CEFORGE_PIPELINE", s.Pipeline)
+		assign("CEFORGE_REVISION", s.Revision)
+		assign("CEFORGE_PROFILES", strings.Join(s.ConfigProfiles, ","))
+		assign("CEFORGE_PARAMS", s.ParamsText)
+		assign("CEFORGE_PARAMS_FILE", paramsFile(s.ParamsText))
+		assign("CEFORGE_CONFIG", s.ConfigText)
+	} else {
+		assign("CEFORGE_STUDIO_IMAGE", s.StudioImage)
+		assign("CEFORGE_STUDIO_PORT", strconv.Itoa(s.StudioPort))
+	}
+	env := append([]EnvVar(nil), s.Env...)
+	sort.Slice(env, func(i, j int) bool { return env[i].Name < env[j].Name })
+	var envFlags strings.Builder
+	for _, e := range env {
+		// Names are validated identifiers ([A-Za-z_][A-Za-z0-9_]*).
+		b.WriteString("export ")
+		assign(e.Name, e.Value)
+		envFlags.WriteString(" -e " + e.Name)
+	}
+	b.WriteString(prologue)
+	if s.Pipeline != "" {
+		b.WriteString(strings.ReplaceAll(pipelineBody, "@ENV_FLAGS@", envFlags.String()))
+	} else {
+		b.WriteString(strings.ReplaceAll(studioBody, "@ENV_FLAGS@", envFlags.String()))
+	}
+	return b.String(), nil
+}
+
+// Build renders the script and fits it into EC2's limit: as is when small
+// enough, else gzip-compressed (cloud-init detects and inflates it), else
+// ErrTooLarge.
+func Build(s Spec) ([]byte, error) {
+	text, err := Render(s)
+	if err != nil {
+		return nil, err
+	}
+	if len(text) <= MaxBytes {
+		return []byte(text), nil
+	}
+	var buf bytes.Buffer
+	zw, _ := gzip.NewWriterLevel(&buf, gzip.BestCompression)
+	if _, err := zw.Write([]byte(text)); err != nil {
+		return nil, fmt.Errorf("compress user-data: %w", err)
+	}
+	if err := zw.Close(); err != nil {
+		return nil, fmt.Errorf("compress user-data: %w", err)
+	}
+	if buf.Len() > MaxBytes {
+		return nil, fmt.Errorf("%w (%d bytes, %d compressed)", ErrTooLarge, len(text), buf.Len())
+	}
+	return buf.Bytes(), nil
+}
+
+// paramsFile picks the params file name: Nextflow reads JSON or YAML by extension.
+func paramsFile(params string) string {
+	t := strings.TrimSpace(params)
+	if t == "" {
+		return ""
+	}
+	if strings.HasPrefix(t, "{") && json.Valid([]byte(t)) {
+		return "params.json"
+	}
+	return "params.yaml"
+}
+
+// cloudWatchConfig is the agent configuration shipping the console log to
+// the run's stream.
+func cloudWatchConfig(group, stream string) string {
+	cfg := map[string]any{
+		"agent": map[string]any{"run_as_user": "root"},
+		"logs": map[string]any{"logs_collected": map[string]any{"files": map[string]any{"collect_list": []any{
+			map[string]any{"file_path": ConsoleLog, "log_group_name": group, "log_stream_name": stream, "retention_in_days": -1},
+		}}}},
+	}
+	out, _ := json.Marshal(cfg)
+	return string(out)
+}
+
+// prologue: console log, CloudWatch agent, watchdog, S3 helper and the
+// exit trap that uploads results and shuts the instance down whatever happens.
+const prologue = `
+CEFORGE_DIR=` + RunDir + `
+CEFORGE_DEST="${CEFORGE_WORK_DIR}/.ceforge/runs/${CEFORGE_RUN_ID}"
+CEFORGE_RC=1
+mkdir -p "$CEFORGE_DIR" /var/log/ceforge
+exec > >(tee -a ` + ConsoleLog + `) 2>&1
+echo "ceforge: run ${CEFORGE_RUN_ID} starting on $(hostname)"
+
+# Watchdog: nothing outlives the compute environment's maximum run time.
+shutdown -h "+${CEFORGE_MAX_RUN_MINUTES}" "ceforge watchdog" || (sleep "$((CEFORGE_MAX_RUN_MINUTES * 60))"; poweroff -f) &
+
+# CloudWatch agent ships the console log to the run's stream.
+if [ ! -x /opt/aws/amazon-cloudwatch-agent/bin/amazon-cloudwatch-agent-ctl ]; then
+  dnf install -y -q amazon-cloudwatch-agent || yum install -y -q amazon-cloudwatch-agent || true
+fi
+printf '%s\n' "$CEFORGE_CW_CONFIG" > "$CEFORGE_DIR/cloudwatch.json"
+/opt/aws/amazon-cloudwatch-agent/bin/amazon-cloudwatch-agent-ctl -a fetch-config -m ec2 -s -c "file:$CEFORGE_DIR/cloudwatch.json" || echo "ceforge: CloudWatch agent did not start"
+
+ceforge_s3cp() {
+  if command -v aws >/dev/null 2>&1; then
+    aws s3 cp --only-show-errors --region "$CEFORGE_REGION" "$1" "$2"
+  else
+    docker run --rm --network host -v "$CEFORGE_DIR:$CEFORGE_DIR" public.ecr.aws/aws-cli/aws-cli:2.22.0 s3 cp --only-show-errors --region "$CEFORGE_REGION" "$1" "$2"
+  fi
+}
+
+ceforge_finish() {
+  trap - EXIT
+  cd "$CEFORGE_DIR" || true
+  if [ -n "$CEFORGE_POST_RUN" ]; then
+    printf '%s\n' "$CEFORGE_POST_RUN" > post-run.sh
+    CEFORGE_EXIT_CODE="$CEFORGE_RC" bash post-run.sh || echo "ceforge: post-run script failed with $?"
+  fi
+  [ -f .nextflow.log ] && cp .nextflow.log ` + NextflowLogFile + `
+  [ -f ` + NextflowLogFile + ` ] && ceforge_s3cp ` + NextflowLogFile + ` "$CEFORGE_DEST/` + NextflowLogFile + `"
+  printf '%s\n' "$CEFORGE_RC" > ` + ExitStatusFile + `
+  ceforge_s3cp ` + ExitStatusFile + ` "$CEFORGE_DEST/` + ExitStatusFile + `" || echo "ceforge: could not upload the exit status"
+  echo "ceforge: run ${CEFORGE_RUN_ID} ended with exit code ${CEFORGE_RC}; shutting down"
+  sleep 5 # let the agent flush the last lines
+  shutdown -h now
+}
+trap ceforge_finish EXIT
+cd "$CEFORGE_DIR" || exit 1
+systemctl start docker 2>/dev/null || true
+
+if [ -n "$CEFORGE_PRE_RUN" ]; then
+  printf '%s\n' "$CEFORGE_PRE_RUN" > pre-run.sh
+  bash pre-run.sh
+  CEFORGE_RC=$?
+  if [ "$CEFORGE_RC" -ne 0 ]; then
+    echo "ceforge: pre-run script failed with exit code ${CEFORGE_RC}"
+    exit
+  fi
+fi
+`
+
+// pipelineBody runs Nextflow in Docker with the host's Docker socket (tasks
+// run as sibling containers), the S3 work dir, and the cloud cache in the
+// work dir so a relaunch can resume.
+const pipelineBody = `
+cat > ceforge.config <<'CEFORGE_EOF'
+docker.enabled = true
+wave.enabled = true
+fusion.enabled = true
+CEFORGE_EOF
+printf '%s\n' "$CEFORGE_CONFIG" > nextflow.config
+CEFORGE_ARGS=(run "$CEFORGE_PIPELINE" -c ceforge.config -c nextflow.config -w "$CEFORGE_WORK_DIR")
+[ -n "$CEFORGE_REVISION" ] && CEFORGE_ARGS+=(-r "$CEFORGE_REVISION")
+[ -n "$CEFORGE_PROFILES" ] && CEFORGE_ARGS+=(-profile "$CEFORGE_PROFILES")
+if [ -n "$CEFORGE_PARAMS_FILE" ]; then
+  printf '%s\n' "$CEFORGE_PARAMS" > "$CEFORGE_PARAMS_FILE"
+  CEFORGE_ARGS+=(-params-file "$CEFORGE_PARAMS_FILE")
+fi
+docker run --rm --name ceforge-nextflow --network host \
+  -v /var/run/docker.sock:/var/run/docker.sock -v "$CEFORGE_DIR:$CEFORGE_DIR" -w "$CEFORGE_DIR" \
+  -e NXF_HOME="$CEFORGE_DIR/.nextflow" -e NXF_ANSI_LOG=false \
+  -e NXF_CLOUDCACHE_PATH="$CEFORGE_WORK_DIR/.ceforge/cache" \
+  -e AWS_REGION="$CEFORGE_REGION" -e AWS_DEFAULT_REGION="$CEFORGE_REGION"@ENV_FLAGS@ \
+  "$CEFORGE_NXF_IMAGE" nextflow "${CEFORGE_ARGS[@]}"
+CEFORGE_RC=$?
+`
+
+// studioBody runs the Studio's container until it exits or the instance
+// is terminated (cancel, Spot interruption, watchdog).
+const studioBody = `
+docker run --rm --name ceforge-studio -p "$CEFORGE_STUDIO_PORT:$CEFORGE_STUDIO_PORT" \
+  -e PORT="$CEFORGE_STUDIO_PORT" -e AWS_REGION="$CEFORGE_REGION"@ENV_FLAGS@ \
+  "$CEFORGE_STUDIO_IMAGE"
+CEFORGE_RC=$?
+`

@@ -1,0 +1,229 @@
+package userdata
+
+import (
+	"bytes"
+	"compress/gzip"
+	"io"
+	"os/exec"
+	"strings"
+	"testing"
+	"unicode/utf8"
+
+	"github.com/stretchr/testify/require"
+	"mvdan.cc/sh/v3/expand"
+	"mvdan.cc/sh/v3/syntax"
+)
+
+func baseSpec() Spec {
+	return Spec{
+		RunID: "abc123def456gh", Region: "eu-west-1", LogGroup: "/ceforge/runs", WorkDir: "s3://bucket/work",
+		MaxRunHours: 12, Pipeline: "nf-core/rnaseq", Revision: "3.14.0", ConfigProfiles: []string{"test", "docker"},
+		ParamsText: `{"outdir": "s3://bucket/out"}`, ConfigText: "process.cpus = 2",
+		PreRunScript: "echo pre", PostRunScript: "echo post",
+		Env: []EnvVar{{Name: "FOO", Value: "bar"}},
+	}
+}
+
+// assignments parses script and returns every top-level assignment word
+// (plain and export), failing on a syntax error.
+func assignments(t testing.TB, script string) map[string][]*syntax.Word {
+	t.Helper()
+	f, err := syntax.NewParser(syntax.Variant(syntax.LangBash)).Parse(strings.NewReader(script), "user-data")
+	require.NoError(t, err, "rendered script must parse")
+	out := map[string][]*syntax.Word{}
+	for _, st := range f.Stmts {
+		switch c := st.Cmd.(type) {
+		case *syntax.CallExpr:
+			if len(c.Args) == 0 {
+				for _, a := range c.Assigns {
+					out[a.Name.Value] = append(out[a.Name.Value], a.Value)
+				}
+			}
+		case *syntax.DeclClause:
+			for _, a := range c.Args {
+				if a.Name != nil {
+					out[a.Name.Value] = append(out[a.Name.Value], a.Value)
+				}
+			}
+		}
+	}
+	return out
+}
+
+// requireLiteral checks word is one literal word (single quotes and escaped
+// quotes and "'" only: no expansion of any kind) whose value is want.
+func requireLiteral(t testing.TB, name string, word *syntax.Word, want string) {
+	t.Helper()
+	if want == "" && word == nil {
+		return
+	}
+	require.NotNil(t, word, name)
+	for _, p := range word.Parts {
+		switch p := p.(type) {
+		case *syntax.SglQuoted:
+			require.False(t, p.Dollar, "%s: $'…' quoting", name)
+		case *syntax.DblQuoted:
+			// Only the "'" that carries an embedded single quote.
+			require.Len(t, p.Parts, 1, name)
+			lit, ok := p.Parts[0].(*syntax.Lit)
+			require.True(t, ok && lit.Value == "'", "%s: double-quoted part may expand", name)
+		default:
+			t.Fatalf("%s: word part %T can expand", name, p)
+		}
+	}
+	got, err := expand.Literal(nil, word)
+	require.NoError(t, err)
+	require.Equal(t, want, got, name)
+}
+
+func checkValues(t testing.TB, s Spec) {
+	t.Helper()
+	script, err := Render(s)
+	require.NoError(t, err)
+	as := assignments(t, script)
+	want := map[string]string{
+		"CEFORGE_RUN_ID": s.RunID, "CEFORGE_REGION": s.Region, "CEFORGE_LOG_GROUP": s.LogGroup,
+		"CEFORGE_WORK_DIR": strings.TrimRight(s.WorkDir, "/"), "CEFORGE_PRE_RUN": s.PreRunScript,
+		"CEFORGE_POST_RUN": s.PostRunScript,
+	}
+	if s.Pipeline != "" {
+		want["CEFORGE_PIPELINE"], want["CEFORGE_REVISION"] = s.Pipeline, s.Revision
+		want["CEFORGE_PROFILES"], want["CEFORGE_PARAMS"] = strings.Join(s.ConfigProfiles, ","), s.ParamsText
+		want["CEFORGE_CONFIG"] = s.ConfigText
+	} else {
+		want["CEFORGE_STUDIO_IMAGE"] = s.StudioImage
+	}
+	for _, e := range s.Env {
+		want[e.Name] = e.Value
+	}
+	for name, v := range want {
+		words := as[name]
+		require.Len(t, words, 1, "%s assigned once", name)
+		requireLiteral(t, name, words[0], v)
+	}
+}
+
+func TestRenderQuotesEveryValue(t *testing.T) {
+	nasty := []string{
+		"", "plain", "it's", "'", "''", `"$(rm -rf /)"`, "`id`", "$HOME ${x} $((1+1))", "a\nb\n'\n",
+		"CEFORGE_EOF\nrm -rf /\n", `\'`, "; shutdown -h now #", "<(cat) >(cat) *?[a]", "ünïcødé ✓", "!$ !! ^a^b",
+	}
+	for _, v := range nasty {
+		s := baseSpec()
+		s.PreRunScript, s.PostRunScript, s.ConfigText, s.ParamsText, s.Revision, s.Pipeline = v, v, v, v, v, v
+		s.ConfigProfiles = []string{v}
+		s.Env = []EnvVar{{Name: "X", Value: v}}
+		checkValues(t, s)
+	}
+}
+
+func FuzzRenderQuoting(f *testing.F) {
+	for _, seed := range []string{"", "x", "it's", "$(id)", "a\nb", "'\\''", "CEFORGE_EOF", "${IFS}"} {
+		f.Add(seed, seed, seed)
+	}
+	f.Fuzz(func(t *testing.T, script, config, params string) {
+		for _, v := range []string{script, config, params} {
+			if strings.ContainsRune(v, 0) || !utf8.ValidString(v) {
+				t.Skip("NUL bytes are refused by validation; the parser reads UTF-8")
+			}
+		}
+		s := baseSpec()
+		s.PreRunScript, s.PostRunScript, s.ConfigText, s.ParamsText = script, params, config, params
+		s.Revision, s.Pipeline = config, script
+		s.Env = []EnvVar{{Name: "A", Value: script}, {Name: "B", Value: config}}
+		checkValues(t, s)
+	})
+}
+
+func TestRenderContents(t *testing.T) {
+	s := baseSpec()
+	script, err := Render(s)
+	require.NoError(t, err)
+	for _, want := range []string{
+		"CEFORGE_MAX_RUN_MINUTES='720'", `shutdown -h "+${CEFORGE_MAX_RUN_MINUTES}"`,
+		`NXF_CLOUDCACHE_PATH="$CEFORGE_WORK_DIR/.ceforge/cache"`, `CEFORGE_DEST="${CEFORGE_WORK_DIR}/.ceforge/runs/${CEFORGE_RUN_ID}"`,
+		"CEFORGE_PARAMS_FILE='params.json'", "amazon-cloudwatch-agent-ctl", `"log_stream_name":"abc123def456gh"`,
+		`"log_group_name":"/ceforge/runs"`, "trap ceforge_finish EXIT", "shutdown -h now", " -e FOO",
+		"exit-status", "nextflow.log",
+	} {
+		require.Contains(t, script, want)
+	}
+	s.ParamsText = "outdir: s3://b/out\n"
+	script, err = Render(s)
+	require.NoError(t, err)
+	require.Contains(t, script, "CEFORGE_PARAMS_FILE='params.yaml'")
+
+	studio := Spec{RunID: "r", Region: "us-east-1", LogGroup: "/g", WorkDir: "s3://b", StudioImage: "jupyter/base:1", StudioPort: 8888}
+	script, err = Render(studio)
+	require.NoError(t, err)
+	require.Contains(t, script, "CEFORGE_STUDIO_IMAGE='jupyter/base:1'")
+	require.NotContains(t, script, "nextflow run")
+	require.Contains(t, script, "CEFORGE_MAX_RUN_MINUTES='10080'", "default 168 h")
+
+	_, err = Render(Spec{})
+	require.Error(t, err)
+}
+
+func TestBuildCompressesOrRefuses(t *testing.T) {
+	s := baseSpec()
+	small, err := Build(s)
+	require.NoError(t, err)
+	require.True(t, bytes.HasPrefix(small, []byte("#!/bin/bash")))
+
+	// Large but compressible: gzip.
+	s.ConfigText = strings.Repeat("process.cpus = 2\n", 2000)
+	big, err := Build(s)
+	require.NoError(t, err)
+	require.LessOrEqual(t, len(big), MaxBytes)
+	zr, err := gzip.NewReader(bytes.NewReader(big))
+	require.NoError(t, err)
+	plain, err := io.ReadAll(zr)
+	require.NoError(t, err)
+	require.Contains(t, string(plain), "process.cpus = 2")
+
+	// Large and incompressible: a clear error.
+	var rnd strings.Builder
+	x := uint64(88172645463325252)
+	for rnd.Len() < 40<<10 {
+		x ^= x << 13
+		x ^= x >> 7
+		x ^= x << 17
+		rnd.WriteByte(byte('!' + x%90))
+	}
+	s.ConfigText = rnd.String()
+	_, err = Build(s)
+	require.ErrorIs(t, err, ErrTooLarge)
+}
+
+func TestExitStatusKey(t *testing.T) {
+	require.Equal(t, "work/.ceforge/runs/r1/exit-status", ExitStatusKey("work/", "r1"))
+	require.Equal(t, ".ceforge/runs/r1/exit-status", ExitStatusKey("", "r1"))
+}
+
+func BenchmarkUserDataRender(b *testing.B) {
+	s := baseSpec()
+	s.ConfigText = strings.Repeat("process.cpus = 2\n", 50)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := Build(s); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// TestRenderBashSyntax checks the scripts with bash itself (-n: parse only).
+func TestRenderBashSyntax(t *testing.T) {
+	bash, err := exec.LookPath("bash")
+	if err != nil {
+		t.Skip("bash not installed")
+	}
+	studio := Spec{RunID: "r", Region: "us-east-1", LogGroup: "/g", WorkDir: "s3://b", StudioImage: "jupyter/base:1", StudioPort: 8888}
+	for _, s := range []Spec{baseSpec(), studio} {
+		script, err := Render(s)
+		require.NoError(t, err)
+		cmd := exec.Command(bash, "-n")
+		cmd.Stdin = strings.NewReader(script)
+		out, err := cmd.CombinedOutput()
+		require.NoError(t, err, string(out))
+	}
+}
