@@ -1,0 +1,121 @@
+package stack
+
+import (
+	"encoding/json"
+
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsapigatewayv2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsapigatewayv2authorizers"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsapigatewayv2integrations"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awslambda"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awslogs"
+	"github.com/aws/constructs-go/constructs/v10"
+	"github.com/aws/jsii-runtime-go"
+)
+
+// Route is one API route; every route is declared (no catch-all) so each
+// carries its own authorization.
+type Route struct{ Method, Path string }
+
+// Routes of the HTTP API, all served by the api function.
+var Routes = []Route{
+	{"GET", "/openapi.json"},
+	{"POST", "/compute-envs"},
+	{"GET", "/compute-envs"},
+	{"GET", "/compute-envs/{id}"},
+	{"DELETE", "/compute-envs/{id}"},
+	{"POST", "/runs"},
+	{"GET", "/runs"},
+	{"GET", "/runs/{id}"},
+	{"POST", "/runs/{id}/cancel"},
+	{"GET", "/runs/{id}/logs"},
+	{"GET", "/runs/{id}/logs/download"},
+	{"POST", "/sweeps"},
+	{"GET", "/sweeps"},
+	{"GET", "/sweeps/{id}"},
+}
+
+// API is the HTTP API and the log-follow Function URL.
+type API struct {
+	HTTPAPI   awsapigatewayv2.HttpApi
+	Stage     awsapigatewayv2.HttpStage
+	AccessLog awslogs.LogGroup
+	LogsURL   awslambda.FunctionUrl
+}
+
+func newAPI(scope constructs.Construct, cfg Config, fns *Functions) *API {
+	c := constructs.NewConstruct(scope, jsii.String("Api"))
+	a := &API{}
+	a.HTTPAPI = awsapigatewayv2.NewHttpApi(c, jsii.String("HttpApi"), &awsapigatewayv2.HttpApiProps{
+		ApiName:            jsii.String(cfg.Prefix + "api"),
+		Description:        jsii.String("ceforge control plane API"),
+		CreateDefaultStage: jsii.Bool(false),
+	})
+
+	a.AccessLog = awslogs.NewLogGroup(c, jsii.String("AccessLogs"), &awslogs.LogGroupProps{
+		Retention:     fns.Retention,
+		RemovalPolicy: awscdk.RemovalPolicy_DESTROY,
+	})
+	a.Stage = awsapigatewayv2.NewHttpStage(c, jsii.String("DefaultStage"), &awsapigatewayv2.HttpStageProps{
+		HttpApi:    a.HTTPAPI,
+		StageName:  jsii.String("$default"),
+		AutoDeploy: jsii.Bool(true),
+		Throttle: &awsapigatewayv2.ThrottleSettings{
+			RateLimit:  jsii.Number(cfg.APIRateLimit),
+			BurstLimit: jsii.Number(cfg.APIBurstLimit),
+		},
+		DetailedMetricsEnabled: jsii.Bool(true),
+	})
+	format, _ := json.Marshal(map[string]string{
+		"requestId":        "$context.requestId",
+		"requestTime":      "$context.requestTime",
+		"ip":               "$context.identity.sourceIp",
+		"caller":           "$context.identity.caller",
+		"user":             "$context.identity.userArn",
+		"jwtSub":           "$context.authorizer.claims.sub",
+		"routeKey":         "$context.routeKey",
+		"status":           "$context.status",
+		"protocol":         "$context.protocol",
+		"responseLength":   "$context.responseLength",
+		"latency":          "$context.responseLatency",
+		"integrationError": "$context.integrationErrorMessage",
+		"authorizerError":  "$context.authorizer.error",
+	})
+	a.Stage.Node().DefaultChild().(awsapigatewayv2.CfnStage).SetAccessLogSettings(&awsapigatewayv2.CfnStage_AccessLogSettingsProperty{
+		DestinationArn: a.AccessLog.LogGroupArn(),
+		Format:         jsii.String(string(format)),
+	})
+
+	var auth awsapigatewayv2.IHttpRouteAuthorizer
+	if cfg.JwtIssuer != "" {
+		auth = awsapigatewayv2authorizers.NewHttpJwtAuthorizer(jsii.String("JwtAuthorizer"), jsii.String(cfg.JwtIssuer),
+			&awsapigatewayv2authorizers.HttpJwtAuthorizerProps{
+				AuthorizerName: jsii.String(cfg.Prefix + "jwt"),
+				JwtAudience:    jsii.Strings(cfg.JwtAudience...),
+			})
+	} else {
+		auth = awsapigatewayv2authorizers.NewHttpIamAuthorizer()
+	}
+	integration := awsapigatewayv2integrations.NewHttpLambdaIntegration(jsii.String("ApiFunction"), fns.Fn[FnAPI],
+		&awsapigatewayv2integrations.HttpLambdaIntegrationProps{
+			PayloadFormatVersion: awsapigatewayv2.PayloadFormatVersion_VERSION_2_0(),
+		})
+	for _, r := range Routes {
+		a.HTTPAPI.AddRoutes(&awsapigatewayv2.AddRoutesOptions{
+			Path:        jsii.String(r.Path),
+			Methods:     &[]awsapigatewayv2.HttpMethod{awsapigatewayv2.HttpMethod(r.Method)},
+			Integration: integration,
+			Authorizer:  auth,
+		})
+	}
+
+	// Log follow streams through a Function URL (API Gateway buffers
+	// responses); the caller signs with SigV4.
+	a.LogsURL = fns.Fn[FnLogs].AddFunctionUrl(&awslambda.FunctionUrlOptions{
+		AuthType:   awslambda.FunctionUrlAuthType_AWS_IAM,
+		InvokeMode: awslambda.InvokeMode_RESPONSE_STREAM,
+	})
+	// The api hands the follow URL to clients (GET /runs/{id}/logs).
+	fns.Fn[FnAPI].AddEnvironment(jsii.String("CEFORGE_LOGS_URL"), a.LogsURL.Url(), nil)
+	return a
+}

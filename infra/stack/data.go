@@ -1,0 +1,88 @@
+package stack
+
+import (
+	"strings"
+
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsdynamodb"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
+	"github.com/aws/constructs-go/constructs/v10"
+	"github.com/aws/jsii-runtime-go"
+	"github.com/cdklabs/cdk-nag-go/cdknag/v2"
+
+	"github.com/ceforge/ceforge/internal/store"
+)
+
+// Table actions per access level. The store issues GetItem, BatchGetItem,
+// Query, PutItem, UpdateItem, DeleteItem and TransactWriteItems (whose parts
+// are authorized as Put/Update/Delete/ConditionCheckItem).
+var (
+	tableReadActions  = []string{"dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query"}
+	tableWriteActions = []string{"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:ConditionCheckItem", "dynamodb:BatchWriteItem"}
+)
+
+// Data is the single DynamoDB table of internal/store.
+type Data struct {
+	Table awsdynamodb.Table
+}
+
+func newData(scope constructs.Construct) *Data {
+	c := constructs.NewConstruct(scope, jsii.String("Data"))
+	str := func(name string) *awsdynamodb.Attribute {
+		return &awsdynamodb.Attribute{Name: jsii.String(name), Type: awsdynamodb.AttributeType_STRING}
+	}
+	table := awsdynamodb.NewTable(c, jsii.String("Table"), &awsdynamodb.TableProps{
+		PartitionKey: str(store.PartitionKey),
+		BillingMode:  awsdynamodb.BillingMode_PAY_PER_REQUEST,
+		PointInTimeRecoverySpecification: &awsdynamodb.PointInTimeRecoverySpecification{
+			PointInTimeRecoveryEnabled: jsii.Bool(true),
+		},
+		TimeToLiveAttribute: jsii.String(store.TTLAttribute),
+		DeletionProtection:  jsii.Bool(true),
+		Encryption:          awsdynamodb.TableEncryption_AWS_MANAGED,
+		// The table is the system of record: keep it when the stack goes.
+		RemovalPolicy: awscdk.RemovalPolicy_RETAIN,
+	})
+	for _, ix := range store.Indexes() {
+		props := &awsdynamodb.GlobalSecondaryIndexProps{
+			IndexName:      jsii.String(ix.Name),
+			PartitionKey:   str(ix.PartitionKey),
+			ProjectionType: awsdynamodb.ProjectionType_ALL,
+		}
+		if ix.SortKey != "" {
+			props.SortKey = str(ix.SortKey)
+		}
+		table.AddGlobalSecondaryIndex(props)
+	}
+	return &Data{Table: table}
+}
+
+// grant gives role the table actions on the table and its indexes, and
+// nothing else.
+func (d *Data) grant(role awsiam.Role, write bool) {
+	actions := append([]string{}, tableReadActions...)
+	sid := "TableRead"
+	if write {
+		actions = append(actions, tableWriteActions...)
+		sid = "TableReadWrite"
+	}
+	role.AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Sid:       jsii.String(sid),
+		Actions:   jsii.Strings(actions...),
+		Resources: jsii.Strings(*d.Table.TableArn(), *d.Table.TableArn()+"/index/*"),
+	}))
+	logicalID := awscdk.Stack_Of(d.Table).GetLogicalId(d.Table.Node().DefaultChild().(awscdk.CfnElement))
+	cdknag.NagSuppressions_AddResourceSuppressions(role, &[]*cdknag.NagPackSuppression{{
+		Id:        jsii.String("AwsSolutions-IAM5"),
+		Reason:    jsii.String(sid + ": the table's global secondary indexes (" + indexNames() + "), queried by the store; the table is the only DynamoDB resource."),
+		AppliesTo: &[]any{"Resource::<" + *logicalID + ".Arn>/index/*"},
+	}}, jsii.Bool(true))
+}
+
+func indexNames() string {
+	var names []string
+	for _, ix := range store.Indexes() {
+		names = append(names, ix.Name)
+	}
+	return strings.Join(names, ", ")
+}

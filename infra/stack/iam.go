@@ -1,0 +1,610 @@
+package stack
+
+import (
+	"maps"
+	"slices"
+	"strings"
+
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
+	"github.com/aws/constructs-go/constructs/v10"
+	"github.com/aws/jsii-runtime-go"
+	"github.com/cdklabs/cdk-nag-go/cdknag/v2"
+)
+
+// The permission groups of the reference documents (create / validate /
+// launch / delete / logs), rewritten for ceforge: every resource that AWS
+// lets a policy name is scoped to the resource prefix, to the ceforge
+// ownership tag, or to the run-artifact path. Each group is one customer
+// managed policy (6,144 characters each, so the api role, which holds most
+// groups, stays clear of the 10,240-character inline limit) attached to the
+// roles of the functions that need it:
+//
+//	api         validate, create, delete, launch, logs, state(rw), invoke sweeper
+//	reconciler  validate, create, delete, observe, state(rw)
+//	batchevents events, state(rw)
+//	ec2events   events, state(rw)
+//	logs        logs, state(read)
+//	sweeper     sweep, state(rw)
+//
+// and every function may assume customer roles named <prefix>* (assume).
+
+// ManagedTagKey and ManagedTagValue mark everything ceforge creates.
+const (
+	ManagedTagKey   = "ceforge:managed"
+	ManagedTagValue = "true"
+)
+
+// PassRoleServices are the only services a forged role may be passed to.
+var PassRoleServices = []string{"ec2.amazonaws.com", "batch.amazonaws.com", "ecs-tasks.amazonaws.com"}
+
+// ServiceLinkedRoles the forge may create on first use in an account.
+var serviceLinkedRoles = []string{
+	"batch.amazonaws.com", "ecs.amazonaws.com", "spot.amazonaws.com", "spotfleet.amazonaws.com",
+	"elasticfilesystem.amazonaws.com", "fsx.amazonaws.com", "s3.data-source.lustre.fsx.amazonaws.com",
+}
+
+// perm is one policy statement before it becomes CDK.
+type perm struct {
+	sid string
+	// why justifies every wildcard in resources; it becomes the reason of
+	// the statement's cdk-nag IAM5 suppression (required when a resource
+	// holds a wildcard).
+	why       string
+	actions   []string
+	resources []string
+	cond      map[string]map[string]any
+	// regional statements get an aws:RequestedRegion condition when the
+	// deployment restricts regions.
+	regional bool
+}
+
+type permissions struct {
+	cfg       Config
+	partition string
+	account   string
+}
+
+func newPermissions(cfg Config) permissions {
+	return permissions{cfg: cfg, partition: *awscdk.Aws_PARTITION(), account: *awscdk.Aws_ACCOUNT_ID()}
+}
+
+func (p permissions) arn(service, region, account, resource string) string {
+	return "arn:" + p.partition + ":" + service + ":" + region + ":" + account + ":" + resource
+}
+
+// ARNs used by several groups.
+func (p permissions) prefixedRoles() string {
+	return p.arn("iam", "", p.account, "role/"+p.cfg.Prefix+"*")
+}
+func (p permissions) prefixedProfiles() string {
+	return p.arn("iam", "", p.account, "instance-profile/"+p.cfg.Prefix+"*")
+}
+func (p permissions) batch(kind string) string {
+	return p.arn("batch", "*", p.account, kind+"/"+p.cfg.Prefix+"*")
+}
+func (p permissions) ec2(kind string) string { return p.arn("ec2", "*", p.account, kind+"/*") }
+
+// runArtifacts is where a run's files live under its work directory
+// (<workDir>/.ceforge/runs/<run-id>/...): exit status, nextflow.log.
+func (p permissions) runArtifacts() string { return "arn:" + p.partition + ":s3:::*/.ceforge/runs/*" }
+
+// logGroups are the log groups ceforge creates and reads: /ceforge/*, the
+// run log group when configured elsewhere.
+func (p permissions) logGroups() []string {
+	out := []string{p.arn("logs", "*", p.account, "log-group:/ceforge/*")}
+	if !strings.HasPrefix(p.cfg.RunLogGroup, "/ceforge/") {
+		out = append(out, p.arn("logs", "*", p.account, "log-group:"+p.cfg.RunLogGroup+"*"))
+	}
+	return out
+}
+
+func tagIs(op string) map[string]map[string]any {
+	return map[string]map[string]any{"StringEquals": {op + "/" + ManagedTagKey: ManagedTagValue}}
+}
+
+var (
+	requestTagged  = tagIs("aws:RequestTag")
+	resourceTagged = tagIs("aws:ResourceTag")
+)
+
+func createAction(action string) map[string]map[string]any {
+	return map[string]map[string]any{"StringEquals": {"ec2:CreateAction": action}}
+}
+
+func (p permissions) passRole() perm {
+	return perm{
+		sid:       "PassForgedRolesToComputeServices",
+		why:       "Roles named with the ceforge prefix only, and only to EC2, Batch and ECS tasks (iam:PassedToService).",
+		actions:   []string{"iam:PassRole"},
+		resources: []string{p.prefixedRoles()},
+		cond:      map[string]map[string]any{"StringEquals": {"iam:PassedToService": PassRoleServices}},
+	}
+}
+
+// validate: read-only checks of a compute environment's inputs.
+func (p permissions) validate() []perm {
+	return []perm{
+		{
+			sid: "DescribeComputeInputs",
+			why: "EC2, Batch, EFS and FSx Describe* calls and logs:DescribeLogGroups do not support resource-level permissions; read-only.",
+			actions: []string{
+				"ec2:DescribeAccountAttributes", "ec2:DescribeAvailabilityZones", "ec2:DescribeImages",
+				"ec2:DescribeInstanceTypeOfferings", "ec2:DescribeInstanceTypes", "ec2:DescribeKeyPairs",
+				"ec2:DescribeLaunchTemplates", "ec2:DescribeLaunchTemplateVersions", "ec2:DescribeSecurityGroups",
+				"ec2:DescribeSubnets", "ec2:DescribeVpcs",
+				"batch:DescribeComputeEnvironments", "batch:DescribeJobDefinitions", "batch:DescribeJobQueues",
+				"elasticfilesystem:DescribeFileSystems", "elasticfilesystem:DescribeMountTargets",
+				"fsx:DescribeFileSystems", "logs:DescribeLogGroups",
+			},
+			resources: []string{"*"},
+			regional:  true,
+		},
+		{
+			sid:       "ReadPublicAmiParameters",
+			why:       "AWS public parameters under /aws/service/ (ECS-optimized and AL2023 AMI ids) in any compute environment region; read-only.",
+			actions:   []string{"ssm:GetParameter", "ssm:GetParameters"},
+			resources: []string{p.arn("ssm", "*", "*", "parameter/aws/service/*")},
+			regional:  true,
+		},
+		{
+			sid:       "ReadSuppliedRoles",
+			why:       "Validates roles and instance profiles the user names in a compute environment (any name, own account); read-only.",
+			actions:   []string{"iam:GetRole", "iam:GetInstanceProfile"},
+			resources: []string{p.arn("iam", "", p.account, "role/*"), p.arn("iam", "", p.account, "instance-profile/*")},
+		},
+		{
+			sid:       "CheckWorkDirBuckets",
+			why:       "Work directories are user-chosen buckets; bucket-level reads only (location, listing) to validate them.",
+			actions:   []string{"s3:GetBucketLocation", "s3:ListBucket"},
+			resources: []string{"arn:" + p.partition + ":s3:::*"},
+		},
+	}
+}
+
+// create: forge a compute environment's resources.
+func (p permissions) create() []perm {
+	return []perm{
+		{
+			sid: "ForgeRoles",
+			why: "Roles named with the ceforge prefix only; the name suffix is chosen when a compute environment is created.",
+			actions: []string{
+				"iam:CreateRole", "iam:TagRole", "iam:PutRolePolicy", "iam:GetRole", "iam:GetRolePolicy",
+				"iam:ListRolePolicies", "iam:ListAttachedRolePolicies", "iam:ListInstanceProfilesForRole",
+			},
+			resources: []string{p.prefixedRoles()},
+		},
+		{
+			// Only AWS managed policies: a forged role never gets one of the
+			// account's own (possibly broader) policies.
+			sid:       "AttachAwsManagedPoliciesToForgedRoles",
+			why:       "Roles named with the ceforge prefix only, and only AWS managed policies (iam:PolicyARN).",
+			actions:   []string{"iam:AttachRolePolicy"},
+			resources: []string{p.prefixedRoles()},
+			cond:      map[string]map[string]any{"ArnLike": {"iam:PolicyARN": "arn:" + p.partition + ":iam::aws:policy/*"}},
+		},
+		{
+			sid:       "ForgeInstanceProfiles",
+			why:       "Instance profiles named with the ceforge prefix only.",
+			actions:   []string{"iam:CreateInstanceProfile", "iam:TagInstanceProfile", "iam:GetInstanceProfile", "iam:AddRoleToInstanceProfile"},
+			resources: []string{p.prefixedProfiles()},
+		},
+		{
+			sid:       "CreateServiceLinkedRoles",
+			why:       "Service-linked role paths are fixed by AWS; limited by iam:AWSServiceName to the services the forge uses.",
+			actions:   []string{"iam:CreateServiceLinkedRole"},
+			resources: []string{p.arn("iam", "", p.account, "role/aws-service-role/*")},
+			cond:      map[string]map[string]any{"StringEquals": {"iam:AWSServiceName": serviceLinkedRoles}},
+		},
+		p.passRole(),
+		{
+			sid: "ForgeBatch",
+			why: "Batch compute environments, job queues and job definitions named with the ceforge prefix, in any compute environment region.",
+			actions: []string{
+				"batch:CreateComputeEnvironment", "batch:UpdateComputeEnvironment", "batch:CreateJobQueue",
+				"batch:UpdateJobQueue", "batch:RegisterJobDefinition", "batch:TagResource",
+			},
+			resources: []string{p.batch("compute-environment"), p.batch("job-queue"), p.batch("job-definition")},
+			regional:  true,
+		},
+		{
+			sid:       "CreateTaggedLaunchTemplates",
+			why:       "Launch template ids are generated by EC2; creation requires the ceforge:managed=true request tag.",
+			actions:   []string{"ec2:CreateLaunchTemplate"},
+			resources: []string{p.ec2("launch-template")},
+			cond:      requestTagged,
+			regional:  true,
+		},
+		{
+			sid:       "TagLaunchTemplatesOnCreate",
+			why:       "Tagging only as part of CreateLaunchTemplate (ec2:CreateAction).",
+			actions:   []string{"ec2:CreateTags"},
+			resources: []string{p.ec2("launch-template")},
+			cond:      createAction("CreateLaunchTemplate"),
+			regional:  true,
+		},
+		{
+			sid:       "ForgeLogGroups",
+			why:       "Log groups under /ceforge/ (and the configured run log group) only.",
+			actions:   []string{"logs:CreateLogGroup", "logs:PutRetentionPolicy", "logs:TagResource", "logs:TagLogGroup", "logs:ListTagsForResource"},
+			resources: p.logGroups(),
+			regional:  true,
+		},
+		{
+			sid: "CreateTaggedFileSystems",
+			why: "File system ids are generated; creation and tagging require the ceforge:managed=true request tag.",
+			actions: []string{
+				"elasticfilesystem:CreateFileSystem", "elasticfilesystem:TagResource",
+				"fsx:CreateFileSystem", "fsx:TagResource",
+			},
+			resources: []string{p.arn("elasticfilesystem", "*", p.account, "file-system/*"), p.arn("fsx", "*", p.account, "file-system/*")},
+			cond:      requestTagged,
+			regional:  true,
+		},
+		{
+			sid:       "ManageOwnedFileSystems",
+			why:       "Only file systems tagged ceforge:managed=true (aws:ResourceTag).",
+			actions:   []string{"elasticfilesystem:CreateMountTarget", "elasticfilesystem:PutLifecycleConfiguration", "elasticfilesystem:UpdateFileSystem"},
+			resources: []string{p.arn("elasticfilesystem", "*", p.account, "file-system/*")},
+			cond:      resourceTagged,
+			regional:  true,
+		},
+		{
+			// EFS mount targets are network interfaces the caller creates.
+			sid:       "MountTargetInterfaces",
+			why:       "EFS mount targets create network interfaces in user-chosen subnets and security groups; ids are unknown in advance.",
+			actions:   []string{"ec2:CreateNetworkInterface"},
+			resources: []string{p.ec2("network-interface"), p.ec2("subnet"), p.ec2("security-group")},
+			regional:  true,
+		},
+		{
+			sid:       "DescribeMountTargetInterfaces",
+			why:       "ec2:DescribeNetworkInterfaces does not support resource-level permissions; read-only.",
+			actions:   []string{"ec2:DescribeNetworkInterfaces"},
+			resources: []string{"*"},
+			regional:  true,
+		},
+	}
+}
+
+// delete: dispose of what create made.
+func (p permissions) delete() []perm {
+	return []perm{
+		{
+			sid: "DisposeRoles",
+			why: "Roles named with the ceforge prefix only.",
+			actions: []string{
+				"iam:DeleteRole", "iam:DeleteRolePolicy", "iam:DetachRolePolicy", "iam:GetRole",
+				"iam:ListRolePolicies", "iam:ListAttachedRolePolicies", "iam:ListInstanceProfilesForRole",
+				"iam:RemoveRoleFromInstanceProfile",
+			},
+			resources: []string{p.prefixedRoles()},
+		},
+		{
+			sid:       "DisposeInstanceProfiles",
+			why:       "Instance profiles named with the ceforge prefix only.",
+			actions:   []string{"iam:DeleteInstanceProfile", "iam:RemoveRoleFromInstanceProfile", "iam:GetInstanceProfile"},
+			resources: []string{p.prefixedProfiles()},
+		},
+		{
+			sid: "DisposeBatch",
+			why: "Batch resources named with the ceforge prefix only.",
+			actions: []string{
+				"batch:UpdateComputeEnvironment", "batch:DeleteComputeEnvironment", "batch:UpdateJobQueue",
+				"batch:DeleteJobQueue", "batch:DeregisterJobDefinition",
+			},
+			resources: []string{p.batch("compute-environment"), p.batch("job-queue"), p.batch("job-definition")},
+			regional:  true,
+		},
+		{
+			sid:       "DeleteOwnedLaunchTemplates",
+			why:       "Only launch templates tagged ceforge:managed=true (aws:ResourceTag).",
+			actions:   []string{"ec2:DeleteLaunchTemplate"},
+			resources: []string{p.ec2("launch-template")},
+			cond:      resourceTagged,
+			regional:  true,
+		},
+		{
+			sid:       "DeleteLogGroups",
+			why:       "Log groups under /ceforge/ (and the configured run log group) only.",
+			actions:   []string{"logs:DeleteLogGroup"},
+			resources: p.logGroups(),
+			regional:  true,
+		},
+		{
+			sid:       "DeleteOwnedFileSystems",
+			why:       "Only file systems tagged ceforge:managed=true (aws:ResourceTag).",
+			actions:   []string{"elasticfilesystem:DeleteFileSystem", "elasticfilesystem:DeleteMountTarget", "fsx:DeleteFileSystem"},
+			resources: []string{p.arn("elasticfilesystem", "*", p.account, "file-system/*"), p.arn("fsx", "*", p.account, "file-system/*")},
+			cond:      resourceTagged,
+			regional:  true,
+		},
+		{
+			// Deleting an EFS mount target deletes its network interface
+			// with the caller's permissions.
+			sid:       "MountTargetInterfacesDelete",
+			why:       "DeleteMountTarget deletes the mount target's requester-managed interface with the caller's permissions; its id is unknown in advance.",
+			actions:   []string{"ec2:DeleteNetworkInterface"},
+			resources: []string{p.ec2("network-interface")},
+			regional:  true,
+		},
+	}
+}
+
+// observe: read the state of runs (instances and jobs).
+func (p permissions) observe() []perm {
+	return []perm{{
+		sid: "DescribeRunBackends",
+		why: "EC2 Describe* and batch:DescribeJobs/ListJobs do not support resource-level permissions; read-only.",
+		actions: []string{
+			"ec2:DescribeInstances", "ec2:DescribeInstanceStatus", "ec2:DescribeSpotInstanceRequests",
+			"batch:DescribeJobs", "batch:ListJobs",
+		},
+		resources: []string{"*"},
+		regional:  true,
+	}}
+}
+
+// launch: start, tag, and stop runs.
+func (p permissions) launch() []perm {
+	return append(p.observe(), []perm{
+		{
+			// The instance and its volumes must carry the ownership tag
+			// from the moment they exist.
+			sid:       "RunTaggedHeadInstances",
+			why:       "Instance and volume ids are generated; RunInstances requires the ceforge:managed=true request tag on both.",
+			actions:   []string{"ec2:RunInstances"},
+			resources: []string{p.ec2("instance"), p.ec2("volume")},
+			cond:      requestTagged,
+			regional:  true,
+		},
+		{
+			sid:     "RunInstancesWithInputs",
+			why:     "RunInstances also authorizes its inputs: user-chosen AMIs and snapshots (any owner), subnets, security groups, key pairs, launch templates, network interfaces, Spot requests, placement groups.",
+			actions: []string{"ec2:RunInstances"},
+			resources: []string{
+				p.arn("ec2", "*", "*", "image/*"), p.arn("ec2", "*", "*", "snapshot/*"),
+				p.ec2("subnet"), p.ec2("security-group"), p.ec2("network-interface"), p.ec2("key-pair"),
+				p.ec2("launch-template"), p.ec2("spot-instances-request"), p.ec2("placement-group"),
+			},
+			regional: true,
+		},
+		{
+			sid:       "TagOnLaunch",
+			why:       "Tagging only as part of RunInstances (ec2:CreateAction).",
+			actions:   []string{"ec2:CreateTags"},
+			resources: []string{p.ec2("instance"), p.ec2("volume"), p.ec2("network-interface"), p.ec2("spot-instances-request")},
+			cond:      createAction("RunInstances"),
+			regional:  true,
+		},
+		{
+			sid:       "TerminateOwnedInstances",
+			why:       "Only instances tagged ceforge:managed=true (aws:ResourceTag).",
+			actions:   []string{"ec2:TerminateInstances"},
+			resources: []string{p.ec2("instance")},
+			cond:      resourceTagged,
+			regional:  true,
+		},
+		p.passRole(),
+		{
+			// Manual-mode compute environments use queues the user named,
+			// so the queue is any; the job definition is always ours.
+			sid:       "SubmitHeadJobs",
+			why:       "Job definitions are ceforge's (prefix); manual-mode compute environments submit to job queues the user named.",
+			actions:   []string{"batch:SubmitJob"},
+			resources: []string{p.arn("batch", "*", p.account, "job-queue/*"), p.batch("job-definition")},
+			regional:  true,
+		},
+		{
+			sid:       "ManageJobs",
+			why:       "Batch job ids are generated at submission.",
+			actions:   []string{"batch:TagResource", "batch:TerminateJob", "batch:CancelJob"},
+			resources: []string{p.arn("batch", "*", p.account, "job/*")},
+			regional:  true,
+		},
+	}...)
+}
+
+// logs: read run logs and artifacts.
+func (p permissions) logs() []perm {
+	groups := append(p.logGroups(), p.arn("logs", "*", p.account, "log-group:/aws/batch/job*"))
+	return []perm{
+		{
+			sid:       "ReadRunLogs",
+			why:       "Run log groups (/ceforge/*, Batch's /aws/batch/job) and their streams, in any compute environment region; read-only.",
+			actions:   []string{"logs:GetLogEvents", "logs:FilterLogEvents", "logs:DescribeLogStreams", "logs:StartLiveTail"},
+			resources: groups,
+			regional:  true,
+		},
+		p.readRunArtifacts(),
+	}
+}
+
+func (p permissions) readRunArtifacts() perm {
+	return perm{
+		sid:       "ReadRunArtifacts",
+		why:       "Run artifacts under <workDir>/.ceforge/runs/ in user-chosen work-directory buckets; read-only.",
+		actions:   []string{"s3:GetObject"},
+		resources: []string{p.runArtifacts()},
+	}
+}
+
+// events: what the event consumers read besides the table.
+func (p permissions) events() []perm {
+	return []perm{
+		p.readRunArtifacts(),
+		{
+			sid:       "DescribeJobs",
+			why:       "batch:DescribeJobs does not support resource-level permissions; read-only.",
+			actions:   []string{"batch:DescribeJobs"},
+			resources: []string{"*"},
+			regional:  true,
+		},
+	}
+}
+
+// sweep: find and delete orphans that carry the ownership tag.
+func (p permissions) sweep() []perm {
+	return []perm{
+		{
+			sid:       "FindOrphans",
+			why:       "EC2 Describe* and Batch ListJobs/DescribeJobs/DescribeJobQueues do not support resource-level permissions; read-only.",
+			actions:   []string{"ec2:DescribeVolumes", "ec2:DescribeInstances", "batch:ListJobs", "batch:DescribeJobs", "batch:DescribeJobQueues"},
+			resources: []string{"*"},
+			regional:  true,
+		},
+		{
+			sid:       "DeleteOwnedOrphans",
+			why:       "Only volumes and instances tagged ceforge:managed=true (aws:ResourceTag).",
+			actions:   []string{"ec2:DeleteVolume", "ec2:TerminateInstances", "ec2:CreateTags"},
+			resources: []string{p.ec2("volume"), p.ec2("instance")},
+			cond:      resourceTagged,
+			regional:  true,
+		},
+		{
+			sid:       "TerminateOrphanJobs",
+			why:       "Batch job ids are generated at submission.",
+			actions:   []string{"batch:TerminateJob"},
+			resources: []string{p.arn("batch", "*", p.account, "job/*")},
+			regional:  true,
+		},
+	}
+}
+
+// assume: cross-account credentials of compute environments
+// (credentials.roleArn), roles named <prefix>* in any account.
+func (p permissions) assume() []perm {
+	return []perm{{
+		sid:       "AssumeCustomerRoles",
+		why:       "Customer roles named with the ceforge prefix in the accounts compute environments use (credentials.roleArn); each role's trust policy names the control plane and an external id.",
+		actions:   []string{"sts:AssumeRole", "sts:TagSession"},
+		resources: []string{p.arn("iam", "", "*", "role/"+p.cfg.Prefix+"*")},
+	}}
+}
+
+// statements turns perms into CDK statements, and their wildcard resources
+// into cdk-nag IAM5 suppressions that carry each statement's reason. A
+// wildcard action, or a wildcard resource without a reason, is a
+// programming error.
+func (p permissions) statements(perms []perm) ([]awsiam.PolicyStatement, []*cdknag.NagPackSuppression) {
+	out := make([]awsiam.PolicyStatement, 0, len(perms))
+	var sup []*cdknag.NagPackSuppression
+	for _, s := range perms {
+		for _, a := range s.actions {
+			if strings.Contains(a, "*") {
+				panic("wildcard action " + a + " in " + s.sid)
+			}
+		}
+		var findings []any
+		for _, r := range s.resources {
+			if strings.Contains(r, "*") {
+				findings = append(findings, "Resource::"+p.nagForm(r))
+			}
+		}
+		if len(findings) > 0 {
+			if s.why == "" {
+				panic("statement " + s.sid + " has wildcard resources and no reason")
+			}
+			sup = append(sup, &cdknag.NagPackSuppression{
+				Id:        jsii.String("AwsSolutions-IAM5"),
+				Reason:    jsii.String(s.sid + ": " + s.why),
+				AppliesTo: &findings,
+			})
+		}
+		cond := map[string]any{}
+		for op, kv := range s.cond {
+			cond[op] = maps.Clone(kv)
+		}
+		if s.regional && len(p.cfg.AllowedRegions) > 0 {
+			eq, _ := cond["StringEquals"].(map[string]any)
+			if eq == nil {
+				eq = map[string]any{}
+			}
+			eq["aws:RequestedRegion"] = slices.Clone(p.cfg.AllowedRegions)
+			cond["StringEquals"] = eq
+		}
+		props := &awsiam.PolicyStatementProps{
+			Sid:       jsii.String(s.sid),
+			Effect:    awsiam.Effect_ALLOW,
+			Actions:   jsii.Strings(s.actions...),
+			Resources: jsii.Strings(s.resources...),
+		}
+		if len(cond) > 0 {
+			props.Conditions = &cond
+		}
+		out = append(out, awsiam.NewPolicyStatement(props))
+	}
+	return out, sup
+}
+
+// nagForm renders a resource the way cdk-nag names its findings
+// (pseudo-parameter tokens as <AWS::Name>).
+func (p permissions) nagForm(resource string) string {
+	return strings.NewReplacer(p.partition, "<AWS::Partition>", p.account, "<AWS::AccountId>").Replace(resource)
+}
+
+// Policies are the permission groups as managed policies.
+type Policies struct {
+	ByGroup map[string]awsiam.ManagedPolicy
+}
+
+// Permission group names (the managed policies' construct ids).
+const (
+	GroupValidate = "Validate"
+	GroupCreate   = "Create"
+	GroupDelete   = "Delete"
+	GroupLaunch   = "Launch"
+	GroupObserve  = "Observe"
+	GroupLogs     = "Logs"
+	GroupEvents   = "Events"
+	GroupSweep    = "Sweep"
+	GroupAssume   = "Assume"
+)
+
+// FunctionGroups says which permission groups each function holds.
+var FunctionGroups = map[string][]string{
+	FnAPI:         {GroupValidate, GroupCreate, GroupDelete, GroupLaunch, GroupLogs, GroupAssume},
+	FnReconciler:  {GroupValidate, GroupCreate, GroupDelete, GroupObserve, GroupAssume},
+	FnBatchEvents: {GroupEvents, GroupAssume},
+	FnEC2Events:   {GroupEvents, GroupAssume},
+	FnLogs:        {GroupLogs, GroupAssume},
+	FnSweeper:     {GroupSweep, GroupAssume},
+}
+
+func newPolicies(scope constructs.Construct, cfg Config, fns *Functions, data *Data) *Policies {
+	c := constructs.NewConstruct(scope, jsii.String("Permissions"))
+	p := newPermissions(cfg)
+	groups := []struct {
+		name, description string
+		perms             []perm
+	}{
+		{GroupValidate, "validate: read-only checks of compute environment inputs", p.validate()},
+		{GroupCreate, "create: forge compute environment resources named " + cfg.Prefix + "*", p.create()},
+		{GroupDelete, "delete: dispose of forged compute environment resources", p.delete()},
+		{GroupLaunch, "launch: start, tag and stop runs (EC2 head instances, Batch head jobs)", p.launch()},
+		{GroupObserve, "observe: read run backends (instances, jobs)", p.observe()},
+		{GroupLogs, "logs: read run logs and run artifacts", p.logs()},
+		{GroupEvents, "events: read what Batch/EC2 events refer to", p.events()},
+		{GroupSweep, "sweep: find and delete orphaned ceforge-owned resources", p.sweep()},
+		{GroupAssume, "assume: cross-account compute environment credentials (roles " + cfg.Prefix + "*)", p.assume()},
+	}
+	pol := &Policies{ByGroup: map[string]awsiam.ManagedPolicy{}}
+	for _, g := range groups {
+		stmts, sup := p.statements(g.perms)
+		mp := awsiam.NewManagedPolicy(c, jsii.String(g.name), &awsiam.ManagedPolicyProps{
+			Description: jsii.String("ceforge " + g.description),
+			Statements:  &stmts,
+		})
+		if len(sup) > 0 {
+			cdknag.NagSuppressions_AddResourceSuppressions(mp, &sup, jsii.Bool(false))
+		}
+		pol.ByGroup[g.name] = mp
+	}
+	for _, name := range FunctionNames {
+		for _, g := range FunctionGroups[name] {
+			fns.Role[name].AddManagedPolicy(pol.ByGroup[g])
+		}
+		data.grant(fns.Role[name], name != FnLogs)
+	}
+	return pol
+}
