@@ -93,8 +93,10 @@ func (s *Service) follow(w http.ResponseWriter, r *http.Request, runID, cursor s
 			_ = sse.flush()
 			return nil
 		}
-		if now.Before(nextPoll) {
+		if now.Sub(lastWrite) >= s.opts.Heartbeat {
 			sse.comment("heartbeat")
+		}
+		if now.Before(nextPoll) {
 			if err := sse.flush(); err != nil {
 				return nil
 			}
