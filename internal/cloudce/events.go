@@ -299,7 +299,9 @@ func (p *Platform) Reconcile(ctx context.Context, ce *computeenv.ComputeEnv, act
 // preferInstance picks, among instances tagged with one run (a launch retried
 // after a crash), a live one over a terminated one, else the earliest.
 func preferInstance(a, b ec2types.Instance) bool {
-	term := func(i ec2types.Instance) bool { return i.State != nil && i.State.Name == ec2types.InstanceStateNameTerminated }
+	term := func(i ec2types.Instance) bool {
+		return i.State != nil && i.State.Name == ec2types.InstanceStateNameTerminated
+	}
 	if term(a) != term(b) {
 		return !term(a)
 	}
