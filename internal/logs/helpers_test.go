@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -33,6 +35,8 @@ func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }
 
 const testGroup = "/ceforge/runs"
 
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
 // fixture is the wired app plus a logs router with test options, served
 // over real HTTP so follow mode streams.
 type fixture struct {
@@ -49,8 +53,8 @@ func newFixture(t testing.TB, o logs.Options) *fixture {
 	// The app's own logs routes (used by getPage through h.Do) sign cursors
 	// with this key; the test service must accept them and vice versa.
 	o.CursorKey = logs.CursorKeyFrom(h.App.Config.Table, h.App.Config.Prefix)
-	svc := logs.New(logs.Deps{Runs: h.App.Runs, CEs: h.App.ComputeEnvs, AWS: h.AWS}, o)
-	rt := handlers.New(handlers.Deps{ComputeEnvs: h.App.ComputeEnvs, Runs: h.App.Runs, Extra: []func(*api.Router){svc.Routes}})
+	svc := logs.New(logs.Deps{Runs: h.App.Runs, CEs: h.App.ComputeEnvs, AWS: h.AWS, Log: quiet}, o)
+	rt := handlers.New(handlers.Deps{ComputeEnvs: h.App.ComputeEnvs, Runs: h.App.Runs, Log: quiet, Extra: []func(*api.Router){svc.Routes}})
 	srv := httptest.NewServer(api.LocalIdentity(rt, apptest.Caller))
 	t.Cleanup(srv.Close)
 	return &fixture{h: h, svc: svc, router: rt, srv: srv, cwl: cloudwatchlogs.NewFromConfig(h.AWS.Config(""))}
