@@ -1,0 +1,166 @@
+package cloudce_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/iam"
+	"github.com/aws/smithy-go"
+	"github.com/stretchr/testify/require"
+
+	"github.com/ceforge/ceforge/internal/cloudce"
+	"github.com/ceforge/ceforge/internal/computeenv"
+	"github.com/ceforge/ceforge/internal/run"
+	"github.com/ceforge/ceforge/internal/testenv"
+)
+
+func newPlatform(env *testenv.Env) *cloudce.Platform {
+	return cloudce.New(cloudce.Config{AWS: env.AWS, Runs: &run.Service{Store: env.Store}, Prefix: "ceforge-"})
+}
+
+func creatingCE(id string) *computeenv.ComputeEnv {
+	return &computeenv.ComputeEnv{
+		ID: id, Platform: computeenv.PlatformCloud, Region: testenv.Region, WorkDir: "s3://ceforge-work/work",
+		Status: computeenv.StatusCreating, Cloud: &computeenv.CloudOptions{},
+	}
+}
+
+// A crash after part of the IAM setup: Advance resumes, and both create and
+// teardown can be repeated and find nothing left to do.
+func TestAdvanceResumesAndRepeats(t *testing.T) {
+	env := testenv.New(t)
+	ctx := context.Background()
+	p := newPlatform(env)
+	api := iam.NewFromConfig(env.AWS.Config(testenv.Region))
+	ce := creatingCE("crash000000001")
+	name := p.RoleName(ce.ID)
+
+	// What a crashed first attempt left: the role and one policy; the profile without its role.
+	_, err := api.CreateRole(ctx, &iam.CreateRoleInput{RoleName: aws.String(name), AssumeRolePolicyDocument: aws.String(`{"Version":"2012-10-17","Statement":[]}`)})
+	require.NoError(t, err)
+	_, err = api.AttachRolePolicy(ctx, &iam.AttachRolePolicyInput{RoleName: aws.String(name), PolicyArn: aws.String(cloudce.ManagedPolicies[0])})
+	require.NoError(t, err)
+	_, err = api.CreateInstanceProfile(ctx, &iam.CreateInstanceProfileInput{InstanceProfileName: aws.String(name)})
+	require.NoError(t, err)
+
+	require.NoError(t, p.Advance(ctx, ce))
+	require.Equal(t, computeenv.StatusAvailable, ce.Status)
+	ce.Status = computeenv.StatusCreating
+	require.NoError(t, p.Advance(ctx, ce), "a repeated create is a no-op")
+	require.Equal(t, computeenv.StatusAvailable, ce.Status)
+	prof, err := api.GetInstanceProfile(ctx, &iam.GetInstanceProfileInput{InstanceProfileName: aws.String(name)})
+	require.NoError(t, err)
+	require.Len(t, prof.InstanceProfile.Roles, 1)
+	attached, err := api.ListAttachedRolePolicies(ctx, &iam.ListAttachedRolePoliciesInput{RoleName: aws.String(name)})
+	require.NoError(t, err)
+	require.Len(t, attached.AttachedPolicies, 3)
+
+	// A crash half-way through teardown: the profile is already gone.
+	_, err = api.RemoveRoleFromInstanceProfile(ctx, &iam.RemoveRoleFromInstanceProfileInput{InstanceProfileName: aws.String(name), RoleName: aws.String(name)})
+	require.NoError(t, err)
+	_, err = api.DeleteInstanceProfile(ctx, &iam.DeleteInstanceProfileInput{InstanceProfileName: aws.String(name)})
+	require.NoError(t, err)
+	ce.Status = computeenv.StatusDeleting
+	require.NoError(t, p.Advance(ctx, ce))
+	require.Equal(t, computeenv.StatusDeleted, ce.Status)
+	_, err = api.GetRole(ctx, &iam.GetRoleInput{RoleName: aws.String(name)})
+	require.ErrorContains(t, err, "NoSuchEntity")
+	ce.Status = computeenv.StatusDeleting
+	require.NoError(t, p.Advance(ctx, ce), "a repeated teardown finds everything gone")
+	require.Equal(t, computeenv.StatusDeleted, ce.Status)
+	for _, r := range ce.ForgedResources {
+		require.Equal(t, cloudce.StateGone, r.State, r.Type)
+	}
+}
+
+// deniedIAM fails CreateRole as an account without the permission would.
+type deniedIAM struct{ cloudce.IAMAPI }
+
+func (deniedIAM) CreateRole(context.Context, *iam.CreateRoleInput, ...func(*iam.Options)) (*iam.CreateRoleOutput, error) {
+	return nil, &smithy.GenericAPIError{Code: "AccessDenied", Message: "not authorized to perform iam:CreateRole"}
+}
+
+// throttledIAM fails CreateRole transiently.
+type throttledIAM struct{ cloudce.IAMAPI }
+
+func (throttledIAM) CreateRole(context.Context, *iam.CreateRoleInput, ...func(*iam.Options)) (*iam.CreateRoleOutput, error) {
+	return nil, &smithy.GenericAPIError{Code: "Throttling", Message: "Rate exceeded"}
+}
+
+func TestAdvanceErrors(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name       string
+		api        cloudce.IAMAPI
+		wantStatus string
+		transient  bool
+	}{
+		{"permission denied ends in ERRORED with the reason", deniedIAM{}, computeenv.StatusErrored, false},
+		{"throttling stays CREATING for the reconciler", throttledIAM{}, computeenv.StatusCreating, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := &cloudce.Platform{ClientsFor: func(*computeenv.ComputeEnv) cloudce.Clients { return cloudce.Clients{IAM: tc.api} }}
+			ce := creatingCE("errors00000001")
+			err := p.Advance(ctx, ce)
+			require.Equal(t, tc.wantStatus, ce.Status)
+			if tc.transient {
+				require.Error(t, err)
+				return
+			}
+			require.NoError(t, err)
+			require.Contains(t, ce.StatusReason, "AccessDenied")
+		})
+	}
+}
+
+// capacityEC2 refuses the first subnet for capacity, then launches.
+type capacityEC2 struct {
+	cloudce.EC2API
+	subnets []string
+}
+
+func (c *capacityEC2) RunInstances(ctx context.Context, in *ec2.RunInstancesInput, opts ...func(*ec2.Options)) (*ec2.RunInstancesOutput, error) {
+	c.subnets = append(c.subnets, aws.ToString(in.SubnetId))
+	if len(c.subnets) == 1 {
+		return nil, &smithy.GenericAPIError{Code: "InsufficientInstanceCapacity", Message: "no capacity in this AZ"}
+	}
+	return c.EC2API.RunInstances(ctx, in, opts...)
+}
+
+type failingEC2 struct{ cloudce.EC2API }
+
+func (failingEC2) RunInstances(context.Context, *ec2.RunInstancesInput, ...func(*ec2.Options)) (*ec2.RunInstancesOutput, error) {
+	return nil, errors.New("boom")
+}
+
+func TestLaunchMovesToAnotherSubnetOnCapacityErrors(t *testing.T) {
+	f := newFixture(t)
+	ce := f.createCE(t, ceBody())
+	p := newPlatform(f.Env)
+	real := p.ClientsFor
+	fake := &capacityEC2{}
+	p.ClientsFor = func(c *computeenv.ComputeEnv) cloudce.Clients {
+		cl := real(c)
+		fake.EC2API = cl.EC2
+		cl.EC2 = fake
+		return cl
+	}
+	r := &run.Run{ID: "capacity000001", Kind: run.KindPipeline, RunName: "cap", Pipeline: "nf-core/demo", WorkDir: ce.WorkDir}
+	b, logs, err := p.Launch(context.Background(), &ce, r)
+	require.NoError(t, err)
+	require.NotEmpty(t, b.InstanceID)
+	require.Equal(t, r.ID, logs.Stream)
+	require.Len(t, fake.subnets, 2)
+	require.NotEqual(t, fake.subnets[0], fake.subnets[1])
+
+	p.ClientsFor = func(c *computeenv.ComputeEnv) cloudce.Clients {
+		cl := real(c)
+		cl.EC2 = failingEC2{cl.EC2}
+		return cl
+	}
+	_, _, err = p.Launch(context.Background(), &ce, r)
+	require.ErrorContains(t, err, "boom")
+}
