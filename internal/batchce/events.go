@@ -1,0 +1,409 @@
+package batchce
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ceforge/ceforge/internal/eventsrc"
+	"github.com/ceforge/ceforge/internal/run"
+	"github.com/ceforge/ceforge/internal/store"
+)
+
+// JobStateChange is the EventBridge kind of Batch job events.
+var JobStateChange = eventsrc.Kind{Source: "aws.batch", DetailType: "Batch Job State Change"}
+
+// Observation is one observed state of a Batch job of a run, from an event
+// or from DescribeJobs.
+type Observation struct {
+	RunID     string
+	Head      bool
+	JobID     string
+	Status    string // Batch job status
+	Reason    string
+	ExitCode  *int
+	LogStream string
+	At        time.Time
+	StartedAt time.Time
+}
+
+// jobDetail decodes only what ceforge uses of the event detail.
+type jobDetail struct {
+	JobID        string `json:"jobId"`
+	JobName      string `json:"jobName"`
+	JobQueue     string `json:"jobQueue"`
+	Status       string `json:"status"`
+	StatusReason string `json:"statusReason"`
+	StartedAt    int64  `json:"startedAt"`
+	StoppedAt    int64  `json:"stoppedAt"`
+	Container    struct {
+		ExitCode      *int   `json:"exitCode"`
+		Reason        string `json:"reason"`
+		LogStreamName string `json:"logStreamName"`
+	} `json:"container"`
+	Tags struct {
+		RunID string `json:"ceforge:run-id"`
+	} `json:"tags"`
+}
+
+// Parser returns the parser of Batch Job State Change events. A job is
+// ours when it carries the run-id ownership tag (head jobs get it at
+// submit, compute jobs through Nextflow's resource labels); anything else
+// is dropped as eventsrc.ErrNotOurs after decoding, with no store access.
+func Parser(prefix string) eventsrc.Parser {
+	headPrefix := HeadJobName(prefix, "")
+	return func(env eventsrc.Envelope) (any, error) {
+		var d jobDetail
+		if err := json.Unmarshal(env.Detail, &d); err != nil {
+			return nil, fmt.Errorf("decode Batch job detail: %w", err)
+		}
+		if d.Tags.RunID == "" || d.JobID == "" {
+			return nil, eventsrc.ErrNotOurs
+		}
+		o := &Observation{
+			RunID: d.Tags.RunID, JobID: d.JobID, Status: d.Status, Reason: d.StatusReason,
+			ExitCode: d.Container.ExitCode, LogStream: d.Container.LogStreamName, At: env.Time,
+			Head: len(d.JobName) == len(headPrefix)+len(d.Tags.RunID) && strings.HasPrefix(d.JobName, headPrefix) && strings.HasSuffix(d.JobName, d.Tags.RunID),
+		}
+		if o.Reason == "" {
+			o.Reason = d.Container.Reason
+		}
+		if d.StartedAt > 0 {
+			o.StartedAt = time.UnixMilli(d.StartedAt).UTC()
+			if d.Status == "RUNNING" {
+				o.At = o.StartedAt
+			}
+		}
+		if d.StoppedAt > 0 && (d.Status == "SUCCEEDED" || d.Status == "FAILED") {
+			o.At = time.UnixMilli(d.StoppedAt).UTC()
+		}
+		return o, nil
+	}
+}
+
+// Task states of compute jobs, stored per job in the run record. Their
+// order is the order a job moves through; a job only moves forward, so
+// duplicates and late events change nothing. Both terminal states share a
+// rank: the first recorded stays.
+const (
+	taskSubmitted = 1 + iota
+	taskPending
+	taskRunnable
+	taskStarting
+	taskRunning
+	taskSucceeded
+	taskFailed
+)
+
+var taskCodes = map[string]int{
+	"SUBMITTED": taskSubmitted, "PENDING": taskPending, "RUNNABLE": taskRunnable, "STARTING": taskStarting,
+	"RUNNING": taskRunning, "SUCCEEDED": taskSucceeded, "FAILED": taskFailed,
+}
+
+func taskRank(code int) int { return min(code, taskSucceeded) }
+
+func taskTerminal(code int) bool { return code >= taskSucceeded }
+
+// mergeTask returns the state to keep for a job seen in state old and now next.
+func mergeTask(old, next int) int {
+	if old == 0 || taskRank(next) > taskRank(old) {
+		return next
+	}
+	return old
+}
+
+// progressOf counts tasks by their current state.
+func progressOf(states map[string]int) run.Progress {
+	var p run.Progress
+	for _, st := range states {
+		switch {
+		case st == taskSucceeded:
+			p.Succeeded++
+		case st == taskFailed:
+			p.Failed++
+		case st == taskRunning:
+			p.Running++
+		default:
+			p.Submitted++
+		}
+	}
+	return p
+}
+
+// runRecord is the stored run plus the per-task states behind its counters
+// (not part of the API shape).
+type runRecord struct {
+	run.Run
+	TaskStates map[string]int `json:"taskStates,omitempty"`
+}
+
+// RunStore is the part of the store the sink uses.
+type RunStore interface {
+	Get(ctx context.Context, kind store.Kind, id string, out any) (int64, error)
+	Patch(ctx context.Context, kind store.Kind, id string, set map[string]any, ifVersion int64) error
+}
+
+// Transitioner moves a run's status forward (run.Service).
+type Transitioner interface {
+	Transition(ctx context.Context, r *run.Run, u run.Update) (bool, error)
+}
+
+// Sink applies batches of Batch job observations: it groups them per run
+// and makes at most one store write per run per batch (one read to merge
+// with the stored task states, one conditional write).
+//
+// Counters are derived, not incremented: the run record keeps each compute
+// job's furthest state (taskStates, job id → state code) and the counters
+// are recounted from it at every write. Duplicated, reordered or replayed
+// events therefore never double count, and a write guarded by the record's
+// version (or, for status changes, by the monotonic transition) never loses
+// a concurrent batch's tasks. The cost is item size: ~45 bytes per task,
+// so a run record holds the states of about 8,000 compute jobs.
+type Sink struct {
+	Store   RunStore
+	Runs    Transitioner
+	Log     *slog.Logger
+	Workers int // runs applied concurrently per batch (default 8)
+	// Writes counts store writes (for benchmarks and tests).
+	Writes func()
+}
+
+// maxInlineTaskUpdates bounds per-task SET clauses in one update (DynamoDB
+// caps update expressions at 4 KB); beyond it the whole map is written.
+const maxInlineTaskUpdates = 120
+
+// maxRetries bounds re-reads after a concurrent change of the same run.
+const maxRetries = 5
+
+// Apply implements eventsrc.Sink.
+func (s *Sink) Apply(ctx context.Context, events []eventsrc.Event) []string {
+	obs := make([]Observation, 0, len(events))
+	msgs := make([]string, 0, len(events))
+	for _, e := range events {
+		if o, ok := e.Value.(*Observation); ok {
+			obs = append(obs, *o)
+			msgs = append(msgs, e.MessageID)
+		}
+	}
+	failedRuns := s.apply(ctx, obs)
+	var failed []string
+	for i, o := range obs {
+		if failedRuns[o.RunID] != nil {
+			failed = append(failed, msgs[i])
+		}
+	}
+	return failed
+}
+
+// ApplyObservations applies observations (the reconciler's) and joins the errors.
+func (s *Sink) ApplyObservations(ctx context.Context, obs []Observation) error {
+	var errs []error
+	for _, err := range s.apply(ctx, obs) {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// Aggregate groups observations per run, keeping their order.
+func Aggregate(obs []Observation) (order []string, byRun map[string][]Observation) {
+	byRun = map[string][]Observation{}
+	for _, o := range obs {
+		if _, ok := byRun[o.RunID]; !ok {
+			order = append(order, o.RunID)
+		}
+		byRun[o.RunID] = append(byRun[o.RunID], o)
+	}
+	return order, byRun
+}
+
+func (s *Sink) apply(ctx context.Context, obs []Observation) map[string]error {
+	order, byRun := Aggregate(obs)
+	failed := map[string]error{}
+	workers := s.Workers
+	if workers <= 0 {
+		workers = 8
+	}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, workers)
+	for _, id := range order {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func(id string) {
+			defer func() { <-sem; wg.Done() }()
+			if err := s.applyRun(ctx, id, byRun[id]); err != nil {
+				mu.Lock()
+				failed[id] = err
+				mu.Unlock()
+				s.log().Warn("batch job events of run not applied; will be retried", "run_id", id, "error", err.Error())
+			}
+		}(id)
+	}
+	wg.Wait()
+	return failed
+}
+
+func (s *Sink) log() *slog.Logger {
+	if s.Log != nil {
+		return s.Log
+	}
+	return slog.Default()
+}
+
+// Change is what a batch of observations does to one run.
+type Change struct {
+	Head       *run.Update
+	Set        map[string]any
+	TaskStates map[string]int // merged states (nil when no task changed)
+}
+
+// Plan computes the change of rec from obs (pure: decode + aggregate).
+func Plan(rec *runRecord, obs []Observation) Change {
+	var ch Change
+	changed := map[string]int{}
+	var merged map[string]int
+	var head *Observation
+	for i := range obs {
+		o := &obs[i]
+		if o.Head {
+			if head == nil || run.Rank(headStatus(o.Status, false)) > run.Rank(headStatus(head.Status, false)) {
+				head = o
+			}
+			continue
+		}
+		code := taskCodes[o.Status]
+		if code == 0 {
+			continue
+		}
+		old := rec.TaskStates[o.JobID]
+		if merged != nil {
+			if v, ok := merged[o.JobID]; ok {
+				old = v
+			}
+		}
+		if next := mergeTask(old, code); next != old {
+			if merged == nil {
+				merged = make(map[string]int, len(rec.TaskStates)+len(obs))
+				for k, v := range rec.TaskStates {
+					merged[k] = v
+				}
+			}
+			merged[o.JobID] = next
+			changed[o.JobID] = next
+		}
+	}
+	set := map[string]any{}
+	if merged != nil {
+		ch.TaskStates = merged
+		if rec.TaskStates == nil || len(changed) > maxInlineTaskUpdates {
+			set["taskStates"] = merged
+		} else {
+			for id, st := range changed {
+				set["taskStates."+id] = st
+			}
+		}
+		set["progress"] = progressOf(merged)
+	}
+	if head != nil {
+		if head.LogStream != "" && (rec.Logs == nil || rec.Logs.Stream == "") {
+			lr := run.LogRef{Stream: head.LogStream}
+			if rec.Logs != nil {
+				lr.Group = rec.Logs.Group
+			}
+			set["logs"] = lr
+		}
+		st := headStatus(head.Status, rec.CancelRequested)
+		if run.Rank(st) > run.Rank(rec.Status) {
+			u := run.Update{Status: st, At: head.At}
+			switch st {
+			case run.StatusSucceeded:
+				zero := 0
+				u.ExitCode = head.ExitCode
+				if u.ExitCode == nil {
+					u.ExitCode = &zero
+				}
+			case run.StatusFailed:
+				u.Reason, u.ExitCode = nonEmpty(head.Reason, "head job failed"), head.ExitCode
+			case run.StatusCancelled:
+				u.Reason, u.ExitCode = "cancelled by user", head.ExitCode
+			}
+			if run.Terminal(st) && rec.Timeline.Running == nil && !head.StartedAt.IsZero() {
+				set["timeline.running"] = head.StartedAt
+			}
+			ch.Head = &u
+		}
+	}
+	ch.Set = set
+	return ch
+}
+
+func nonEmpty(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+// headStatus maps a head job's Batch status to the run status.
+func headStatus(batchStatus string, cancelRequested bool) string {
+	switch batchStatus {
+	case "RUNNING":
+		return run.StatusRunning
+	case "SUCCEEDED":
+		return run.StatusSucceeded
+	case "FAILED":
+		if cancelRequested {
+			return run.StatusCancelled
+		}
+		return run.StatusFailed
+	case "SUBMITTED", "PENDING", "RUNNABLE", "STARTING":
+		return run.StatusSubmitted
+	}
+	return ""
+}
+
+func (s *Sink) wrote() {
+	if s.Writes != nil {
+		s.Writes()
+	}
+}
+
+// applyRun reads the run once and writes once (retrying on a concurrent change).
+func (s *Sink) applyRun(ctx context.Context, runID string, obs []Observation) error {
+	for attempt := 0; attempt < maxRetries; attempt++ {
+		var rec runRecord
+		v, err := s.Store.Get(ctx, store.KindRun, runID, &rec)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil // tagged by us but no record (deleted, or another deployment's): nothing to do
+		}
+		if err != nil {
+			return err
+		}
+		rec.Version = v
+		ch := Plan(&rec, obs)
+		if ch.Head != nil {
+			ch.Head.Fields = ch.Set
+			s.wrote()
+			ok, err := s.Runs.Transition(ctx, &rec.Run, *ch.Head)
+			if err != nil || ok {
+				return err
+			}
+			continue // someone moved the run meanwhile: re-read and re-plan
+		}
+		if len(ch.Set) == 0 {
+			return nil
+		}
+		s.wrote()
+		err = s.Store.Patch(ctx, store.KindRun, runID, ch.Set, v)
+		if errors.Is(err, store.ErrConflict) {
+			continue
+		}
+		return err
+	}
+	return fmt.Errorf("run %s kept changing under %d attempts", runID, maxRetries)
+}

@@ -1,0 +1,374 @@
+package batchce
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/batch"
+	btypes "github.com/aws/aws-sdk-go-v2/service/batch/types"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	etypes "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/ceforge/ceforge/internal/apierr"
+	"github.com/ceforge/ceforge/internal/awsclient"
+	"github.com/ceforge/ceforge/internal/computeenv"
+	"github.com/ceforge/ceforge/internal/forge"
+	"github.com/ceforge/ceforge/internal/tags"
+)
+
+// Provisioner is the aws-batch computeenv.Provisioner.
+type Provisioner struct {
+	AWS    *awsclient.Factory
+	Prefix string
+	Log    *slog.Logger
+}
+
+var _ computeenv.Provisioner = (*Provisioner)(nil)
+
+func (p *Provisioner) log() *slog.Logger {
+	if p.Log != nil {
+		return p.Log
+	}
+	return slog.Default()
+}
+
+// config returns the AWS configuration acting in the CE's account and region.
+func configFor(f *awsclient.Factory, ce *computeenv.ComputeEnv) aws.Config {
+	var c awsclient.Credentials
+	if ce.Credentials != nil {
+		c = awsclient.Credentials{RoleARN: ce.Credentials.RoleARN, ExternalID: ce.Credentials.ExternalID}
+	}
+	return f.ForRole(ce.Region, c)
+}
+
+// Prepare checks every option rule, fills the defaults (allocation
+// strategy, instance types, head memory, network of the default VPC…) and
+// checks, read-only, what the options refer to in the account: subnets and
+// security groups, the work dir bucket's region, and in manual mode the
+// two queues.
+func (p *Provisioner) Prepare(ctx context.Context, ce *computeenv.ComputeEnv) ([]string, error) {
+	warn, err := check(ce)
+	if err != nil {
+		return nil, err
+	}
+	cfg := configFor(p.AWS, ce)
+	if ce.ConfigMode == computeenv.ModeManual {
+		if err := checkQueues(ctx, batch.NewFromConfig(cfg), ce.Batch); err != nil {
+			return nil, err
+		}
+	} else if err := resolveNetwork(ctx, ec2.NewFromConfig(cfg), ce.Batch.Forge); err != nil {
+		return nil, err
+	}
+	w, err := p.checkBucket(ctx, cfg, ce)
+	if err != nil {
+		return nil, err
+	}
+	return append(warn, w...), nil
+}
+
+// checkBucket requires the work dir bucket to be in the CE's region (cross
+// region traffic is slow and billed).
+func (p *Provisioner) checkBucket(ctx context.Context, cfg aws.Config, ce *computeenv.ComputeEnv) ([]string, error) {
+	if !strings.HasPrefix(ce.WorkDir, "s3://") {
+		return nil, nil
+	}
+	bucket, _, err := computeenv.ParseS3URI("workDir", ce.WorkDir)
+	if err != nil {
+		return nil, err
+	}
+	client := s3.NewFromConfig(cfg, func(o *s3.Options) { o.UsePathStyle = p.AWS.Endpoint() != "" })
+	out, err := client.GetBucketLocation(ctx, &s3.GetBucketLocationInput{Bucket: aws.String(bucket)})
+	switch code := forge.Code(err); {
+	case err == nil:
+	case code == "NoSuchBucket":
+		return nil, apierr.Invalid("workDir", "bucket %q of the work directory does not exist", bucket)
+	case code == "AccessDenied" || code == "AllAccessDisabled":
+		return []string{fmt.Sprintf("could not check the region of bucket %q (access denied): it must be in %s", bucket, ce.Region)}, nil
+	default:
+		return nil, fmt.Errorf("check work dir bucket %s: %w", bucket, err)
+	}
+	region := string(out.LocationConstraint)
+	switch region {
+	case "":
+		region = "us-east-1"
+	case "EU":
+		region = "eu-west-1"
+	}
+	if region != ce.Region {
+		return nil, apierr.Invalid("workDir", "bucket %q is in %s; the work directory must be in the compute environment's region %s", bucket, region, ce.Region)
+	}
+	return nil, nil
+}
+
+// resolveNetwork fills in the default VPC's subnets and default security
+// group when none are given, and checks given ones exist in one VPC.
+func resolveNetwork(ctx context.Context, client *ec2.Client, f *computeenv.ForgeOptions) error {
+	if len(f.Subnets) == 0 {
+		if f.VpcID == "" {
+			vpcs, err := client.DescribeVpcs(ctx, &ec2.DescribeVpcsInput{Filters: []etypes.Filter{{Name: aws.String("isDefault"), Values: []string{"true"}}}})
+			if err != nil {
+				return fmt.Errorf("find default VPC: %w", err)
+			}
+			if len(vpcs.Vpcs) == 0 {
+				return apierr.Unprocessable("no_default_vpc", "batch.forge.subnets", "the region has no default VPC: give batch.forge.vpcId or batch.forge.subnets")
+			}
+			f.VpcID = aws.ToString(vpcs.Vpcs[0].VpcId)
+		}
+		sn, err := client.DescribeSubnets(ctx, &ec2.DescribeSubnetsInput{Filters: []etypes.Filter{{Name: aws.String("vpc-id"), Values: []string{f.VpcID}}}})
+		if err != nil {
+			return fmt.Errorf("list subnets of %s: %w", f.VpcID, err)
+		}
+		for _, s := range sn.Subnets {
+			f.Subnets = append(f.Subnets, aws.ToString(s.SubnetId))
+		}
+		if len(f.Subnets) == 0 {
+			return apierr.Unprocessable("no_subnets", "batch.forge.vpcId", "VPC %s has no subnets", f.VpcID)
+		}
+		slices.Sort(f.Subnets)
+	} else {
+		sn, err := client.DescribeSubnets(ctx, &ec2.DescribeSubnetsInput{SubnetIds: f.Subnets})
+		if forge.Code(err) == "InvalidSubnetID.NotFound" || forge.Code(err) == "InvalidSubnetID.Malformed" {
+			return apierr.Invalid("batch.forge.subnets", "%s", forge.Reason(err))
+		}
+		if err != nil {
+			return fmt.Errorf("check subnets: %w", err)
+		}
+		for _, s := range sn.Subnets {
+			vpc := aws.ToString(s.VpcId)
+			if f.VpcID == "" {
+				f.VpcID = vpc
+			}
+			if vpc != f.VpcID {
+				return apierr.Invalid("batch.forge.subnets", "subnet %s is in %s, not in VPC %s", aws.ToString(s.SubnetId), vpc, f.VpcID)
+			}
+		}
+	}
+	if len(f.SecurityGroups) == 0 {
+		sg, err := client.DescribeSecurityGroups(ctx, &ec2.DescribeSecurityGroupsInput{Filters: []etypes.Filter{
+			{Name: aws.String("vpc-id"), Values: []string{f.VpcID}}, {Name: aws.String("group-name"), Values: []string{"default"}},
+		}})
+		if err != nil {
+			return fmt.Errorf("find default security group: %w", err)
+		}
+		if len(sg.SecurityGroups) == 0 {
+			return apierr.Unprocessable("no_security_group", "batch.forge.securityGroups", "VPC %s has no default security group: give batch.forge.securityGroups", f.VpcID)
+		}
+		f.SecurityGroups = []string{aws.ToString(sg.SecurityGroups[0].GroupId)}
+		return nil
+	}
+	sg, err := client.DescribeSecurityGroups(ctx, &ec2.DescribeSecurityGroupsInput{GroupIds: f.SecurityGroups})
+	if strings.HasPrefix(forge.Code(err), "InvalidGroup") {
+		return apierr.Invalid("batch.forge.securityGroups", "%s", forge.Reason(err))
+	}
+	if err != nil {
+		return fmt.Errorf("check security groups: %w", err)
+	}
+	for _, g := range sg.SecurityGroups {
+		if vpc := aws.ToString(g.VpcId); vpc != f.VpcID {
+			return apierr.Invalid("batch.forge.securityGroups", "security group %s is in %s, not in VPC %s", aws.ToString(g.GroupId), vpc, f.VpcID)
+		}
+	}
+	return nil
+}
+
+// checkQueues requires both manual queues to exist, ENABLED and VALID.
+func checkQueues(ctx context.Context, client *batch.Client, b *computeenv.BatchOptions) error {
+	out, err := client.DescribeJobQueues(ctx, &batch.DescribeJobQueuesInput{JobQueues: []string{b.HeadQueue, b.ComputeQueue}})
+	if err != nil {
+		return fmt.Errorf("describe job queues: %w", err)
+	}
+	for _, want := range []struct{ field, q string }{{"batch.headQueue", b.HeadQueue}, {"batch.computeQueue", b.ComputeQueue}} {
+		var found *btypes.JobQueueDetail
+		for i, q := range out.JobQueues {
+			if aws.ToString(q.JobQueueName) == want.q || aws.ToString(q.JobQueueArn) == want.q {
+				found = &out.JobQueues[i]
+			}
+		}
+		switch {
+		case found == nil:
+			return apierr.Unprocessable("queue_not_found", want.field, "job queue %q does not exist in this region", want.q)
+		case found.State != btypes.JQStateEnabled:
+			return apierr.Unprocessable("queue_not_ready", want.field, "job queue %q is %s, not ENABLED", want.q, found.State)
+		case found.Status != btypes.JQStatusValid:
+			return apierr.Unprocessable("queue_not_ready", want.field, "job queue %q is %s, not VALID: %s", want.q, found.Status, aws.ToString(found.StatusReason))
+		}
+	}
+	return nil
+}
+
+// Plan returns the forge plan, or for manual mode what is used.
+func (p *Provisioner) Plan(_ context.Context, ce *computeenv.ComputeEnv) (computeenv.Plan, error) {
+	if ce.ConfigMode == computeenv.ModeManual {
+		n := forge.NamesFor(p.Prefix, ce.ID)
+		return computeenv.Plan{Resources: []computeenv.PlannedResource{
+			{Action: "use", Type: forge.TypeJobQueue, Name: ce.Batch.HeadQueue, Properties: map[string]any{"role": "head"}},
+			{Action: "use", Type: forge.TypeJobQueue, Name: ce.Batch.ComputeQueue, Properties: map[string]any{"role": "compute"}},
+			{Action: "create", Type: forge.TypeJobDefinition, Name: n.JobDefinition, Properties: map[string]any{
+				"image": forge.NextflowImage, "vcpus": ce.Batch.HeadJobCpus, "memoryMiB": ce.Batch.HeadJobMemoryMb, "logGroup": LogGroup(p.Prefix, ce),
+			}},
+		}}, nil
+	}
+	return forge.NewDesign(p.Prefix, ce).Plan(), nil
+}
+
+// Advance is the lifecycle step machine: CREATING → AVAILABLE | ERRORED,
+// DELETING → DELETED (with dispose, after tearing down what forge made).
+func (p *Provisioner) Advance(ctx context.Context, ce *computeenv.ComputeEnv) error {
+	switch ce.Status {
+	case computeenv.StatusCreating:
+		return p.create(ctx, ce)
+	case computeenv.StatusDeleting:
+		return p.delete(ctx, ce)
+	}
+	return nil
+}
+
+func (p *Provisioner) create(ctx context.Context, ce *computeenv.ComputeEnv) error {
+	f := forge.New(configFor(p.AWS, ce))
+	var ok bool
+	var err error
+	if ce.ConfigMode == computeenv.ModeManual {
+		ok, err = p.createManual(ctx, f, ce)
+	} else {
+		ok, err = f.Create(ctx, ce, forge.NewDesign(p.Prefix, ce))
+	}
+	var se *forge.StepError
+	if errors.As(err, &se) {
+		ce.Status, ce.StatusReason = computeenv.StatusErrored, se.Error()+left(ce)
+		p.log().Warn("compute environment errored", "ce_id", ce.ID, "reason", ce.StatusReason)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if ok {
+		ce.Status, ce.StatusReason = computeenv.StatusAvailable, ""
+	}
+	return nil
+}
+
+// left names what was created before a failure (deleting the CE removes it).
+func left(ce *computeenv.ComputeEnv) string {
+	var have []string
+	for _, r := range ce.ForgedResources {
+		if r.State != forge.StateDeleted {
+			have = append(have, r.Type+" "+r.Name)
+		}
+	}
+	if len(have) == 0 {
+		return "; nothing was created"
+	}
+	return "; created so far (removed when the compute environment is deleted): " + strings.Join(have, ", ")
+}
+
+// createManual creates nothing but the head job definition (so a launch is
+// one SubmitJob); it matches the head queue's platform (EC2 or Fargate).
+func (p *Provisioner) createManual(ctx context.Context, f *forge.Forger, ce *computeenv.ComputeEnv) (bool, error) {
+	n := forge.NamesFor(p.Prefix, ce.ID)
+	if r := forge.Find(ce, forge.TypeJobDefinition, n.JobDefinition); r != nil && r.State == forge.StateCreated {
+		return true, nil
+	}
+	fargate, err := headQueueIsFargate(ctx, f.Batch, ce.Batch.HeadQueue)
+	if err != nil {
+		return false, err
+	}
+	b := ce.Batch
+	arn, err := forge.RegisterHeadJobDefinition(ctx, f.Batch, forge.JobDefSpec{
+		Name: n.JobDefinition, Region: ce.Region, Fargate: fargate, Cpus: b.HeadJobCpus, MemoryMb: b.HeadJobMemoryMb,
+		JobRoleARN: b.HeadJobRole, ExecutionRoleARN: b.ExecutionRole, LogGroup: LogGroup(p.Prefix, ce),
+		Env: forge.HeadEnv(ce), Tags: tags.Merge(ce.Labels, tags.Ownership(ce.ID, "")),
+	})
+	if err != nil {
+		return false, err
+	}
+	ce.ForgedResources = append(ce.ForgedResources, computeenv.Resource{Type: forge.TypeJobDefinition, Name: n.JobDefinition, ARN: arn, State: forge.StateCreated})
+	return true, nil
+}
+
+func headQueueIsFargate(ctx context.Context, b forge.BatchAPI, queue string) (bool, error) {
+	q, err := b.DescribeJobQueues(ctx, &batch.DescribeJobQueuesInput{JobQueues: []string{queue}})
+	if err != nil {
+		return false, fmt.Errorf("describe head queue: %w", err)
+	}
+	if len(q.JobQueues) == 0 {
+		return false, &forge.StepError{Step: "head queue", Err: fmt.Errorf("job queue %q no longer exists", queue)}
+	}
+	var ces []string
+	for _, o := range q.JobQueues[0].ComputeEnvironmentOrder {
+		ces = append(ces, aws.ToString(o.ComputeEnvironment))
+	}
+	if len(ces) == 0 {
+		return false, nil
+	}
+	c, err := b.DescribeComputeEnvironments(ctx, &batch.DescribeComputeEnvironmentsInput{ComputeEnvironments: ces})
+	if err != nil {
+		return false, fmt.Errorf("describe head queue's compute environments: %w", err)
+	}
+	for _, e := range c.ComputeEnvironments {
+		if e.ComputeResources != nil && strings.HasPrefix(string(e.ComputeResources.Type), "FARGATE") {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+func (p *Provisioner) delete(ctx context.Context, ce *computeenv.ComputeEnv) error {
+	ce.Dispose = forge.Dispose(ce)
+	if !ce.Dispose {
+		// Only the record goes; the AWS resources stay, owned by the user now.
+		ce.Status, ce.StatusReason = computeenv.StatusDeleted, ""
+		return nil
+	}
+	f := forge.New(configFor(p.AWS, ce))
+	var ok bool
+	var err error
+	if ce.ConfigMode == computeenv.ModeManual {
+		n := forge.NamesFor(p.Prefix, ce.ID)
+		err = forge.DeregisterJobDefinitions(ctx, f.Batch, n.JobDefinition, ce.ID)
+		if r := forge.Find(ce, forge.TypeJobDefinition, n.JobDefinition); r != nil && err == nil {
+			r.State = forge.StateDeleted
+		}
+		ok = err == nil
+	} else {
+		ok, err = f.Delete(ctx, ce, forge.NewDesign(p.Prefix, ce))
+	}
+	var se *forge.StepError
+	if errors.As(err, &se) {
+		// Stay DELETING so the reconciler retries; the reason says what blocks it.
+		ce.StatusReason = "delete blocked: " + se.Error()
+		return err
+	}
+	if err != nil {
+		return err
+	}
+	if ok {
+		ce.Status, ce.StatusReason = computeenv.StatusDeleted, ""
+	}
+	return nil
+}
+
+// LogGroup is where the CE's head jobs log.
+func LogGroup(prefix string, ce *computeenv.ComputeEnv) string {
+	if ce.Batch != nil && ce.Batch.LogGroup != "" {
+		return ce.Batch.LogGroup
+	}
+	if ce.ConfigMode == computeenv.ModeManual || ce.Batch == nil || ce.Batch.Forge == nil {
+		return forge.DefaultBatchLogGroup
+	}
+	return forge.NamesFor(prefix, ce.ID).LogGroup
+}
+
+// Queues returns the CE's head and compute queue names.
+func Queues(prefix string, ce *computeenv.ComputeEnv) (head, compute string) {
+	if ce.Batch != nil && ce.Batch.Forge == nil {
+		return ce.Batch.HeadQueue, ce.Batch.ComputeQueue
+	}
+	n := forge.NamesFor(prefix, ce.ID)
+	return n.HeadQueue, n.WorkQueue
+}

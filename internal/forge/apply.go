@@ -1,0 +1,609 @@
+package forge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/batch"
+	btypes "github.com/aws/aws-sdk-go-v2/service/batch/types"
+	"github.com/aws/aws-sdk-go-v2/service/cloudwatchlogs"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	etypes "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	"github.com/aws/aws-sdk-go-v2/service/efs"
+	efstypes "github.com/aws/aws-sdk-go-v2/service/efs/types"
+	"github.com/aws/aws-sdk-go-v2/service/fsx"
+	fsxtypes "github.com/aws/aws-sdk-go-v2/service/fsx/types"
+	"github.com/aws/aws-sdk-go-v2/service/iam"
+	itypes "github.com/aws/aws-sdk-go-v2/service/iam/types"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
+
+	"github.com/ceforge/ceforge/internal/computeenv"
+	"github.com/ceforge/ceforge/internal/tags"
+)
+
+// Progress states recorded on forged resources.
+const (
+	StateCreated  = "CREATED"
+	StatePending  = "PENDING" // created, not usable yet (Batch CREATING, EFS creating)
+	StateDeleting = "DELETING"
+	StateDeleted  = "DELETED"
+)
+
+// Find returns the recorded resource of a type and name (nil if none).
+func Find(ce *computeenv.ComputeEnv, typ, name string) *computeenv.Resource {
+	for i := range ce.ForgedResources {
+		if r := &ce.ForgedResources[i]; r.Type == typ && r.Name == name {
+			return r
+		}
+	}
+	return nil
+}
+
+// FindType returns the first recorded resource of a type (nil if none).
+func FindType(ce *computeenv.ComputeEnv, typ string) *computeenv.Resource {
+	for i := range ce.ForgedResources {
+		if ce.ForgedResources[i].Type == typ {
+			return &ce.ForgedResources[i]
+		}
+	}
+	return nil
+}
+
+// record inserts or updates a resource, keyed by type and name.
+func record(ce *computeenv.ComputeEnv, r computeenv.Resource) {
+	if cur := Find(ce, r.Type, r.Name); cur != nil {
+		if r.ARN == "" {
+			r.ARN = cur.ARN
+		}
+		if r.ID == "" {
+			r.ID = cur.ID
+		}
+		*cur = r
+		return
+	}
+	ce.ForgedResources = append(ce.ForgedResources, r)
+}
+
+func done(ce *computeenv.ComputeEnv, typ, name string) bool {
+	r := Find(ce, typ, name)
+	return r != nil && r.State == StateCreated
+}
+
+// step is one idempotent stage: it reports done=false while AWS is still
+// settling (the reconciler calls again).
+type step func(context.Context, *computeenv.ComputeEnv, Design) (bool, error)
+
+// Create takes the next steps towards the design and reports whether
+// everything exists and is usable. A *StepError is a refusal (the CE is
+// ERRORED); other errors are transient.
+func (f *Forger) Create(ctx context.Context, ce *computeenv.ComputeEnv, d Design) (bool, error) {
+	for _, s := range []step{f.roles, f.logGroup, f.efs, f.fsx, f.launchTemplate, f.computeEnvs, f.queues, f.jobDefinition} {
+		ok, err := s(ctx, ce, d)
+		if err != nil || !ok {
+			return false, err
+		}
+	}
+	return true, nil
+}
+
+func (f *Forger) roles(ctx context.Context, ce *computeenv.ComputeEnv, d Design) (bool, error) {
+	for _, r := range d.Roles {
+		if !done(ce, TypeRole, r.Name) {
+			arn, err := f.ensureRole(ctx, r, d.Tags)
+			if err != nil {
+				return false, err
+			}
+			record(ce, computeenv.Resource{Type: TypeRole, Name: r.Name, ARN: arn, State: StateCreated})
+		}
+		if r.Profile && !done(ce, TypeInstanceProfile, r.Name) {
+			arn, err := f.ensureProfile(ctx, r.Name, d.Tags)
+			if err != nil {
+				return false, err
+			}
+			record(ce, computeenv.Resource{Type: TypeInstanceProfile, Name: r.Name, ARN: arn, State: StateCreated})
+		}
+	}
+	return true, nil
+}
+
+func iamTags(t tags.Tags) []itypes.Tag {
+	out := make([]itypes.Tag, 0, len(t))
+	for _, k := range t.Keys() {
+		out = append(out, itypes.Tag{Key: aws.String(k), Value: aws.String(t[k])})
+	}
+	return out
+}
+
+func (f *Forger) ensureRole(ctx context.Context, r Role, t tags.Tags) (string, error) {
+	var arn string
+	out, err := f.IAM.CreateRole(ctx, &iam.CreateRoleInput{
+		RoleName: aws.String(r.Name), AssumeRolePolicyDocument: aws.String(TrustPolicy(r.Principal)),
+		Description: aws.String("ceforge " + t[tags.CEID]), Tags: iamTags(t),
+	})
+	switch {
+	case err == nil:
+		arn = aws.ToString(out.Role.Arn)
+	case Code(err) == "EntityAlreadyExists":
+		// A previous attempt created it: adopt it (its tags prove ownership).
+		got, gerr := f.IAM.GetRole(ctx, &iam.GetRoleInput{RoleName: aws.String(r.Name)})
+		if gerr != nil {
+			return "", wrap("get role "+r.Name, gerr)
+		}
+		arn = aws.ToString(got.Role.Arn)
+	default:
+		return "", wrap("create role "+r.Name, err)
+	}
+	for _, p := range r.Managed {
+		if _, err := f.IAM.AttachRolePolicy(ctx, &iam.AttachRolePolicyInput{RoleName: aws.String(r.Name), PolicyArn: aws.String(p)}); err != nil {
+			return "", wrap("attach "+p+" to role "+r.Name, err)
+		}
+	}
+	if r.Inline != nil {
+		if _, err := f.IAM.PutRolePolicy(ctx, &iam.PutRolePolicyInput{RoleName: aws.String(r.Name), PolicyName: aws.String("ceforge"), PolicyDocument: aws.String(JSON(r.Inline))}); err != nil {
+			return "", wrap("put policy of role "+r.Name, err)
+		}
+	}
+	return arn, nil
+}
+
+func (f *Forger) ensureProfile(ctx context.Context, name string, t tags.Tags) (string, error) {
+	var arn string
+	out, err := f.IAM.CreateInstanceProfile(ctx, &iam.CreateInstanceProfileInput{InstanceProfileName: aws.String(name), Tags: iamTags(t)})
+	switch {
+	case err == nil:
+		arn = aws.ToString(out.InstanceProfile.Arn)
+	case Code(err) == "EntityAlreadyExists":
+		got, gerr := f.IAM.GetInstanceProfile(ctx, &iam.GetInstanceProfileInput{InstanceProfileName: aws.String(name)})
+		if gerr != nil {
+			return "", wrap("get instance profile "+name, gerr)
+		}
+		arn = aws.ToString(got.InstanceProfile.Arn)
+		for _, r := range got.InstanceProfile.Roles {
+			if aws.ToString(r.RoleName) == name {
+				return arn, nil
+			}
+		}
+	default:
+		return "", wrap("create instance profile "+name, err)
+	}
+	_, err = f.IAM.AddRoleToInstanceProfile(ctx, &iam.AddRoleToInstanceProfileInput{InstanceProfileName: aws.String(name), RoleName: aws.String(name)})
+	if err != nil && Code(err) != "LimitExceeded" { // LimitExceeded: the role is in it already
+		return "", wrap("add role to instance profile "+name, err)
+	}
+	return arn, nil
+}
+
+func (f *Forger) logGroup(ctx context.Context, ce *computeenv.ComputeEnv, d Design) (bool, error) {
+	if !d.CreateLogGroup || done(ce, TypeLogGroup, d.LogGroup) {
+		return true, nil
+	}
+	_, err := f.Logs.CreateLogGroup(ctx, &cloudwatchlogs.CreateLogGroupInput{LogGroupName: aws.String(d.LogGroup), Tags: d.Tags})
+	if err != nil && Code(err) != "ResourceAlreadyExistsException" {
+		return false, wrap("create log group "+d.LogGroup, err)
+	}
+	record(ce, computeenv.Resource{Type: TypeLogGroup, Name: d.LogGroup, State: StateCreated})
+	return true, nil
+}
+
+func (f *Forger) efs(ctx context.Context, ce *computeenv.ComputeEnv, d Design) (bool, error) {
+	name := d.Names.Base
+	if !d.EFSCreate || done(ce, TypeEFS, name) {
+		return true, nil
+	}
+	var fs *efstypes.FileSystemDescription
+	got, err := f.EFS.DescribeFileSystems(ctx, &efs.DescribeFileSystemsInput{CreationToken: aws.String(name)})
+	if err != nil {
+		return false, wrap("describe EFS "+name, err)
+	}
+	if len(got.FileSystems) > 0 {
+		fs = &got.FileSystems[0]
+	} else {
+		t := tags.Merge(map[string]string{tags.Name: name}, d.Tags)
+		if v, ok := ce.Labels[tags.Name]; ok {
+			t[tags.Name] = v // a user's Name label wins over the default
+		}
+		var et []efstypes.Tag
+		for _, k := range t.Keys() {
+			et = append(et, efstypes.Tag{Key: aws.String(k), Value: aws.String(t[k])})
+		}
+		out, err := f.EFS.CreateFileSystem(ctx, &efs.CreateFileSystemInput{CreationToken: aws.String(name), Encrypted: aws.Bool(true), Tags: et})
+		if err != nil {
+			return false, wrap("create EFS "+name, err)
+		}
+		fs = &efstypes.FileSystemDescription{FileSystemId: out.FileSystemId, LifeCycleState: out.LifeCycleState}
+	}
+	id := aws.ToString(fs.FileSystemId)
+	record(ce, computeenv.Resource{Type: TypeEFS, Name: name, ID: id, State: StatePending})
+	if fs.LifeCycleState != efstypes.LifeCycleStateAvailable {
+		return false, nil
+	}
+	mts, err := f.EFS.DescribeMountTargets(ctx, &efs.DescribeMountTargetsInput{FileSystemId: aws.String(id)})
+	if err != nil {
+		return false, wrap("describe EFS mount targets", err)
+	}
+	have := map[string]bool{}
+	for _, mt := range mts.MountTargets {
+		have[aws.ToString(mt.SubnetId)] = true
+	}
+	for _, sn := range d.Subnets {
+		if have[sn] {
+			continue
+		}
+		_, err := f.EFS.CreateMountTarget(ctx, &efs.CreateMountTargetInput{FileSystemId: aws.String(id), SubnetId: aws.String(sn), SecurityGroups: d.SecurityGroups})
+		if err != nil && Code(err) != "MountTargetConflict" { // one per availability zone
+			return false, wrap("create EFS mount target in "+sn, err)
+		}
+	}
+	record(ce, computeenv.Resource{Type: TypeEFS, Name: name, ID: id, State: StateCreated})
+	return true, nil
+}
+
+func (f *Forger) fsx(ctx context.Context, ce *computeenv.ComputeEnv, d Design) (bool, error) {
+	name := d.Names.Base
+	if !d.FSxCreate || done(ce, TypeFSx, name) {
+		return true, nil
+	}
+	fs, err := f.findFSx(ctx, ce, name)
+	if err != nil {
+		return false, err
+	}
+	if fs == nil {
+		t := tags.Merge(map[string]string{tags.Name: name}, d.Tags)
+		var ft []fsxtypes.Tag
+		for _, k := range t.Keys() {
+			ft = append(ft, fsxtypes.Tag{Key: aws.String(k), Value: aws.String(t[k])})
+		}
+		out, err := f.FSx.CreateFileSystem(ctx, &fsx.CreateFileSystemInput{
+			ClientRequestToken: aws.String(name), FileSystemType: fsxtypes.FileSystemTypeLustre,
+			StorageCapacity: aws.Int32(int32(d.FSxSize)), SubnetIds: []string{first(d.Subnets)}, SecurityGroupIds: d.SecurityGroups,
+			LustreConfiguration: &fsxtypes.CreateFileSystemLustreConfiguration{DeploymentType: fsxtypes.LustreDeploymentTypeScratch2},
+			Tags:                ft,
+		})
+		if err != nil {
+			return false, wrap("create FSx "+name, err)
+		}
+		fs = out.FileSystem
+	}
+	r := computeenv.Resource{Type: TypeFSx, Name: name, ID: aws.ToString(fs.FileSystemId), ARN: aws.ToString(fs.ResourceARN), State: StatePending}
+	if fs.Lifecycle == fsxtypes.FileSystemLifecycleAvailable {
+		r.State = StateCreated
+	}
+	record(ce, r)
+	return r.State == StateCreated, nil
+}
+
+// findFSx finds the CE's FSx file system by its recorded id or its Name tag.
+func (f *Forger) findFSx(ctx context.Context, ce *computeenv.ComputeEnv, name string) (*fsxtypes.FileSystem, error) {
+	in := &fsx.DescribeFileSystemsInput{}
+	if r := Find(ce, TypeFSx, name); r != nil && r.ID != "" {
+		in.FileSystemIds = []string{r.ID}
+	}
+	for {
+		out, err := f.FSx.DescribeFileSystems(ctx, in)
+		if Code(err) == "FileSystemNotFound" {
+			return nil, nil
+		}
+		if err != nil {
+			return nil, wrap("describe FSx", err)
+		}
+		for i, fs := range out.FileSystems {
+			for _, t := range fs.Tags {
+				if aws.ToString(t.Key) == tags.CEID && aws.ToString(t.Value) == ce.ID {
+					return &out.FileSystems[i], nil
+				}
+			}
+		}
+		if out.NextToken == nil {
+			return nil, nil
+		}
+		in.NextToken = out.NextToken
+	}
+}
+
+// fsxMount returns the DNS and mount names of the CE's FSx (created or given).
+func (f *Forger) fsxMount(ctx context.Context, ce *computeenv.ComputeEnv, d Design) (string, string, error) {
+	if !d.FSxCreate && d.FSxDNSName == "" {
+		return "", "", nil
+	}
+	in := &fsx.DescribeFileSystemsInput{}
+	if d.FSxCreate {
+		if r := Find(ce, TypeFSx, d.Names.Base); r != nil && r.ID != "" {
+			in.FileSystemIds = []string{r.ID}
+		}
+	}
+	for {
+		out, err := f.FSx.DescribeFileSystems(ctx, in)
+		if err != nil {
+			return "", "", wrap("describe FSx", err)
+		}
+		for _, fs := range out.FileSystems {
+			dns := aws.ToString(fs.DNSName)
+			if (d.FSxCreate || dns == d.FSxDNSName) && fs.LustreConfiguration != nil {
+				return dns, aws.ToString(fs.LustreConfiguration.MountName), nil
+			}
+		}
+		if out.NextToken == nil {
+			break
+		}
+		in.NextToken = out.NextToken
+	}
+	return "", "", &StepError{Step: "find FSx", Err: fmt.Errorf("no FSx for Lustre file system with DNS name %q in %s", d.FSxDNSName, d.Region)}
+}
+
+func ec2Tags(t tags.Tags) []etypes.Tag {
+	out := make([]etypes.Tag, 0, len(t))
+	for _, k := range t.Keys() {
+		out = append(out, etypes.Tag{Key: aws.String(k), Value: aws.String(t[k])})
+	}
+	return out
+}
+
+func (f *Forger) launchTemplate(ctx context.Context, ce *computeenv.ComputeEnv, d Design) (bool, error) {
+	name := d.Names.LaunchTemplate
+	if done(ce, TypeLaunchTemplate, name) {
+		return true, nil
+	}
+	dns, mountName, err := f.fsxMount(ctx, ce, d)
+	if err != nil {
+		return false, err
+	}
+	ebs := &etypes.LaunchTemplateEbsBlockDeviceRequest{
+		VolumeSize: aws.Int32(int32(d.BootDiskGiB)), VolumeType: etypes.VolumeTypeGp2,
+		DeleteOnTermination: aws.Bool(true), Encrypted: aws.Bool(true),
+	}
+	if d.BootDiskGP3 {
+		ebs.VolumeType, ebs.Throughput = etypes.VolumeTypeGp3, aws.Int32(int32(d.BootThroughput))
+	}
+	// Ownership tags on the instances AND their volumes, set at launch, so
+	// the sweeper can prove what is ours.
+	out, err := f.EC2.CreateLaunchTemplate(ctx, &ec2.CreateLaunchTemplateInput{
+		LaunchTemplateName: aws.String(name),
+		LaunchTemplateData: &etypes.RequestLaunchTemplateData{
+			MetadataOptions: &etypes.LaunchTemplateInstanceMetadataOptionsRequest{
+				HttpTokens: etypes.LaunchTemplateHttpTokensStateRequired, HttpEndpoint: etypes.LaunchTemplateInstanceMetadataEndpointStateEnabled,
+				HttpPutResponseHopLimit: aws.Int32(2), // containers sit one hop behind the instance
+			},
+			BlockDeviceMappings: []etypes.LaunchTemplateBlockDeviceMappingRequest{{DeviceName: aws.String("/dev/xvda"), Ebs: ebs}},
+			UserData:            aws.String(d.UserData(dns, mountName)),
+			TagSpecifications: []etypes.LaunchTemplateTagSpecificationRequest{
+				{ResourceType: etypes.ResourceTypeInstance, Tags: ec2Tags(d.Tags)},
+				{ResourceType: etypes.ResourceTypeVolume, Tags: ec2Tags(d.Tags)},
+			},
+		},
+		TagSpecifications: []etypes.TagSpecification{{ResourceType: etypes.ResourceTypeLaunchTemplate, Tags: ec2Tags(d.Tags)}},
+	})
+	var id string
+	switch {
+	case err == nil:
+		id = aws.ToString(out.LaunchTemplate.LaunchTemplateId)
+	case Code(err) == "InvalidLaunchTemplateName.AlreadyExistsException":
+		got, gerr := f.EC2.DescribeLaunchTemplates(ctx, &ec2.DescribeLaunchTemplatesInput{LaunchTemplateNames: []string{name}})
+		if gerr != nil || len(got.LaunchTemplates) == 0 {
+			return false, wrap("describe launch template "+name, errors.Join(gerr, errors.New("launch template vanished")))
+		}
+		id = aws.ToString(got.LaunchTemplates[0].LaunchTemplateId)
+	default:
+		return false, wrap("create launch template "+name, err)
+	}
+	record(ce, computeenv.Resource{Type: TypeLaunchTemplate, Name: name, ID: id, State: StateCreated})
+	return true, nil
+}
+
+func (f *Forger) ami(ctx context.Context, param string) (string, error) {
+	out, err := f.SSM.GetParameter(ctx, &ssm.GetParameterInput{Name: aws.String(param)})
+	if err != nil {
+		return "", wrap("read AMI parameter "+param, err)
+	}
+	return aws.ToString(out.Parameter.Value), nil
+}
+
+func (f *Forger) computeEnvs(ctx context.Context, ce *computeenv.ComputeEnv, d Design) (bool, error) {
+	names := make([]string, 0, len(d.ComputeEnvs))
+	for _, c := range d.ComputeEnvs {
+		if !done(ce, TypeComputeEnv, c.Name) {
+			names = append(names, c.Name)
+		}
+	}
+	if len(names) == 0 {
+		return true, nil
+	}
+	for attempt := 0; ; attempt++ {
+		got, err := f.Batch.DescribeComputeEnvironments(ctx, &batch.DescribeComputeEnvironmentsInput{ComputeEnvironments: names})
+		if err != nil {
+			return false, wrap("describe compute environments", err)
+		}
+		seen := map[string]btypes.ComputeEnvironmentDetail{}
+		for _, c := range got.ComputeEnvironments {
+			seen[aws.ToString(c.ComputeEnvironmentName)] = c
+		}
+		ready, created := true, false
+		for _, c := range d.ComputeEnvs {
+			if !slices.Contains(names, c.Name) {
+				continue
+			}
+			cur, ok := seen[c.Name]
+			if !ok {
+				if err := f.createComputeEnv(ctx, ce, d, c); err != nil {
+					return false, err
+				}
+				ready, created = false, true
+				continue
+			}
+			r := computeenv.Resource{Type: TypeComputeEnv, Name: c.Name, ARN: aws.ToString(cur.ComputeEnvironmentArn), State: StatePending}
+			switch cur.Status {
+			case btypes.CEStatusValid:
+				r.State = StateCreated
+			case btypes.CEStatusInvalid:
+				record(ce, r)
+				return false, &StepError{Step: "compute environment " + c.Name, Err: fmt.Errorf("INVALID: %s", aws.ToString(cur.StatusReason))}
+			default:
+				ready = false
+			}
+			record(ce, r)
+		}
+		// Batch settles asynchronously; look once more right after creating,
+		// which saves a reconcile pass when it is quick.
+		if ready || !created || attempt > 0 {
+			return ready, nil
+		}
+	}
+}
+
+func (f *Forger) createComputeEnv(ctx context.Context, ce *computeenv.ComputeEnv, d Design, c ComputeEnvSpec) error {
+	svc := Find(ce, TypeRole, d.Names.ServiceRole)
+	if svc == nil {
+		return errors.New("service role not recorded yet")
+	}
+	cr := &btypes.ComputeResource{
+		Type: btypes.CRType(c.Type), MaxvCpus: aws.Int32(int32(c.MaxCpus)),
+		Subnets: d.Subnets, SecurityGroupIds: d.SecurityGroups,
+	}
+	if c.Type != "FARGATE" {
+		prof := Find(ce, TypeInstanceProfile, d.Names.InstanceRole)
+		lt := Find(ce, TypeLaunchTemplate, d.Names.LaunchTemplate)
+		if prof == nil || lt == nil {
+			return errors.New("instance profile or launch template not recorded yet")
+		}
+		image := c.ImageID
+		if image == "" {
+			var err error
+			if image, err = f.ami(ctx, c.AMIParam); err != nil {
+				return err
+			}
+		}
+		cr.MinvCpus = aws.Int32(int32(c.MinCpus))
+		cr.InstanceTypes = c.InstanceTypes
+		cr.AllocationStrategy = btypes.CRAllocationStrategy(c.AllocStrategy)
+		cr.InstanceRole = aws.String(prof.ARN)
+		cr.LaunchTemplate = &btypes.LaunchTemplateSpecification{LaunchTemplateId: aws.String(lt.ID), Version: aws.String("$Latest")}
+		cr.Ec2Configuration = []btypes.Ec2Configuration{{ImageType: aws.String(c.ImageType), ImageIdOverride: aws.String(image)}}
+		cr.Tags = d.Tags
+		if c.BidPercentage > 0 {
+			cr.BidPercentage = aws.Int32(int32(c.BidPercentage))
+		}
+		if c.KeyPair != "" {
+			cr.Ec2KeyPair = aws.String(c.KeyPair)
+		}
+	}
+	_, err := f.Batch.CreateComputeEnvironment(ctx, &batch.CreateComputeEnvironmentInput{
+		ComputeEnvironmentName: aws.String(c.Name), Type: btypes.CETypeManaged, State: btypes.CEStateEnabled,
+		ServiceRole: aws.String(svc.ARN), ComputeResources: cr, Tags: d.Tags,
+	})
+	if err != nil {
+		return wrap("create compute environment "+c.Name, err)
+	}
+	record(ce, computeenv.Resource{Type: TypeComputeEnv, Name: c.Name, State: StatePending})
+	return nil
+}
+
+func (f *Forger) queues(ctx context.Context, ce *computeenv.ComputeEnv, d Design) (bool, error) {
+	names := make([]string, 0, len(d.Queues))
+	for _, q := range d.Queues {
+		if !done(ce, TypeJobQueue, q.Name) {
+			names = append(names, q.Name)
+		}
+	}
+	if len(names) == 0 {
+		return true, nil
+	}
+	for attempt := 0; ; attempt++ {
+		got, err := f.Batch.DescribeJobQueues(ctx, &batch.DescribeJobQueuesInput{JobQueues: names})
+		if err != nil {
+			return false, wrap("describe job queues", err)
+		}
+		seen := map[string]btypes.JobQueueDetail{}
+		for _, q := range got.JobQueues {
+			seen[aws.ToString(q.JobQueueName)] = q
+		}
+		ready, created := true, false
+		for _, q := range d.Queues {
+			if !slices.Contains(names, q.Name) {
+				continue
+			}
+			cur, ok := seen[q.Name]
+			if !ok {
+				if err := f.createQueue(ctx, ce, d, q); err != nil {
+					return false, err
+				}
+				ready, created = false, true
+				continue
+			}
+			r := computeenv.Resource{Type: TypeJobQueue, Name: q.Name, ARN: aws.ToString(cur.JobQueueArn), State: StatePending}
+			switch cur.Status {
+			case btypes.JQStatusValid:
+				r.State = StateCreated
+			case btypes.JQStatusInvalid:
+				record(ce, r)
+				return false, &StepError{Step: "job queue " + q.Name, Err: fmt.Errorf("INVALID: %s", aws.ToString(cur.StatusReason))}
+			default:
+				ready = false
+			}
+			record(ce, r)
+		}
+		if ready || !created || attempt > 0 {
+			return ready, nil
+		}
+	}
+}
+
+func (f *Forger) createQueue(ctx context.Context, ce *computeenv.ComputeEnv, d Design, q QueueSpec) error {
+	c := Find(ce, TypeComputeEnv, q.CE)
+	if c == nil || c.ARN == "" {
+		return fmt.Errorf("compute environment %s not recorded yet", q.CE)
+	}
+	in := &batch.CreateJobQueueInput{
+		JobQueueName: aws.String(q.Name), Priority: aws.Int32(int32(q.Priority)), State: btypes.JQStateEnabled,
+		ComputeEnvironmentOrder: []btypes.ComputeEnvironmentOrder{{Order: aws.Int32(1), ComputeEnvironment: aws.String(c.ARN)}},
+		Tags:                    d.Tags,
+	}
+	if q.TimeLimits {
+		for _, t := range timeLimitActions() {
+			in.JobStateTimeLimitActions = append(in.JobStateTimeLimitActions, btypes.JobStateTimeLimitAction{
+				Reason: aws.String(t.Reason), State: btypes.JobStateTimeLimitActionsState(t.State),
+				MaxTimeSeconds: aws.Int32(int32(t.MaxSecs)), Action: btypes.JobStateTimeLimitActionsAction(t.Action),
+			})
+		}
+	}
+	if _, err := f.Batch.CreateJobQueue(ctx, in); err != nil {
+		return wrap("create job queue "+q.Name, err)
+	}
+	record(ce, computeenv.Resource{Type: TypeJobQueue, Name: q.Name, State: StatePending})
+	return nil
+}
+
+func (f *Forger) jobDefinition(ctx context.Context, ce *computeenv.ComputeEnv, d Design) (bool, error) {
+	if done(ce, TypeJobDefinition, d.Names.JobDefinition) {
+		return true, nil
+	}
+	spec := JobDefSpec{
+		Name: d.Names.JobDefinition, Region: d.Region, Fargate: d.FargateHead, Cpus: d.HeadCpus, MemoryMb: d.HeadMemoryMb,
+		JobRoleARN: d.HeadJobRoleARN, ExecutionRoleARN: d.ExecutionRoleARN, LogGroup: d.LogGroup, Env: d.HeadEnv, Tags: d.Tags,
+		EFSMount: d.EFSMount, FSxMount: d.FSxMount,
+	}
+	if r := Find(ce, TypeRole, d.Names.HeadJobRole); r != nil && spec.JobRoleARN == "" {
+		spec.JobRoleARN = r.ARN
+	}
+	if r := Find(ce, TypeRole, d.Names.ExecutionRole); r != nil && spec.ExecutionRoleARN == "" {
+		spec.ExecutionRoleARN = r.ARN
+	}
+	switch {
+	case d.EFSID != "":
+		spec.EFSID = d.EFSID
+	case d.EFSCreate:
+		if r := Find(ce, TypeEFS, d.Names.Base); r != nil {
+			spec.EFSID = r.ID
+		}
+	}
+	if !d.FSxCreate && d.FSxDNSName == "" {
+		spec.FSxMount = ""
+	}
+	arn, err := RegisterHeadJobDefinition(ctx, f.Batch, spec)
+	if err != nil {
+		return false, err
+	}
+	record(ce, computeenv.Resource{Type: TypeJobDefinition, Name: d.Names.JobDefinition, ARN: arn, State: StateCreated})
+	return true, nil
+}

@@ -1,0 +1,391 @@
+// Package forge turns the options of an AWS Batch compute environment into a
+// deterministic design (the AWS resources and IAM policies it needs), shows
+// it as a plan, and applies or tears it down idempotently, one resumable
+// step at a time: every step finds what exists by its deterministic name
+// before creating it, and treats NotFound as done when deleting.
+package forge
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/ceforge/ceforge/internal/computeenv"
+	"github.com/ceforge/ceforge/internal/tags"
+)
+
+// Resource types recorded in ComputeEnv.ForgedResources and shown in plans.
+const (
+	TypeRole            = "iam-role"
+	TypeInstanceProfile = "iam-instance-profile"
+	TypeLogGroup        = "logs-log-group"
+	TypeLaunchTemplate  = "ec2-launch-template"
+	TypeEFS             = "efs-file-system"
+	TypeFSx             = "fsx-file-system"
+	TypeComputeEnv      = "batch-compute-environment"
+	TypeJobQueue        = "batch-job-queue"
+	TypeJobDefinition   = "batch-job-definition"
+	TypeAMI             = "ssm-parameter"
+)
+
+// Defaults of forge mode.
+const (
+	DefaultHeadMemoryMb   = 4096
+	DefaultHeadCpus       = 1
+	DefaultBootDiskGiB    = 50
+	FusionBootDiskGiB     = 100
+	FusionBootThroughput  = 325 // MB/s
+	DefaultEbsBlockGiB    = 50
+	DefaultEfsMount       = "/mnt/efs"
+	DefaultFsxMount       = "/mnt/fsx"
+	NextflowImage         = "public.ecr.aws/seqera-labs/nextflow:24.10.5"
+	HeadQueuePriority     = 100
+	ComputeQueuePriority  = 10
+	RunnableTimeLimitSecs = 600 // misconfigured jobs never get capacity: cancel after 10 minutes
+	CapacityTimeLimitSecs = 3600
+	HeadCEMaxCpus         = 256
+)
+
+// AMI parameters (public SSM paths of the ECS-optimized Amazon Linux 2023 AMIs).
+const (
+	AMIParamX86   = "/aws/service/ecs/optimized-ami/amazon-linux-2023/recommended/image_id"
+	AMIParamARM64 = "/aws/service/ecs/optimized-ami/amazon-linux-2023/arm64/recommended/image_id"
+	AMIParamGPU   = "/aws/service/ecs/optimized-ami/amazon-linux-2023/gpu/recommended/image_id"
+)
+
+// AWS managed policies attached to forged roles.
+const (
+	PolicyBatchService     = "arn:aws:iam::aws:policy/service-role/AWSBatchServiceRole"
+	PolicyECSForEC2        = "arn:aws:iam::aws:policy/service-role/AmazonEC2ContainerServiceforEC2Role"
+	PolicySSMCore          = "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"
+	PolicyECSTaskExecution = "arn:aws:iam::aws:policy/service-role/AmazonECSTaskExecutionRolePolicy"
+)
+
+// Names are the deterministic names of a CE's forged resources: prefix + CE
+// id + role, so IAM policies can be scoped to the prefix and a retry after a
+// crash finds what the previous attempt created.
+type Names struct {
+	Base           string // prefix + CE id
+	ServiceRole    string
+	InstanceRole   string // also the instance profile
+	HeadJobRole    string
+	ComputeJobRole string
+	ExecutionRole  string
+	LaunchTemplate string
+	HeadCE         string
+	WorkCE         string
+	HeadQueue      string
+	WorkQueue      string
+	JobDefinition  string
+	LogGroup       string
+}
+
+// NamesFor returns the names of ceID's resources.
+func NamesFor(prefix, ceID string) Names {
+	b := prefix + ceID
+	return Names{
+		Base: b, ServiceRole: b + "-service", InstanceRole: b + "-instance", HeadJobRole: b + "-headjob",
+		ComputeJobRole: b + "-computejob", ExecutionRole: b + "-execution", LaunchTemplate: b,
+		HeadCE: b + "-head", WorkCE: b + "-work", HeadQueue: b + "-head", WorkQueue: b + "-work",
+		JobDefinition: b + "-head", LogGroup: "/aws/batch/job/" + b,
+	}
+}
+
+// Role is an IAM role to create.
+type Role struct {
+	Name      string
+	Principal string // service principal of the trust policy
+	Managed   []string
+	Inline    map[string]any // policy document of the one inline policy ("ceforge"), nil for none
+	Profile   bool           // also an instance profile of the same name
+}
+
+// ComputeEnvSpec is a Batch compute environment to create.
+type ComputeEnvSpec struct {
+	Name          string
+	Type          string // EC2 | SPOT | FARGATE
+	MinCpus       int
+	MaxCpus       int
+	InstanceTypes []string
+	AllocStrategy string
+	BidPercentage int
+	ImageType     string // ECS_AL2023 | ECS_AL2023_NVIDIA
+	ImageID       string // custom AMI, else from AMIParam
+	AMIParam      string
+	KeyPair       string
+}
+
+// QueueSpec is a Batch job queue to create.
+type QueueSpec struct {
+	Name       string
+	Priority   int
+	CE         string // compute environment name, order 1
+	TimeLimits bool   // cancel jobs stuck RUNNABLE on misconfiguration or capacity
+}
+
+// Design is everything forge creates for one CE, fully resolved and deterministic.
+type Design struct {
+	Names   Names
+	Region  string
+	Tags    tags.Tags
+	Roles   []Role
+	Profile bool
+	// Role ARNs given by the user (used, not created).
+	HeadJobRoleARN, ComputeJobRoleARN, ExecutionRoleARN string
+
+	LogGroup       string
+	CreateLogGroup bool
+
+	LaunchTemplate bool
+	BootDiskGiB    int
+	BootDiskGP3    bool
+	BootThroughput int
+	EcsConfig      string
+	EbsAutoScale   bool
+	EbsBlockSize   int
+	FastStorage    bool
+
+	EFSCreate  bool
+	EFSID      string
+	EFSMount   string
+	FSxCreate  bool
+	FSxSize    int
+	FSxDNSName string
+	FSxMount   string
+
+	Subnets        []string
+	SecurityGroups []string
+
+	ComputeEnvs []ComputeEnvSpec
+	Queues      []QueueSpec
+
+	// Head job definition.
+	FargateHead  bool
+	HeadCpus     int
+	HeadMemoryMb int
+	HeadEnv      map[string]string
+}
+
+// Dispose reports whether the CE's forged resources are deleted with it
+// (the default).
+func Dispose(ce *computeenv.ComputeEnv) bool {
+	if ce.Batch == nil || ce.Batch.Forge == nil || ce.Batch.Forge.DisposeOnDeletion == nil {
+		return true
+	}
+	return *ce.Batch.Forge.DisposeOnDeletion
+}
+
+// Buckets returns the S3 buckets the CE's jobs may use: the work dir's and the allowed ones.
+func Buckets(ce *computeenv.ComputeEnv) []string {
+	set := map[string]bool{}
+	if b, _, err := computeenv.ParseS3URI("workDir", ce.WorkDir); err == nil {
+		set[b] = true
+	}
+	if ce.Batch != nil && ce.Batch.Forge != nil {
+		for _, u := range ce.Batch.Forge.AllowBuckets {
+			if b, _, err := computeenv.ParseS3URI("allowBuckets", u); err == nil {
+				set[b] = true
+			}
+		}
+	}
+	out := make([]string, 0, len(set))
+	for b := range set {
+		out = append(out, b)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// HeadEnv returns the head job's CE-level environment variables.
+func HeadEnv(ce *computeenv.ComputeEnv) map[string]string {
+	env := map[string]string{}
+	for _, v := range ce.Environment {
+		if v.Head {
+			env[v.Name] = v.Value
+		}
+	}
+	return env
+}
+
+// NewDesign resolves a forge-mode CE (defaults already filled by the
+// provisioner's Prepare) into its design.
+func NewDesign(prefix string, ce *computeenv.ComputeEnv) Design {
+	b, f := ce.Batch, ce.Batch.Forge
+	n := NamesFor(prefix, ce.ID)
+	d := Design{
+		Names: n, Region: ce.Region, Tags: tags.Merge(ce.Labels, tags.Ownership(ce.ID, "")),
+		Subnets: f.Subnets, SecurityGroups: f.SecurityGroups,
+		FargateHead: f.FargateHeadEnabled, HeadCpus: b.HeadJobCpus, HeadMemoryMb: b.HeadJobMemoryMb,
+		HeadEnv: HeadEnv(ce), LaunchTemplate: true,
+	}
+	buckets := Buckets(ce)
+	s3 := s3Statement(buckets)
+
+	d.Roles = append(d.Roles, Role{Name: n.ServiceRole, Principal: "batch.amazonaws.com", Managed: []string{PolicyBatchService}})
+	instInline := []any{s3}
+	if f.EbsAutoScale {
+		instInline = append(instInline, map[string]any{
+			"Sid": "EbsAutoScale", "Effect": "Allow", "Resource": "*",
+			"Action": []string{"ec2:AttachVolume", "ec2:CreateTags", "ec2:CreateVolume", "ec2:DeleteVolume", "ec2:DescribeVolumeStatus", "ec2:DescribeVolumes", "ec2:ModifyInstanceAttribute"},
+		})
+	}
+	d.Roles = append(d.Roles, Role{Name: n.InstanceRole, Principal: "ec2.amazonaws.com", Managed: []string{PolicyECSForEC2, PolicySSMCore}, Inline: policyDoc(instInline...), Profile: true})
+	d.Profile = true
+
+	d.ComputeJobRoleARN = b.ComputeJobRole
+	if b.ComputeJobRole == "" {
+		d.Roles = append(d.Roles, Role{Name: n.ComputeJobRole, Principal: "ecs-tasks.amazonaws.com", Inline: policyDoc(s3)})
+	}
+	d.HeadJobRoleARN = b.HeadJobRole
+	if b.HeadJobRole == "" {
+		d.Roles = append(d.Roles, Role{Name: n.HeadJobRole, Principal: "ecs-tasks.amazonaws.com", Inline: policyDoc(s3, map[string]any{
+			"Sid": "NextflowBatch", "Effect": "Allow", "Resource": "*",
+			"Action": []string{"batch:CancelJob", "batch:DescribeComputeEnvironments", "batch:DescribeJobDefinitions", "batch:DescribeJobQueues",
+				"batch:DescribeJobs", "batch:ListJobs", "batch:RegisterJobDefinition", "batch:SubmitJob", "batch:TagResource", "batch:TerminateJob",
+				"ec2:DescribeInstanceAttribute", "ec2:DescribeInstanceStatus", "ec2:DescribeInstanceTypes", "ec2:DescribeInstances",
+				"ecs:DescribeContainerInstances", "ecs:DescribeTasks", "logs:GetLogEvents"},
+		}, map[string]any{
+			"Sid": "PassJobRoles", "Effect": "Allow", "Action": "iam:PassRole",
+			"Resource": fmt.Sprintf("arn:aws:iam::*:role/%s*", n.Base),
+		})})
+	}
+	// Fargate tasks need an execution role to pull the image and write logs.
+	d.ExecutionRoleARN = b.ExecutionRole
+	if b.ExecutionRole == "" && f.FargateHeadEnabled {
+		d.Roles = append(d.Roles, Role{Name: n.ExecutionRole, Principal: "ecs-tasks.amazonaws.com", Managed: []string{PolicyECSTaskExecution}})
+	}
+
+	d.LogGroup = b.LogGroup
+	if d.LogGroup == "" {
+		d.LogGroup, d.CreateLogGroup = n.LogGroup, true
+	}
+
+	d.BootDiskGiB = f.EbsBootSize
+	if b.Fusion2Enabled && !f.FastStorage {
+		// Fusion without local NVMe caches on the boot disk: make it big and fast.
+		if d.BootDiskGiB < FusionBootDiskGiB {
+			d.BootDiskGiB = FusionBootDiskGiB
+		}
+		d.BootDiskGP3, d.BootThroughput = true, FusionBootThroughput
+	}
+	if d.BootDiskGiB == 0 {
+		d.BootDiskGiB = DefaultBootDiskGiB
+	}
+
+	d.EFSCreate, d.EFSID, d.EFSMount = f.EfsCreate, f.EfsID, f.EfsMount
+	d.FSxCreate, d.FSxSize, d.FSxDNSName, d.FSxMount = f.FsxSize > 0 && f.FsxName == "", f.FsxSize, f.FsxName, f.FsxMount
+	d.EcsConfig, d.EbsAutoScale, d.EbsBlockSize, d.FastStorage = f.EcsConfig, f.EbsAutoScale, f.EbsBlockSize, f.FastStorage
+
+	amiParam, imageType := AMIParamX86, "ECS_AL2023"
+	switch {
+	case f.GpuEnabled:
+		amiParam, imageType = AMIParamGPU, "ECS_AL2023_NVIDIA"
+	case f.Arm64Enabled:
+		amiParam = AMIParamARM64
+	}
+	work := ComputeEnvSpec{
+		Name: n.WorkCE, Type: f.Type, MinCpus: f.MinCpus, MaxCpus: f.MaxCpus, InstanceTypes: f.InstanceTypes,
+		AllocStrategy: f.AllocStrategy, ImageType: imageType, ImageID: f.ImageID, KeyPair: f.EC2KeyPair,
+	}
+	if f.ImageID == "" {
+		work.AMIParam = amiParam
+	}
+	if f.Type == "SPOT" {
+		work.BidPercentage = f.BidPercentage
+	}
+	headCE := n.WorkCE
+	switch {
+	case f.FargateHeadEnabled:
+		headCE = n.HeadCE
+		d.ComputeEnvs = append(d.ComputeEnvs, ComputeEnvSpec{Name: n.HeadCE, Type: "FARGATE", MaxCpus: HeadCEMaxCpus})
+	case f.Type == "SPOT":
+		// The head must not be interrupted: it runs on one on-demand instance.
+		headCE = n.HeadCE
+		head := ComputeEnvSpec{
+			Name: n.HeadCE, Type: "EC2", MaxCpus: HeadCEMaxCpus, InstanceTypes: headInstanceTypes(f),
+			AllocStrategy: "BEST_FIT_PROGRESSIVE", ImageType: "ECS_AL2023", ImageID: f.ImageID, KeyPair: f.EC2KeyPair,
+		}
+		if f.ImageID == "" {
+			head.AMIParam = AMIParamX86
+			if f.Arm64Enabled {
+				head.AMIParam = AMIParamARM64
+			}
+		}
+		d.ComputeEnvs = append(d.ComputeEnvs, head)
+	}
+	d.ComputeEnvs = append(d.ComputeEnvs, work)
+	d.Queues = []QueueSpec{
+		{Name: n.HeadQueue, Priority: HeadQueuePriority, CE: headCE},
+		{Name: n.WorkQueue, Priority: ComputeQueuePriority, CE: n.WorkCE, TimeLimits: true},
+	}
+	return d
+}
+
+func headInstanceTypes(f *computeenv.ForgeOptions) []string {
+	if f.Arm64Enabled {
+		return []string{"m6g", "c6g", "r6g"}
+	}
+	return []string{"optimal"}
+}
+
+func s3Statement(buckets []string) map[string]any {
+	res := make([]string, 0, 2*len(buckets))
+	for _, b := range buckets {
+		res = append(res, "arn:aws:s3:::"+b, "arn:aws:s3:::"+b+"/*")
+	}
+	return map[string]any{
+		"Sid": "WorkAndAllowedBuckets", "Effect": "Allow", "Resource": res,
+		"Action": []string{"s3:AbortMultipartUpload", "s3:DeleteObject", "s3:GetBucketLocation", "s3:GetObject", "s3:GetObjectTagging",
+			"s3:ListBucket", "s3:ListBucketMultipartUploads", "s3:ListMultipartUploadParts", "s3:PutObject", "s3:PutObjectTagging"},
+	}
+}
+
+func policyDoc(statements ...any) map[string]any {
+	return map[string]any{"Version": "2012-10-17", "Statement": statements}
+}
+
+// TrustPolicy returns the assume-role policy for a service principal.
+func TrustPolicy(principal string) string {
+	b, _ := json.Marshal(policyDoc(map[string]any{
+		"Effect": "Allow", "Principal": map[string]any{"Service": principal}, "Action": "sts:AssumeRole",
+	}))
+	return string(b)
+}
+
+// JSON renders a policy document.
+func JSON(doc map[string]any) string {
+	b, _ := json.Marshal(doc)
+	return string(b)
+}
+
+// UserData is the launch template's MIME multi-part user data (the format
+// Batch requires): ECS agent settings appended to /etc/ecs/ecs.config, the
+// FSx for Lustre mount, and the EBS auto-scale setup when asked. fsxDNS and
+// fsxMountName are known only once the file system exists.
+func (d Design) UserData(fsxDNS, fsxMountName string) string {
+	var sh strings.Builder
+	sh.WriteString("#!/bin/bash\nset -euo pipefail\n")
+	sh.WriteString("echo ECS_IMAGE_PULL_BEHAVIOR=once >> /etc/ecs/ecs.config\n")
+	sh.WriteString("echo ECS_ENABLE_SPOT_INSTANCE_DRAINING=true >> /etc/ecs/ecs.config\n")
+	if d.EcsConfig != "" {
+		sh.WriteString("cat >> /etc/ecs/ecs.config <<'CEFORGE_ECS_EOF'\n" + strings.TrimRight(d.EcsConfig, "\n") + "\nCEFORGE_ECS_EOF\n")
+	}
+	if fsxDNS != "" {
+		sh.WriteString("dnf install -y lustre-client\n")
+		sh.WriteString(fmt.Sprintf("mkdir -p %s\nmount -t lustre -o relatime,flock %s@tcp:/%s %s\n", d.FSxMount, fsxDNS, fsxMountName, d.FSxMount))
+	}
+	if d.EbsAutoScale {
+		sh.WriteString(fmt.Sprintf("# EBS auto-scale (deprecated): /var/lib/docker grows by %d GiB volumes\n", d.EbsBlockSize))
+		sh.WriteString("dnf install -y jq btrfs-progs lvm2 amazon-ebs-autoscale || true\n")
+	}
+	if d.FastStorage {
+		sh.WriteString("# Fusion caches on the instance-store NVMe disks\n")
+		sh.WriteString("echo ECS_CONTAINER_INSTANCE_TAGS='{\"ceforge:fast-storage\":\"true\"}' >> /etc/ecs/ecs.config\n")
+	}
+	const boundary = "==CEFORGE=="
+	mime := "MIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=\"" + boundary + "\"\n\n--" + boundary +
+		"\nContent-Type: text/x-shellscript; charset=\"us-ascii\"\n\n" + sh.String() + "\n--" + boundary + "--\n"
+	return base64.StdEncoding.EncodeToString([]byte(mime))
+}

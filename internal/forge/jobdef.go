@@ -1,0 +1,142 @@
+package forge
+
+import (
+	"context"
+	"fmt"
+	"sort"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/batch"
+	btypes "github.com/aws/aws-sdk-go-v2/service/batch/types"
+
+	"github.com/ceforge/ceforge/internal/tags"
+)
+
+// DefaultBatchLogGroup is where Batch's awslogs driver writes when no group is set.
+const DefaultBatchLogGroup = "/aws/batch/job"
+
+// JobDefSpec is the head job definition of a CE: registered once at CE
+// creation so that a launch is a single SubmitJob.
+type JobDefSpec struct {
+	Name             string
+	Region           string
+	Image            string
+	Fargate          bool
+	Cpus             int
+	MemoryMb         int
+	JobRoleARN       string
+	ExecutionRoleARN string
+	LogGroup         string
+	Env              map[string]string
+	Tags             tags.Tags
+	EFSID, EFSMount  string
+	FSxMount         string // host path where the launch template mounts FSx
+}
+
+// RegisterHeadJobDefinition registers spec, or returns the active revision a
+// previous attempt registered (found by name and ownership tag).
+func RegisterHeadJobDefinition(ctx context.Context, b BatchAPI, spec JobDefSpec) (string, error) {
+	got, err := b.DescribeJobDefinitions(ctx, &batch.DescribeJobDefinitionsInput{JobDefinitionName: aws.String(spec.Name), Status: aws.String("ACTIVE")})
+	if err != nil {
+		return "", wrap("describe job definition "+spec.Name, err)
+	}
+	best, rev := "", int32(-1)
+	for _, jd := range got.JobDefinitions {
+		if jd.Tags[tags.CEID] == spec.Tags[tags.CEID] && aws.ToInt32(jd.Revision) > rev {
+			best, rev = aws.ToString(jd.JobDefinitionArn), aws.ToInt32(jd.Revision)
+		}
+	}
+	if best != "" {
+		return best, nil
+	}
+	out, err := b.RegisterJobDefinition(ctx, HeadJobDefinitionInput(spec))
+	if err != nil {
+		return "", wrap("register job definition "+spec.Name, err)
+	}
+	return aws.ToString(out.JobDefinitionArn), nil
+}
+
+// HeadJobDefinitionInput renders spec as a RegisterJobDefinition request.
+func HeadJobDefinitionInput(spec JobDefSpec) *batch.RegisterJobDefinitionInput {
+	image := spec.Image
+	if image == "" {
+		image = NextflowImage
+	}
+	cpus, mem := spec.Cpus, spec.MemoryMb
+	if cpus <= 0 {
+		cpus = DefaultHeadCpus
+	}
+	if mem <= 0 {
+		mem = DefaultHeadMemoryMb
+	}
+	cp := &btypes.ContainerProperties{
+		Image:   aws.String(image),
+		Command: []string{"bash", "-c", "echo 'ceforge: the launch supplies the command'; exit 1"},
+	}
+	names := make([]string, 0, len(spec.Env))
+	for k := range spec.Env {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	for _, k := range names {
+		cp.Environment = append(cp.Environment, btypes.KeyValuePair{Name: aws.String(k), Value: aws.String(spec.Env[k])})
+	}
+	if spec.JobRoleARN != "" {
+		cp.JobRoleArn = aws.String(spec.JobRoleARN)
+	}
+	if spec.ExecutionRoleARN != "" {
+		cp.ExecutionRoleArn = aws.String(spec.ExecutionRoleARN)
+	}
+	opts := map[string]string{"awslogs-region": spec.Region}
+	if spec.LogGroup != "" && spec.LogGroup != DefaultBatchLogGroup {
+		opts["awslogs-group"] = spec.LogGroup
+	}
+	cp.LogConfiguration = &btypes.LogConfiguration{LogDriver: btypes.LogDriverAwslogs, Options: opts}
+	in := &batch.RegisterJobDefinitionInput{
+		JobDefinitionName: aws.String(spec.Name), Type: btypes.JobDefinitionTypeContainer,
+		PropagateTags: aws.Bool(true), Tags: spec.Tags, ContainerProperties: cp,
+		RetryStrategy: &btypes.RetryStrategy{Attempts: aws.Int32(1)},
+	}
+	if spec.Fargate {
+		// Fargate takes only resourceRequirements and needs networking settings.
+		cp.ResourceRequirements = []btypes.ResourceRequirement{
+			{Type: btypes.ResourceTypeVcpu, Value: aws.String(fmt.Sprint(cpus))},
+			{Type: btypes.ResourceTypeMemory, Value: aws.String(fmt.Sprint(mem))},
+		}
+		cp.NetworkConfiguration = &btypes.NetworkConfiguration{AssignPublicIp: btypes.AssignPublicIpEnabled}
+		cp.FargatePlatformConfiguration = &btypes.FargatePlatformConfiguration{PlatformVersion: aws.String("LATEST")}
+		in.PlatformCapabilities = []btypes.PlatformCapability{btypes.PlatformCapabilityFargate}
+	} else {
+		// The legacy vcpus/memory fields are what DescribeJobs echoes back as numbers.
+		cp.Vcpus, cp.Memory = aws.Int32(int32(cpus)), aws.Int32(int32(mem))
+	}
+	if spec.EFSID != "" && spec.EFSMount != "" {
+		cp.Volumes = append(cp.Volumes, btypes.Volume{Name: aws.String("efs"), EfsVolumeConfiguration: &btypes.EFSVolumeConfiguration{
+			FileSystemId: aws.String(spec.EFSID), TransitEncryption: btypes.EFSTransitEncryptionEnabled,
+		}})
+		cp.MountPoints = append(cp.MountPoints, btypes.MountPoint{SourceVolume: aws.String("efs"), ContainerPath: aws.String(spec.EFSMount)})
+	}
+	if spec.FSxMount != "" && !spec.Fargate {
+		cp.Volumes = append(cp.Volumes, btypes.Volume{Name: aws.String("fsx"), Host: &btypes.Host{SourcePath: aws.String(spec.FSxMount)}})
+		cp.MountPoints = append(cp.MountPoints, btypes.MountPoint{SourceVolume: aws.String("fsx"), ContainerPath: aws.String(spec.FSxMount)})
+	}
+	return in
+}
+
+// DeregisterJobDefinitions deregisters every active revision of name that
+// carries ceID's ownership tag.
+func DeregisterJobDefinitions(ctx context.Context, b BatchAPI, name, ceID string) error {
+	got, err := b.DescribeJobDefinitions(ctx, &batch.DescribeJobDefinitionsInput{JobDefinitionName: aws.String(name), Status: aws.String("ACTIVE")})
+	if err != nil {
+		return wrap("describe job definition "+name, err)
+	}
+	for _, jd := range got.JobDefinitions {
+		if jd.Tags[tags.CEID] != ceID {
+			continue
+		}
+		if _, err := b.DeregisterJobDefinition(ctx, &batch.DeregisterJobDefinitionInput{JobDefinition: jd.JobDefinitionArn}); err != nil && Code(err) != "ClientException" {
+			return wrap("deregister job definition "+name, err)
+		}
+	}
+	return nil
+}
