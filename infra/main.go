@@ -49,13 +49,38 @@ func run() error {
 			props.Env.Region = jsii.String(region)
 		}
 	}
-	if _, err := stack.NewCeforgeStack(app, cfg.StackName, props); err != nil {
+	st, err := stack.NewCeforgeStack(app, cfg.StackName, props)
+	if err != nil {
 		return err
 	}
 	if ctx(app, "nag") != "false" {
 		stack.ApplyNag(app, true)
 	}
-	app.Synth(nil)
+	asm := app.Synth(nil)
+	// Without the CDK CLI nobody prints annotations: cdk-nag findings and
+	// CDK warnings go to stderr here, and errors fail the synth.
+	errs := 0
+	for _, m := range *asm.GetStackArtifact(st.ArtifactId()).Messages() {
+		level := string(m.Level)
+		if level != "error" && level != "warning" {
+			continue
+		}
+		if level == "error" {
+			errs++
+		}
+		text := ""
+		if m.Entry != nil && m.Entry.Data != nil {
+			text = fmt.Sprint(m.Entry.Data)
+			if p, ok := m.Entry.Data.(*string); ok && p != nil {
+				text = *p
+			}
+		}
+		fmt.Fprintf(os.Stderr, "[%s] %s: %s\n", level, *m.Id, text)
+	}
+	if errs > 0 {
+		return fmt.Errorf("%d error annotation(s) (cdk-nag findings need a fix or a suppression with a reason)", errs)
+	}
+	fmt.Fprintf(os.Stderr, "ceforge infra: synthesized %s into %s\n", cfg.StackName, *asm.Directory())
 	return nil
 }
 

@@ -22,6 +22,9 @@ import (
 //
 //	api         validate, create, delete, launch, logs, state(rw), invoke sweeper
 //	reconciler  validate, create, delete, observe, state(rw)
+//
+// (create is two policies, CreateIdentity and Create, to stay within the
+// managed-policy size when many allowed regions are listed)
 //	batchevents events, state(rw)
 //	ec2events   events, state(rw)
 //	logs        logs, state(read)
@@ -89,10 +92,14 @@ func (p permissions) ec2(kind string) string { return p.arn("ec2", "*", p.accoun
 // (<workDir>/.ceforge/runs/<run-id>/...): exit status, nextflow.log.
 func (p permissions) runArtifacts() string { return "arn:" + p.partition + ":s3:::*/.ceforge/runs/*" }
 
-// logGroups are the log groups ceforge creates and reads: /ceforge/*, the
-// run log group when configured elsewhere.
+// logGroups are the log groups ceforge creates and deletes: a forged
+// compute environment's /aws/batch/job/<prefix><ce-id> (internal/forge),
+// anything under /ceforge/, and the run log group when configured elsewhere.
 func (p permissions) logGroups() []string {
-	out := []string{p.arn("logs", "*", p.account, "log-group:/ceforge/*")}
+	out := []string{
+		p.arn("logs", "*", p.account, "log-group:/aws/batch/job/"+p.cfg.Prefix+"*"),
+		p.arn("logs", "*", p.account, "log-group:/ceforge/*"),
+	}
 	if !strings.HasPrefix(p.cfg.RunLogGroup, "/ceforge/") {
 		out = append(out, p.arn("logs", "*", p.account, "log-group:"+p.cfg.RunLogGroup+"*"))
 	}
@@ -162,8 +169,9 @@ func (p permissions) validate() []perm {
 	}
 }
 
-// create: forge a compute environment's resources.
-func (p permissions) create() []perm {
+// createIdentity: the IAM side of forging a compute environment (roles,
+// instance profiles, service-linked roles, passing forged roles).
+func (p permissions) createIdentity() []perm {
 	return []perm{
 		{
 			sid: "ForgeRoles",
@@ -197,6 +205,13 @@ func (p permissions) create() []perm {
 			cond:      map[string]map[string]any{"StringEquals": {"iam:AWSServiceName": serviceLinkedRoles}},
 		},
 		p.passRole(),
+	}
+}
+
+// create: forge a compute environment's compute resources (Batch, launch
+// templates, log groups, file systems).
+func (p permissions) create() []perm {
+	return []perm{
 		{
 			sid: "ForgeBatch",
 			why: "Batch compute environments, job queues and job definitions named with the ceforge prefix, in any compute environment region.",
@@ -225,7 +240,7 @@ func (p permissions) create() []perm {
 		},
 		{
 			sid:       "ForgeLogGroups",
-			why:       "Log groups under /ceforge/ (and the configured run log group) only.",
+			why:       "Log groups of forged compute environments (/aws/batch/job/<prefix>*), under /ceforge/, and the configured run log group only.",
 			actions:   []string{"logs:CreateLogGroup", "logs:PutRetentionPolicy", "logs:TagResource", "logs:TagLogGroup", "logs:ListTagsForResource"},
 			resources: p.logGroups(),
 			regional:  true,
@@ -306,7 +321,7 @@ func (p permissions) delete() []perm {
 		},
 		{
 			sid:       "DeleteLogGroups",
-			why:       "Log groups under /ceforge/ (and the configured run log group) only.",
+			why:       "Log groups of forged compute environments (/aws/batch/job/<prefix>*), under /ceforge/, and the configured run log group only.",
 			actions:   []string{"logs:DeleteLogGroup"},
 			resources: p.logGroups(),
 			regional:  true,
@@ -407,7 +422,9 @@ func (p permissions) launch() []perm {
 
 // logs: read run logs and artifacts.
 func (p permissions) logs() []perm {
-	groups := append(p.logGroups(), p.arn("logs", "*", p.account, "log-group:/aws/batch/job*"))
+	// Reads also cover Batch's default job log group (/aws/batch/job),
+	// which manual-mode compute environments use.
+	groups := append(p.logGroups()[1:], p.arn("logs", "*", p.account, "log-group:/aws/batch/job*"))
 	return []perm{
 		{
 			sid:       "ReadRunLogs",
@@ -550,21 +567,22 @@ type Policies struct {
 
 // Permission group names (the managed policies' construct ids).
 const (
-	GroupValidate = "Validate"
-	GroupCreate   = "Create"
-	GroupDelete   = "Delete"
-	GroupLaunch   = "Launch"
-	GroupObserve  = "Observe"
-	GroupLogs     = "Logs"
-	GroupEvents   = "Events"
-	GroupSweep    = "Sweep"
-	GroupAssume   = "Assume"
+	GroupValidate       = "Validate"
+	GroupCreateIdentity = "CreateIdentity"
+	GroupCreate         = "Create"
+	GroupDelete         = "Delete"
+	GroupLaunch         = "Launch"
+	GroupObserve        = "Observe"
+	GroupLogs           = "Logs"
+	GroupEvents         = "Events"
+	GroupSweep          = "Sweep"
+	GroupAssume         = "Assume"
 )
 
 // FunctionGroups says which permission groups each function holds.
 var FunctionGroups = map[string][]string{
-	FnAPI:         {GroupValidate, GroupCreate, GroupDelete, GroupLaunch, GroupLogs, GroupAssume},
-	FnReconciler:  {GroupValidate, GroupCreate, GroupDelete, GroupObserve, GroupAssume},
+	FnAPI:         {GroupValidate, GroupCreateIdentity, GroupCreate, GroupDelete, GroupLaunch, GroupLogs, GroupAssume},
+	FnReconciler:  {GroupValidate, GroupCreateIdentity, GroupCreate, GroupDelete, GroupObserve, GroupAssume},
 	FnBatchEvents: {GroupEvents, GroupAssume},
 	FnEC2Events:   {GroupEvents, GroupAssume},
 	FnLogs:        {GroupLogs, GroupAssume},
@@ -579,7 +597,8 @@ func newPolicies(scope constructs.Construct, cfg Config, fns *Functions, data *D
 		perms             []perm
 	}{
 		{GroupValidate, "validate: read-only checks of compute environment inputs", p.validate()},
-		{GroupCreate, "create: forge compute environment resources named " + cfg.Prefix + "*", p.create()},
+		{GroupCreateIdentity, "create: forge compute environment roles and instance profiles named " + cfg.Prefix + "*", p.createIdentity()},
+		{GroupCreate, "create: forge compute environment resources named " + cfg.Prefix + "* or tagged " + ManagedTagKey, p.create()},
 		{GroupDelete, "delete: dispose of forged compute environment resources", p.delete()},
 		{GroupLaunch, "launch: start, tag and stop runs (EC2 head instances, Batch head jobs)", p.launch()},
 		{GroupObserve, "observe: read run backends (instances, jobs)", p.observe()},

@@ -1,0 +1,381 @@
+package stack_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/ceforge/ceforge/infra/stack"
+)
+
+func TestOneRolePerFunction(t *testing.T) {
+	for _, s := range []*synthesis{synthDefault(t), synthVariant(t)} {
+		s.count(t, "AWS::IAM::Role", len(stack.FunctionNames))
+		roles := map[string]string{}
+		for _, name := range stack.FunctionNames {
+			role := flat(props(s.resources("AWS::Lambda::Function")[s.functionID(t, name)])["Role"])
+			if other, dup := roles[role]; dup {
+				t.Errorf("%s and %s share role %s", name, other, role)
+			}
+			roles[role] = name
+		}
+		for id, r := range s.resources("AWS::IAM::Role") {
+			p := props(r)
+			name, _ := p["RoleName"].(string)
+			// The control plane's roles must not match <prefix>*: the api
+			// and reconciler may rewrite roles with that prefix.
+			if name == "" || strings.HasPrefix(name, s.cfg.Prefix) {
+				t.Errorf("role %s named %q: want an explicit name outside %s*", id, name, s.cfg.Prefix)
+			}
+			trust, _ := json.Marshal(p["AssumeRolePolicyDocument"])
+			if !strings.Contains(string(trust), `"Service":"lambda.amazonaws.com"`) {
+				t.Errorf("role %s is not a Lambda role: %s", id, trust)
+			}
+			if _, ok := p["Policies"]; ok {
+				t.Errorf("role %s has inline Policies", id)
+			}
+		}
+	}
+}
+
+// Each role holds exactly its permission groups.
+func TestRoleGroups(t *testing.T) {
+	s := synthDefault(t)
+	groupIDs := map[string]string{} // logical id -> group
+	for id := range s.resources("AWS::IAM::ManagedPolicy") {
+		for _, g := range []string{stack.GroupValidate, stack.GroupCreateIdentity, stack.GroupCreate, stack.GroupDelete, stack.GroupLaunch, stack.GroupObserve, stack.GroupLogs, stack.GroupEvents, stack.GroupSweep, stack.GroupAssume} {
+			if regexp.MustCompile("^Permissions" + g + "[0-9A-F]{8}$").MatchString(id) {
+				groupIDs[id] = g
+			}
+		}
+	}
+	if len(groupIDs) != 10 {
+		t.Fatalf("managed policies %v", groupIDs)
+	}
+	for _, name := range stack.FunctionNames {
+		fn := props(s.resources("AWS::Lambda::Function")[s.functionID(t, name)])
+		roleID := strings.Trim(flat(fn["Role"]), "${}")
+		roleID = strings.TrimSuffix(roleID, ".Arn")
+		var got []string
+		for _, arn := range props(s.resources("AWS::IAM::Role")[roleID])["ManagedPolicyArns"].([]any) {
+			got = append(got, groupIDs[strings.Trim(flat(arn), "${}")])
+		}
+		want := slices.Clone(stack.FunctionGroups[name])
+		slices.Sort(got)
+		slices.Sort(want)
+		if !slices.Equal(got, want) {
+			t.Errorf("%s holds %v, want %v", name, got, want)
+		}
+	}
+}
+
+// The capabilities of each function, as the design assigns them.
+func TestFunctionCapabilities(t *testing.T) {
+	s := synthDefault(t)
+	must := map[string][]string{
+		stack.FnAPI: {
+			"ec2:DescribeSubnets", "ec2:DescribeImages", "iam:CreateRole", "iam:DeleteRole", "iam:PassRole",
+			"batch:CreateComputeEnvironment", "batch:DeleteComputeEnvironment", "ec2:CreateLaunchTemplate",
+			"logs:CreateLogGroup", "ec2:RunInstances", "ec2:CreateTags", "batch:SubmitJob", "batch:TerminateJob",
+			"ec2:TerminateInstances", "dynamodb:PutItem", "dynamodb:Query", "lambda:InvokeFunction", "sts:AssumeRole",
+			"logs:GetLogEvents", "s3:GetObject",
+		},
+		stack.FnReconciler: {
+			"iam:CreateRole", "iam:DeleteRole", "batch:CreateComputeEnvironment", "batch:DeleteJobQueue",
+			"ec2:DescribeInstances", "batch:DescribeJobs", "dynamodb:UpdateItem", "iam:PassRole",
+		},
+		stack.FnBatchEvents: {"dynamodb:UpdateItem", "s3:GetObject", "batch:DescribeJobs", "sqs:ReceiveMessage", "sqs:DeleteMessage"},
+		stack.FnEC2Events:   {"dynamodb:UpdateItem", "s3:GetObject", "batch:DescribeJobs", "sqs:ReceiveMessage", "sqs:DeleteMessage"},
+		stack.FnLogs:        {"logs:GetLogEvents", "logs:FilterLogEvents", "logs:DescribeLogStreams", "s3:GetObject", "dynamodb:GetItem", "dynamodb:Query"},
+		stack.FnSweeper: {
+			"ec2:DescribeVolumes", "ec2:DeleteVolume", "ec2:CreateTags", "ec2:DescribeInstances", "ec2:TerminateInstances",
+			"batch:ListJobs", "batch:DescribeJobs", "batch:TerminateJob", "dynamodb:PutItem",
+		},
+	}
+	mustNot := map[string][]string{
+		stack.FnReconciler:  {"ec2:RunInstances", "batch:SubmitJob", "lambda:InvokeFunction"},
+		stack.FnBatchEvents: {"iam:CreateRole", "iam:PassRole", "ec2:RunInstances", "ec2:TerminateInstances", "lambda:InvokeFunction"},
+		stack.FnEC2Events:   {"iam:CreateRole", "iam:PassRole", "ec2:RunInstances", "ec2:TerminateInstances", "lambda:InvokeFunction"},
+		stack.FnLogs:        {"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "iam:PassRole", "ec2:RunInstances", "lambda:InvokeFunction"},
+		stack.FnSweeper:     {"iam:CreateRole", "iam:DeleteRole", "iam:PassRole", "ec2:RunInstances", "batch:SubmitJob", "lambda:InvokeFunction"},
+	}
+	for fn, actions := range must {
+		have := s.actionsOf(t, fn)
+		for _, a := range actions {
+			if len(have[a]) == 0 {
+				t.Errorf("%s lacks %s", fn, a)
+			}
+		}
+		for _, a := range mustNot[fn] {
+			if len(have[a]) > 0 {
+				t.Errorf("%s must not have %s (%s)", fn, a, have[a][0].where)
+			}
+		}
+	}
+	// Only the api invokes, and only the sweeper.
+	for _, st := range s.actionsOf(t, stack.FnAPI)["lambda:InvokeFunction"] {
+		if len(st.resources) != 1 || st.resources[0] != "${"+s.functionID(t, stack.FnSweeper)+".Arn}" {
+			t.Errorf("api may invoke %v, want only the sweeper", st.resources)
+		}
+	}
+}
+
+// No Allow statement anywhere has a wildcard action ("*" or "service:*",
+// or any action pattern). Deny statements may: the TLS-only queue
+// policies deny sqs:* without TLS, which is what cdk-nag SQS4 requires.
+func TestNoWildcardActions(t *testing.T) {
+	for _, s := range []*synthesis{synthDefault(t), synthVariant(t)} {
+		n := 0
+		for _, st := range s.statements() {
+			n++
+			for _, a := range st.actions {
+				if !strings.Contains(a, "*") {
+					continue
+				}
+				if st.effect == "Deny" {
+					continue
+				}
+				t.Errorf("%s: wildcard action %q", st.where, a)
+			}
+			if st.effect == "Allow" && len(st.actions) == 0 {
+				t.Errorf("%s: no Action (NotAction?)", st.where)
+			}
+		}
+		if n < 30 {
+			t.Errorf("only %d statements found; the walk is broken", n)
+		}
+	}
+}
+
+func TestPassRoleOnlyForgedRolesToComputeServices(t *testing.T) {
+	for _, s := range []*synthesis{synthDefault(t), synthVariant(t)} {
+		found := 0
+		for _, st := range s.statements() {
+			if !slices.Contains(st.actions, "iam:PassRole") || st.effect != "Allow" {
+				continue
+			}
+			found++
+			if len(st.actions) != 1 {
+				t.Errorf("%s: PassRole shares a statement with %v", st.where, st.actions)
+			}
+			for _, r := range st.resources {
+				if r != "arn:${AWS::Partition}:iam::${AWS::AccountId}:role/"+s.cfg.Prefix+"*" {
+					t.Errorf("%s: PassRole on %s", st.where, r)
+				}
+			}
+			eq, _ := st.condition["StringEquals"].(map[string]any)
+			services := strs(eq["iam:PassedToService"])
+			if len(services) == 0 {
+				t.Errorf("%s: PassRole without iam:PassedToService", st.where)
+			}
+			for _, svc := range services {
+				if !slices.Contains([]string{"ec2.amazonaws.com", "batch.amazonaws.com", "ecs-tasks.amazonaws.com"}, svc) {
+					t.Errorf("%s: PassRole to %s", st.where, svc)
+				}
+			}
+		}
+		if found == 0 {
+			t.Error("no PassRole statement")
+		}
+	}
+}
+
+// DynamoDB permissions name the table and its indexes only.
+func TestDynamoDBScopedToTable(t *testing.T) {
+	s := synthDefault(t)
+	tableID := s.logicalID(t, "AWS::DynamoDB::Table", "BillingMode", "PAY_PER_REQUEST")
+	allowed := []string{"${" + tableID + ".Arn}", "${" + tableID + ".Arn}/index/*"}
+	for _, st := range s.statements() {
+		dynamo := false
+		for _, a := range st.actions {
+			if strings.HasPrefix(a, "dynamodb:") {
+				dynamo = true
+			}
+		}
+		if !dynamo {
+			continue
+		}
+		for _, r := range st.resources {
+			if !slices.Contains(allowed, r) {
+				t.Errorf("%s: DynamoDB on %s", st.where, r)
+			}
+		}
+		for _, a := range st.actions {
+			if !strings.HasPrefix(a, "dynamodb:") {
+				t.Errorf("%s: %s mixed into a DynamoDB statement", st.where, a)
+			}
+		}
+	}
+}
+
+// Resource-level scoping: prefix, ownership tag or create-action
+// conditions wherever AWS supports them.
+func TestScoping(t *testing.T) {
+	s := synthDefault(t)
+	p := s.cfg.Prefix
+	cond := func(st statement, op, key string) []string {
+		m, _ := st.condition[op].(map[string]any)
+		return strs(m[key])
+	}
+	for _, fn := range stack.FunctionNames {
+		for _, st := range s.roleStatements(t, fn) {
+			for _, a := range st.actions {
+				where := fmt.Sprintf("%s %s (%s)", fn, a, st.sid)
+				switch {
+				case a == "ec2:DeleteVolume" || a == "ec2:TerminateInstances" || a == "ec2:DeleteLaunchTemplate":
+					if got := cond(st, "StringEquals", "aws:ResourceTag/ceforge:managed"); !slices.Equal(got, []string{"true"}) {
+						t.Errorf("%s: not conditioned on aws:ResourceTag/ceforge:managed=true", where)
+					}
+				case a == "ec2:CreateTags":
+					if len(cond(st, "StringEquals", "ec2:CreateAction")) == 0 && len(cond(st, "StringEquals", "aws:ResourceTag/ceforge:managed")) == 0 {
+						t.Errorf("%s: CreateTags neither on create nor on owned resources", where)
+					}
+				case a == "ec2:CreateLaunchTemplate":
+					if !slices.Equal(cond(st, "StringEquals", "aws:RequestTag/ceforge:managed"), []string{"true"}) {
+						t.Errorf("%s: launch templates created without the ownership tag", where)
+					}
+				case a == "ec2:RunInstances":
+					for _, r := range st.resources {
+						if (strings.HasSuffix(r, ":instance/*") || strings.HasSuffix(r, ":volume/*")) &&
+							!slices.Equal(cond(st, "StringEquals", "aws:RequestTag/ceforge:managed"), []string{"true"}) {
+							t.Errorf("%s: %s without the ownership request tag", where, r)
+						}
+					}
+				case strings.HasPrefix(a, "iam:") && a != "iam:GetRole" && a != "iam:GetInstanceProfile" && a != "iam:CreateServiceLinkedRole":
+					for _, r := range st.resources {
+						if !strings.HasSuffix(r, ":role/"+p+"*") && !strings.HasSuffix(r, ":instance-profile/"+p+"*") {
+							t.Errorf("%s on %s: want %s* roles or instance profiles", where, r, p)
+						}
+					}
+				case a == "sts:AssumeRole":
+					for _, r := range st.resources {
+						if r != "arn:${AWS::Partition}:iam::*:role/"+p+"*" {
+							t.Errorf("%s on %s", where, r)
+						}
+					}
+				case strings.HasPrefix(a, "batch:Create") || strings.HasPrefix(a, "batch:Delete") || strings.HasPrefix(a, "batch:Update") ||
+					a == "batch:RegisterJobDefinition" || a == "batch:DeregisterJobDefinition":
+					for _, r := range st.resources {
+						if !regexp.MustCompile(`:batch:\*:\$\{AWS::AccountId\}:(compute-environment|job-queue|job-definition)/` + regexp.QuoteMeta(p) + `\*$`).MatchString(r) {
+							t.Errorf("%s on %s: want %s* Batch resources", where, r, p)
+						}
+					}
+				case a == "logs:CreateLogGroup" || a == "logs:DeleteLogGroup":
+					for _, r := range st.resources {
+						if !strings.Contains(r, ":log-group:/ceforge/") && !strings.Contains(r, ":log-group:/aws/batch/job/"+p) {
+							t.Errorf("%s on %s", where, r)
+						}
+					}
+				case a == "s3:GetObject":
+					for _, r := range st.resources {
+						if r != "arn:${AWS::Partition}:s3:::*/.ceforge/runs/*" {
+							t.Errorf("%s on %s: want run artifacts only", where, r)
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
+// Region restriction adds aws:RequestedRegion to the compute-environment
+// statements, not to IAM, STS, S3 or DynamoDB.
+func TestAllowedRegionsCondition(t *testing.T) {
+	s := synthVariant(t)
+	conditioned := 0
+	for _, st := range s.statements() {
+		eq, _ := st.condition["StringEquals"].(map[string]any)
+		regions := strs(eq["aws:RequestedRegion"])
+		if len(regions) > 0 {
+			conditioned++
+			if !slices.Equal(regions, variantRegions) {
+				t.Errorf("%s: regions %v", st.where, regions)
+			}
+		}
+		for _, a := range st.actions {
+			svc := strings.SplitN(a, ":", 2)[0]
+			regional := slices.Contains([]string{"ec2", "batch", "ssm", "elasticfilesystem", "fsx"}, svc)
+			if regional && st.effect == "Allow" && len(regions) == 0 {
+				t.Errorf("%s: %s without aws:RequestedRegion", st.where, a)
+			}
+			if slices.Contains([]string{"iam", "sts", "dynamodb", "s3", "lambda", "sqs"}, svc) && len(regions) > 0 {
+				t.Errorf("%s: %s must not be region-conditioned", st.where, a)
+			}
+		}
+	}
+	if conditioned < 10 {
+		t.Errorf("only %d region-conditioned statements", conditioned)
+	}
+	for _, st := range synthDefault(t).statements() {
+		if eq, _ := st.condition["StringEquals"].(map[string]any); eq["aws:RequestedRegion"] != nil {
+			t.Errorf("%s: region condition without allowedRegions", st.where)
+		}
+	}
+}
+
+// IAM size quotas: 6,144 characters per managed policy, 10,240 for all
+// inline policies of a role (whitespace not counted), measured with
+// concrete values for the pseudo parameters and generous ones for ARNs.
+func TestPolicySizes(t *testing.T) {
+	concrete := func(v any) any {
+		var conv func(v any) any
+		conv = func(v any) any {
+			switch x := v.(type) {
+			case map[string]any:
+				if _, ok := x["Ref"]; ok {
+					return strings.Repeat("x", 24)
+				}
+				if _, ok := x["Fn::GetAtt"]; ok {
+					return "arn:aws-us-gov:dynamodb:ap-southeast-1:123456789012:table/" + strings.Repeat("x", 80)
+				}
+				if j, ok := x["Fn::Join"].([]any); ok {
+					var parts []string
+					for _, p := range j[1].([]any) {
+						parts = append(parts, fmt.Sprint(conv(p)))
+					}
+					return strings.Join(parts, j[0].(string))
+				}
+				out := map[string]any{}
+				for k, e := range x {
+					out[k] = conv(e)
+				}
+				return out
+			case []any:
+				out := make([]any, len(x))
+				for i, e := range x {
+					out[i] = conv(e)
+				}
+				return out
+			}
+			return v
+		}
+		return conv(v)
+	}
+	size := func(doc any) int {
+		b, _ := json.Marshal(concrete(doc))
+		return len(b)
+	}
+	for _, s := range []*synthesis{synthDefault(t), synthVariant(t)} {
+		for id, r := range s.resources("AWS::IAM::ManagedPolicy") {
+			if n := size(props(r)["PolicyDocument"]); n > 6144*9/10 {
+				t.Errorf("%s (%s): managed policy of %d characters, quota 6,144 (keep 10%% headroom)", id, s.cfg.Prefix, n)
+			} else {
+				t.Logf("%s%s: %d characters", s.cfg.Prefix, id, n)
+			}
+		}
+		inline := map[string]int{}
+		for _, r := range s.resources("AWS::IAM::Policy") {
+			for _, role := range props(r)["Roles"].([]any) {
+				inline[flat(role)] += size(props(r)["PolicyDocument"])
+			}
+		}
+		for role, n := range inline {
+			if n > 10240*9/10 {
+				t.Errorf("%s: inline policies of %d characters, quota 10,240", role, n)
+			}
+		}
+	}
+}

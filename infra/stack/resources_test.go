@@ -1,0 +1,423 @@
+package stack_test
+
+import (
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-cdk-go/awscdk/v2/assertions"
+	"github.com/aws/jsii-runtime-go"
+
+	"github.com/ceforge/ceforge/infra/stack"
+	"github.com/ceforge/ceforge/internal/metrics"
+	"github.com/ceforge/ceforge/internal/store"
+)
+
+func TestSynthTime(t *testing.T) {
+	s := synthDefault(t)
+	t.Logf("synth with cdk-nag (defaults): %v; %d resources", s.elapsed.Round(1e6), len(s.tmpl["Resources"].(map[string]any)))
+}
+
+func TestTable(t *testing.T) {
+	s := synthDefault(t)
+	s.count(t, "AWS::DynamoDB::Table", 1)
+
+	attrs := map[string]bool{store.PartitionKey: true}
+	var gsis []any
+	for _, ix := range store.Indexes() {
+		keys := []any{map[string]any{"AttributeName": ix.PartitionKey, "KeyType": "HASH"}}
+		attrs[ix.PartitionKey] = true
+		if ix.SortKey != "" {
+			keys = append(keys, map[string]any{"AttributeName": ix.SortKey, "KeyType": "RANGE"})
+			attrs[ix.SortKey] = true
+		}
+		gsis = append(gsis, map[string]any{
+			"IndexName":  ix.Name,
+			"KeySchema":  keys,
+			"Projection": map[string]any{"ProjectionType": "ALL"},
+		})
+	}
+	var defs []any
+	for a := range attrs {
+		defs = append(defs, map[string]any{"AttributeName": a, "AttributeType": "S"})
+	}
+	s.hasResource(t, "AWS::DynamoDB::Table", obj(map[string]any{
+		"DeletionPolicy":      "Retain",
+		"UpdateReplacePolicy": "Retain",
+		"Properties": obj(map[string]any{
+			// Only a partition key: a sort key would change every lookup.
+			"KeySchema":                        []any{map[string]any{"AttributeName": store.PartitionKey, "KeyType": "HASH"}},
+			"BillingMode":                      "PAY_PER_REQUEST",
+			"PointInTimeRecoverySpecification": map[string]any{"PointInTimeRecoveryEnabled": true},
+			"TimeToLiveSpecification":          map[string]any{"AttributeName": store.TTLAttribute, "Enabled": true},
+			"DeletionProtectionEnabled":        true,
+			"GlobalSecondaryIndexes":           gsis,
+		}),
+	}))
+	// Every key attribute is a string, and nothing else is declared.
+	for _, r := range s.resources("AWS::DynamoDB::Table") {
+		got := props(r)["AttributeDefinitions"].([]any)
+		if len(got) != len(defs) {
+			t.Errorf("attribute definitions %v, want the %d key attributes %v", got, len(defs), attrs)
+		}
+		for _, d := range got {
+			m := d.(map[string]any)
+			if !attrs[m["AttributeName"].(string)] || m["AttributeType"] != "S" {
+				t.Errorf("unexpected attribute definition %v", m)
+			}
+		}
+	}
+}
+
+func TestFunctions(t *testing.T) {
+	for _, s := range []*synthesis{synthDefault(t), synthVariant(t)} {
+		cfg := s.cfg
+		s.count(t, "AWS::Lambda::Function", len(stack.FunctionNames))
+		tableID := s.logicalID(t, "AWS::DynamoDB::Table", "BillingMode", "PAY_PER_REQUEST")
+		for _, spec := range stack.FunctionSpecs() {
+			env := map[string]any{
+				"CEFORGE_TABLE":           map[string]any{"Ref": tableID},
+				"CEFORGE_PREFIX":          cfg.Prefix,
+				"CEFORGE_ALLOWED_REGIONS": strings.Join(cfg.AllowedRegions, ","),
+				"CEFORGE_RUN_LOG_GROUP":   cfg.RunLogGroup,
+				"CEFORGE_SWEEP_DRY_RUN":   strconv.FormatBool(cfg.SweeperDryRun),
+				"CEFORGE_SWEEP_GRACE":     cfg.SweeperGrace,
+				"CEFORGE_LOG_LEVEL":       cfg.LogLevel,
+			}
+			if spec.Name == stack.FnAPI {
+				env["CEFORGE_SWEEPER_FUNCTION"] = map[string]any{"Ref": s.functionID(t, stack.FnSweeper)}
+			}
+			want := map[string]any{
+				"FunctionName":  cfg.Prefix + spec.Name,
+				"Runtime":       "provided.al2023",
+				"Architectures": []any{"arm64"},
+				"Handler":       "bootstrap",
+				"MemorySize":    spec.MemoryMB,
+				"Timeout":       spec.Timeout.Seconds(),
+				"LoggingConfig": obj(map[string]any{"LogFormat": "JSON", "LogGroup": assertions.Match_AnyValue()}),
+				"Environment":   map[string]any{"Variables": obj(env)},
+			}
+			if spec.Reserved > 0 {
+				want["ReservedConcurrentExecutions"] = spec.Reserved
+			} else {
+				want["ReservedConcurrentExecutions"] = assertions.Match_Absent()
+			}
+			s.has(t, "AWS::Lambda::Function", obj(want))
+			s.has(t, "AWS::Logs::LogGroup", obj(map[string]any{
+				"LogGroupName":    "/aws/lambda/" + cfg.Prefix + spec.Name,
+				"RetentionInDays": cfg.LogRetentionDays,
+			}))
+		}
+		// The sweeper runs alone.
+		s.has(t, "AWS::Lambda::Function", obj(map[string]any{"FunctionName": cfg.Prefix + "sweeper", "ReservedConcurrentExecutions": 1}))
+	}
+}
+
+// The code of each function is build/<name>/bootstrap from the asset
+// directory.
+func TestFunctionAssets(t *testing.T) {
+	s := synthDefault(t)
+	seen := map[string]string{}
+	for _, name := range stack.FunctionNames {
+		code := props(s.resources("AWS::Lambda::Function")[s.functionID(t, name)])["Code"].(map[string]any)
+		key := flat(code["S3Key"])
+		if other, dup := seen[key]; dup {
+			t.Errorf("%s and %s share asset %s", name, other, key)
+		}
+		seen[key] = name
+		staged := filepath.Join(s.outdir, "asset."+strings.TrimSuffix(key, ".zip"), "bootstrap")
+		b, err := os.ReadFile(staged)
+		if err != nil {
+			t.Errorf("%s: staged asset: %v", name, err)
+			continue
+		}
+		if string(b) != bootstrapContent(name) {
+			t.Errorf("%s: staged bootstrap is %q, want the one from %s/%s", name, b, s.assets, name)
+		}
+	}
+}
+
+// requiredRoutes is the API of the design, spelled out here rather than
+// taken from stack.Routes so that a route dropped from the stack fails.
+var requiredRoutes = []string{
+	"GET /openapi.json",
+	"POST /compute-envs", "GET /compute-envs", "GET /compute-envs/{id}", "DELETE /compute-envs/{id}",
+	"POST /runs", "GET /runs", "GET /runs/{id}", "POST /runs/{id}/cancel", "GET /runs/{id}/logs", "GET /runs/{id}/logs/download",
+	"POST /sweeps", "GET /sweeps", "GET /sweeps/{id}",
+}
+
+func TestAPIRoutesUseIAM(t *testing.T) {
+	s := synthDefault(t)
+	integrations := s.resources("AWS::ApiGatewayV2::Integration")
+	if len(integrations) != 1 {
+		t.Fatalf("want one integration (the api function), got %d", len(integrations))
+	}
+	var integrationID string
+	for id, r := range integrations {
+		integrationID = id
+		p := props(r)
+		if flat(p["IntegrationUri"]) != "${"+s.functionID(t, stack.FnAPI)+".Arn}" || p["PayloadFormatVersion"] != "2.0" {
+			t.Errorf("integration %v does not target the api function with payload 2.0", p)
+		}
+	}
+	for _, key := range requiredRoutes {
+		s.has(t, "AWS::ApiGatewayV2::Route", obj(map[string]any{
+			"RouteKey":          key,
+			"AuthorizationType": "AWS_IAM",
+			"Target":            obj(map[string]any{"Fn::Join": arr(arr("integrations/", map[string]any{"Ref": integrationID}))}),
+		}))
+	}
+	routes := s.resources("AWS::ApiGatewayV2::Route")
+	if len(routes) != len(requiredRoutes) {
+		t.Errorf("%d routes, want exactly the %d of the design", len(routes), len(requiredRoutes))
+	}
+	for id, r := range routes {
+		p := props(r)
+		key := p["RouteKey"].(string)
+		if p["AuthorizationType"] != "AWS_IAM" {
+			t.Errorf("route %s (%s): authorization %v, want AWS_IAM", key, id, p["AuthorizationType"])
+		}
+		if strings.Contains(key, "{proxy+}") || strings.HasPrefix(key, "ANY ") || key == "$default" {
+			t.Errorf("catch-all route %s", key)
+		}
+	}
+	s.count(t, "AWS::ApiGatewayV2::Authorizer", 0)
+}
+
+func TestAPIStage(t *testing.T) {
+	for _, s := range []*synthesis{synthDefault(t), synthVariant(t)} {
+		s.count(t, "AWS::ApiGatewayV2::Stage", 1)
+		s.has(t, "AWS::ApiGatewayV2::Stage", obj(map[string]any{
+			"StageName":  "$default",
+			"AutoDeploy": true,
+			"DefaultRouteSettings": obj(map[string]any{
+				"ThrottlingRateLimit":  s.cfg.APIRateLimit,
+				"ThrottlingBurstLimit": s.cfg.APIBurstLimit,
+			}),
+			"AccessLogSettings": obj(map[string]any{
+				"DestinationArn": obj(map[string]any{"Fn::GetAtt": arr("Arn")}),
+				"Format":         assertions.Match_StringLikeRegexp(jsii.String(`\$context\.requestId`)),
+			}),
+		}))
+	}
+}
+
+func TestJWTAuthorizerWhenConfigured(t *testing.T) {
+	s := synthVariant(t)
+	s.count(t, "AWS::ApiGatewayV2::Authorizer", 1)
+	s.has(t, "AWS::ApiGatewayV2::Authorizer", obj(map[string]any{
+		"AuthorizerType": "JWT",
+		"JwtConfiguration": map[string]any{
+			"Issuer":   s.cfg.JwtIssuer,
+			"Audience": []any{"ceforge-cli", "ceforge-web"},
+		},
+	}))
+	authID := ""
+	for id := range s.resources("AWS::ApiGatewayV2::Authorizer") {
+		authID = id
+	}
+	routes := s.resources("AWS::ApiGatewayV2::Route")
+	if len(routes) != len(requiredRoutes) {
+		t.Errorf("%d routes, want %d", len(routes), len(requiredRoutes))
+	}
+	for _, r := range routes {
+		p := props(r)
+		if p["AuthorizationType"] != "JWT" || flat(p["AuthorizerId"]) != "${"+authID+"}" {
+			t.Errorf("route %v: want the JWT authorizer", p["RouteKey"])
+		}
+	}
+}
+
+func TestLogsFunctionURL(t *testing.T) {
+	s := synthDefault(t)
+	s.count(t, "AWS::Lambda::Url", 1)
+	s.has(t, "AWS::Lambda::Url", map[string]any{
+		"AuthType":          "AWS_IAM",
+		"InvokeMode":        "RESPONSE_STREAM",
+		"TargetFunctionArn": map[string]any{"Fn::GetAtt": []any{s.functionID(t, stack.FnLogs), "Arn"}},
+	})
+}
+
+func TestEventRules(t *testing.T) {
+	for _, s := range []*synthesis{synthDefault(t), synthVariant(t)} {
+		p := s.cfg.Prefix
+		batchQ := s.logicalID(t, "AWS::SQS::Queue", "QueueName", p+"batch-events")
+		ec2Q := s.logicalID(t, "AWS::SQS::Queue", "QueueName", p+"ec2-events")
+		s.has(t, "AWS::Events::Rule", obj(map[string]any{
+			"EventPattern": map[string]any{
+				"source":      []any{"aws.batch"},
+				"detail-type": []any{stack.DetailBatchJobStateChange},
+				"detail": map[string]any{"jobQueue": []any{map[string]any{"wildcard": map[string]any{
+					"Fn::Join": []any{"", []any{"arn:", map[string]any{"Ref": "AWS::Partition"}, ":batch:*:*:job-queue/" + p + "*"}},
+				}}}},
+			},
+			"Targets": []any{obj(map[string]any{"Arn": map[string]any{"Fn::GetAtt": []any{batchQ, "Arn"}}})},
+		}))
+		s.has(t, "AWS::Events::Rule", obj(map[string]any{
+			"EventPattern": map[string]any{
+				"source":      []any{"aws.ec2"},
+				"detail-type": []any{stack.DetailEC2StateChange, stack.DetailEC2SpotInterruption},
+			},
+			"Targets": []any{obj(map[string]any{"Arn": map[string]any{"Fn::GetAtt": []any{ec2Q, "Arn"}}})},
+		}))
+	}
+	if got := stack.BatchQueuePattern("aws", "ceforge-"); got != "arn:aws:batch:*:*:job-queue/ceforge-*" {
+		t.Errorf("BatchQueuePattern = %s", got)
+	}
+}
+
+func TestQueues(t *testing.T) {
+	s := synthDefault(t)
+	s.count(t, "AWS::SQS::Queue", 4)
+	p := s.cfg.Prefix
+	for _, q := range []struct{ name, consumer string }{{"batch-events", stack.FnBatchEvents}, {"ec2-events", stack.FnEC2Events}} {
+		dlq := s.logicalID(t, "AWS::SQS::Queue", "QueueName", p+q.name+"-dlq")
+		main := s.logicalID(t, "AWS::SQS::Queue", "QueueName", p+q.name)
+		s.has(t, "AWS::SQS::Queue", map[string]any{
+			"QueueName":              p + q.name + "-dlq",
+			"SqsManagedSseEnabled":   true,
+			"MessageRetentionPeriod": 14 * 24 * 3600,
+		})
+		s.has(t, "AWS::SQS::Queue", obj(map[string]any{
+			"QueueName":            p + q.name,
+			"SqsManagedSseEnabled": true,
+			"RedrivePolicy": map[string]any{
+				"deadLetterTargetArn": map[string]any{"Fn::GetAtt": []any{dlq, "Arn"}},
+				"maxReceiveCount":     stack.MaxReceiveCount,
+			},
+		}))
+		// Visibility timeout at least six times the consumer's timeout.
+		fnTimeout := props(s.resources("AWS::Lambda::Function")[s.functionID(t, q.consumer)])["Timeout"].(float64)
+		vis := props(s.resources("AWS::SQS::Queue")[main])["VisibilityTimeout"].(float64)
+		if vis < 6*fnTimeout {
+			t.Errorf("%s: visibility timeout %vs < 6 x %vs", q.name, vis, fnTimeout)
+		}
+		// TLS only, on both queues.
+		for _, id := range []string{main, dlq} {
+			s.has(t, "AWS::SQS::QueuePolicy", obj(map[string]any{
+				"Queues": []any{map[string]any{"Ref": id}},
+				"PolicyDocument": obj(map[string]any{"Statement": arr(obj(map[string]any{
+					"Effect":    "Deny",
+					"Condition": map[string]any{"Bool": map[string]any{"aws:SecureTransport": "false"}},
+				}))}),
+			}))
+		}
+		// Consumed by its function with partial batch responses.
+		size := 0.0
+		for _, r := range s.resources("AWS::Lambda::EventSourceMapping") {
+			m := props(r)
+			if flat(m["EventSourceArn"]) != "${"+main+".Arn}" {
+				continue
+			}
+			if flat(m["FunctionName"]) != "${"+s.functionID(t, q.consumer)+"}" {
+				t.Errorf("%s consumed by %v, want %s", q.name, m["FunctionName"], q.consumer)
+			}
+			size, _ = m["BatchSize"].(float64)
+			if w, _ := m["MaximumBatchingWindowInSeconds"].(float64); w <= 0 {
+				t.Errorf("%s: no batching window", q.name)
+			}
+		}
+		if size < 10 || size > 100 {
+			t.Errorf("%s: batch size %v, want 10-100", q.name, size)
+		}
+		s.has(t, "AWS::Lambda::EventSourceMapping", obj(map[string]any{
+			"EventSourceArn":        map[string]any{"Fn::GetAtt": []any{main, "Arn"}},
+			"FunctionResponseTypes": []any{"ReportBatchItemFailures"},
+		}))
+	}
+	s.count(t, "AWS::Lambda::EventSourceMapping", 2)
+}
+
+func TestSchedules(t *testing.T) {
+	for _, s := range []*synthesis{synthDefault(t), synthVariant(t)} {
+		for _, sc := range []struct{ fn, expr string }{{stack.FnReconciler, "rate(1 minute)"}, {stack.FnSweeper, s.cfg.SweeperSchedule}} {
+			s.has(t, "AWS::Events::Rule", obj(map[string]any{
+				"ScheduleExpression": sc.expr,
+				"State":              "ENABLED",
+				"Targets": []any{obj(map[string]any{
+					"Arn":         map[string]any{"Fn::GetAtt": []any{s.functionID(t, sc.fn), "Arn"}},
+					"RetryPolicy": obj(map[string]any{"MaximumRetryAttempts": 0}),
+				})},
+			}))
+		}
+	}
+	if synthDefault(t).cfg.SweeperSchedule != "rate(15 minutes)" {
+		t.Errorf("default sweeper schedule %s", synthDefault(t).cfg.SweeperSchedule)
+	}
+}
+
+func TestAlarms(t *testing.T) {
+	for _, s := range []*synthesis{synthDefault(t), synthVariant(t)} {
+		for _, name := range stack.FunctionNames {
+			for _, metric := range []string{"Errors", "Throttles"} {
+				s.has(t, "AWS::CloudWatch::Alarm", obj(map[string]any{
+					"Namespace":          "AWS/Lambda",
+					"MetricName":         metric,
+					"Dimensions":         []any{map[string]any{"Name": "FunctionName", "Value": map[string]any{"Ref": s.functionID(t, name)}}},
+					"ComparisonOperator": "GreaterThanThreshold",
+					"Threshold":          0,
+				}))
+			}
+		}
+		for _, q := range []string{"batch-events-dlq", "ec2-events-dlq"} {
+			s.has(t, "AWS::CloudWatch::Alarm", obj(map[string]any{
+				"Namespace":          "AWS/SQS",
+				"MetricName":         "ApproximateNumberOfMessagesVisible",
+				"Dimensions":         []any{map[string]any{"Name": "QueueName", "Value": map[string]any{"Fn::GetAtt": []any{s.logicalID(t, "AWS::SQS::Queue", "QueueName", s.cfg.Prefix+q), "QueueName"}}}},
+				"ComparisonOperator": "GreaterThanThreshold",
+				"Threshold":          0,
+			}))
+		}
+	}
+	// Alarm actions only when an e-mail address is configured.
+	d := synthDefault(t)
+	d.count(t, "AWS::SNS::Topic", 0)
+	for id, a := range d.resources("AWS::CloudWatch::Alarm") {
+		if _, ok := props(a)["AlarmActions"]; ok {
+			t.Errorf("alarm %s has actions without alarmEmail", id)
+		}
+	}
+	v := synthVariant(t)
+	v.count(t, "AWS::SNS::Topic", 1)
+	v.has(t, "AWS::SNS::Subscription", obj(map[string]any{"Protocol": "email", "Endpoint": v.cfg.AlarmEmail}))
+	topic := v.logicalID(t, "AWS::SNS::Topic", "TopicName", v.cfg.Prefix+"alarms")
+	for id, a := range v.resources("AWS::CloudWatch::Alarm") {
+		if acts := strs(props(a)["AlarmActions"]); len(acts) != 1 || acts[0] != "${"+topic+"}" {
+			t.Errorf("alarm %s actions %v, want the alarm topic", id, acts)
+		}
+	}
+}
+
+func TestDashboard(t *testing.T) {
+	s := synthDefault(t)
+	s.count(t, "AWS::CloudWatch::Dashboard", 1)
+	var body string
+	for _, d := range s.resources("AWS::CloudWatch::Dashboard") {
+		body = flat(props(d)["DashboardBody"])
+	}
+	for _, want := range []string{
+		"{" + metrics.Namespace + ",Status} MetricName=\\\"" + metrics.RunStatus + "\\\"",
+		"{" + metrics.Namespace + ",Platform} MetricName=\\\"" + metrics.TimeToRunning + "\\\"', 'p50'",
+		"{" + metrics.Namespace + ",Platform} MetricName=\\\"" + metrics.TimeToRunning + "\\\"', 'p90'",
+		"{" + metrics.Namespace + ",Kind} MetricName=\\\"" + metrics.EventLag + "\\\"",
+		"{" + metrics.Namespace + ",Kind,Outcome} MetricName=\\\"" + metrics.EventsProcessed + "\\\"",
+		"{" + metrics.Namespace + ",ResourceKind} MetricName=\\\"" + metrics.SweepItemsDeleted + "\\\"",
+		"[\"" + metrics.Namespace + "\",\"" + metrics.SweepDollarsSaved + "\"",
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("dashboard lacks %s", want)
+		}
+	}
+}
+
+func TestOutputs(t *testing.T) {
+	s := synthDefault(t)
+	outs, _ := s.tmpl["Outputs"].(map[string]any)
+	for _, k := range []string{"ApiUrl", "LogsUrl", "TableName", "DashboardName"} {
+		if _, ok := outs[k]; !ok {
+			t.Errorf("output %s missing", k)
+		}
+	}
+}
