@@ -72,7 +72,7 @@ func (c cursorCodec) decode(runID, cursor string) (cursorData, error) {
 		return cursorData{}, bad
 	}
 	var d cursorData
-	if err := json.Unmarshal(body, &d); err != nil || d.V != cursorVersion || d.Skip < 0 {
+	if err := json.Unmarshal(body, &d); err != nil || d.V != cursorVersion || d.Skip < 0 || d.Skip > maxEventsPerCall {
 		return cursorData{}, bad
 	}
 	if d.Run != runID {

@@ -42,17 +42,17 @@ type batch struct {
 // errThrottled marks CloudWatch throttling, so followers back off.
 var errThrottled = errors.New("cloudwatch logs throttled the read")
 
-// read returns up to max lines of group/stream starting at from, making at
+// read returns up to limit lines of group/stream starting at from, making at
 // most maxCalls GetLogEvents calls. Oldest first (startFromHead).
 //
 // Paging rule: at the end of a stream GetLogEvents returns the token it was
 // given; that is where reading stops. An empty response with a new token
 // (the first call on an empty stream, or a gap) moves on without a line.
-func read(ctx context.Context, cl eventsGetter, group, stream string, from position, max, maxCalls int, optFns ...func(*cloudwatchlogs.Options)) (batch, error) {
+func read(ctx context.Context, cl eventsGetter, group, stream string, from position, limit, maxCalls int, optFns ...func(*cloudwatchlogs.Options)) (batch, error) {
 	b := batch{next: from}
-	for b.calls < maxCalls && len(b.lines) < max {
+	for b.calls < maxCalls && len(b.lines) < limit {
 		pos := b.next
-		want := min(maxEventsPerCall, pos.Skip+max-len(b.lines))
+		want := min(maxEventsPerCall, pos.Skip+limit-len(b.lines))
 		in := &cloudwatchlogs.GetLogEventsInput{
 			LogGroupName:  aws.String(group),
 			LogStreamName: aws.String(stream),
@@ -83,7 +83,7 @@ func read(ctx context.Context, cl eventsGetter, group, stream string, from posit
 				b.end = true
 				return b, nil
 			}
-			b.next = position{Token: next}
+			b.next = position{Token: next, Skip: pos.Skip} // nothing was skipped yet
 			continue
 		}
 		for i := min(pos.Skip, len(evs)); i < len(evs); i++ {
@@ -98,7 +98,9 @@ func read(ctx context.Context, cl eventsGetter, group, stream string, from posit
 			}
 			b.after = append(b.after, after)
 		}
-		b.next = position{Token: next}
+		// A response shorter than the skip (1 MB cap) leaves part of the skip
+		// for the next token.
+		b.next = position{Token: next, Skip: max(0, pos.Skip-len(evs))}
 		if next == pos.Token {
 			// Cannot happen with events in the response; guard against a loop.
 			b.end = true

@@ -29,6 +29,9 @@ type EndEvent struct {
 	Message    string `json:"message,omitempty"`
 }
 
+// deadlineMargin is kept before a request's context deadline to send the end event.
+const deadlineMargin = 3 * time.Second
+
 // maxFollowErrors ends a follow stream after this many failed polls in a row.
 const maxFollowErrors = 5
 
@@ -64,6 +67,11 @@ func (s *Service) follow(w http.ResponseWriter, r *http.Request, runID, cursor s
 	cur := t.run
 	now := time.Now()
 	deadline := now.Add(s.opts.MaxFollow)
+	if d, ok := ctx.Deadline(); ok && d.Add(-deadlineMargin).Before(deadline) {
+		// The Lambda's own deadline comes first: end cleanly, with the cursor,
+		// before the runtime cuts the stream.
+		deadline = d.Add(-deadlineMargin)
+	}
 	lastWrite, lastData, lastRefresh := now, now, now
 	nextPoll := now
 	interval := s.opts.PollInterval
