@@ -13,6 +13,7 @@ import (
 	"errors"
 	"log/slog"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
@@ -144,22 +145,33 @@ type Config struct {
 }
 
 // New returns the platform with SDK clients from the factory, acting
-// through the CE's credentials (assumed role) in the CE's region.
+// through the CE's credentials (assumed role) in the CE's region. Clients
+// are built once per region and role and kept across warm invocations.
 func New(c Config) *Platform {
 	pathStyle := c.AWS.Endpoint() != "" // the emulator has no bucket subdomains
+	var mu sync.Mutex
+	cache := map[[3]string]Clients{}
 	return &Platform{
 		ClientsFor: func(ce *computeenv.ComputeEnv) Clients {
 			var creds awsclient.Credentials
 			if ce.Credentials != nil {
 				creds = awsclient.Credentials{RoleARN: ce.Credentials.RoleARN, ExternalID: ce.Credentials.ExternalID}
 			}
+			key := [3]string{ce.Region, creds.RoleARN, creds.ExternalID}
+			mu.Lock()
+			defer mu.Unlock()
+			if cl, ok := cache[key]; ok {
+				return cl
+			}
 			cfg := c.AWS.ForRole(ce.Region, creds)
-			return Clients{
+			cl := Clients{
 				EC2: ec2.NewFromConfig(cfg),
 				IAM: iam.NewFromConfig(cfg),
 				S3:  s3.NewFromConfig(cfg, func(o *s3.Options) { o.UsePathStyle = pathStyle }),
 				SSM: ssm.NewFromConfig(cfg),
 			}
+			cache[key] = cl
+			return cl
 		},
 		Runs: c.Runs, Prefix: c.Prefix, LogGroup: c.LogGroup, AllowedRegions: c.AllowedRegions, Log: c.Log,
 	}

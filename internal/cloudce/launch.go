@@ -14,10 +14,10 @@ import (
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
 	"github.com/ceforge/ceforge/internal/apierr"
+	"github.com/ceforge/ceforge/internal/cloudce/userdata"
 	"github.com/ceforge/ceforge/internal/computeenv"
 	"github.com/ceforge/ceforge/internal/run"
 	"github.com/ceforge/ceforge/internal/tags"
-	"github.com/ceforge/ceforge/internal/userdata"
 )
 
 // ClientToken is the RunInstances idempotency token of a run. Note: the
