@@ -425,7 +425,7 @@ func (p permissions) logs() []perm {
 	// Reads also cover Batch's default job log group (/aws/batch/job),
 	// which manual-mode compute environments use.
 	groups := append(p.logGroups()[1:], p.arn("logs", "*", p.account, "log-group:/aws/batch/job*"))
-	return []perm{
+	out := []perm{
 		{
 			sid:       "ReadRunLogs",
 			why:       "Run log groups (/ceforge/*, Batch's /aws/batch/job) and their streams, in any compute environment region; read-only.",
@@ -433,23 +433,34 @@ func (p permissions) logs() []perm {
 			resources: groups,
 			regional:  true,
 		},
-		p.readRunArtifacts(),
 	}
+	return append(out, p.readRunArtifacts()...)
 }
 
-func (p permissions) readRunArtifacts() perm {
-	return perm{
-		sid:       "ReadRunArtifacts",
-		why:       "Run artifacts under <workDir>/.ceforge/runs/ in user-chosen work-directory buckets; read-only.",
-		actions:   []string{"s3:GetObject"},
-		resources: []string{p.runArtifacts()},
+// readRunArtifacts: a run's files (exit status, nextflow.log). S3 answers
+// a missing object with 404 only to callers that may list the bucket (403
+// otherwise), and the platforms tell "no exit status" from "no access" by
+// that code, hence ListBucket on the buckets.
+func (p permissions) readRunArtifacts() []perm {
+	return []perm{
+		{
+			sid:       "ReadRunArtifacts",
+			why:       "Run artifacts under <workDir>/.ceforge/runs/ in user-chosen work-directory buckets; read-only.",
+			actions:   []string{"s3:GetObject"},
+			resources: []string{p.runArtifacts()},
+		},
+		{
+			sid:       "NotFoundForMissingArtifacts",
+			why:       "Work-directory buckets are user-chosen; ListBucket makes S3 answer 404 (not 403) for a run artifact that does not exist yet.",
+			actions:   []string{"s3:ListBucket"},
+			resources: []string{"arn:" + p.partition + ":s3:::*"},
+		},
 	}
 }
 
 // events: what the event consumers read besides the table.
 func (p permissions) events() []perm {
-	return []perm{
-		p.readRunArtifacts(),
+	return append(p.readRunArtifacts(), []perm{
 		{
 			sid:       "DescribeJobs",
 			why:       "batch:DescribeJobs does not support resource-level permissions; read-only.",
@@ -457,23 +468,26 @@ func (p permissions) events() []perm {
 			resources: []string{"*"},
 			regional:  true,
 		},
-	}
+	}...)
 }
 
 // sweep: find and delete orphans that carry the ownership tag.
 func (p permissions) sweep() []perm {
 	return []perm{
 		{
-			sid:       "FindOrphans",
-			why:       "EC2 Describe* and Batch ListJobs/DescribeJobs/DescribeJobQueues do not support resource-level permissions; read-only.",
-			actions:   []string{"ec2:DescribeVolumes", "ec2:DescribeInstances", "batch:ListJobs", "batch:DescribeJobs", "batch:DescribeJobQueues"},
+			sid: "FindOrphans",
+			why: "EC2 Describe* and Batch ListJobs/DescribeJobs/DescribeJobQueues do not support resource-level permissions; read-only.",
+			actions: []string{
+				"ec2:DescribeVolumes", "ec2:DescribeInstances", "ec2:DescribeInstanceAttribute",
+				"batch:ListJobs", "batch:DescribeJobs", "batch:DescribeJobQueues",
+			},
 			resources: []string{"*"},
 			regional:  true,
 		},
 		{
 			sid:       "DeleteOwnedOrphans",
 			why:       "Only volumes and instances tagged ceforge:managed=true (aws:ResourceTag).",
-			actions:   []string{"ec2:DeleteVolume", "ec2:TerminateInstances", "ec2:CreateTags"},
+			actions:   []string{"ec2:DeleteVolume", "ec2:TerminateInstances", "ec2:CreateTags", "ec2:DeleteTags"},
 			resources: []string{p.ec2("volume"), p.ec2("instance")},
 			cond:      resourceTagged,
 			regional:  true,
@@ -601,7 +615,7 @@ func newPolicies(scope constructs.Construct, cfg Config, fns *Functions, data *D
 		{GroupCreate, "create: forge compute environment resources named " + cfg.Prefix + "* or tagged " + ManagedTagKey, p.create()},
 		{GroupDelete, "delete: dispose of forged compute environment resources", p.delete()},
 		{GroupLaunch, "launch: start, tag and stop runs (EC2 head instances, Batch head jobs)", p.launch()},
-		{GroupObserve, "observe: read run backends (instances, jobs)", p.observe()},
+		{GroupObserve, "observe: read run backends (instances, jobs) and run artifacts", append(p.observe(), p.readRunArtifacts()...)},
 		{GroupLogs, "logs: read run logs and run artifacts", p.logs()},
 		{GroupEvents, "events: read what Batch/EC2 events refer to", p.events()},
 		{GroupSweep, "sweep: find and delete orphaned ceforge-owned resources", p.sweep()},

@@ -85,13 +85,13 @@ func TestFunctionCapabilities(t *testing.T) {
 		},
 		stack.FnReconciler: {
 			"iam:CreateRole", "iam:DeleteRole", "batch:CreateComputeEnvironment", "batch:DeleteJobQueue",
-			"ec2:DescribeInstances", "batch:DescribeJobs", "dynamodb:UpdateItem", "iam:PassRole",
+			"ec2:DescribeInstances", "batch:DescribeJobs", "dynamodb:UpdateItem", "iam:PassRole", "s3:GetObject",
 		},
 		stack.FnBatchEvents: {"dynamodb:UpdateItem", "s3:GetObject", "batch:DescribeJobs", "sqs:ReceiveMessage", "sqs:DeleteMessage"},
 		stack.FnEC2Events:   {"dynamodb:UpdateItem", "s3:GetObject", "batch:DescribeJobs", "sqs:ReceiveMessage", "sqs:DeleteMessage"},
 		stack.FnLogs:        {"logs:GetLogEvents", "logs:FilterLogEvents", "logs:DescribeLogStreams", "s3:GetObject", "dynamodb:GetItem", "dynamodb:Query"},
 		stack.FnSweeper: {
-			"ec2:DescribeVolumes", "ec2:DeleteVolume", "ec2:CreateTags", "ec2:DescribeInstances", "ec2:TerminateInstances",
+			"ec2:DescribeVolumes", "ec2:DeleteVolume", "ec2:CreateTags", "ec2:DeleteTags", "ec2:DescribeInstances", "ec2:TerminateInstances",
 			"batch:ListJobs", "batch:DescribeJobs", "batch:TerminateJob", "dynamodb:PutItem",
 		},
 	}
@@ -225,7 +225,7 @@ func TestScoping(t *testing.T) {
 			for _, a := range st.actions {
 				where := fmt.Sprintf("%s %s (%s)", fn, a, st.sid)
 				switch {
-				case a == "ec2:DeleteVolume" || a == "ec2:TerminateInstances" || a == "ec2:DeleteLaunchTemplate":
+				case a == "ec2:DeleteVolume" || a == "ec2:TerminateInstances" || a == "ec2:DeleteLaunchTemplate" || a == "ec2:DeleteTags":
 					if got := cond(st, "StringEquals", "aws:ResourceTag/ceforge:managed"); !slices.Equal(got, []string{"true"}) {
 						t.Errorf("%s: not conditioned on aws:ResourceTag/ceforge:managed=true", where)
 					}
@@ -269,6 +269,14 @@ func TestScoping(t *testing.T) {
 							t.Errorf("%s on %s", where, r)
 						}
 					}
+				case a == "s3:ListBucket" || a == "s3:GetBucketLocation":
+					for _, r := range st.resources {
+						if r != "arn:${AWS::Partition}:s3:::*" {
+							t.Errorf("%s on %s: bucket-level actions name buckets, not objects", where, r)
+						}
+					}
+				case strings.HasPrefix(a, "s3:") && a != "s3:GetObject":
+					t.Errorf("%s: unexpected S3 action", where)
 				case a == "s3:GetObject":
 					for _, r := range st.resources {
 						if r != "arn:${AWS::Partition}:s3:::*/.ceforge/runs/*" {
