@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/ceforge/ceforge/internal/apierr"
+	"github.com/ceforge/ceforge/internal/logging"
 )
 
 // HandlerFunc serves one route; a returned error is written in the API's
@@ -75,7 +76,7 @@ func (rt *Router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	log := rt.log.With("request_id", reqID)
 	ctx := context.WithValue(r.Context(), requestIDKey{}, reqID)
-	ctx = context.WithValue(ctx, loggerKey{}, log)
+	ctx = logging.WithLogger(ctx, log)
 	r = r.WithContext(ctx)
 	w.Header().Set("X-Request-Id", reqID)
 	sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
@@ -149,7 +150,6 @@ func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 
 type (
 	requestIDKey struct{}
-	loggerKey    struct{}
 	identityKey  struct{}
 )
 
@@ -165,12 +165,7 @@ func RequestIDFrom(ctx context.Context) (string, bool) {
 }
 
 // Logger returns the request-scoped logger (with request_id).
-func Logger(ctx context.Context) *slog.Logger {
-	if l, ok := ctx.Value(loggerKey{}).(*slog.Logger); ok {
-		return l
-	}
-	return slog.Default()
-}
+func Logger(ctx context.Context) *slog.Logger { return logging.From(ctx, nil) }
 
 // WithIdentity records the caller's identity (an IAM ARN).
 func WithIdentity(ctx context.Context, arn string) context.Context {

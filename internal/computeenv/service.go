@@ -9,6 +9,7 @@ import (
 
 	"github.com/ceforge/ceforge/internal/apierr"
 	"github.com/ceforge/ceforge/internal/ids"
+	"github.com/ceforge/ceforge/internal/logging"
 	"github.com/ceforge/ceforge/internal/store"
 )
 
@@ -67,12 +68,8 @@ func (s *Service) now() time.Time {
 	return time.Now().UTC()
 }
 
-func (s *Service) log() *slog.Logger {
-	if s.Log != nil {
-		return s.Log
-	}
-	return slog.Default()
-}
+// log returns the request's logger (with its request id) when there is one.
+func (s *Service) log(ctx context.Context) *slog.Logger { return logging.From(ctx, s.Log) }
 
 func (s *Service) provisioner(platform string) (Provisioner, error) {
 	p, ok := s.Provisioners[platform]
@@ -128,7 +125,7 @@ func (s *Service) Create(ctx context.Context, req CreateRequest, createdBy strin
 	ce.Version = 1
 	if err := s.advance(ctx, p, ce); err != nil {
 		// Transient: the record stays CREATING and the reconciler carries on.
-		s.log().Warn("compute environment provisioning will be retried", "ce_id", ce.ID, "error", err.Error())
+		s.log(ctx).Warn("compute environment provisioning will be retried", "ce_id", ce.ID, "error", err.Error())
 	}
 	return ce, nil, nil
 }
@@ -233,7 +230,7 @@ func (s *Service) Delete(ctx context.Context, id string, force bool) (*ComputeEn
 		ce.Version = v
 	}
 	if err := s.advance(ctx, p, ce); err != nil {
-		s.log().Warn("compute environment teardown will be retried", "ce_id", ce.ID, "error", err.Error())
+		s.log(ctx).Warn("compute environment teardown will be retried", "ce_id", ce.ID, "error", err.Error())
 	}
 	return ce, nil
 }

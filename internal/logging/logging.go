@@ -3,6 +3,7 @@
 package logging
 
 import (
+	"context"
 	"io"
 	"log/slog"
 )
@@ -12,4 +13,23 @@ func New(w io.Writer, level string) *slog.Logger {
 	var l slog.Level
 	_ = l.UnmarshalText([]byte(level))
 	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l}))
+}
+
+type loggerKey struct{}
+
+// WithLogger returns ctx carrying l (the API puts a logger with the request
+// id there, so every line a request causes, in any package, carries it).
+func WithLogger(ctx context.Context, l *slog.Logger) context.Context {
+	return context.WithValue(ctx, loggerKey{}, l)
+}
+
+// From returns the logger carried by ctx, else fallback, else slog.Default().
+func From(ctx context.Context, fallback *slog.Logger) *slog.Logger {
+	if l, ok := ctx.Value(loggerKey{}).(*slog.Logger); ok {
+		return l
+	}
+	if fallback != nil {
+		return fallback
+	}
+	return slog.Default()
 }

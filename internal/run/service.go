@@ -12,6 +12,7 @@ import (
 	"github.com/ceforge/ceforge/internal/apierr"
 	"github.com/ceforge/ceforge/internal/computeenv"
 	"github.com/ceforge/ceforge/internal/ids"
+	"github.com/ceforge/ceforge/internal/logging"
 	"github.com/ceforge/ceforge/internal/metrics"
 	"github.com/ceforge/ceforge/internal/store"
 )
@@ -54,12 +55,8 @@ func (s *Service) now() time.Time {
 	return time.Now().UTC()
 }
 
-func (s *Service) log() *slog.Logger {
-	if s.Log != nil {
-		return s.Log
-	}
-	return slog.Default()
-}
+// log returns the request's logger (with its request id) when there is one.
+func (s *Service) log(ctx context.Context) *slog.Logger { return logging.From(ctx, s.Log) }
 
 // Launch validates and records a run, then starts its head. With an
 // idempotency key, a repeated request returns the first run (created=false).
@@ -127,7 +124,7 @@ func (s *Service) Launch(ctx context.Context, req LaunchRequest, createdBy, idem
 	backend, logRef, err := l.Launch(ctx, &ce, r)
 	if err != nil {
 		reason := LaunchFailureReason(err)
-		s.log().Warn("launch failed", "run_id", r.ID, "ce_id", ce.ID, "error", err.Error())
+		s.log(ctx).Warn("launch failed", "run_id", r.ID, "ce_id", ce.ID, "error", err.Error())
 		if _, terr := s.Transition(ctx, r, Update{Status: StatusFailed, At: s.now(), Reason: reason}); terr != nil {
 			return nil, false, errors.Join(fmt.Errorf("launch run %s: %w", r.ID, err), terr)
 		}

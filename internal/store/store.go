@@ -552,6 +552,20 @@ func (s *Store) List(ctx context.Context, q Query) (Page, error) {
 		if err != nil {
 			return Page{}, err
 		}
+		// A cursor must be a key of this very query: the index's attributes
+		// and its partition value. Anything else was forged or belongs to
+		// another listing.
+		hashAttr, hashValue := attrKind, string(q.Kind)
+		switch aws.ToString(in.IndexName) {
+		case IndexByParent:
+			hashAttr, hashValue = attrParent, Key(KindCE, q.ComputeEnvID)
+		case IndexByStatus:
+			hashAttr, hashValue = attrKindStatus, string(q.Kind)+"#"+q.Status
+		}
+		if len(start) != 3 || stringAttr(start, hashAttr) != hashValue || stringAttr(start, attrCreated) == "" ||
+			!strings.HasPrefix(stringAttr(start, attrPK), string(q.Kind)+"#") {
+			return Page{}, ErrBadCursor
+		}
 		in.ExclusiveStartKey = start
 	}
 	var page Page

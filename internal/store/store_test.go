@@ -273,3 +273,22 @@ func TestPatchWithRefsAndNestedPaths(t *testing.T) {
 	require.Equal(t, timeline{Submitted: "t0", Running: "t1"}, got.Timeline)
 	require.Equal(t, "i-1", got.Backend)
 }
+
+func TestListRejectsCursorOfAnotherQuery(t *testing.T) {
+	env := testenv.New(t)
+	ctx := context.Background()
+	s := env.Store
+	for i := 0; i < 3; i++ {
+		id := fmt.Sprintf("r%d", i)
+		require.NoError(t, s.Create(ctx, store.KindRun, id, rec{ID: id, Status: "RUNNING", ComputeEnvID: "ceA", CreatedAt: time.Now()}))
+	}
+	page, err := s.List(ctx, store.Query{Kind: store.KindRun, Limit: 1})
+	require.NoError(t, err)
+	require.NotEmpty(t, page.NextCursor)
+	_, err = s.List(ctx, store.Query{Kind: store.KindRun, Status: "RUNNING", Cursor: page.NextCursor})
+	require.ErrorIs(t, err, store.ErrBadCursor, "a cursor of the kind listing is not one of the status listing")
+	_, err = s.List(ctx, store.Query{Kind: store.KindCE, Cursor: page.NextCursor})
+	require.ErrorIs(t, err, store.ErrBadCursor, "a run cursor is not a CE cursor")
+	_, err = s.List(ctx, store.Query{Kind: store.KindRun, Cursor: page.NextCursor})
+	require.NoError(t, err)
+}
