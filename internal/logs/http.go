@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/aws/aws-lambda-go/lambdacontext"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
@@ -45,8 +46,12 @@ func (s *Service) handleLogs(w http.ResponseWriter, r *http.Request) error {
 		if _, inLambda := lambdacontext.FromContext(r.Context()); inLambda && !Streaming(r.Context()) {
 			// The buffered API function cannot stream: only the logs
 			// function (Function URL, response streaming) follows.
+			where := "the logs function URL"
+			if s.opts.FollowURL != "" {
+				where = strings.TrimSuffix(s.opts.FollowURL, "/") + r.URL.Path + "?follow=true"
+			}
 			return apierr.BadRequest("invalid_parameter", "follow",
-				"follow mode is served by the logs function URL (response streaming), not by this endpoint")
+				"follow mode streams, which this endpoint cannot: sign the same request to %s", where)
 		}
 		return s.follow(w, r, r.PathValue("id"), cursor)
 	}

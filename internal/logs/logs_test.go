@@ -382,7 +382,9 @@ func TestDownloadRedirectsToPresignedNextflowLog(t *testing.T) {
 // TestFunctionURLAdapter serves the router as the logs Lambda does: the
 // caller's identity comes from the Function URL's IAM authorizer.
 func TestFunctionURLAdapter(t *testing.T) {
-	f := newFixture(t, fastFollow)
+	o := fastFollow
+	o.FollowURL = "https://abc.lambda-url.us-east-1.on.aws/"
+	f := newFixture(t, o)
 	r := f.createRun(t, run.StatusRunning, &run.LogRef{Group: testGroup, Stream: "url"})
 	f.ensureStream(t, testGroup, "url")
 	f.putLines(t, testGroup, "url", 0, 3)
@@ -429,5 +431,5 @@ func TestFunctionURLAdapter(t *testing.T) {
 		RequestContext: events.APIGatewayV2HTTPRequestContext{HTTP: events.APIGatewayV2HTTPRequestContextHTTPDescription{Method: "GET"}}})
 	require.NoError(t, err)
 	require.Equal(t, 400, apiRes.StatusCode)
-	require.Contains(t, apiRes.Body, "function URL")
+	require.Contains(t, apiRes.Body, "https://abc.lambda-url.us-east-1.on.aws/runs/"+r.ID+"/logs?follow=true")
 }

@@ -57,6 +57,9 @@ type Options struct {
 	PresignTTL time.Duration
 	// CursorKey signs cursors.
 	CursorKey []byte
+	// FollowURL is the base URL of the logs function (Function URL), named
+	// to clients that ask the buffered API endpoint to follow.
+	FollowURL string
 }
 
 func (o Options) withDefaults() Options {
