@@ -1,0 +1,270 @@
+package batchce_test
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"sort"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/batch"
+	btypes "github.com/aws/aws-sdk-go-v2/service/batch/types"
+	"github.com/aws/aws-sdk-go-v2/service/cloudwatchlogs"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/iam"
+	"github.com/stretchr/testify/require"
+
+	"github.com/ceforge/ceforge/internal/apptest"
+	"github.com/ceforge/ceforge/internal/computeenv"
+	"github.com/ceforge/ceforge/internal/forge"
+)
+
+type dryRun struct {
+	ComputeEnv computeenv.ComputeEnv `json:"computeEnv"`
+	Plan       computeenv.Plan       `json:"plan"`
+}
+
+func planOf(t *testing.T, h *apptest.Harness, req computeenv.CreateRequest) dryRun {
+	t.Helper()
+	res := h.Do(t, "POST", "/compute-envs?dryRun=true", req)
+	require.Equal(t, 200, res.Status, string(res.Body))
+	var out dryRun
+	res.JSON(t, &out)
+	return out
+}
+
+// normalize renders a plan with the CE id (random per dry run) replaced.
+func normalize(t *testing.T, p computeenv.Plan, id string) string {
+	b, err := json.Marshal(p)
+	require.NoError(t, err)
+	return strings.ReplaceAll(string(b), id, "<id>")
+}
+
+func created(p computeenv.Plan) []string {
+	var out []string
+	for _, r := range p.Resources {
+		if r.Action == "create" {
+			out = append(out, r.Type+" "+r.Name)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+func forged(ce computeenv.ComputeEnv) []string {
+	var out []string
+	for _, r := range ce.ForgedResources {
+		out = append(out, r.Type+" "+r.Name)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// describe returns the Batch CEs and queues named by a CE's design.
+func describe(t *testing.T, h *apptest.Harness, names forge.Names) (map[string]btypes.ComputeEnvironmentDetail, map[string]btypes.JobQueueDetail) {
+	t.Helper()
+	ctx := context.Background()
+	b := batch.NewFromConfig(h.AWS.Config(region))
+	ces, err := b.DescribeComputeEnvironments(ctx, &batch.DescribeComputeEnvironmentsInput{ComputeEnvironments: []string{names.HeadCE, names.WorkCE}})
+	require.NoError(t, err)
+	qs, err := b.DescribeJobQueues(ctx, &batch.DescribeJobQueuesInput{JobQueues: []string{names.HeadQueue, names.WorkQueue}})
+	require.NoError(t, err)
+	ceMap, qMap := map[string]btypes.ComputeEnvironmentDetail{}, map[string]btypes.JobQueueDetail{}
+	for _, c := range ces.ComputeEnvironments {
+		ceMap[aws.ToString(c.ComputeEnvironmentName)] = c
+	}
+	for _, q := range qs.JobQueues {
+		qMap[aws.ToString(q.JobQueueName)] = q
+	}
+	return ceMap, qMap
+}
+
+func queueCE(t *testing.T, q btypes.JobQueueDetail) string {
+	t.Helper()
+	require.Len(t, q.ComputeEnvironmentOrder, 1)
+	return aws.ToString(q.ComputeEnvironmentOrder[0].ComputeEnvironment)
+}
+
+func TestForgeSpotCE(t *testing.T) {
+	h := newHarness(t)
+	req := forgeBody("spot")
+	p := planOf(t, h, req)
+	require.Equal(t, "forge", p.ComputeEnv.ConfigMode)
+	require.Equal(t, "SPOT_PRICE_CAPACITY_OPTIMIZED", p.ComputeEnv.Batch.Forge.AllocStrategy)
+	require.Equal(t, 4096, p.ComputeEnv.Batch.HeadJobMemoryMb)
+	require.NotEmpty(t, p.ComputeEnv.Batch.Forge.Subnets, "default VPC subnets are filled in")
+	require.NotEmpty(t, p.ComputeEnv.Batch.Forge.SecurityGroups)
+	p2 := planOf(t, h, req)
+	require.Equal(t, normalize(t, p.Plan, p.ComputeEnv.ID), normalize(t, p2.Plan, p2.ComputeEnv.ID), "plans are deterministic")
+	require.Zero(t, h.Calls.Count("IAM.CreateRole")+h.Calls.Count("Batch.CreateComputeEnvironment"), "a dry run creates nothing")
+
+	ce := createCE(t, h, req)
+	require.Equal(t, computeenv.StatusAvailable, ce.Status, ce.StatusReason)
+	names := forge.NamesFor("ceforge-", ce.ID)
+	// Plan and resources match (names of the plan are per CE id: rebuild it for this id).
+	planned := forge.NewDesign("ceforge-", &ce).Plan()
+	require.Equal(t, created(planned), forged(ce))
+	for _, r := range ce.ForgedResources {
+		require.Equal(t, forge.StateCreated, r.State, r.Name)
+	}
+
+	ces, qs := describe(t, h, names)
+	require.Len(t, ces, 2)
+	head, work := ces[names.HeadCE], ces[names.WorkCE]
+	require.Equal(t, btypes.CRTypeEc2, head.ComputeResources.Type, "Spot CEs run the head on demand")
+	require.Equal(t, btypes.CRTypeSpot, work.ComputeResources.Type)
+	require.Equal(t, btypes.CRAllocationStrategySpotPriceCapacityOptimized, work.ComputeResources.AllocationStrategy)
+	require.Equal(t, int32(64), aws.ToInt32(work.ComputeResources.MaxvCpus))
+	require.Equal(t, "ECS_AL2023", aws.ToString(work.ComputeResources.Ec2Configuration[0].ImageType))
+	require.NotEmpty(t, aws.ToString(work.ComputeResources.Ec2Configuration[0].ImageIdOverride))
+	require.Equal(t, "true", work.Tags["ceforge:managed"])
+	require.Equal(t, ce.ID, work.Tags["ceforge:ce-id"])
+	require.Len(t, qs, 2)
+	require.Equal(t, aws.ToString(head.ComputeEnvironmentArn), queueCE(t, qs[names.HeadQueue]))
+	require.Equal(t, aws.ToString(work.ComputeEnvironmentArn), queueCE(t, qs[names.WorkQueue]))
+	require.Greater(t, aws.ToInt32(qs[names.HeadQueue].Priority), aws.ToInt32(qs[names.WorkQueue].Priority))
+
+	// Launch template: IMDSv2, boot disk, ownership tags on instances and volumes.
+	ctx := context.Background()
+	lt, err := ec2.NewFromConfig(h.AWS.Config(region)).DescribeLaunchTemplateVersions(ctx, &ec2.DescribeLaunchTemplateVersionsInput{LaunchTemplateName: aws.String(names.LaunchTemplate)})
+	require.NoError(t, err)
+	data := lt.LaunchTemplateVersions[0].LaunchTemplateData
+	require.Equal(t, "required", string(data.MetadataOptions.HttpTokens))
+	require.Equal(t, int32(50), aws.ToInt32(data.BlockDeviceMappings[0].Ebs.VolumeSize))
+	kinds := map[string]bool{}
+	for _, ts := range data.TagSpecifications {
+		for _, tg := range ts.Tags {
+			if aws.ToString(tg.Key) == "ceforge:ce-id" && aws.ToString(tg.Value) == ce.ID {
+				kinds[string(ts.ResourceType)] = true
+			}
+		}
+	}
+	require.True(t, kinds["instance"] && kinds["volume"], "ownership tags on instances and volumes: %v", kinds)
+
+	// Roles: service, instance (+profile), head and compute job roles; no execution role without Fargate.
+	iamc := iam.NewFromConfig(h.AWS.Config(region))
+	for _, role := range []string{names.ServiceRole, names.InstanceRole, names.HeadJobRole, names.ComputeJobRole} {
+		_, err := iamc.GetRole(ctx, &iam.GetRoleInput{RoleName: aws.String(role)})
+		require.NoError(t, err, role)
+	}
+	_, err = iamc.GetRole(ctx, &iam.GetRoleInput{RoleName: aws.String(names.ExecutionRole)})
+	require.Error(t, err)
+
+	// Head job definition registered at creation.
+	jd, err := batch.NewFromConfig(h.AWS.Config(region)).DescribeJobDefinitions(ctx, &batch.DescribeJobDefinitionsInput{JobDefinitionName: aws.String(names.JobDefinition), Status: aws.String("ACTIVE")})
+	require.NoError(t, err)
+	require.Len(t, jd.JobDefinitions, 1)
+	require.Equal(t, names.LogGroup, jd.JobDefinitions[0].ContainerProperties.LogConfiguration.Options["awslogs-group"])
+
+	// A second pass changes nothing.
+	h.Calls.Reset()
+	require.NoError(t, h.App.ComputeEnvs.Advance(ctx, ce.ID))
+	require.Zero(t, h.Calls.Total("Batch")+h.Calls.Total("IAM"))
+}
+
+func TestForgeEC2CE(t *testing.T) {
+	h := newHarness(t)
+	ce := createCE(t, h, forgeBody("ondemand", func(_ *computeenv.BatchOptions, f *computeenv.ForgeOptions) {
+		f.Type, f.InstanceTypes, f.MinCpus = "EC2", []string{"m6i.xlarge", "c6i"}, 0
+	}))
+	require.Equal(t, computeenv.StatusAvailable, ce.Status, ce.StatusReason)
+	require.Equal(t, "BEST_FIT_PROGRESSIVE", ce.Batch.Forge.AllocStrategy)
+	names := forge.NamesFor("ceforge-", ce.ID)
+	ces, qs := describe(t, h, names)
+	require.Len(t, ces, 1, "on-demand CEs share one Batch CE between head and tasks")
+	work := ces[names.WorkCE]
+	require.Equal(t, btypes.CRTypeEc2, work.ComputeResources.Type)
+	require.Equal(t, []string{"m6i.xlarge", "c6i"}, work.ComputeResources.InstanceTypes)
+	require.Equal(t, aws.ToString(work.ComputeEnvironmentArn), queueCE(t, qs[names.HeadQueue]))
+	require.Equal(t, aws.ToString(work.ComputeEnvironmentArn), queueCE(t, qs[names.WorkQueue]))
+}
+
+func TestForgeFargateHeadCE(t *testing.T) {
+	h := newHarness(t)
+	ce := createCE(t, h, forgeBody("fargate", fusion, func(_ *computeenv.BatchOptions, f *computeenv.ForgeOptions) {
+		f.FargateHeadEnabled, f.Arm64Enabled = true, true
+	}))
+	require.Equal(t, computeenv.StatusAvailable, ce.Status, ce.StatusReason)
+	require.Equal(t, []string{"m6g", "c6g", "r6g"}, ce.Batch.Forge.InstanceTypes)
+	names := forge.NamesFor("ceforge-", ce.ID)
+	ces, qs := describe(t, h, names)
+	require.Equal(t, btypes.CRTypeFargate, ces[names.HeadCE].ComputeResources.Type)
+	require.Equal(t, aws.ToString(ces[names.HeadCE].ComputeEnvironmentArn), queueCE(t, qs[names.HeadQueue]))
+	ctx := context.Background()
+	_, err := iam.NewFromConfig(h.AWS.Config(region)).GetRole(ctx, &iam.GetRoleInput{RoleName: aws.String(names.ExecutionRole)})
+	require.NoError(t, err, "Fargate needs an execution role")
+	jd, err := batch.NewFromConfig(h.AWS.Config(region)).DescribeJobDefinitions(ctx, &batch.DescribeJobDefinitionsInput{JobDefinitionName: aws.String(names.JobDefinition)})
+	require.NoError(t, err)
+	require.Equal(t, []btypes.PlatformCapability{btypes.PlatformCapabilityFargate}, jd.JobDefinitions[0].PlatformCapabilities)
+	// Fusion without NVMe: 100 GiB gp3 boot disk at 325 MB/s.
+	lt, err := ec2.NewFromConfig(h.AWS.Config(region)).DescribeLaunchTemplateVersions(ctx, &ec2.DescribeLaunchTemplateVersionsInput{LaunchTemplateName: aws.String(names.LaunchTemplate)})
+	require.NoError(t, err)
+	disk := lt.LaunchTemplateVersions[0].LaunchTemplateData.BlockDeviceMappings[0].Ebs
+	require.Equal(t, int32(100), aws.ToInt32(disk.VolumeSize))
+	require.Equal(t, "gp3", string(disk.VolumeType))
+	require.Equal(t, int32(325), aws.ToInt32(disk.Throughput))
+}
+
+func TestForgeGPUCE(t *testing.T) {
+	h := newHarness(t)
+	ce := createCE(t, h, forgeBody("gpu", func(_ *computeenv.BatchOptions, f *computeenv.ForgeOptions) { f.GpuEnabled = true }))
+	require.Equal(t, computeenv.StatusAvailable, ce.Status, ce.StatusReason)
+	names := forge.NamesFor("ceforge-", ce.ID)
+	ces, _ := describe(t, h, names)
+	work := ces[names.WorkCE]
+	require.Equal(t, []string{"g4dn", "g5"}, work.ComputeResources.InstanceTypes)
+	require.Equal(t, "ECS_AL2023_NVIDIA", aws.ToString(work.ComputeResources.Ec2Configuration[0].ImageType))
+	require.Equal(t, "ECS_AL2023", aws.ToString(ces[names.HeadCE].ComputeResources.Ec2Configuration[0].ImageType), "the head needs no GPU")
+}
+
+func TestDeleteWithAndWithoutDispose(t *testing.T) {
+	ctx := context.Background()
+	for _, dispose := range []bool{true, false} {
+		t.Run(map[bool]string{true: "dispose", false: "keep"}[dispose], func(t *testing.T) {
+			h := newHarness(t)
+			ce := createCE(t, h, forgeBody("del", func(_ *computeenv.BatchOptions, f *computeenv.ForgeOptions) { f.DisposeOnDeletion = aws.Bool(dispose) }))
+			require.Equal(t, computeenv.StatusAvailable, ce.Status)
+			res := h.Do(t, "DELETE", "/compute-envs/"+ce.ID, nil)
+			require.Equal(t, 202, res.Status, string(res.Body))
+			ce = settle(t, h, ce.ID)
+			require.Equal(t, computeenv.StatusDeleted, ce.Status, ce.StatusReason)
+			require.Equal(t, dispose, ce.Dispose)
+
+			names := forge.NamesFor("ceforge-", ce.ID)
+			ces, qs := describe(t, h, names)
+			iamc := iam.NewFromConfig(h.AWS.Config(region))
+			_, roleErr := iamc.GetRole(ctx, &iam.GetRoleInput{RoleName: aws.String(names.InstanceRole)})
+			_, profErr := iamc.GetInstanceProfile(ctx, &iam.GetInstanceProfileInput{InstanceProfileName: aws.String(names.InstanceRole)})
+			lts, ltErr := ec2.NewFromConfig(h.AWS.Config(region)).DescribeLaunchTemplates(ctx, &ec2.DescribeLaunchTemplatesInput{})
+			require.NoError(t, ltErr)
+			lg, err := cloudwatchlogs.NewFromConfig(h.AWS.Config(region)).DescribeLogGroups(ctx, &cloudwatchlogs.DescribeLogGroupsInput{LogGroupNamePrefix: aws.String(names.LogGroup)})
+			require.NoError(t, err)
+			jd, err := batch.NewFromConfig(h.AWS.Config(region)).DescribeJobDefinitions(ctx, &batch.DescribeJobDefinitionsInput{JobDefinitionName: aws.String(names.JobDefinition), Status: aws.String("ACTIVE")})
+			require.NoError(t, err)
+			if dispose {
+				require.Empty(t, ces)
+				require.Empty(t, qs)
+				require.Error(t, roleErr)
+				require.Error(t, profErr)
+				require.Empty(t, lts.LaunchTemplates)
+				require.Empty(t, lg.LogGroups)
+				require.Empty(t, jd.JobDefinitions)
+				for _, r := range ce.ForgedResources {
+					require.Equal(t, forge.StateDeleted, r.State, r.Type+" "+r.Name)
+				}
+			} else {
+				require.Len(t, ces, 2)
+				require.Len(t, qs, 2)
+				require.NoError(t, roleErr)
+				require.NoError(t, profErr)
+				require.Len(t, lts.LaunchTemplates, 1)
+				require.Len(t, lg.LogGroups, 1)
+				require.Len(t, jd.JobDefinitions, 1)
+			}
+			// The name is free again.
+			res = h.Do(t, "POST", "/compute-envs?dryRun=true", forgeBody("del"))
+			require.Equal(t, 200, res.Status, string(res.Body))
+		})
+	}
+}
