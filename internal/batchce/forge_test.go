@@ -3,8 +3,8 @@ package batchce_test
 import (
 	"context"
 	"encoding/json"
-	"strings"
 	"sort"
+	"strings"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"

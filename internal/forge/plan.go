@@ -49,8 +49,8 @@ func (d Design) Plan() computeenv.Plan {
 		add("use", TypeFSx, d.FSxDNSName, map[string]any{"mountPath": d.FSxMount})
 	}
 	lt := map[string]any{
-		"metadataOptions": map[string]any{"httpTokens": "required", "httpPutResponseHopLimit": 2},
-		"bootDisk":        map[string]any{"deviceName": "/dev/xvda", "sizeGiB": d.BootDiskGiB, "volumeType": bootType(d), "throughputMBps": d.BootThroughput},
+		"metadataOptions":   map[string]any{"httpTokens": "required", "httpPutResponseHopLimit": 2},
+		"bootDisk":          map[string]any{"deviceName": "/dev/xvda", "sizeGiB": d.BootDiskGiB, "volumeType": bootType(d), "throughputMBps": d.BootThroughput},
 		"tagSpecifications": map[string]any{"instance": map[string]string(d.Tags), "volume": map[string]string(d.Tags)},
 		"ecsConfig":         d.EcsConfig,
 	}
