@@ -433,3 +433,37 @@ func TestFunctionURLAdapter(t *testing.T) {
 	require.Equal(t, 400, apiRes.StatusCode)
 	require.Contains(t, apiRes.Body, "https://abc.lambda-url.us-east-1.on.aws/runs/"+r.ID+"/logs?follow=true")
 }
+
+// TestFollowPicksUpTheLogOnceTheHeadStarts follows a submitted run before it
+// has a log location; the platform patches it in (as the Batch head's log
+// stream becomes known) and the follower reads it from its first line.
+func TestFollowPicksUpTheLogOnceTheHeadStarts(t *testing.T) {
+	f := newFixture(t, fastFollow)
+	r := f.createRun(t, run.StatusSubmitted, nil)
+	ch, stop := f.followStream(t, r.ID, "")
+	defer stop()
+
+	ref := run.LogRef{Group: "/aws/batch/ceforge-ce", Stream: "ceforge-head/default/0123abcd"}
+	f.ensureStream(t, ref.Group, ref.Stream)
+	f.putLines(t, ref.Group, ref.Stream, 0, 20)
+	// Status first: any refresh that sees the log also sees RUNNING, so the
+	// status event precedes the lines.
+	f.setStatus(t, r.ID, run.StatusRunning)
+	require.NoError(t, f.h.Store.Patch(context.Background(), store.KindRun, r.ID, map[string]any{"logs": ref}, 0))
+
+	var got []string
+	var statuses []string
+	for ev := range ch {
+		switch ev.Name {
+		case "line":
+			got = append(got, decodeLine(t, ev).Message)
+		case "status":
+			statuses = append(statuses, ev.Data)
+		}
+		if len(got) == 20 {
+			break
+		}
+	}
+	requireSequence(t, got, 0, 20)
+	require.Equal(t, []string{`{"status":"SUBMITTED"}`, `{"status":"RUNNING"}`}, statuses)
+}
