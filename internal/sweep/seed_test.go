@@ -139,14 +139,20 @@ var volumeClasses = []struct {
 	{"helper", true, func(i int) map[string]string {
 		return map[string]string{tags.CEID: ceBatch, "amazon-ebs-autoscale-creation-time": fmt.Sprint(1700000000 + i)}
 	}, false},
-	{"keep-false", true, func(int) map[string]string { return tags.Merge(nil, tags.Tags{tags.Managed: "true", tags.CEID: ceCloud, tags.Keep: "false"}) }, false},
+	{"keep-false", true, func(int) map[string]string {
+		return tags.Merge(nil, tags.Tags{tags.Managed: "true", tags.CEID: ceCloud, tags.Keep: "false"})
+	}, false},
 	{"untagged", false, func(int) map[string]string { return nil }, false},
 	{"foreign", false, func(int) map[string]string { return map[string]string{"team": "genomics", "Name": "scratch"} }, false},
 	{"managed-no-ce", false, func(int) map[string]string { return map[string]string{tags.Managed: "true"} }, false},
 	{"ce-only", false, func(int) map[string]string { return map[string]string{tags.CEID: ceCloud} }, false},
-	{"helper-no-ce", false, func(int) map[string]string { return map[string]string{"amazon-ebs-autoscale-creation-time": "1700000000"} }, false},
+	{"helper-no-ce", false, func(int) map[string]string {
+		return map[string]string{"amazon-ebs-autoscale-creation-time": "1700000000"}
+	}, false},
 	{"unknown-ce", false, func(int) map[string]string { return tags.Ownership(ceUnknown, "") }, false},
-	{"keep", false, func(int) map[string]string { return tags.Merge(nil, tags.Tags{tags.Managed: "true", tags.CEID: ceCloud, tags.Keep: "true"}) }, false},
+	{"keep", false, func(int) map[string]string {
+		return tags.Merge(nil, tags.Tags{tags.Managed: "true", tags.CEID: ceCloud, tags.Keep: "true"})
+	}, false},
 	{"donotdelete", false, func(int) map[string]string {
 		return map[string]string{tags.Managed: "true", tags.CEID: ceCloud, "DoNotDelete": ""}
 	}, false},

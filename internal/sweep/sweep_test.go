@@ -4,8 +4,8 @@ import (
 	"context"
 	"os"
 	"sort"
-	"strings"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
