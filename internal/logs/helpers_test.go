@@ -107,6 +107,11 @@ func (f *fixture) ensureStream(t testing.TB, group, stream string) {
 // putLines writes lines "line <i>" for i in [from, to) with increasing timestamps.
 func (f *fixture) putLines(t testing.TB, group, stream string, from, to int) {
 	t.Helper()
+	require.NoError(t, f.putLinesE(group, stream, from, to))
+}
+
+// putLinesE is putLines for goroutines other than the test's.
+func (f *fixture) putLinesE(group, stream string, from, to int) error {
 	base := time.Now().Add(-time.Hour).UnixMilli()
 	for start := from; start < to; start += 5000 {
 		end := min(to, start+5000)
@@ -116,8 +121,11 @@ func (f *fixture) putLines(t testing.TB, group, stream string, from, to int) {
 		}
 		_, err := f.cwl.PutLogEvents(context.Background(), &cloudwatchlogs.PutLogEventsInput{
 			LogGroupName: aws.String(group), LogStreamName: aws.String(stream), LogEvents: evs})
-		require.NoError(t, err)
+		if err != nil {
+			return fmt.Errorf("put log events: %w", err)
+		}
 	}
+	return nil
 }
 
 func lineText(i int) string { return fmt.Sprintf("line %06d", i) }
