@@ -7,10 +7,12 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsapigatewayv2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsapigatewayv2authorizers"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsapigatewayv2integrations"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslambda"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslogs"
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
+	"github.com/cdklabs/cdk-nag-go/cdknag/v2"
 )
 
 // Route is one API route; every route is declared (no catch-all) so each
@@ -41,6 +43,8 @@ type API struct {
 	Stage     awsapigatewayv2.HttpStage
 	AccessLog awslogs.LogGroup
 	LogsURL   awslambda.FunctionUrl
+	// ClientPolicy is the managed policy for ceforge users.
+	ClientPolicy awsiam.ManagedPolicy
 }
 
 func newAPI(scope constructs.Construct, cfg Config, fns *Functions) *API {
@@ -117,5 +121,38 @@ func newAPI(scope constructs.Construct, cfg Config, fns *Functions) *API {
 	})
 	// The api hands the follow URL to clients (GET /runs/{id}/logs).
 	fns.Fn[FnAPI].AddEnvironment(jsii.String("CEFORGE_LOGS_URL"), a.LogsURL.Url(), nil)
+
+	// What a ceforge user (CLI, CI job) needs: call every route, read logs
+	// through the Function URL. Operators attach it to users or roles.
+	apiRoutes := awscdk.Stack_Of(c).FormatArn(&awscdk.ArnComponents{
+		Service:      jsii.String("execute-api"),
+		Resource:     a.HTTPAPI.ApiId(),
+		ResourceName: jsii.String("*"),
+	})
+	a.ClientPolicy = awsiam.NewManagedPolicy(c, jsii.String("ClientPolicy"), &awsiam.ManagedPolicyProps{
+		ManagedPolicyName: jsii.String(cfg.Prefix + "client"),
+		Description:       jsii.String("ceforge users: call the ceforge API and follow run logs"),
+		Statements: &[]awsiam.PolicyStatement{
+			awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+				Sid:       jsii.String("CallApi"),
+				Actions:   jsii.Strings("execute-api:Invoke"),
+				Resources: jsii.Strings(*apiRoutes),
+			}),
+			awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+				Sid:        jsii.String("FollowLogs"),
+				Actions:    jsii.Strings("lambda:InvokeFunctionUrl"),
+				Resources:  jsii.Strings(*fns.Fn[FnLogs].FunctionArn()),
+				Conditions: &map[string]any{"StringEquals": map[string]any{"lambda:FunctionUrlAuthType": "AWS_IAM"}},
+			}),
+		},
+	})
+	cdknag.NagSuppressions_AddResourceSuppressions(a.ClientPolicy, &[]*cdknag.NagPackSuppression{{
+		Id: jsii.String("AwsSolutions-IAM5"),
+		Reason: jsii.String("CallApi: every stage, method and route of this one API (each route is authorized by IAM); " +
+			"the policy is for ceforge users and holds nothing else."),
+		AppliesTo: &[]any{regexAppliesTo(`^Resource::arn:<AWS::Partition>:execute-api:<AWS::Region>:<AWS::AccountId>:<[A-Za-z0-9]+>/\*$`)},
+	}}, nil)
 	return a
 }
+
+func regexAppliesTo(re string) any { return &cdknag.RegexAppliesTo{Regex: jsii.String("/" + re + "/")} }

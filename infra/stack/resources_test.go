@@ -3,6 +3,7 @@ package stack_test
 import (
 	"os"
 	"path/filepath"
+	"reflect"
 	"strconv"
 	"strings"
 	"testing"
@@ -415,9 +416,35 @@ func TestDashboard(t *testing.T) {
 func TestOutputs(t *testing.T) {
 	s := synthDefault(t)
 	outs, _ := s.tmpl["Outputs"].(map[string]any)
-	for _, k := range []string{"ApiUrl", "LogsUrl", "TableName", "DashboardName"} {
+	for _, k := range []string{"ApiUrl", "LogsUrl", "TableName", "DashboardName", "ClientPolicyArn"} {
 		if _, ok := outs[k]; !ok {
 			t.Errorf("output %s missing", k)
 		}
+	}
+}
+
+// The managed policy for ceforge users grants exactly the API and the log
+// Function URL.
+func TestClientPolicy(t *testing.T) {
+	s := synthDefault(t)
+	id := s.logicalID(t, "AWS::IAM::ManagedPolicy", "ManagedPolicyName", s.cfg.Prefix+"client")
+	var apiID string
+	for k := range s.resources("AWS::ApiGatewayV2::Api") {
+		apiID = k
+	}
+	got := map[string][]string{}
+	for _, st := range s.statements() {
+		if st.owner == id {
+			for _, a := range st.actions {
+				got[a] = append(got[a], st.resources...)
+			}
+		}
+	}
+	want := map[string][]string{
+		"execute-api:Invoke":       {"arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:${" + apiID + "}/*"},
+		"lambda:InvokeFunctionUrl": {"${" + s.functionID(t, stack.FnLogs) + ".Arn}"},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("client policy %v, want %v", got, want)
 	}
 }

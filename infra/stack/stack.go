@@ -63,5 +63,6 @@ func NewCeforgeStack(scope constructs.Construct, id string, props *Props) (*Stac
 	out("LogsUrl", *s.API.LogsURL.Url(), "Log follow/download Function URL (SigV4, service lambda)")
 	out("TableName", *s.Data.Table.TableName(), "DynamoDB table")
 	out("DashboardName", cfg.Prefix+"control-plane", "CloudWatch dashboard")
+	out("ClientPolicyArn", *s.API.ClientPolicy.ManagedPolicyArn(), "Managed policy for ceforge users (API calls, log follow)")
 	return s, nil
 }
