@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
@@ -283,7 +284,12 @@ func TestCloudEndToEnd(t *testing.T) {
 	require.Equal(t, ec2types.HttpTokensStateRequired, sinst.MetadataOptions.HttpTokens)
 	require.Equal(t, studio.ID, tagMap(sinst.Tags)["ceforge:run-id"])
 	require.Equal(t, 8888, studio.Studio.Port)
-	f.feed(t, event(t, "ec2-running.json", studio.Backend.InstanceID, t0))
+	// Through the Lambda's SQS entry point, as deployed.
+	msg := event(t, "ec2-running.json", studio.Backend.InstanceID, t0)
+	sqsRes, err := f.App.EC2Events.SQSHandler()(ctx, events.SQSEvent{Records: []events.SQSMessage{{MessageId: msg.ID, Body: msg.Body}}})
+	require.NoError(t, err)
+	require.Empty(t, sqsRes.BatchItemFailures)
+	require.Equal(t, run.StatusRunning, f.getRun(t, studio.ID).Status)
 	f.feed(t, event(t, "ec2-spot-interruption-warning.json", studio.Backend.InstanceID, t0.Add(time.Second)))
 	got = f.getRun(t, studio.ID)
 	require.Equal(t, run.StatusRunning, got.Status)
@@ -423,6 +429,12 @@ func TestReconcilerAdoptsAndRepairs(t *testing.T) {
 	require.NoError(t, f.Store.Create(ctx, store.KindRun, orphan.ID, orphan, store.WithStatusRank(run.Rank(run.StatusSubmitted))))
 	b, _, err := launcher.Launch(ctx, &stored, orphan)
 	require.NoError(t, err)
+	// The emulator does not honour the client token: a retried launch makes a
+	// second head, which the reconciler must terminate.
+	time.Sleep(1100 * time.Millisecond) // launch times have second resolution
+	dup, _, err := launcher.Launch(ctx, &stored, orphan)
+	require.NoError(t, err)
+	require.NotEqual(t, b.InstanceID, dup.InstanceID)
 
 	// A run whose launch was never recorded and has no instance, long ago.
 	old := now.Add(-time.Hour)
@@ -441,6 +453,9 @@ func TestReconcilerAdoptsAndRepairs(t *testing.T) {
 	got := f.getRun(t, orphan.ID)
 	require.Equal(t, run.StatusRunning, got.Status)
 	require.Equal(t, b.InstanceID, got.Backend.InstanceID)
+	require.Contains(t, []ec2types.InstanceStateName{ec2types.InstanceStateNameShuttingDown, ec2types.InstanceStateNameTerminated},
+		f.instance(t, dup.InstanceID).State.Name, "the duplicate head is terminated")
+	require.Equal(t, ec2types.InstanceStateNameRunning, f.instance(t, b.InstanceID).State.Name)
 	byInst, err := f.App.Runs.ByBackend(ctx, store.KindInstance, b.InstanceID)
 	require.NoError(t, err)
 	require.Equal(t, orphan.ID, byInst.ID)

@@ -232,7 +232,7 @@ const maxFilterValues = 200
 // recorded, and applies the instance state an event may have carried.
 func (p *Platform) Reconcile(ctx context.Context, ce *computeenv.ComputeEnv, active []run.Run) error {
 	api := p.ClientsFor(ce).EC2
-	found := map[string]ec2types.Instance{}
+	found := map[string][]ec2types.Instance{}
 	for start := 0; start < len(active); start += maxFilterValues {
 		end := min(start+maxFilterValues, len(active))
 		ids := make([]string, 0, end-start)
@@ -252,10 +252,7 @@ func (p *Platform) Reconcile(ctx context.Context, ce *computeenv.ComputeEnv, act
 			for _, res := range out.Reservations {
 				for _, inst := range res.Instances {
 					runID := tagValue(inst.Tags, tags.RunID)
-					if cur, ok := found[runID]; ok && !preferInstance(inst, cur) {
-						continue
-					}
-					found[runID] = inst
+					found[runID] = append(found[runID], inst)
 				}
 			}
 		}
@@ -265,7 +262,15 @@ func (p *Platform) Reconcile(ctx context.Context, ce *computeenv.ComputeEnv, act
 	now := p.now()
 	for i := range active {
 		r := &active[i]
-		inst, ok := found[r.ID]
+		inst, extra, ok := pick(r, found[r.ID])
+		if len(extra) > 0 {
+			// A second head of one run (a launch retried where the client
+			// token was not honoured): keep one, terminate the others.
+			p.log().Warn("terminating duplicate head instances", "run_id", r.ID, "instance_ids", extra)
+			if _, err := api.TerminateInstances(ctx, &ec2.TerminateInstancesInput{InstanceIds: extra}); err != nil && errorCode(err) != "InvalidInstanceID.NotFound" {
+				errs = append(errs, fmt.Errorf("terminate duplicate heads of run %s: %w", r.ID, err))
+			}
+		}
 		switch {
 		case ok:
 			id := aws.ToString(inst.InstanceId)
@@ -282,18 +287,50 @@ func (p *Platform) Reconcile(ctx context.Context, ce *computeenv.ComputeEnv, act
 			if err := p.applyState(ctx, ces, r, state, now); err != nil {
 				errs = append(errs, err)
 			}
+		case now.Sub(r.CreatedAt) <= adoptGrace:
+			// DescribeInstances is eventually consistent: a fresh launch may not show yet.
 		case r.Backend != nil && r.Backend.InstanceID != "":
 			// EC2 forgets terminated instances after about an hour.
 			if err := p.applyState(ctx, ces, r, "terminated", now); err != nil {
 				errs = append(errs, err)
 			}
-		case now.Sub(r.CreatedAt) > adoptGrace:
+		default:
 			if _, err := p.Runs.Transition(ctx, r, run.Update{Status: run.StatusFailed, At: now, Reason: ReasonLaunchNotRecord}); err != nil {
 				errs = append(errs, err)
 			}
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// pick chooses a run's head among the instances tagged with it: the
+// recorded one, else the best by preferInstance. extra lists the other live ones.
+func pick(r *run.Run, insts []ec2types.Instance) (ec2types.Instance, []string, bool) {
+	if len(insts) == 0 {
+		return ec2types.Instance{}, nil, false
+	}
+	best := -1
+	for i, inst := range insts {
+		if r.Backend != nil && aws.ToString(inst.InstanceId) == r.Backend.InstanceID {
+			best = i
+			break
+		}
+	}
+	if best < 0 {
+		best = 0
+		for i := range insts {
+			if preferInstance(insts[i], insts[best]) {
+				best = i
+			}
+		}
+	}
+	var extra []string
+	for i, inst := range insts {
+		if i != best && (inst.State == nil || inst.State.Name != ec2types.InstanceStateNameTerminated) {
+			extra = append(extra, aws.ToString(inst.InstanceId))
+		}
+	}
+	return insts[best], extra, true
 }
 
 // preferInstance picks, among instances tagged with one run (a launch retried
