@@ -153,3 +153,13 @@ func at(ev map[string]any, ts time.Time) map[string]any {
 	ev["time"] = ts.UTC().Format(time.RFC3339)
 	return ev
 }
+
+// foreign is a job event of someone else's queue, without ceforge tags.
+func foreign(t testing.TB) map[string]any {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join("..", "..", "events", "batch-foreign-running.json"))
+	require.NoError(t, err)
+	var ev map[string]any
+	require.NoError(t, json.Unmarshal(raw, &ev))
+	return ev
+}

@@ -1,0 +1,251 @@
+package batchce_test
+
+import (
+	"context"
+	"encoding/base64"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/batch"
+	btypes "github.com/aws/aws-sdk-go-v2/service/batch/types"
+	"github.com/aws/aws-sdk-go-v2/service/iam"
+	"github.com/stretchr/testify/require"
+
+	"github.com/ceforge/ceforge/internal/apptest"
+	"github.com/ceforge/ceforge/internal/computeenv"
+	"github.com/ceforge/ceforge/internal/forge"
+	"github.com/ceforge/ceforge/internal/run"
+)
+
+const prefix = "ceforge-"
+
+func envOf(env []btypes.KeyValuePair) map[string]string {
+	out := map[string]string{}
+	for _, kv := range env {
+		out[aws.ToString(kv.Name)] = aws.ToString(kv.Value)
+	}
+	return out
+}
+
+func TestLaunchSubmitsOneHeadJob(t *testing.T) {
+	h := newHarness(t)
+	ce := createCE(t, h, forgeBody("launch"))
+	h.Calls.Reset()
+	r := launch(t, h, ce.ID)
+	require.Equal(t, 1, h.Calls.Count("Batch.SubmitJob"))
+	require.Equal(t, 1, h.Calls.Total("Batch"), "a launch is exactly one Batch call")
+	require.Equal(t, run.StatusSubmitted, r.Status)
+	require.Equal(t, run.BackendBatch, r.Backend.Type)
+	require.NotEmpty(t, r.Backend.JobID)
+	names := forge.NamesFor(prefix, ce.ID)
+	require.Equal(t, names.HeadQueue, r.Backend.JobQueue)
+	require.Equal(t, names.LogGroup, r.Logs.Group)
+
+	out, err := batch.NewFromConfig(h.AWS.Config(region)).DescribeJobs(context.Background(), &batch.DescribeJobsInput{Jobs: []string{r.Backend.JobID}})
+	require.NoError(t, err)
+	require.Len(t, out.Jobs, 1)
+	j := out.Jobs[0]
+	require.Equal(t, prefix+"head-"+r.ID, aws.ToString(j.JobName))
+	require.Equal(t, r.ID, j.Tags["ceforge:run-id"])
+	require.Equal(t, ce.ID, j.Tags["ceforge:ce-id"])
+	require.Equal(t, "p1", j.Tags["project"])
+	env := envOf(j.Container.Environment)
+	require.Equal(t, "nf-core/rnaseq", env["CEFORGE_PIPELINE"])
+	require.Equal(t, "3.14.0", env["CEFORGE_REVISION"])
+	require.Equal(t, "test,docker", env["CEFORGE_PROFILES"])
+	require.Equal(t, "s3://ceforge-work/work", env["CEFORGE_WORK_DIR"])
+	require.Equal(t, "s3://ceforge-work/work/cloudcache/.cache", env["NXF_CLOUDCACHE_PATH"])
+	require.Equal(t, "1", env["HEAD_ONLY"], "the CE's head env comes from the job definition")
+	params, _ := base64.StdEncoding.DecodeString(env["CEFORGE_PARAMS"])
+	require.JSONEq(t, `{"outdir": "s3://ceforge-work/results"}`, string(params))
+	pre, _ := base64.StdEncoding.DecodeString(env["CEFORGE_PRE_RUN"])
+	require.Equal(t, "echo pre", string(pre))
+	cfg, _ := base64.StdEncoding.DecodeString(env["CEFORGE_NF_CONFIG"])
+	for _, want := range []string{
+		"process.executor = 'awsbatch'", "process.queue = '" + names.WorkQueue + "'",
+		"'ceforge:run-id': '" + r.ID + "'", "TASKS = '2'", "aws.batch.jobRole = 'arn:aws:iam::", "process.cpus = 2",
+	} {
+		require.Contains(t, string(cfg), want)
+	}
+
+	// The same Idempotency-Key gives the same run and no second job.
+	h.Calls.Reset()
+	first := h.Do(t, "POST", "/runs", run.LaunchRequest{Kind: run.KindPipeline, ComputeEnvID: ce.ID, Pipeline: "nf-core/rnaseq"}, "Idempotency-Key", "k1")
+	again := h.Do(t, "POST", "/runs", run.LaunchRequest{Kind: run.KindPipeline, ComputeEnvID: ce.ID, Pipeline: "nf-core/rnaseq"}, "Idempotency-Key", "k1")
+	require.Equal(t, 201, first.Status)
+	var a, b run.Run
+	first.JSON(t, &a)
+	again.JSON(t, &b)
+	require.Equal(t, a.ID, b.ID)
+	require.Equal(t, 1, h.Calls.Count("Batch.SubmitJob"))
+}
+
+func TestEventsDriveRunAndCounters(t *testing.T) {
+	h := newHarness(t)
+	ce := createCE(t, h, forgeBody("events"))
+	r := launch(t, h, ce.ID)
+	head := r.Backend.JobID
+	ctx := context.Background()
+	process := func(evs ...map[string]any) {
+		t.Helper()
+		failed, _ := h.App.BatchEvents.Process(ctx, messages(t, evs...))
+		require.Empty(t, failed)
+	}
+	ev := func(name, job string, isHead bool) map[string]any { return sample(t, name, r.ID, job, isHead, prefix) }
+	base := time.Now().UTC()
+
+	// Head queued: still SUBMITTED.
+	process(ev("batch-head-submitted", head, true), ev("batch-head-runnable", head, true), foreign(t))
+	require.Equal(t, run.StatusSubmitted, getRun(t, h, r.ID).Status)
+
+	// Head running: RUNNING with time-to-running and the log stream.
+	running := ev("batch-head-running", head, true)
+	running["detail"].(map[string]any)["startedAt"] = base.Add(30 * time.Second).UnixMilli()
+	process(running)
+	got := getRun(t, h, r.ID)
+	require.Equal(t, run.StatusRunning, got.Status)
+	require.NotNil(t, got.TimeToRunningMs)
+	require.NotNil(t, got.Logs)
+	require.Equal(t, forge.NamesFor(prefix, ce.ID).LogGroup, got.Logs.Group)
+	require.Contains(t, got.Logs.Stream, "/default/")
+
+	// Compute jobs, one batch, out of order and duplicated: one store write for the run.
+	h.Calls.Reset()
+	process(
+		ev("batch-compute-running", "t1", false), ev("batch-compute-submitted", "t1", false), ev("batch-compute-running", "t1", false),
+		ev("batch-compute-submitted", "t2", false), ev("batch-compute-runnable", "t2", false),
+		ev("batch-compute-succeeded", "t3", false), ev("batch-compute-running", "t3", false),
+		ev("batch-compute-failed", "t4", false),
+	)
+	require.Equal(t, 1, h.Calls.Count("DynamoDB.UpdateItem")+h.Calls.Count("DynamoDB.PutItem")+h.Calls.Count("DynamoDB.TransactWriteItems"))
+	require.Equal(t, &run.Progress{Submitted: 1, Running: 1, Succeeded: 1, Failed: 1}, getRun(t, h, r.ID).Progress)
+	// Replays change nothing; later states move tasks forward.
+	process(ev("batch-compute-succeeded", "t1", false), ev("batch-compute-succeeded", "t3", false), ev("batch-compute-submitted", "t4", false))
+	require.Equal(t, &run.Progress{Submitted: 1, Running: 0, Succeeded: 2, Failed: 1}, getRun(t, h, r.ID).Progress)
+
+	// Head ends.
+	process(ev("batch-head-succeeded", head, true), ev("batch-head-failed", head, true))
+	got = getRun(t, h, r.ID)
+	require.Equal(t, run.StatusSucceeded, got.Status)
+	require.NotNil(t, got.ExitCode)
+	require.Equal(t, 0, *got.ExitCode)
+	require.NotNil(t, got.Timeline.Completed)
+
+	// A failing run: reason and exit code from the event.
+	r2 := launch(t, h, ce.ID)
+	process(sample(t, "batch-head-failed", r2.ID, r2.Backend.JobID, true, prefix))
+	got = getRun(t, h, r2.ID)
+	require.Equal(t, run.StatusFailed, got.Status)
+	require.Equal(t, 1, *got.ExitCode)
+	require.Equal(t, "Essential container in task exited", got.StatusReason)
+	require.NotNil(t, got.Timeline.Running, "a missed RUNNING is filled from startedAt")
+}
+
+func TestCancelTerminatesHeadAndTasks(t *testing.T) {
+	h := newHarness(t)
+	ce := createCE(t, h, forgeBody("cancel"))
+	r := launch(t, h, ce.ID)
+	ctx := context.Background()
+	failed, _ := h.App.BatchEvents.Process(ctx, messages(t,
+		sample(t, "batch-head-running", r.ID, r.Backend.JobID, true, prefix),
+		sample(t, "batch-compute-running", r.ID, "task-a", false, prefix),
+		sample(t, "batch-compute-succeeded", r.ID, "task-b", false, prefix),
+	))
+	require.Empty(t, failed)
+	h.Calls.Reset()
+	res := h.Do(t, "POST", "/runs/"+r.ID+"/cancel", nil)
+	require.Equal(t, 202, res.Status, string(res.Body))
+	require.Equal(t, 2, h.Calls.Count("Batch.TerminateJob"), "the head and the one active task")
+	require.True(t, getRun(t, h, r.ID).CancelRequested)
+
+	failed, _ = h.App.BatchEvents.Process(ctx, messages(t, sample(t, "batch-head-failed", r.ID, r.Backend.JobID, true, prefix)))
+	require.Empty(t, failed)
+	got := getRun(t, h, r.ID)
+	require.Equal(t, run.StatusCancelled, got.Status)
+}
+
+func TestReconcileRepairsMissedEvents(t *testing.T) {
+	h := newHarness(t)
+	ce := createCE(t, h, forgeBody("reconcile"))
+	r := launch(t, h, ce.ID)
+	// The emulator runs jobs to the end at once; no event arrives here.
+	ctx := context.Background()
+	require.Eventually(t, func() bool {
+		out, err := batch.NewFromConfig(h.AWS.Config(region)).DescribeJobs(ctx, &batch.DescribeJobsInput{Jobs: []string{r.Backend.JobID}})
+		return err == nil && len(out.Jobs) == 1 && (out.Jobs[0].Status == btypes.JobStatusSucceeded || out.Jobs[0].Status == btypes.JobStatusFailed)
+	}, 20*time.Second, 200*time.Millisecond)
+	h.Calls.Reset()
+	require.NoError(t, h.App.Reconciler.Once(ctx))
+	require.Equal(t, 1, h.Calls.Count("Batch.DescribeJobs"))
+	got := getRun(t, h, r.ID)
+	require.True(t, run.Terminal(got.Status), got.Status)
+}
+
+// manualQueues creates, outside ceforge, a Batch CE and two queues.
+func manualQueues(t *testing.T, h *apptest.Harness, state btypes.JQState) (string, string) {
+	t.Helper()
+	ctx := context.Background()
+	iamc := iam.NewFromConfig(h.AWS.Config(region))
+	role, err := iamc.CreateRole(ctx, &iam.CreateRoleInput{RoleName: aws.String("my-batch-service"), AssumeRolePolicyDocument: aws.String(forge.TrustPolicy("batch.amazonaws.com"))})
+	require.NoError(t, err)
+	b := batch.NewFromConfig(h.AWS.Config(region))
+	dr := planOf(t, h, forgeBody("probe")) // resolves the default network
+	c, err := b.CreateComputeEnvironment(ctx, &batch.CreateComputeEnvironmentInput{
+		ComputeEnvironmentName: aws.String("my-ce"), Type: btypes.CETypeManaged, ServiceRole: role.Role.Arn,
+		ComputeResources: &btypes.ComputeResource{Type: btypes.CRTypeFargate, MaxvCpus: aws.Int32(16), Subnets: dr.ComputeEnv.Batch.Forge.Subnets, SecurityGroupIds: dr.ComputeEnv.Batch.Forge.SecurityGroups},
+	})
+	require.NoError(t, err)
+	for _, q := range []string{"my-head", "my-work"} {
+		_, err := b.CreateJobQueue(ctx, &batch.CreateJobQueueInput{JobQueueName: aws.String(q), Priority: aws.Int32(1), State: state,
+			ComputeEnvironmentOrder: []btypes.ComputeEnvironmentOrder{{Order: aws.Int32(1), ComputeEnvironment: c.ComputeEnvironmentArn}}})
+		require.NoError(t, err)
+	}
+	return "my-head", "my-work"
+}
+
+func TestManualCE(t *testing.T) {
+	h := newHarness(t)
+	headQ, workQ := manualQueues(t, h, btypes.JQStateEnabled)
+	req := computeenv.CreateRequest{Name: "manual", Platform: computeenv.PlatformBatch, Region: region, WorkDir: "s3://" + bucket + "/work",
+		Batch: &computeenv.BatchOptions{HeadQueue: headQ, ComputeQueue: workQ}}
+
+	missing := req
+	missing.Batch = &computeenv.BatchOptions{HeadQueue: "nope", ComputeQueue: workQ}
+	res := h.Do(t, "POST", "/compute-envs", missing)
+	require.Equal(t, 422, res.Status, string(res.Body))
+	_, field, _ := res.Error(t)
+	require.Equal(t, "batch.headQueue", field)
+
+	h.Calls.Reset()
+	ce := createCE(t, h, req)
+	require.Equal(t, computeenv.StatusAvailable, ce.Status, ce.StatusReason)
+	require.Equal(t, computeenv.ModeManual, ce.ConfigMode)
+	for _, op := range []string{"Batch.CreateComputeEnvironment", "Batch.CreateJobQueue", "IAM.CreateRole", "EC2.CreateLaunchTemplate", "CloudWatch Logs.CreateLogGroup"} {
+		require.Zero(t, h.Calls.Count(op), op)
+	}
+	require.Equal(t, 1, h.Calls.Count("Batch.RegisterJobDefinition"), "only the head job definition")
+
+	r := launch(t, h, ce.ID)
+	require.Equal(t, headQ, r.Backend.JobQueue)
+	require.Equal(t, forge.DefaultBatchLogGroup, r.Logs.Group)
+
+	res = h.Do(t, "DELETE", "/compute-envs/"+ce.ID+"?force=true", nil)
+	require.Equal(t, 202, res.Status, string(res.Body))
+	ce = settle(t, h, ce.ID)
+	require.Equal(t, computeenv.StatusDeleted, ce.Status)
+	qs, err := batch.NewFromConfig(h.AWS.Config(region)).DescribeJobQueues(context.Background(), &batch.DescribeJobQueuesInput{JobQueues: []string{headQ, workQ}})
+	require.NoError(t, err)
+	require.Len(t, qs.JobQueues, 2, "the user's queues stay")
+}
+
+func TestManualCEQueueDisabled(t *testing.T) {
+	h := newHarness(t)
+	headQ, workQ := manualQueues(t, h, btypes.JQStateDisabled)
+	res := h.Do(t, "POST", "/compute-envs", computeenv.CreateRequest{Name: "manual", Platform: computeenv.PlatformBatch, Region: region,
+		WorkDir: "s3://" + bucket + "/work", Batch: &computeenv.BatchOptions{HeadQueue: headQ, ComputeQueue: workQ}})
+	require.Equal(t, 422, res.Status, string(res.Body))
+	code, field, _ := res.Error(t)
+	require.Equal(t, "queue_not_ready", code)
+	require.Equal(t, "batch.headQueue", field)
+}
