@@ -357,7 +357,11 @@ func TestCloudEndToEnd(t *testing.T) {
 func TestIdempotentLaunch(t *testing.T) {
 	f := newFixture(t)
 	ce := f.createCE(t, ceBody())
+	f.Calls.Reset()
 	a := f.launch(t, pipelineBody(ce.ID), "Idempotency-Key", "launch-1")
+	require.Equal(t, 1, f.Calls.Count("EC2.RunInstances"), f.Calls.Snapshot())
+	require.Equal(t, 1, f.Calls.Total("EC2"), "the launch path makes one EC2 call")
+	require.LessOrEqual(t, f.Calls.Total("DynamoDB"), 3, f.Calls.Snapshot())
 	b := f.launch(t, pipelineBody(ce.ID), "Idempotency-Key", "launch-1")
 	require.Equal(t, a.ID, b.ID)
 	out, err := f.EC2.DescribeInstances(context.Background(), &ec2.DescribeInstancesInput{Filters: []ec2types.Filter{{Name: aws.String("tag:ceforge:ce-id"), Values: []string{ce.ID}}}})

@@ -3,6 +3,7 @@ package cloudce_test
 import (
 	"context"
 	"errors"
+	"net/http"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -11,8 +12,11 @@ import (
 	"github.com/aws/smithy-go"
 	"github.com/stretchr/testify/require"
 
+	"github.com/ceforge/ceforge/internal/apptest"
 	"github.com/ceforge/ceforge/internal/cloudce"
 	"github.com/ceforge/ceforge/internal/computeenv"
+	"github.com/ceforge/ceforge/internal/config"
+	"github.com/ceforge/ceforge/internal/eventsrc"
 	"github.com/ceforge/ceforge/internal/run"
 	"github.com/ceforge/ceforge/internal/testenv"
 )
@@ -163,4 +167,40 @@ func TestLaunchMovesToAnotherSubnetOnCapacityErrors(t *testing.T) {
 	}
 	_, _, err = p.Launch(context.Background(), &ce, r)
 	require.ErrorContains(t, err, "boom")
+}
+
+func TestParsers(t *testing.T) {
+	p := &cloudce.Platform{}
+	parsers := p.Parsers()
+	for _, tc := range []struct {
+		name   string
+		kind   eventsrc.Kind
+		detail string
+		want   any
+	}{
+		{"state change", cloudce.KindStateChange, `{"instance-id":"i-1","state":"running"}`, cloudce.StateChange{InstanceID: "i-1", State: "running"}},
+		{"spot warning", cloudce.KindSpotWarning, `{"instance-id":"i-1","instance-action":"terminate"}`, cloudce.SpotWarning{InstanceID: "i-1", Action: "terminate"}},
+		{"unknown state", cloudce.KindStateChange, `{"instance-id":"i-1","state":"exploded"}`, nil},
+		{"no instance id", cloudce.KindStateChange, `{"state":"running"}`, nil},
+		{"spot warning without instance", cloudce.KindSpotWarning, `{"instance-action":"terminate"}`, nil},
+		{"not an object", cloudce.KindStateChange, `"running"`, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			v, err := parsers[tc.kind](eventsrc.Envelope{DetailType: tc.kind.DetailType, Detail: []byte(tc.detail)})
+			if tc.want == nil {
+				require.Error(t, err)
+				return
+			}
+			require.NoError(t, err)
+			require.Equal(t, tc.want, v)
+		})
+	}
+}
+
+func TestAllowedRegionsNarrowTheSupportedList(t *testing.T) {
+	h := apptest.New(t, func(c *config.Config) { c.AllowedRegions = []string{"eu-west-1"} })
+	res := h.Do(t, http.MethodPost, "/compute-envs", ceBody())
+	require.Equal(t, http.StatusBadRequest, res.Status, string(res.Body))
+	_, field, _ := res.Error(t)
+	require.Equal(t, "region", field)
 }
