@@ -155,18 +155,23 @@ func (s *Service) follow(w http.ResponseWriter, r *http.Request, runID, cursor s
 			sse.event("line", s.cursorFor(cur, b.after[i]), l)
 		}
 		pos = b.next
-		if len(b.lines) > 0 {
+		if len(b.lines) == 0 && b.end && !s.producing(cur, now) {
+			sse.event("end", "", EndEvent{Reason: EndRunEnded, Status: cur.Status, NextCursor: cursorNow()})
+			_ = sse.flush()
+			return nil
+		}
+		switch idle := now.Sub(lastData) >= s.opts.IdleAfter; {
+		case len(b.lines) > 0:
 			lastData = now
 			interval = s.opts.PollInterval
-		} else {
-			if b.end && !s.producing(cur, now) {
-				sse.event("end", "", EndEvent{Reason: EndRunEnded, Status: cur.Status, NextCursor: cursorNow()})
-				_ = sse.flush()
-				return nil
-			}
-			if now.Sub(lastData) >= s.opts.IdleAfter {
-				interval = min(interval*3/2, s.opts.MaxIdleInterval)
-			}
+		case idle && interval <= s.opts.MaxIdleInterval:
+			interval = min(interval*3/2, s.opts.MaxIdleInterval)
+		case idle:
+			// Coming down from a throttling back-off to the idle ceiling.
+			interval = max(interval/2, s.opts.MaxIdleInterval)
+		default:
+			// Active, not throttled any more: recover gradually.
+			interval = max(interval/2, s.opts.PollInterval)
 		}
 		if sse.n > 0 {
 			if err := sse.flush(); err != nil {
