@@ -17,8 +17,9 @@ import (
 )
 
 func main() {
-	defer jsii.Close()
-	if err := run(); err != nil {
+	err := run()
+	jsii.Close()
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "ceforge infra:", err)
 		os.Exit(1)
 	}

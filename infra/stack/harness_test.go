@@ -40,6 +40,24 @@ var (
 	defaultErr, variantErr     error
 )
 
+// TestMain removes the temporary cloud assemblies (unless
+// CEFORGE_KEEP_CDK_OUT=1, for debugging) and stops the jsii runtime.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	for _, s := range []*synthesis{defaultSynth, variantSynth} {
+		if s == nil {
+			continue
+		}
+		if os.Getenv("CEFORGE_KEEP_CDK_OUT") == "1" {
+			fmt.Fprintf(os.Stderr, "cloud assembly kept in %s\n", s.outdir)
+			continue
+		}
+		_ = os.RemoveAll(filepath.Dir(s.outdir))
+	}
+	jsii.Close()
+	os.Exit(code)
+}
+
 // synthDefault is the stack with the documented defaults.
 func synthDefault(t *testing.T) *synthesis {
 	t.Helper()
@@ -97,6 +115,11 @@ func synth(cfg stack.Config) (s *synthesis, err error) {
 	if err != nil {
 		return nil, err
 	}
+	defer func() {
+		if err != nil {
+			_ = os.RemoveAll(root)
+		}
+	}()
 	s = &synthesis{cfg: cfg, outdir: filepath.Join(root, "cdk.out"), assets: filepath.Join(root, "build")}
 	for _, name := range stack.FunctionNames {
 		if err := os.MkdirAll(filepath.Join(s.assets, name), 0o755); err != nil {
