@@ -105,21 +105,20 @@ func synthVariant(t *testing.T) *synthesis {
 // cloud assembly. The function assets are dummy bootstrap files, one
 // content per function so each gets its own asset hash.
 func synth(cfg stack.Config) (s *synthesis, err error) {
+	var root string
 	defer func() {
 		if r := recover(); r != nil { // jsii reports JavaScript errors as panics
-			err = fmt.Errorf("%v", r)
+			s, err = nil, fmt.Errorf("%v", r)
 		}
-	}()
-	start := time.Now()
-	root, err := os.MkdirTemp("", "ceforge-infra-test-")
-	if err != nil {
-		return nil, err
-	}
-	defer func() {
-		if err != nil {
+		if err != nil && root != "" {
 			_ = os.RemoveAll(root)
 		}
 	}()
+	start := time.Now()
+	root, err = os.MkdirTemp("", "ceforge-infra-test-")
+	if err != nil {
+		return nil, err
+	}
 	s = &synthesis{cfg: cfg, outdir: filepath.Join(root, "cdk.out"), assets: filepath.Join(root, "build")}
 	for _, name := range stack.FunctionNames {
 		if err := os.MkdirAll(filepath.Join(s.assets, name), 0o755); err != nil {
