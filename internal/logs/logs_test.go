@@ -12,6 +12,7 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-lambda-go/lambdacontext"
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/cloudwatchlogs"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/stretchr/testify/require"
 
@@ -473,4 +474,30 @@ func TestFollowPicksUpTheLogOnceTheHeadStarts(t *testing.T) {
 	}
 	requireSequence(t, got, 0, 20)
 	require.Equal(t, []string{`{"status":"SUBMITTED"}`, `{"status":"RUNNING"}`}, statuses)
+}
+
+// TestEmulatorForwardTokenAtEnd pins the GetLogEvents behaviour paging
+// relies on, as the emulator implements it: at the end of a stream the
+// forward token comes back unchanged (AWS documents the same), and new
+// events are read from it once they arrive.
+func TestEmulatorForwardTokenAtEnd(t *testing.T) {
+	f := newFixture(t, logs.Options{})
+	f.ensureStream(t, testGroup, "tokens")
+	f.putLines(t, testGroup, "tokens", 0, 3)
+	get := func(token *string) *cloudwatchlogs.GetLogEventsOutput {
+		out, err := f.cwl.GetLogEvents(context.Background(), &cloudwatchlogs.GetLogEventsInput{
+			LogGroupName: aws.String(testGroup), LogStreamName: aws.String("tokens"),
+			StartFromHead: aws.Bool(true), NextToken: token})
+		require.NoError(t, err)
+		return out
+	}
+	first := get(nil)
+	require.Len(t, first.Events, 3)
+	end := get(first.NextForwardToken)
+	require.Empty(t, end.Events)
+	require.Equal(t, aws.ToString(first.NextForwardToken), aws.ToString(end.NextForwardToken))
+	f.putLines(t, testGroup, "tokens", 3, 5)
+	more := get(end.NextForwardToken)
+	require.Len(t, more.Events, 2)
+	require.NotEqual(t, aws.ToString(end.NextForwardToken), aws.ToString(more.NextForwardToken))
 }
