@@ -104,10 +104,13 @@ type Report struct {
 // Counts are the numbers of one resource kind.
 type Counts struct {
 	Examined int `json:"examined"` // listed and classified
-	Eligible int `json:"eligible"` // would go (in a dry run: would be deleted)
+	Eligible int `json:"eligible"` // passed the listing's checks
 	Deleted  int `json:"deleted"`  // deleted or terminated
-	Skipped  int `json:"skipped"`  // not deleted, with a reason in Skipped
-	Failed   int `json:"failed"`
+	// WouldDelete counts, in a dry run, what passed every check up to the
+	// deletion itself (re-check, termination protection).
+	WouldDelete int `json:"wouldDelete"`
+	Skipped     int `json:"skipped"` // not deleted, with a reason in Skipped
+	Failed      int `json:"failed"`
 }
 
 // Skip is one kind and reason with its count and a sample of ids.
@@ -191,7 +194,9 @@ func (t *tally) done(kind, id, reason string, size int32, dryRun bool) {
 	defer t.mu.Unlock()
 	t.attempts++
 	t.consec = 0
-	if !dryRun {
+	if dryRun {
+		t.counts(kind).WouldDelete++
+	} else {
 		t.counts(kind).Deleted++
 		t.r.GiBFreed += int64(size)
 	}

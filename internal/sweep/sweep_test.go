@@ -122,6 +122,7 @@ func TestVolumeSweepAcrossDeadlineAndResume(t *testing.T) {
 	require.True(t, dry.DryRun)
 	require.Equal(t, len(wantGone), dry.Volumes.Eligible)
 	require.Zero(t, dry.Volumes.Deleted)
+	require.Equal(t, len(wantGone), dry.Volumes.WouldDelete)
 	require.Zero(t, dry.GiBFreed)
 	var wantGiB int64
 	for _, s := range eligibleSize {
