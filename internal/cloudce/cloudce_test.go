@@ -216,6 +216,11 @@ func TestCloudEndToEnd(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, prof.InstanceProfile.Roles, 1)
 	require.Equal(t, roleName, aws.ToString(prof.InstanceProfile.Roles[0].RoleName))
+	profTags := map[string]string{} // moto lacks ListInstanceProfileTags; GetInstanceProfile carries them
+	for _, tg := range prof.InstanceProfile.Tags {
+		profTags[aws.ToString(tg.Key)] = aws.ToString(tg.Value)
+	}
+	require.Equal(t, roleTags, profTags)
 
 	// A pipeline: the instance with tags, IMDSv2, encrypted gp3 boot volume, user-data.
 	pipe := f.launch(t, pipelineBody(ce.ID))
