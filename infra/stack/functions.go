@@ -138,7 +138,13 @@ func newFunctions(scope constructs.Construct, cfg Config, tableName *string) *Fu
 			Role:          role,
 			LogGroup:      logs,
 			LoggingFormat: awslambda.LoggingFormat_JSON,
-			Environment:   &fenv,
+			// With JSON logs Lambda filters by the "level" field and gives
+			// lines without one (the EMF metric records) INFO. Filter at
+			// INFO (DEBUG when asked for) so metrics always pass; the
+			// functions apply CEFORGE_LOG_LEVEL themselves.
+			ApplicationLogLevelV2: appLogLevel(cfg.LogLevel),
+			SystemLogLevelV2:      awslambda.SystemLogLevel_INFO,
+			Environment:           &fenv,
 		}
 		if spec.Reserved > 0 {
 			props.ReservedConcurrentExecutions = jsii.Number(spec.Reserved)
@@ -167,6 +173,13 @@ func newFunctions(scope constructs.Construct, cfg Config, tableName *string) *Fu
 		Resources: jsii.Strings(*f.Fn[FnSweeper].FunctionArn()),
 	}))
 	return f
+}
+
+func appLogLevel(level string) awslambda.ApplicationLogLevel {
+	if level == "debug" {
+		return awslambda.ApplicationLogLevel_DEBUG
+	}
+	return awslambda.ApplicationLogLevel_INFO
 }
 
 // constructID turns a function name into a construct id ("batchevents" ->

@@ -97,8 +97,12 @@ func TestFunctions(t *testing.T) {
 				"Handler":       "bootstrap",
 				"MemorySize":    spec.MemoryMB,
 				"Timeout":       spec.Timeout.Seconds(),
-				"LoggingConfig": obj(map[string]any{"LogFormat": "JSON", "LogGroup": assertions.Match_AnyValue()}),
-				"Environment":   map[string]any{"Variables": obj(env)},
+				"LoggingConfig": obj(map[string]any{
+					"LogFormat": "JSON", "LogGroup": assertions.Match_AnyValue(),
+					// Never above INFO: EMF lines carry no level and count as INFO.
+					"ApplicationLogLevel": map[bool]string{true: "DEBUG", false: "INFO"}[cfg.LogLevel == "debug"],
+				}),
+				"Environment": map[string]any{"Variables": obj(env)},
 			}
 			if spec.Reserved > 0 {
 				want["ReservedConcurrentExecutions"] = spec.Reserved
