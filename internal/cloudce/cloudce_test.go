@@ -471,6 +471,14 @@ func TestReconcilerAdoptsAndRepairs(t *testing.T) {
 	got = f.getRun(t, lost.ID)
 	require.Equal(t, run.StatusFailed, got.Status)
 	require.Equal(t, "launch not recorded and no instance found", got.StatusReason)
+	// Cancel without a recorded instance finds it by its run tag.
+	unrecorded := &run.Run{ID: "unrecorded0001", Kind: run.KindPipeline, ComputeEnvID: ce.ID, RunName: "u", Pipeline: "nf-core/demo", WorkDir: ce.WorkDir}
+	ub, _, err := launcher.Launch(ctx, &stored, unrecorded)
+	require.NoError(t, err)
+	require.NoError(t, launcher.Cancel(ctx, &stored, unrecorded))
+	require.Contains(t, []ec2types.InstanceStateName{ec2types.InstanceStateNameShuttingDown, ec2types.InstanceStateNameTerminated},
+		f.instance(t, ub.InstanceID).State.Name)
+
 	// shutting-down is not final; the next pass sees terminated.
 	require.NoError(t, f.App.Reconciler.Once(ctx))
 	require.Equal(t, run.StatusSucceeded, f.getRun(t, missed.ID).Status)

@@ -239,13 +239,33 @@ func (p *Platform) Launch(ctx context.Context, ce *computeenv.ComputeEnv, r *run
 }
 
 // Cancel terminates the head instance; an instance that is gone is done.
+// Without a recorded instance (a crash between launch and record) it finds
+// the run's instances by their run tag.
 func (p *Platform) Cancel(ctx context.Context, ce *computeenv.ComputeEnv, r *run.Run) error {
-	if r.Backend == nil || r.Backend.InstanceID == "" {
+	api := p.ClientsFor(ce).EC2
+	var ids []string
+	if r.Backend != nil && r.Backend.InstanceID != "" {
+		ids = []string{r.Backend.InstanceID}
+	} else {
+		out, err := api.DescribeInstances(ctx, &ec2.DescribeInstancesInput{Filters: []ec2types.Filter{
+			{Name: aws.String("tag:" + tags.RunID), Values: []string{r.ID}},
+			{Name: aws.String("tag:" + tags.CEID), Values: []string{ce.ID}},
+		}})
+		if err != nil {
+			return fmt.Errorf("find instances of run %s: %w", r.ID, err)
+		}
+		for _, res := range out.Reservations {
+			for _, inst := range res.Instances {
+				ids = append(ids, aws.ToString(inst.InstanceId))
+			}
+		}
+	}
+	if len(ids) == 0 {
 		return nil
 	}
-	_, err := p.ClientsFor(ce).EC2.TerminateInstances(ctx, &ec2.TerminateInstancesInput{InstanceIds: []string{r.Backend.InstanceID}})
+	_, err := api.TerminateInstances(ctx, &ec2.TerminateInstancesInput{InstanceIds: ids})
 	if err != nil && errorCode(err) != "InvalidInstanceID.NotFound" {
-		return fmt.Errorf("terminate %s: %w", r.Backend.InstanceID, err)
+		return fmt.Errorf("terminate %v: %w", ids, err)
 	}
 	return nil
 }
