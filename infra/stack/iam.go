@@ -16,21 +16,20 @@ import (
 // launch / delete / logs), rewritten for ceforge: every resource that AWS
 // lets a policy name is scoped to the resource prefix, to the ceforge
 // ownership tag, or to the run-artifact path. Each group is one customer
-// managed policy (6,144 characters each, so the api role, which holds most
-// groups, stays clear of the 10,240-character inline limit) attached to the
-// roles of the functions that need it:
+// managed policy (up to 6,144 characters each, so the api role, which holds
+// most groups, stays clear of the 10,240-character inline limit) attached
+// to the roles of the functions that need it (FunctionGroups):
 //
-//	api         validate, create, delete, launch, logs, state(rw), invoke sweeper
-//	reconciler  validate, create, delete, observe, state(rw)
+//	api         validate, create, delete, launch, logs, assume; table rw; invoke sweeper
+//	reconciler  validate, create, delete, observe, assume; table rw
+//	batchevents events, assume; table rw
+//	ec2events   events, assume; table rw
+//	logs        logs, assume; table read
+//	sweeper     sweep, assume; table rw
 //
-// (create is two policies, CreateIdentity and Create, to stay within the
-// managed-policy size when many allowed regions are listed)
-//	batchevents events, state(rw)
-//	ec2events   events, state(rw)
-//	logs        logs, state(read)
-//	sweeper     sweep, state(rw)
-//
-// and every function may assume customer roles named <prefix>* (assume).
+// create is two policies (CreateIdentity: IAM; Create: Batch, EC2, logs,
+// file systems) to stay within the managed-policy size when many allowed
+// regions are listed.
 
 // ManagedTagKey and ManagedTagValue mark everything ceforge creates.
 const (
