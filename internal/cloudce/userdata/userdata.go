@@ -231,7 +231,7 @@ ceforge_s3cp() {
   if command -v aws >/dev/null 2>&1; then
     aws s3 cp --only-show-errors --region "$CEFORGE_REGION" "$1" "$2"
   else
-    docker run --rm --network host -v "$CEFORGE_DIR:$CEFORGE_DIR" public.ecr.aws/aws-cli/aws-cli:2.22.0 s3 cp --only-show-errors --region "$CEFORGE_REGION" "$1" "$2"
+    docker run --rm --network host -v "$CEFORGE_DIR:$CEFORGE_DIR" -w "$CEFORGE_DIR" public.ecr.aws/aws-cli/aws-cli:2.22.0 s3 cp --only-show-errors --region "$CEFORGE_REGION" "$1" "$2"
   fi
 }
 
@@ -243,9 +243,9 @@ ceforge_finish() {
     CEFORGE_EXIT_CODE="$CEFORGE_RC" bash post-run.sh || echo "ceforge: post-run script failed with $?"
   fi
   [ -f .nextflow.log ] && cp .nextflow.log ` + NextflowLogFile + `
-  [ -f ` + NextflowLogFile + ` ] && ceforge_s3cp ` + NextflowLogFile + ` "$CEFORGE_DEST/` + NextflowLogFile + `"
+  [ -f ` + NextflowLogFile + ` ] && ceforge_s3cp "$CEFORGE_DIR/` + NextflowLogFile + `" "$CEFORGE_DEST/` + NextflowLogFile + `"
   printf '%s\n' "$CEFORGE_RC" > ` + ExitStatusFile + `
-  ceforge_s3cp ` + ExitStatusFile + ` "$CEFORGE_DEST/` + ExitStatusFile + `" || echo "ceforge: could not upload the exit status"
+  ceforge_s3cp "$CEFORGE_DIR/` + ExitStatusFile + `" "$CEFORGE_DEST/` + ExitStatusFile + `" || echo "ceforge: could not upload the exit status"
   echo "ceforge: run ${CEFORGE_RUN_ID} ended with exit code ${CEFORGE_RC}; shutting down"
   sleep 5 # let the agent flush the last lines
   shutdown -h now

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"io"
+	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -226,4 +227,64 @@ func TestRenderBashSyntax(t *testing.T) {
 		out, err := cmd.CombinedOutput()
 		require.NoError(t, err, string(out))
 	}
+}
+
+// TestRenderRunsWithStubs executes the pipeline script with bash against
+// stub commands (docker, aws, shutdown, …) in a scratch directory: values
+// arrive intact, the exit code travels to the exit-status file in the work
+// dir, the post-run script sees it, and the instance shuts down.
+func TestRenderRunsWithStubs(t *testing.T) {
+	bash, err := exec.LookPath("bash")
+	if err != nil {
+		t.Skip("bash not installed")
+	}
+	root := t.TempDir()
+	stubs, runDir, logDir, s3Root := root+"/bin", root+"/run", root+"/log", root+"/s3"
+	require.NoError(t, os.MkdirAll(stubs, 0o755))
+	stub := func(name, body string) {
+		require.NoError(t, os.WriteFile(stubs+"/"+name, []byte("#!/bin/bash\n"+body+"\n"), 0o755))
+	}
+	stub("docker", `printf '%s\n' "$@" > "$STUB_LOG/docker.args"; exit 3`)
+	stub("aws", `src="${@: -2:1}"; dst="${@: -1}"; mkdir -p "$(dirname "$S3_ROOT/${dst#s3://}")"; cp "$src" "$S3_ROOT/${dst#s3://}"`)
+	stub("shutdown", `echo "$*" >> "$STUB_LOG/shutdown"`)
+	for _, name := range []string{"dnf", "yum", "systemctl", "sleep"} {
+		stub(name, "exit 0")
+	}
+
+	s := baseSpec()
+	s.PreRunScript = `echo "it's \$HOME \` + "`" + `id\` + "`" + `" > pre.txt`
+	s.PostRunScript = `echo "post $CEFORGE_EXIT_CODE" > post.txt`
+	script, err := Render(s)
+	require.NoError(t, err)
+	script = strings.NewReplacer(RunDir, runDir, "/var/log/ceforge", logDir).Replace(script)
+
+	cmd := exec.Command(bash, "-c", script)
+	cmd.Env = append(os.Environ(), "PATH="+stubs+":"+os.Getenv("PATH"), "STUB_LOG="+root, "S3_ROOT="+s3Root)
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, string(out))
+
+	exit, err := os.ReadFile(s3Root + "/bucket/work/.ceforge/runs/" + s.RunID + "/exit-status")
+	require.NoError(t, err, string(out))
+	require.Equal(t, "3\n", string(exit))
+	post, err := os.ReadFile(runDir + "/post.txt")
+	require.NoError(t, err)
+	require.Equal(t, "post 3\n", string(post))
+	pre, err := os.ReadFile(runDir + "/pre.txt")
+	require.NoError(t, err)
+	require.Equal(t, "it's $HOME `id`\n", string(pre), "the pre-run script runs as written")
+	args, err := os.ReadFile(root + "/docker.args")
+	require.NoError(t, err)
+	for _, want := range []string{"nextflow\nrun\nnf-core/rnaseq\n", "-r\n3.14.0\n", "-profile\ntest,docker\n", "-params-file\nparams.json\n", "-e\nFOO\n", "NXF_CLOUDCACHE_PATH=s3://bucket/work/.ceforge/cache\n"} {
+		require.Contains(t, string(args), want)
+	}
+	params, err := os.ReadFile(runDir + "/params.json")
+	require.NoError(t, err)
+	require.Equal(t, s.ParamsText+"\n", string(params))
+	shut, err := os.ReadFile(root + "/shutdown")
+	require.NoError(t, err)
+	require.Contains(t, string(shut), "-h +720 ceforge watchdog")
+	require.Contains(t, string(shut), "-h now")
+	console, err := os.ReadFile(logDir + "/console.log")
+	require.NoError(t, err)
+	require.Contains(t, string(console), "ended with exit code 3")
 }
