@@ -195,16 +195,12 @@ func paramsFile(params string) string {
 }
 
 // cloudWatchConfig is the agent configuration shipping the console log to
-// the run's stream.
+// the run's stream (built by hand: a map through encoding/json is most of
+// the render time).
 func cloudWatchConfig(group, stream string) string {
-	cfg := map[string]any{
-		"agent": map[string]any{"run_as_user": "root"},
-		"logs": map[string]any{"logs_collected": map[string]any{"files": map[string]any{"collect_list": []any{
-			map[string]any{"file_path": ConsoleLog, "log_group_name": group, "log_stream_name": stream, "retention_in_days": -1},
-		}}}},
-	}
-	out, _ := json.Marshal(cfg)
-	return string(out)
+	str := func(v string) string { b, _ := json.Marshal(v); return string(b) }
+	return `{"agent":{"run_as_user":"root"},"logs":{"logs_collected":{"files":{"collect_list":[{"file_path":` + str(ConsoleLog) +
+		`,"log_group_name":` + str(group) + `,"log_stream_name":` + str(stream) + `,"retention_in_days":-1}]}}}}`
 }
 
 // prologue: console log, CloudWatch agent, watchdog, S3 helper and the

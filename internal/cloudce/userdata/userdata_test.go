@@ -3,6 +3,7 @@ package userdata
 import (
 	"bytes"
 	"compress/gzip"
+	"encoding/json"
 	"io"
 	"os"
 	"os/exec"
@@ -287,4 +288,12 @@ func TestRenderRunsWithStubs(t *testing.T) {
 	console, err := os.ReadFile(logDir + "/console.log")
 	require.NoError(t, err)
 	require.Contains(t, string(console), "ended with exit code 3")
+}
+
+func TestCloudWatchConfigIsJSON(t *testing.T) {
+	var v map[string]any
+	require.NoError(t, json.Unmarshal([]byte(cloudWatchConfig(`/g"x`, "r1")), &v))
+	files := v["logs"].(map[string]any)["logs_collected"].(map[string]any)["files"].(map[string]any)["collect_list"].([]any)
+	require.Equal(t, `/g"x`, files[0].(map[string]any)["log_group_name"])
+	require.Equal(t, ConsoleLog, files[0].(map[string]any)["file_path"])
 }
