@@ -2,7 +2,6 @@ package batchce
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -59,7 +58,7 @@ func Parser(prefix string) eventsrc.Parser {
 	headPrefix := HeadJobName(prefix, "")
 	return func(env eventsrc.Envelope) (any, error) {
 		var d jobDetail
-		if err := json.Unmarshal(env.Detail, &d); err != nil {
+		if err := scanDetail(env.Detail, &d); err != nil {
 			return nil, fmt.Errorf("decode Batch job detail: %w", err)
 		}
 		if d.Tags.RunID == "" || d.JobID == "" {

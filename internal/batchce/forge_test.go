@@ -25,7 +25,7 @@ type dryRun struct {
 	Plan       computeenv.Plan       `json:"plan"`
 }
 
-func planOf(t *testing.T, h *apptest.Harness, req computeenv.CreateRequest) dryRun {
+func planOf(t testing.TB, h *apptest.Harness, req computeenv.CreateRequest) dryRun {
 	t.Helper()
 	res := h.Do(t, "POST", "/compute-envs?dryRun=true", req)
 	require.Equal(t, 200, res.Status, string(res.Body))

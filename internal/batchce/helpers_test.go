@@ -67,7 +67,7 @@ func fusion(b *computeenv.BatchOptions, _ *computeenv.ForgeOptions) {
 
 // createCE creates a CE through the API and advances it (as the reconciler
 // would) until it is stable.
-func createCE(t *testing.T, h *apptest.Harness, req computeenv.CreateRequest) computeenv.ComputeEnv {
+func createCE(t testing.TB, h *apptest.Harness, req computeenv.CreateRequest) computeenv.ComputeEnv {
 	t.Helper()
 	res := h.Do(t, "POST", "/compute-envs", req)
 	require.Equal(t, 201, res.Status, string(res.Body))
@@ -76,7 +76,7 @@ func createCE(t *testing.T, h *apptest.Harness, req computeenv.CreateRequest) co
 	return settle(t, h, ce.ID)
 }
 
-func settle(t *testing.T, h *apptest.Harness, id string) computeenv.ComputeEnv {
+func settle(t testing.TB, h *apptest.Harness, id string) computeenv.ComputeEnv {
 	t.Helper()
 	ctx := context.Background()
 	for i := 0; i < 10; i++ {
@@ -91,7 +91,7 @@ func settle(t *testing.T, h *apptest.Harness, id string) computeenv.ComputeEnv {
 	return computeenv.ComputeEnv{}
 }
 
-func getRun(t *testing.T, h *apptest.Harness, id string) run.Run {
+func getRun(t testing.TB, h *apptest.Harness, id string) run.Run {
 	t.Helper()
 	res := h.Do(t, "GET", "/runs/"+id, nil)
 	require.Equal(t, 200, res.Status, string(res.Body))
@@ -100,7 +100,7 @@ func getRun(t *testing.T, h *apptest.Harness, id string) run.Run {
 	return r
 }
 
-func launch(t *testing.T, h *apptest.Harness, ceID string, extra ...func(*run.LaunchRequest)) run.Run {
+func launch(t testing.TB, h *apptest.Harness, ceID string, extra ...func(*run.LaunchRequest)) run.Run {
 	t.Helper()
 	req := run.LaunchRequest{
 		Kind: run.KindPipeline, ComputeEnvID: ceID, Pipeline: "nf-core/rnaseq", Revision: "3.14.0",

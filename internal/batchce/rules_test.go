@@ -25,10 +25,18 @@ func TestOptionRules(t *testing.T) {
 		{"fusion2 needs wave", forgeBody("r", func(b *computeenv.BatchOptions, _ *computeenv.ForgeOptions) { b.Fusion2Enabled = true }), 400, "batch.fusion2Enabled"},
 		{"snapshots need fusion2", forgeBody("r", func(b *computeenv.BatchOptions, _ *computeenv.ForgeOptions) { b.FusionSnapshots = true }), 400, "batch.fusionSnapshots"},
 		{"fargate needs fusion2", forgeBody("r", func(_ *computeenv.BatchOptions, f *computeenv.ForgeOptions) { f.FargateHeadEnabled = true }), 400, "batch.forge.fargateHeadEnabled"},
-		{"fargate needs spot", forgeBody("r", fusion, func(_ *computeenv.BatchOptions, f *computeenv.ForgeOptions) { f.FargateHeadEnabled, f.Type = true, "EC2" }), 400, "batch.forge.fargateHeadEnabled"},
-		{"fargate excludes EFS", forgeBody("r", fusion, func(_ *computeenv.BatchOptions, f *computeenv.ForgeOptions) { f.FargateHeadEnabled, f.EfsCreate = true, true }), 400, "batch.forge.fargateHeadEnabled"},
-		{"fargate excludes FSx", forgeBody("r", fusion, func(_ *computeenv.BatchOptions, f *computeenv.ForgeOptions) { f.FargateHeadEnabled, f.FsxSize = true, 1200 }), 400, "batch.forge.fargateHeadEnabled"},
-		{"fargate head size", forgeBody("r", fusion, func(b *computeenv.BatchOptions, f *computeenv.ForgeOptions) { f.FargateHeadEnabled, b.HeadJobMemoryMb = true, 1000 }), 400, "batch.headJobMemoryMb"},
+		{"fargate needs spot", forgeBody("r", fusion, func(_ *computeenv.BatchOptions, f *computeenv.ForgeOptions) {
+			f.FargateHeadEnabled, f.Type = true, "EC2"
+		}), 400, "batch.forge.fargateHeadEnabled"},
+		{"fargate excludes EFS", forgeBody("r", fusion, func(_ *computeenv.BatchOptions, f *computeenv.ForgeOptions) {
+			f.FargateHeadEnabled, f.EfsCreate = true, true
+		}), 400, "batch.forge.fargateHeadEnabled"},
+		{"fargate excludes FSx", forgeBody("r", fusion, func(_ *computeenv.BatchOptions, f *computeenv.ForgeOptions) {
+			f.FargateHeadEnabled, f.FsxSize = true, 1200
+		}), 400, "batch.forge.fargateHeadEnabled"},
+		{"fargate head size", forgeBody("r", fusion, func(b *computeenv.BatchOptions, f *computeenv.ForgeOptions) {
+			f.FargateHeadEnabled, b.HeadJobMemoryMb = true, 1000
+		}), 400, "batch.headJobMemoryMb"},
 		{"graviton needs fargate", forgeBody("r", fusion, func(_ *computeenv.BatchOptions, f *computeenv.ForgeOptions) { f.Arm64Enabled = true }), 400, "batch.forge.arm64Enabled"},
 		{"graviton excludes GPU", forgeBody("r", fusion, func(_ *computeenv.BatchOptions, f *computeenv.ForgeOptions) {
 			f.Arm64Enabled, f.FargateHeadEnabled, f.GpuEnabled = true, true, true
@@ -62,13 +70,21 @@ func TestOptionRules(t *testing.T) {
 		{"spot BEST_FIT", forgeBody("r", func(_ *computeenv.BatchOptions, f *computeenv.ForgeOptions) { f.AllocStrategy = "BEST_FIT" }), 400, "batch.forge.allocStrategy"},
 		{"bid with EC2", forgeBody("r", func(_ *computeenv.BatchOptions, f *computeenv.ForgeOptions) { f.Type, f.BidPercentage = "EC2", 50 }), 400, "batch.forge.bidPercentage"},
 		{"bid above 100", forgeBody("r", func(_ *computeenv.BatchOptions, f *computeenv.ForgeOptions) { f.BidPercentage = 120 }), 400, "batch.forge.bidPercentage"},
-		{"instance type format", forgeBody("r", func(_ *computeenv.BatchOptions, f *computeenv.ForgeOptions) { f.InstanceTypes = []string{"m6i.xlarge", "big one"} }), 400, "batch.forge.instanceTypes[1]"},
+		{"instance type format", forgeBody("r", func(_ *computeenv.BatchOptions, f *computeenv.ForgeOptions) {
+			f.InstanceTypes = []string{"m6i.xlarge", "big one"}
+		}), 400, "batch.forge.instanceTypes[1]"},
 		{"ami format", forgeBody("r", func(_ *computeenv.BatchOptions, f *computeenv.ForgeOptions) { f.ImageID = "ubuntu" }), 400, "batch.forge.imageId"},
 		{"boot disk too small", forgeBody("r", func(_ *computeenv.BatchOptions, f *computeenv.ForgeOptions) { f.EbsBootSize = 8 }), 400, "batch.forge.ebsBootSize"},
 		{"subnet format", forgeBody("r", func(_ *computeenv.BatchOptions, f *computeenv.ForgeOptions) { f.Subnets = []string{"my-subnet"} }), 400, "batch.forge.subnets[0]"},
-		{"subnet missing", forgeBody("r", func(_ *computeenv.BatchOptions, f *computeenv.ForgeOptions) { f.Subnets = []string{"subnet-0123456789abcdef0"} }), 400, "batch.forge.subnets"},
-		{"security group missing", forgeBody("r", func(_ *computeenv.BatchOptions, f *computeenv.ForgeOptions) { f.SecurityGroups = []string{"sg-0123456789abcdef0"} }), 400, "batch.forge.securityGroups"},
-		{"EFS id and create", forgeBody("r", func(_ *computeenv.BatchOptions, f *computeenv.ForgeOptions) { f.EfsID, f.EfsCreate = "fs-12345678", true }), 400, "batch.forge.efsCreate"},
+		{"subnet missing", forgeBody("r", func(_ *computeenv.BatchOptions, f *computeenv.ForgeOptions) {
+			f.Subnets = []string{"subnet-0123456789abcdef0"}
+		}), 400, "batch.forge.subnets"},
+		{"security group missing", forgeBody("r", func(_ *computeenv.BatchOptions, f *computeenv.ForgeOptions) {
+			f.SecurityGroups = []string{"sg-0123456789abcdef0"}
+		}), 400, "batch.forge.securityGroups"},
+		{"EFS id and create", forgeBody("r", func(_ *computeenv.BatchOptions, f *computeenv.ForgeOptions) {
+			f.EfsID, f.EfsCreate = "fs-12345678", true
+		}), 400, "batch.forge.efsCreate"},
 		{"FSx size", forgeBody("r", func(_ *computeenv.BatchOptions, f *computeenv.ForgeOptions) { f.FsxSize = 1000 }), 400, "batch.forge.fsxSize"},
 		{"mount without file system", forgeBody("r", func(_ *computeenv.BatchOptions, f *computeenv.ForgeOptions) { f.EfsMount = "/mnt/efs" }), 400, "batch.forge.efsMount"},
 		{"ecs config", forgeBody("r", func(_ *computeenv.BatchOptions, f *computeenv.ForgeOptions) { f.EcsConfig = "ECS_OK=1\nrm -rf /" }), 400, "batch.forge.ecsConfig"},
