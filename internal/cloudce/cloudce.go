@@ -167,7 +167,10 @@ func New(c Config) *Platform {
 			cl := Clients{
 				EC2: ec2.NewFromConfig(cfg),
 				IAM: iam.NewFromConfig(cfg),
-				S3:  s3.NewFromConfig(cfg, func(o *s3.Options) { o.UsePathStyle = pathStyle }),
+				S3: s3.NewFromConfig(cfg, func(o *s3.Options) {
+					o.UsePathStyle = pathStyle
+					o.DisableLogOutputChecksumValidationSkipped = true // tiny exit-status objects; no log noise
+				}),
 				SSM: ssm.NewFromConfig(cfg),
 			}
 			cache[key] = cl
