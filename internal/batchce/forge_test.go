@@ -12,6 +12,8 @@ import (
 	btypes "github.com/aws/aws-sdk-go-v2/service/batch/types"
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatchlogs"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/fsx"
+	fsxtypes "github.com/aws/aws-sdk-go-v2/service/fsx/types"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/stretchr/testify/require"
 
@@ -267,4 +269,112 @@ func TestDeleteWithAndWithoutDispose(t *testing.T) {
 			require.Equal(t, 200, res.Status, string(res.Body))
 		})
 	}
+}
+
+func TestForgeRefusalErrorsWithReasonAndLeftovers(t *testing.T) {
+	h := newHarness(t)
+	ce := createCE(t, h, forgeBody("refused", func(_ *computeenv.BatchOptions, f *computeenv.ForgeOptions) {
+		f.InstanceTypes = []string{"zz9.large"} // well-formed, but AWS knows no such type
+	}))
+	require.Equal(t, computeenv.StatusErrored, ce.Status)
+	require.Contains(t, ce.StatusReason, "create compute environment")
+	require.Contains(t, ce.StatusReason, "zz9.large")
+	require.Contains(t, ce.StatusReason, "iam-role")
+	// Deleting an errored CE removes what was created.
+	res := h.Do(t, "DELETE", "/compute-envs/"+ce.ID, nil)
+	require.Equal(t, 202, res.Status, string(res.Body))
+	ce = settle(t, h, ce.ID)
+	require.Equal(t, computeenv.StatusDeleted, ce.Status, ce.StatusReason)
+	_, err := iam.NewFromConfig(h.AWS.Config(region)).GetRole(context.Background(), &iam.GetRoleInput{RoleName: aws.String(forge.NamesFor(prefixName, ce.ID).ServiceRole)})
+	require.Error(t, err)
+}
+
+const prefixName = "ceforge-"
+
+// A crash after AWS created things but before the record was saved: the
+// retry finds every resource by name and adopts it, creating no duplicates.
+func TestForgeRetryAfterCrashAdopts(t *testing.T) {
+	h := newHarness(t)
+	ce := createCE(t, h, forgeBody("crash"))
+	require.Equal(t, computeenv.StatusAvailable, ce.Status)
+	want := forged(ce)
+	ce.ForgedResources, ce.Status = nil, computeenv.StatusCreating // what the lost save would have left
+	_, err := h.Store.Save(context.Background(), "CE", ce.ID, &ce, ce.Version)
+	require.NoError(t, err)
+	h.Calls.Reset()
+	ce = settle(t, h, ce.ID)
+	require.Equal(t, computeenv.StatusAvailable, ce.Status, ce.StatusReason)
+	require.Equal(t, want, forged(ce))
+	for _, op := range []string{"Batch.CreateComputeEnvironment", "Batch.CreateJobQueue", "Batch.RegisterJobDefinition"} {
+		require.Zero(t, h.Calls.Count(op), op)
+	}
+	ces, qs := describe(t, h, forge.NamesFor(prefixName, ce.ID))
+	require.Len(t, ces, 2)
+	require.Len(t, qs, 2)
+}
+
+func TestForgeEFSAndExistingFSx(t *testing.T) {
+	h := newHarness(t)
+	ctx := context.Background()
+	dr := planOf(t, h, forgeBody("probe"))
+	existing, err := fsx.NewFromConfig(h.AWS.Config(region)).CreateFileSystem(ctx, &fsx.CreateFileSystemInput{
+		FileSystemType: fsxtypes.FileSystemTypeLustre, StorageCapacity: aws.Int32(1200), SubnetIds: dr.ComputeEnv.Batch.Forge.Subnets[:1],
+		LustreConfiguration: &fsxtypes.CreateFileSystemLustreConfiguration{DeploymentType: fsxtypes.LustreDeploymentTypeScratch2},
+	})
+	require.NoError(t, err)
+	ce := createCE(t, h, forgeBody("shared", func(_ *computeenv.BatchOptions, f *computeenv.ForgeOptions) {
+		f.EfsCreate, f.FsxName = true, aws.ToString(existing.FileSystem.DNSName)
+	}))
+	require.Equal(t, computeenv.StatusAvailable, ce.Status, ce.StatusReason)
+	require.Equal(t, "/mnt/efs", ce.Batch.Forge.EfsMount)
+	require.Equal(t, "/mnt/fsx", ce.Batch.Forge.FsxMount)
+	efs := forge.FindType(&ce, forge.TypeEFS)
+	require.NotNil(t, efs)
+	require.NotEmpty(t, efs.ID)
+	require.Nil(t, forge.FindType(&ce, forge.TypeFSx), "an existing FSx is used, not created")
+	jd, err := batch.NewFromConfig(h.AWS.Config(region)).DescribeJobDefinitions(ctx, &batch.DescribeJobDefinitionsInput{JobDefinitionName: aws.String(forge.NamesFor(prefixName, ce.ID).JobDefinition)})
+	require.NoError(t, err)
+	var mounts []string
+	for _, m := range jd.JobDefinitions[0].ContainerProperties.MountPoints {
+		mounts = append(mounts, aws.ToString(m.ContainerPath))
+	}
+	require.ElementsMatch(t, []string{"/mnt/efs", "/mnt/fsx"}, mounts)
+
+	res := h.Do(t, "DELETE", "/compute-envs/"+ce.ID, nil)
+	require.Equal(t, 202, res.Status)
+	ce = settle(t, h, ce.ID)
+	require.Equal(t, computeenv.StatusDeleted, ce.Status, ce.StatusReason)
+	require.Equal(t, forge.StateDeleted, forge.FindType(&ce, forge.TypeEFS).State)
+	left, err := fsx.NewFromConfig(h.AWS.Config(region)).DescribeFileSystems(ctx, &fsx.DescribeFileSystemsInput{})
+	require.NoError(t, err)
+	require.Len(t, left.FileSystems, 1, "the user's FSx stays")
+}
+
+// Creating an FSx waits (CE stays CREATING) until the file system is
+// AVAILABLE; deleting the CE meanwhile removes it.
+func TestForgeFSxCreateWaitsThenDeletes(t *testing.T) {
+	h := newHarness(t)
+	ctx := context.Background()
+	res := h.Do(t, "POST", "/compute-envs", forgeBody("fsx", func(_ *computeenv.BatchOptions, f *computeenv.ForgeOptions) { f.FsxSize = 2400 }))
+	require.Equal(t, 201, res.Status, string(res.Body))
+	var ce computeenv.ComputeEnv
+	res.JSON(t, &ce)
+	for i := 0; i < 2; i++ {
+		require.NoError(t, h.App.ComputeEnvs.Advance(ctx, ce.ID))
+	}
+	got, err := h.App.ComputeEnvs.Get(ctx, ce.ID)
+	require.NoError(t, err)
+	require.Equal(t, computeenv.StatusCreating, got.Status)
+	fs := forge.FindType(got, forge.TypeFSx)
+	require.NotNil(t, fs)
+	require.Equal(t, forge.StatePending, fs.State)
+	require.Nil(t, forge.FindType(got, forge.TypeComputeEnv), "Batch waits for the file system")
+
+	res = h.Do(t, "DELETE", "/compute-envs/"+ce.ID, nil)
+	require.Equal(t, 202, res.Status)
+	ce = settle(t, h, ce.ID)
+	require.Equal(t, computeenv.StatusDeleted, ce.Status, ce.StatusReason)
+	left, err := fsx.NewFromConfig(h.AWS.Config(region)).DescribeFileSystems(ctx, &fsx.DescribeFileSystemsInput{})
+	require.NoError(t, err)
+	require.Empty(t, left.FileSystems)
 }

@@ -133,12 +133,29 @@ func (f *Forger) deleteJobDefinition(ctx context.Context, ce *computeenv.Compute
 
 func (f *Forger) deleteLaunchTemplate(ctx context.Context, ce *computeenv.ComputeEnv, d Design) (bool, error) {
 	name := d.Names.LaunchTemplate
-	if r := Find(ce, TypeLaunchTemplate, name); r != nil && r.State == StateDeleted {
+	r := Find(ce, TypeLaunchTemplate, name)
+	if r != nil && r.State == StateDeleted {
 		return true, nil
 	}
-	_, err := f.EC2.DeleteLaunchTemplate(ctx, &ec2.DeleteLaunchTemplateInput{LaunchTemplateName: aws.String(name)})
-	if err != nil && Code(err) != "InvalidLaunchTemplateName.NotFoundException" && Code(err) != "InvalidLaunchTemplateId.NotFound" {
-		return false, wrap("delete launch template "+name, err)
+	id := ""
+	if r != nil {
+		id = r.ID
+	}
+	if id == "" {
+		// Never recorded (crash, or not reached): look it up by its name.
+		got, err := f.EC2.DescribeLaunchTemplates(ctx, &ec2.DescribeLaunchTemplatesInput{LaunchTemplateNames: []string{name}})
+		if err != nil && Code(err) != "InvalidLaunchTemplateName.NotFoundException" {
+			return false, wrap("describe launch template "+name, err)
+		}
+		if err == nil && len(got.LaunchTemplates) > 0 {
+			id = aws.ToString(got.LaunchTemplates[0].LaunchTemplateId)
+		}
+	}
+	if id != "" {
+		_, err := f.EC2.DeleteLaunchTemplate(ctx, &ec2.DeleteLaunchTemplateInput{LaunchTemplateId: aws.String(id)})
+		if err != nil && Code(err) != "InvalidLaunchTemplateId.NotFound" && Code(err) != "InvalidLaunchTemplateName.NotFoundException" {
+			return false, wrap("delete launch template "+name, err)
+		}
 	}
 	mark(ce, TypeLaunchTemplate, name, StateDeleted)
 	return true, nil
