@@ -355,9 +355,11 @@ func (l *Launcher) activeTasks(ctx context.Context, runID string) ([]string, err
 // DescribeJobsMax is how many job ids DescribeJobs takes per call.
 const DescribeJobsMax = 100
 
-// Reconcile repairs runs whose head events were missed: DescribeJobs on the
-// heads (100 ids a call), applied through the same sink as events; runs
-// that never recorded a head (crash after SubmitJob) adopt it by job name.
+// Reconcile repairs runs whose events were missed: DescribeJobs (100 ids a
+// call) on the heads and on the compute jobs not known to have ended,
+// applied through the same sink as events (so the same monotonic rules
+// hold); runs that never recorded a head (crash after SubmitJob) adopt it
+// by job name.
 func (l *Launcher) Reconcile(ctx context.Context, ce *computeenv.ComputeEnv, active []run.Run) error {
 	client := l.jobs(ce)
 	byJob := map[string]string{}
@@ -374,20 +376,41 @@ func (l *Launcher) Reconcile(ctx context.Context, ce *computeenv.ComputeEnv, act
 		byJob[r.Backend.JobID] = r.ID
 		ids = append(ids, r.Backend.JobID)
 	}
+	// Compute jobs whose last known state is not final: their end may
+	// have been missed too (one read per active run).
+	tasks := map[string]bool{}
+	for i := range active {
+		r := &active[i]
+		if r.Progress == nil || r.Progress.Submitted+r.Progress.Running == 0 {
+			continue
+		}
+		ids0, err := l.activeTasks(ctx, r.ID)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		for _, id := range ids0 {
+			byJob[id], tasks[id] = r.ID, true
+			ids = append(ids, id)
+		}
+	}
 	var evs []Observation
 	for start := 0; start < len(ids); start += DescribeJobsMax {
 		chunk := ids[start:min(start+DescribeJobsMax, len(ids))]
 		out, err := client.DescribeJobs(ctx, &batch.DescribeJobsInput{Jobs: chunk})
 		if err != nil {
-			errs = append(errs, fmt.Errorf("describe head jobs: %w", err))
+			errs = append(errs, fmt.Errorf("describe jobs: %w", err))
 			continue
 		}
 		for _, j := range out.Jobs {
-			runID := byJob[aws.ToString(j.JobId)]
+			id := aws.ToString(j.JobId)
+			runID := byJob[id]
 			if runID == "" {
 				continue
 			}
-			evs = append(evs, observationOf(runID, j, l.now()))
+			o := observationOf(runID, j, l.now())
+			o.Head = !tasks[id]
+			evs = append(evs, o)
 		}
 	}
 	if len(evs) > 0 && l.Sink != nil {
