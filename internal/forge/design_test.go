@@ -1,0 +1,159 @@
+package forge
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/aws/smithy-go"
+	"github.com/stretchr/testify/require"
+
+	"github.com/ceforge/ceforge/internal/computeenv"
+)
+
+func ce(mutate func(b *computeenv.BatchOptions, f *computeenv.ForgeOptions)) *computeenv.ComputeEnv {
+	f := &computeenv.ForgeOptions{Type: "SPOT", MaxCpus: 64, InstanceTypes: []string{"optimal"}, AllocStrategy: "SPOT_PRICE_CAPACITY_OPTIMIZED",
+		Subnets: []string{"subnet-1", "subnet-2"}, SecurityGroups: []string{"sg-1"}, AllowBuckets: []string{"s3://other/x"}}
+	b := &computeenv.BatchOptions{HeadJobCpus: 1, HeadJobMemoryMb: 4096, Forge: f}
+	if mutate != nil {
+		mutate(b, f)
+	}
+	return &computeenv.ComputeEnv{ID: "abc123def456gh", Region: "eu-west-1", WorkDir: "s3://work/dir", Labels: map[string]string{"team": "x"}, Batch: b}
+}
+
+func planJSON(t *testing.T, c *computeenv.ComputeEnv) string {
+	b, err := json.Marshal(NewDesign("ceforge-", c).Plan())
+	require.NoError(t, err)
+	return string(b)
+}
+
+func types(p computeenv.Plan) []string {
+	var out []string
+	for _, r := range p.Resources {
+		out = append(out, r.Action+" "+r.Type+" "+r.Name)
+	}
+	return out
+}
+
+func TestPlanIsDeterministicAndOrdered(t *testing.T) {
+	first := planJSON(t, ce(nil))
+	for i := 0; i < 20; i++ {
+		require.Equal(t, first, planJSON(t, ce(nil)))
+	}
+	got := types(NewDesign("ceforge-", ce(nil)).Plan())
+	require.Equal(t, []string{
+		"create iam-role ceforge-abc123def456gh-service",
+		"create iam-role ceforge-abc123def456gh-instance",
+		"create iam-instance-profile ceforge-abc123def456gh-instance",
+		"create iam-role ceforge-abc123def456gh-computejob",
+		"create iam-role ceforge-abc123def456gh-headjob",
+		"create logs-log-group /aws/batch/job/ceforge-abc123def456gh",
+		"create ec2-launch-template ceforge-abc123def456gh",
+		"create batch-compute-environment ceforge-abc123def456gh-head",
+		"create batch-compute-environment ceforge-abc123def456gh-work",
+		"create batch-job-queue ceforge-abc123def456gh-head",
+		"create batch-job-queue ceforge-abc123def456gh-work",
+		"create batch-job-definition ceforge-abc123def456gh-head",
+	}, got)
+}
+
+func TestDesignVariants(t *testing.T) {
+	cases := []struct {
+		name  string
+		mut   func(b *computeenv.BatchOptions, f *computeenv.ForgeOptions)
+		check func(t *testing.T, d Design, plan []string)
+	}{
+		{"user roles are used, not created", func(b *computeenv.BatchOptions, _ *computeenv.ForgeOptions) {
+			b.HeadJobRole, b.ComputeJobRole = "arn:aws:iam::111122223333:role/h", "arn:aws:iam::111122223333:role/c"
+		}, func(t *testing.T, d Design, plan []string) {
+			require.Len(t, d.Roles, 2)
+			require.Contains(t, plan, "use iam-role arn:aws:iam::111122223333:role/h")
+			require.Contains(t, plan, "use iam-role arn:aws:iam::111122223333:role/c")
+		}},
+		{"fargate head gets an execution role and a FARGATE CE", func(b *computeenv.BatchOptions, f *computeenv.ForgeOptions) {
+			b.WaveEnabled, b.Fusion2Enabled, f.FargateHeadEnabled = true, true, true
+		}, func(t *testing.T, d Design, plan []string) {
+			require.Contains(t, plan, "create iam-role ceforge-abc123def456gh-execution")
+			require.Equal(t, "FARGATE", d.ComputeEnvs[0].Type)
+			require.True(t, d.BootDiskGP3)
+			require.Equal(t, 100, d.BootDiskGiB)
+			require.Equal(t, 325, d.BootThroughput)
+		}},
+		{"fusion with NVMe keeps the boot disk", func(b *computeenv.BatchOptions, f *computeenv.ForgeOptions) {
+			b.WaveEnabled, b.Fusion2Enabled, f.FastStorage = true, true, true
+		}, func(t *testing.T, d Design, _ []string) {
+			require.False(t, d.BootDiskGP3)
+			require.Equal(t, DefaultBootDiskGiB, d.BootDiskGiB)
+		}},
+		{"on-demand shares one CE", func(_ *computeenv.BatchOptions, f *computeenv.ForgeOptions) { f.Type = "EC2" }, func(t *testing.T, d Design, _ []string) {
+			require.Len(t, d.ComputeEnvs, 1)
+			require.Equal(t, d.Names.WorkCE, d.Queues[0].CE)
+			require.Equal(t, d.Names.WorkCE, d.Queues[1].CE)
+		}},
+		{"gpu uses the NVIDIA image", func(_ *computeenv.BatchOptions, f *computeenv.ForgeOptions) { f.GpuEnabled = true }, func(t *testing.T, d Design, _ []string) {
+			work := d.ComputeEnvs[len(d.ComputeEnvs)-1]
+			require.Equal(t, "ECS_AL2023_NVIDIA", work.ImageType)
+			require.Equal(t, AMIParamGPU, work.AMIParam)
+		}},
+		{"custom AMI skips SSM", func(_ *computeenv.BatchOptions, f *computeenv.ForgeOptions) { f.ImageID = "ami-0123456789abcdef0" }, func(t *testing.T, d Design, _ []string) {
+			for _, c := range d.ComputeEnvs {
+				require.Empty(t, c.AMIParam)
+				require.Equal(t, "ami-0123456789abcdef0", c.ImageID)
+			}
+		}},
+		{"given log group is used", func(b *computeenv.BatchOptions, _ *computeenv.ForgeOptions) { b.LogGroup = "/mine" }, func(t *testing.T, d Design, plan []string) {
+			require.False(t, d.CreateLogGroup)
+			require.Contains(t, plan, "use logs-log-group /mine")
+		}},
+		{"efs and fsx created", func(_ *computeenv.BatchOptions, f *computeenv.ForgeOptions) {
+			f.EfsCreate, f.EfsMount, f.FsxSize, f.FsxMount = true, "/mnt/efs", 1200, "/mnt/fsx"
+		}, func(t *testing.T, d Design, plan []string) {
+			require.Contains(t, plan, "create efs-file-system ceforge-abc123def456gh")
+			require.Contains(t, plan, "create fsx-file-system ceforge-abc123def456gh")
+		}},
+		{"ebs autoscale lets instances grow volumes", func(_ *computeenv.BatchOptions, f *computeenv.ForgeOptions) { f.EbsAutoScale, f.EbsBlockSize = true, 50 }, func(t *testing.T, d Design, _ []string) {
+			require.Contains(t, JSON(d.Roles[1].Inline), "ec2:CreateVolume")
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			d := NewDesign("ceforge-", ce(tc.mut))
+			tc.check(t, d, types(d.Plan()))
+		})
+	}
+}
+
+func TestPoliciesScopeBuckets(t *testing.T) {
+	d := NewDesign("ceforge-", ce(nil))
+	inline := JSON(d.Roles[1].Inline)
+	require.Contains(t, inline, "arn:aws:s3:::work/*")
+	require.Contains(t, inline, "arn:aws:s3:::other/*")
+	require.Contains(t, TrustPolicy("batch.amazonaws.com"), `"Service":"batch.amazonaws.com"`)
+}
+
+func TestUserDataAppendsECSConfigAndMountsFSx(t *testing.T) {
+	d := NewDesign("ceforge-", ce(func(_ *computeenv.BatchOptions, f *computeenv.ForgeOptions) {
+		f.EcsConfig, f.FsxName, f.FsxMount = "ECS_ENABLE_GPU_SUPPORT=true", "fs-0123456789abcdef0.fsx.eu-west-1.amazonaws.com", "/mnt/fsx"
+	}))
+	raw, err := base64.StdEncoding.DecodeString(d.UserData("fs-0123456789abcdef0.fsx.eu-west-1.amazonaws.com", "abcd1234"))
+	require.NoError(t, err)
+	s := string(raw)
+	require.True(t, strings.HasPrefix(s, "MIME-Version: 1.0"))
+	require.Contains(t, s, "ECS_ENABLE_GPU_SUPPORT=true")
+	require.Contains(t, s, "fs-0123456789abcdef0.fsx.eu-west-1.amazonaws.com@tcp:/abcd1234 /mnt/fsx")
+}
+
+func TestTransientClassification(t *testing.T) {
+	require.True(t, Transient(errString("connection reset")))
+	require.True(t, Transient(&smithy.GenericAPIError{Code: "ThrottlingException"}))
+	require.False(t, Transient(&smithy.GenericAPIError{Code: "AccessDeniedException"}))
+	err := wrap("create role x", &smithy.GenericAPIError{Code: "ValidationError", Message: "bad"})
+	var se *StepError
+	require.ErrorAs(t, err, &se)
+	require.Equal(t, "create role x: ValidationError: bad", se.Error())
+}
+
+type errString string
+
+func (e errString) Error() string { return string(e) }
