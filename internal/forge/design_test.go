@@ -112,7 +112,9 @@ func TestDesignVariants(t *testing.T) {
 			require.Contains(t, plan, "create efs-file-system ceforge-abc123def456gh")
 			require.Contains(t, plan, "create fsx-file-system ceforge-abc123def456gh")
 		}},
-		{"ebs autoscale lets instances grow volumes", func(_ *computeenv.BatchOptions, f *computeenv.ForgeOptions) { f.EbsAutoScale, f.EbsBlockSize = true, 50 }, func(t *testing.T, d Design, _ []string) {
+		{"ebs autoscale lets instances grow volumes", func(_ *computeenv.BatchOptions, f *computeenv.ForgeOptions) {
+			f.EbsAutoScale, f.EbsBlockSize = true, 50
+		}, func(t *testing.T, d Design, _ []string) {
 			require.Contains(t, JSON(d.Roles[1].Inline), "ec2:CreateVolume")
 		}},
 	}
