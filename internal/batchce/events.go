@@ -254,16 +254,16 @@ func (s *Sink) log() *slog.Logger {
 	return slog.Default()
 }
 
-// Change is what a batch of observations does to one run.
-type Change struct {
+// change is what a batch of observations does to one run.
+type change struct {
 	Head       *run.Update
 	Set        map[string]any
 	TaskStates map[string]int // merged states (nil when no task changed)
 }
 
-// Plan computes the change of rec from obs (pure: decode + aggregate).
-func Plan(rec *runRecord, obs []Observation) Change {
-	var ch Change
+// planChange computes the change of rec from obs (pure aggregation).
+func planChange(rec *runRecord, obs []Observation) change {
+	var ch change
 	changed := map[string]int{}
 	var merged map[string]int
 	var head *Observation
@@ -384,7 +384,7 @@ func (s *Sink) applyRun(ctx context.Context, runID string, obs []Observation) er
 			return err
 		}
 		rec.Version = v
-		ch := Plan(&rec, obs)
+		ch := planChange(&rec, obs)
 		if ch.Head != nil {
 			ch.Head.Fields = ch.Set
 			s.wrote()
