@@ -236,21 +236,25 @@ func (s *Service) cancel(ctx context.Context, r *Run, reason string) error {
 		}
 		r.CancelRequested = true
 	}
-	if r.Backend == nil {
-		// Nothing was started: the run ends here.
-		_, err := s.Transition(ctx, r, Update{Status: StatusCancelled, At: s.now(), Reason: reason})
-		return err
-	}
 	l, ok := s.Launchers[r.Platform]
-	if !ok {
+	if !ok && r.Backend != nil {
 		return apierr.NotImplemented("runs on platform %q are not implemented yet", r.Platform)
 	}
-	var ce computeenv.ComputeEnv
-	if _, err := s.Store.Get(ctx, store.KindCE, r.ComputeEnvID, &ce); err != nil {
-		return fmt.Errorf("cancel run %s: read compute environment: %w", r.ID, err)
+	if ok {
+		var ce computeenv.ComputeEnv
+		if _, err := s.Store.Get(ctx, store.KindCE, r.ComputeEnvID, &ce); err != nil {
+			return fmt.Errorf("cancel run %s: read compute environment: %w", r.ID, err)
+		}
+		// Without a recorded backend the platform still looks for a head
+		// started just before a crash (by its run tag) and stops it.
+		if err := l.Cancel(ctx, &ce, r); err != nil {
+			return fmt.Errorf("cancel run %s: %w", r.ID, err)
+		}
 	}
-	if err := l.Cancel(ctx, &ce, r); err != nil {
-		return fmt.Errorf("cancel run %s: %w", r.ID, err)
+	if r.Backend == nil {
+		// No recorded head, so no event will end the run: it ends here.
+		_, err := s.Transition(ctx, r, Update{Status: StatusCancelled, At: s.now(), Reason: reason})
+		return err
 	}
 	return nil
 }
