@@ -395,15 +395,19 @@ func (l *Launcher) Reconcile(ctx context.Context, ce *computeenv.ComputeEnv, act
 		}
 	}
 	var evs []Observation
+	seen := map[string]bool{}
+	described := true
 	for start := 0; start < len(ids); start += DescribeJobsMax {
 		chunk := ids[start:min(start+DescribeJobsMax, len(ids))]
 		out, err := client.DescribeJobs(ctx, &batch.DescribeJobsInput{Jobs: chunk})
 		if err != nil {
 			errs = append(errs, fmt.Errorf("describe jobs: %w", err))
+			described = false
 			continue
 		}
 		for _, j := range out.Jobs {
 			id := aws.ToString(j.JobId)
+			seen[id] = true
 			runID := byJob[id]
 			if runID == "" {
 				continue
@@ -416,8 +420,25 @@ func (l *Launcher) Reconcile(ctx context.Context, ce *computeenv.ComputeEnv, act
 	if len(evs) > 0 && l.Sink != nil {
 		errs = append(errs, l.Sink.ApplyObservations(ctx, evs))
 	}
+	if described && l.Sink != nil && l.Sink.Runs != nil {
+		// A head AWS no longer knows (jobs expire after days) cannot be
+		// observed again: say so instead of showing a stale status.
+		for i := range active {
+			r := &active[i]
+			if r.Backend == nil || r.Backend.JobID == "" || seen[r.Backend.JobID] || r.Status == run.StatusUnknown || l.now().Sub(r.CreatedAt) < LostHeadGrace {
+				continue
+			}
+			if _, err := l.Sink.Runs.Transition(ctx, r, run.Update{Status: run.StatusUnknown, At: l.now(), Reason: "head job " + r.Backend.JobID + " is no longer known to AWS Batch"}); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
 	return errors.Join(errs...)
 }
+
+// LostHeadGrace is how long after launch a head job missing from
+// DescribeJobs is taken as lost rather than not yet visible.
+const LostHeadGrace = 10 * time.Minute
 
 // adopt finds the head job of a run whose launch crashed before recording it.
 func (l *Launcher) adopt(ctx context.Context, client JobsAPI, ce *computeenv.ComputeEnv, r *run.Run) error {

@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/ceforge/ceforge/internal/apptest"
+	"github.com/ceforge/ceforge/internal/batchce"
 	"github.com/ceforge/ceforge/internal/computeenv"
 	"github.com/ceforge/ceforge/internal/forge"
 	"github.com/ceforge/ceforge/internal/run"
@@ -275,4 +276,18 @@ func TestReconcileRepairsMissedTaskEvents(t *testing.T) {
 	p := getRun(t, h, r.ID).Progress
 	require.Zero(t, p.Submitted+p.Running)
 	require.Equal(t, 1, p.Succeeded+p.Failed)
+}
+
+func TestReconcileMarksLostHeadUnknown(t *testing.T) {
+	h := newHarness(t)
+	ce := createCE(t, h, forgeBody("lost"))
+	r := launch(t, h, ce.ID)
+	ctx := context.Background()
+	require.NoError(t, h.Store.Patch(ctx, "RUN", r.ID, map[string]any{"backend.jobId": "00000000-0000-0000-0000-000000000000"}, 0))
+	l := h.App.Runs.Launchers[computeenv.PlatformBatch].(*batchce.Launcher)
+	l.Now = func() time.Time { return time.Now().Add(time.Hour) }
+	require.NoError(t, h.App.Reconciler.Once(ctx))
+	got := getRun(t, h, r.ID)
+	require.Equal(t, run.StatusUnknown, got.Status)
+	require.Contains(t, got.StatusReason, "no longer known")
 }
