@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/batch"
@@ -493,6 +495,9 @@ func (f *Forger) createComputeEnv(ctx context.Context, ce *computeenv.ComputeEnv
 		ServiceRole: aws.String(svc.ARN), ComputeResources: cr, Tags: d.Tags,
 	})
 	if err != nil {
+		if iamNotVisibleYet(ce, err) {
+			return fmt.Errorf("create compute environment %s (new IAM roles not visible to Batch yet): %w", c.Name, err)
+		}
 		return wrap("create compute environment "+c.Name, err)
 	}
 	record(ce, computeenv.Resource{Type: TypeComputeEnv, Name: c.Name, State: StatePending})
@@ -606,4 +611,17 @@ func (f *Forger) jobDefinition(ctx context.Context, ce *computeenv.ComputeEnv, d
 	}
 	record(ce, computeenv.Resource{Type: TypeJobDefinition, Name: d.Names.JobDefinition, ARN: arn, State: StateCreated})
 	return true, nil
+}
+
+// IAMPropagation is how long after a CE's creation Batch refusing its
+// roles or instance profile is taken for IAM's eventual consistency (new
+// roles take seconds to become usable) rather than a real refusal.
+const IAMPropagation = 5 * time.Minute
+
+func iamNotVisibleYet(ce *computeenv.ComputeEnv, err error) bool {
+	if Transient(err) || time.Since(ce.CreatedAt) > IAMPropagation {
+		return false
+	}
+	msg := strings.ToLower(Reason(err))
+	return strings.Contains(msg, "role") || strings.Contains(msg, "instance profile") || strings.Contains(msg, "instanceprofile")
 }
