@@ -97,8 +97,11 @@ type Report struct {
 	// Errors are failures (not throttles, which the limiter absorbs), sampled.
 	Errors []string `json:"errors"`
 	// Throttles counts throttling answers observed and absorbed.
-	Throttles int   `json:"throttles"`
-	Version   int64 `json:"version"`
+	Throttles int `json:"throttles"`
+	// ThrottleFailures counts items that failed because throttling outlasted
+	// every retry (should be 0: the limiter's job is to keep it so).
+	ThrottleFailures int   `json:"throttleFailures"`
+	Version          int64 `json:"version"`
 }
 
 // Counts are the numbers of one resource kind.
@@ -214,6 +217,9 @@ func (t *tally) failed(kind, id string, err error) {
 	t.failures++
 	t.consec++
 	t.counts(kind).Failed++
+	if IsThrottle(err) {
+		t.r.ThrottleFailures++
+	}
 	if len(t.r.Errors) < sampleSize {
 		t.r.Errors = append(t.r.Errors, kind+" "+id+": "+err.Error())
 	}
@@ -224,6 +230,9 @@ func (t *tally) listErr(err error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.failures++
+	if IsThrottle(err) {
+		t.r.ThrottleFailures++
+	}
 	if len(t.r.Errors) < sampleSize {
 		t.r.Errors = append(t.r.Errors, err.Error())
 	}

@@ -21,6 +21,7 @@ import (
 	"log/slog"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ceforge/ceforge/internal/apierr"
@@ -238,6 +239,9 @@ type sweepRun struct {
 
 	stopMu sync.Mutex
 	stop   *errStop
+	// inflight counts items handed to workers and not finished, so the
+	// breaker counts deletions that are under way.
+	inflight atomic.Int64
 }
 
 // execute fills r; it never fails as a whole: problems end up in the report.
@@ -356,7 +360,7 @@ func (ru *sweepRun) mayDelete() bool {
 		ru.halt("deadline")
 		return false
 	}
-	if ru.t.deletions() >= ru.o.MaxDeletions {
+	if ru.t.deletions()+int(ru.inflight.Load()) >= ru.o.MaxDeletions {
 		ru.halt(fmt.Sprintf("circuit_breaker: max %d deletions per sweep", ru.o.MaxDeletions))
 		return false
 	}
@@ -455,6 +459,7 @@ func (tr *targetRun) parallel(ctx context.Context, kind string, n int, id func(i
 			defer wg.Done()
 			for i := range next {
 				fn(ctx, i)
+				tr.inflight.Add(-1)
 			}
 		}()
 	}
@@ -463,6 +468,7 @@ func (tr *targetRun) parallel(ctx context.Context, kind string, n int, id func(i
 		if ctx.Err() != nil || !tr.mayDelete() {
 			break
 		}
+		tr.inflight.Add(1)
 		next <- i
 	}
 	close(next)

@@ -129,12 +129,12 @@ func (tr *targetRun) volumes(ctx context.Context) error {
 			tr.t.skip(KindVolume, reason, id)
 		}
 	}
+	// First sightings are recorded before the deletions (one call per 500
+	// volumes) so the grace period of new orphans starts even when a backlog
+	// keeps every sweep busy until its deadline.
 	if !tr.r.DryRun {
-		if err := tr.recordFirstSight(ctx, firstSight); err != nil {
+		if err := tr.recordFirstSight(ctx, firstSight); err != nil && !isContextErr(err) {
 			tr.t.listErr(fmt.Errorf("record first sightings: %w", err))
-		}
-		if err := tr.forgetReattached(ctx); err != nil {
-			tr.t.listErr(fmt.Errorf("clear first sightings of attached volumes: %w", err))
 		}
 	}
 	// Largest first: the most money per DeleteVolume token.
@@ -147,6 +147,12 @@ func (tr *targetRun) volumes(ctx context.Context) error {
 	})
 	tr.parallel(ctx, KindVolume, len(eligible), func(i int) string { return aws.ToString(eligible[i].VolumeId) },
 		func(ctx context.Context, i int) { tr.deleteVolume(ctx, eligible[i]) })
+	// Housekeeping last: it only matters for volumes detached again later.
+	if !tr.r.DryRun && tr.stopped() == nil && ctx.Err() == nil {
+		if err := tr.forgetReattached(ctx); err != nil && !isContextErr(err) {
+			tr.t.listErr(fmt.Errorf("clear first sightings of attached volumes: %w", err))
+		}
+	}
 	return nil
 }
 
