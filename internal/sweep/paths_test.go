@@ -13,6 +13,7 @@ import (
 	"github.com/aws/smithy-go"
 	"github.com/stretchr/testify/require"
 
+	"github.com/ceforge/ceforge/internal/faultproxy"
 	"github.com/ceforge/ceforge/internal/sweep"
 	"github.com/ceforge/ceforge/internal/tags"
 	"github.com/ceforge/ceforge/internal/testenv"
@@ -187,4 +188,38 @@ func TestRetryerLeavesThrottlesToTheLimiter(t *testing.T) {
 	require.True(t, r.IsErrorRetryable(apiErr("RequestTimeout")), "transient faults stay with the SDK")
 	require.True(t, sweep.IsThrottle(fmt.Errorf("wrapped: %w", apiErr("RequestLimitExceeded"))))
 	require.False(t, sweep.IsThrottle(apiErr("VolumeInUse")))
+}
+
+// TestSharedBucketThrottlesAreAbsorbed: the account's bucket is smaller
+// than the sweeper believes (another client shares it); the proxy throttles,
+// the limiter halves its rate and retries, and no throttle reaches the report.
+func TestSharedBucketThrottlesAreAbsorbed(t *testing.T) {
+	env := testenv.New(t)
+	seedComputeEnvs(t, env.Store)
+	direct := ec2.NewFromConfig(env.AWS.Config(""))
+	old := tags.Ownership(ceCloud, "")
+	old[tags.FirstSeen] = "2020-01-01T00:00:00Z"
+	specs := make([]volSpec, 60)
+	for i := range specs {
+		specs[i] = volSpec{class: "owned", size: int32(10 + i), tags: old}
+	}
+	seeded := seedVolumes(t, direct, specs)
+
+	p, err := faultproxy.New(env.Endpoint, faultproxy.Rule{Operation: "DeleteVolume", Burst: 5, RefillPerSec: 5})
+	require.NoError(t, err)
+	require.NoError(t, p.Start())
+	defer p.Close()
+	p.SetTimeScale(10) // 50 deletions per second
+
+	// The sweeper believes in EC2's full bucket, at 4x the real refill.
+	limits := sweep.DefaultLimits().Scale(40)
+	sw := newSweeper(env, &clock{t: time.Now().UTC()}, p.URL(), sweep.Options{Limits: &limits})
+	r, err := sw.Sweep(context.Background(), false, sweep.TriggerSchedule)
+	require.NoError(t, err)
+	require.Equal(t, sweep.StatusSucceeded, r.Status, r.Errors)
+	require.Equal(t, len(seeded), r.Volumes.Deleted)
+	require.Positive(t, r.Throttles)
+	require.Equal(t, p.Stats()["DeleteVolume"].Throttled, r.Throttles, "every throttle was seen by the limiter")
+	require.Zero(t, r.ThrottleFailures)
+	require.Zero(t, r.Volumes.Failed)
 }
