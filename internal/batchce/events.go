@@ -153,15 +153,16 @@ type Transitioner interface {
 }
 
 // Sink applies batches of Batch job observations: it groups them per run
-// and makes at most one store write per run per batch (one read to merge
-// with the stored task states, one conditional write).
+// and makes one store write per run per batch (one read to merge with the
+// stored task states, one conditional write); a batch that also moves the
+// run's status (a few times per run) adds the status transition.
 //
 // Counters are derived, not incremented: the run record keeps each compute
 // job's furthest state (taskStates, job id → state code) and the counters
 // are recounted from it at every write. Duplicated, reordered or replayed
-// events therefore never double count, and a write guarded by the record's
-// version (or, for status changes, by the monotonic transition) never loses
-// a concurrent batch's tasks. The cost is item size: ~45 bytes per task,
+// events therefore never double count, and task writes are guarded by the
+// record's version, so concurrent batches of one run never lose or regress
+// each other's tasks (a conflict re-reads and re-merges). The cost is item size: ~45 bytes per task,
 // so a run record holds the states of about 8,000 compute jobs.
 type Sink struct {
 	Store   RunStore
@@ -385,7 +386,8 @@ func (s *Sink) applyRun(ctx context.Context, runID string, obs []Observation) er
 		}
 		rec.Version = v
 		ch := planChange(&rec, obs)
-		if ch.Head != nil {
+		if ch.Head != nil && ch.TaskStates == nil {
+			// Status (and log location) only: the monotonic transition is the guard.
 			ch.Head.Fields = ch.Set
 			s.wrote()
 			ok, err := s.Runs.Transition(ctx, &rec.Run, *ch.Head)
@@ -397,12 +399,17 @@ func (s *Sink) applyRun(ctx context.Context, runID string, obs []Observation) er
 		if len(ch.Set) == 0 {
 			return nil
 		}
+		// Task states need the version guard (a transition has none), so a
+		// batch that also changes the run's status writes the tasks first
+		// and the status next: two writes, a few times per run.
 		s.wrote()
 		err = s.Store.Patch(ctx, store.KindRun, runID, ch.Set, v)
 		if errors.Is(err, store.ErrConflict) {
 			continue
 		}
-		return err
+		if err != nil || ch.Head == nil {
+			return err
+		}
 	}
 	return fmt.Errorf("run %s kept changing under %d attempts", runID, maxRetries)
 }
