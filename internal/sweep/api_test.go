@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/ceforge/ceforge/internal/apptest"
+	"github.com/ceforge/ceforge/internal/store"
 	"github.com/ceforge/ceforge/internal/sweep"
 	"github.com/ceforge/ceforge/internal/tags"
 )
@@ -141,4 +142,14 @@ func TestHandleInvocation(t *testing.T) {
 
 	_, err = sw.HandleInvocation(ctx, json.RawMessage(`{"hello":1}`), true)
 	require.Error(t, err)
+
+	// A sweep whose invocation died mid-way is marked FAILED by the retry.
+	dead, err := sw.Queue(ctx, false, sweep.TriggerAPI, "someone")
+	require.NoError(t, err)
+	require.NoError(t, h.Store.Patch(ctx, store.KindSweep, dead.ID, map[string]any{
+		"status": sweep.StatusRunning, "startedAt": time.Now().UTC().Add(-time.Hour)}, 0))
+	r, err = sw.HandleInvocation(ctx, json.RawMessage(`{"sweepId":"`+dead.ID+`"}`), true)
+	require.NoError(t, err)
+	require.Equal(t, sweep.StatusFailed, r.Status)
+	require.Contains(t, r.StopReason, "abandoned")
 }

@@ -187,6 +187,12 @@ func (s *Sweeper) Run(ctx context.Context, id string) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
+	if r.Status == StatusRunning && r.StartedAt != nil && s.now().Sub(*r.StartedAt) > abandonedAfter {
+		// The invocation that ran it died without a report (Lambda's
+		// retry of a crashed async invocation lands here).
+		s.markFailed(ctx, r, "abandoned: the sweep's invocation ended without writing its report")
+		return r, nil
+	}
 	if r.Status != StatusQueued {
 		// At-least-once invocation: a sweep runs once.
 		return r, nil
@@ -221,6 +227,10 @@ func (s *Sweeper) emit(r *Report) {
 	s.Metrics.Put(metrics.SweepItemsDeleted, float64(r.Jobs.Deleted), metrics.Count, map[string]string{"ResourceKind": KindJob})
 	s.Metrics.Put(metrics.SweepDollarsSaved, r.DollarsPerMonthSaved, metrics.None, nil)
 }
+
+// abandonedAfter is when a RUNNING sweep is certainly dead: longer than a
+// Lambda invocation can last.
+const abandonedAfter = 20 * time.Minute
 
 // errStop ends a sweep early; its message is the report's stop reason.
 type errStop struct{ reason string }
