@@ -20,6 +20,7 @@ import (
 	"github.com/ceforge/ceforge/internal/apptest"
 	"github.com/ceforge/ceforge/internal/computeenv"
 	"github.com/ceforge/ceforge/internal/forge"
+	"github.com/ceforge/ceforge/internal/run"
 )
 
 type dryRun struct {
@@ -199,6 +200,14 @@ func TestForgeFargateHeadCE(t *testing.T) {
 	jd, err := batch.NewFromConfig(h.AWS.Config(region)).DescribeJobDefinitions(ctx, &batch.DescribeJobDefinitionsInput{JobDefinitionName: aws.String(names.JobDefinition)})
 	require.NoError(t, err)
 	require.Equal(t, []btypes.PlatformCapability{btypes.PlatformCapabilityFargate}, jd.JobDefinitions[0].PlatformCapabilities)
+	// A run asking a head size Fargate does not offer is refused before anything is submitted.
+	res := h.Do(t, "POST", "/runs", map[string]any{"kind": "pipeline", "computeEnvId": ce.ID, "pipeline": "nf-core/rnaseq", "headJobCpus": 3})
+	require.Equal(t, 400, res.Status, string(res.Body))
+	_, field, _ := res.Error(t)
+	require.Equal(t, "headJobCpus", field)
+	r := launch(t, h, ce.ID, func(l *run.LaunchRequest) { l.HeadJobCpus, l.HeadJobMemoryMb = 2, 8192 })
+	require.Equal(t, names.HeadQueue, r.Backend.JobQueue)
+
 	// Fusion without NVMe: 100 GiB gp3 boot disk at 325 MB/s.
 	lt, err := ec2.NewFromConfig(h.AWS.Config(region)).DescribeLaunchTemplateVersions(ctx, &ec2.DescribeLaunchTemplateVersionsInput{LaunchTemplateName: aws.String(names.LaunchTemplate)})
 	require.NoError(t, err)
