@@ -37,7 +37,7 @@ const (
 // Attribute and index names of the table.
 const (
 	attrPK         = "pk"
-	attrKind       = "kind"
+	attrKind       = "recordKind" // not "kind": runs have a "kind" field of their own
 	attrCreated    = "created"    // "<createdAt RFC3339Nano>#<id>", sort key of every index
 	attrKindStatus = "kindStatus" // "<kind>#<status>"
 	attrParent     = "parent"     // "CE#<computeEnvId>"

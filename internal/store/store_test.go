@@ -292,3 +292,22 @@ func TestListRejectsCursorOfAnotherQuery(t *testing.T) {
 	_, err = s.List(ctx, store.Query{Kind: store.KindRun, Cursor: page.NextCursor})
 	require.NoError(t, err)
 }
+
+func TestDomainFieldsSurviveStoreAttributes(t *testing.T) {
+	env := testenv.New(t)
+	ctx := context.Background()
+	type withKind struct {
+		ID        string    `json:"id"`
+		Kind      string    `json:"kind"`
+		Status    string    `json:"status"`
+		CreatedAt time.Time `json:"createdAt"`
+	}
+	require.NoError(t, env.Store.Create(ctx, store.KindRun, "r1", withKind{ID: "r1", Kind: "pipeline", Status: "SUBMITTED", CreatedAt: time.Now()}))
+	var got withKind
+	_, err := env.Store.Get(ctx, store.KindRun, "r1", &got)
+	require.NoError(t, err)
+	require.Equal(t, "pipeline", got.Kind, "the store's own attributes must not overwrite domain fields")
+	page, err := env.Store.List(ctx, store.Query{Kind: store.KindRun})
+	require.NoError(t, err)
+	require.Len(t, page.Items, 1)
+}
