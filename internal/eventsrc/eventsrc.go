@@ -119,6 +119,8 @@ func (p *Processor) Kinds() []Kind {
 func (p *Processor) Process(ctx context.Context, msgs []Message) ([]string, Outcome) {
 	var out Outcome
 	batch := make([]Event, 0, len(msgs))
+	maxLag := map[string]time.Duration{} // per detail type: one metric per batch, not per event
+	now := p.now()
 	for _, m := range msgs {
 		var env Envelope
 		if err := json.Unmarshal([]byte(m.Body), &env); err != nil || env.Source == "" || env.DetailType == "" {
@@ -144,7 +146,9 @@ func (p *Processor) Process(ctx context.Context, msgs []Message) ([]string, Outc
 			continue
 		}
 		if !env.Time.IsZero() {
-			p.metrics.Put(metrics.EventLag, float64(p.now().Sub(env.Time).Milliseconds()), metrics.Milliseconds, map[string]string{"Kind": k.DetailType})
+			if lag := now.Sub(env.Time); lag > maxLag[k.DetailType] {
+				maxLag[k.DetailType] = lag
+			}
 		}
 		batch = append(batch, Event{MessageID: m.ID, Kind: k, Envelope: env, Value: v})
 	}
@@ -154,6 +158,9 @@ func (p *Processor) Process(ctx context.Context, msgs []Message) ([]string, Outc
 	}
 	out.Failed = len(failed)
 	out.Applied = len(batch) - len(failed)
+	for kind, lag := range maxLag {
+		p.metrics.Put(metrics.EventLag, float64(lag.Milliseconds()), metrics.Milliseconds, map[string]string{"Kind": kind})
+	}
 	for name, n := range map[string]int{"applied": out.Applied, "failed": out.Failed, "not_ours": out.NotOurs, "unknown": out.Unknown, "unparsable": out.Unparsable} {
 		if n > 0 {
 			p.metrics.Put(metrics.EventsProcessed, float64(n), metrics.Count, map[string]string{"Outcome": name})

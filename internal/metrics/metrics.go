@@ -47,12 +47,12 @@ var std = New(os.Stdout)
 // Default returns the process-wide emitter (stdout).
 func Default() *Emitter { return std }
 
-// Discard is an emitter that writes nothing (tests, local tools).
-var Discard = New(io.Discard)
+// Discard is an emitter that writes nothing (tests, benchmarks, local tools).
+var Discard = &Emitter{}
 
 // Put writes one metric value with its dimensions (name -> value).
 func (e *Emitter) Put(name string, value float64, unit string, dims map[string]string) {
-	if e == nil {
+	if e == nil || e.out == nil {
 		return
 	}
 	keys := make([]string, 0, len(dims))
