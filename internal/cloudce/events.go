@@ -126,7 +126,13 @@ func (p *Platform) Apply(ctx context.Context, events []eventsrc.Event) []string 
 
 func (p *Platform) applyEvent(ctx context.Context, ces map[string]*computeenv.ComputeEnv, r *run.Run, ev eventsrc.Event) error {
 	if !r.Active() {
-		return nil // late or duplicate: terminal is final
+		// Late or duplicate: terminal is final. A late "running" still
+		// completes the timeline, since EC2 events are the only record of
+		// when the head ran (the terminated event carries no such time).
+		if sc, ok := ev.Value.(StateChange); ok && sc.State == "running" && r.Timeline.Running == nil && !ev.Envelope.Time.IsZero() {
+			return p.lateRunning(ctx, r, ev.Envelope.Time)
+		}
+		return nil
 	}
 	switch v := ev.Value.(type) {
 	case SpotWarning:
@@ -141,6 +147,23 @@ func (p *Platform) applyEvent(ctx context.Context, ces map[string]*computeenv.Co
 	case StateChange:
 		return p.applyState(ctx, ces, r, v.State, ev.Envelope.Time)
 	}
+	return nil
+}
+
+// lateRunning records when a run that already ended started running.
+func (p *Platform) lateRunning(ctx context.Context, r *run.Run, at time.Time) error {
+	at = at.UTC()
+	set := map[string]any{"timeline.running": at}
+	var ttr *int64
+	if sub := r.Timeline.Submitted; sub != nil {
+		ms := max(at.Sub(*sub).Milliseconds(), 0)
+		ttr = &ms
+		set["timeToRunningMs"] = ms
+	}
+	if err := p.Runs.Store.Patch(ctx, store.KindRun, r.ID, set, 0); err != nil {
+		return fmt.Errorf("record late running time of run %s: %w", r.ID, err)
+	}
+	r.Timeline.Running, r.TimeToRunningMs = &at, ttr
 	return nil
 }
 
