@@ -28,11 +28,11 @@ import (
 
 type loadResult struct {
 	requests, launches, reads, cancels int
-	status5xx, transport                int
-	statuses                            map[int]int
-	p50, p99                            time.Duration
-	lost, duplicated, instanceProblems  []string
-	elapsed                             time.Duration
+	status5xx, transport               int
+	statuses                           map[int]int
+	p50, p99                           time.Duration
+	lost, duplicated, instanceProblems []string
+	elapsed                            time.Duration
 }
 
 // runLoad drives the local API over HTTP with clients concurrent clients
