@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"os"
 	"sort"
 	"strings"
 	"sync"
@@ -293,7 +294,8 @@ func runCrashCase(tb testing.TB, pl crashPlatform, c crashCase, want map[string]
 }
 
 // crashSample is how many cases per platform and phase TestCECrashAndRetry
-// runs (evenly spread, rotating daily); BenchmarkScenarioCrashRetry runs all.
+// runs (evenly spread, rotating daily); CEFORGE_CRASH_ALL=1 runs every case
+// (about 60, some 4 minutes).
 const crashSample = 3
 
 // TestCECrashAndRetry: for the mutating AWS calls of a CE's create and
@@ -315,6 +317,9 @@ func TestCECrashAndRetry(t *testing.T) {
 					}
 				}
 				stride := max(1, len(of)/crashSample)
+				if os.Getenv("CEFORGE_CRASH_ALL") == "1" {
+					stride = 1
+				}
 				for i := day % stride; i < len(of); i += stride {
 					c := of[i]
 					t.Run(c.String(), func(t *testing.T) { runCrashCase(t, pl, c, want) })

@@ -32,6 +32,12 @@ var targets = map[string]target{
 	"SweepThrottled/missed_after_resume":       {"<=", 0},
 	"BootstrapSize/max_MB":                     {"<=", 12},
 	"BootstrapStartup/p50_ms":                  {"<=", 40},
+	"EventChaos/runs_wrong":                    {"<=", 0},
+	"EventChaos/runs_lost":                     {"<=", 0},
+	"Load/status_5xx":                          {"<=", 0},
+	"Load/runs_lost":                           {"<=", 0},
+	"Load/runs_duplicated":                     {"<=", 0},
+	"Load/instance_mismatches":                 {"<=", 0},
 }
 
 var line = regexp.MustCompile(`^Benchmark(\S+?)(-\d+)?\s+(\d+)\s+(.+)$`)
