@@ -6,7 +6,6 @@ import (
 	"encoding/base64"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"strings"
 	"unicode/utf8"
@@ -25,9 +24,9 @@ func LambdaHandler(h http.Handler) func(context.Context, events.APIGatewayV2HTTP
 			return events.APIGatewayV2HTTPResponse{StatusCode: http.StatusBadRequest, Body: `{"error":{"code":"bad_request","message":"cannot read the request"}}`,
 				Headers: map[string]string{"Content-Type": "application/json"}}, nil
 		}
-		rec := httptest.NewRecorder()
+		rec := newRecorder()
 		h.ServeHTTP(rec, req)
-		return ResponseToEvent(rec), nil
+		return responseToEvent(rec), nil
 	}
 }
 
@@ -81,13 +80,41 @@ func identityOf(rc events.APIGatewayV2HTTPRequestContext) string {
 	return ""
 }
 
-// ResponseToEvent converts a recorded response to the API Gateway shape.
-func ResponseToEvent(rec *httptest.ResponseRecorder) events.APIGatewayV2HTTPResponse {
-	res := events.APIGatewayV2HTTPResponse{StatusCode: rec.Code, Headers: map[string]string{}}
-	for k, v := range rec.Header() {
+// recorder buffers a response in memory. (net/http/httptest would do, but
+// importing it into a function costs start-up time for its test certificates.)
+type recorder struct {
+	code   int
+	header http.Header
+	body   bytes.Buffer
+}
+
+func newRecorder() *recorder { return &recorder{header: http.Header{}} }
+
+func (r *recorder) Header() http.Header { return r.header }
+
+func (r *recorder) Write(b []byte) (int, error) {
+	if r.code == 0 {
+		r.code = http.StatusOK
+	}
+	return r.body.Write(b)
+}
+
+func (r *recorder) WriteHeader(code int) {
+	if r.code == 0 {
+		r.code = code
+	}
+}
+
+// responseToEvent converts a recorded response to the API Gateway shape.
+func responseToEvent(rec *recorder) events.APIGatewayV2HTTPResponse {
+	if rec.code == 0 {
+		rec.code = http.StatusOK
+	}
+	res := events.APIGatewayV2HTTPResponse{StatusCode: rec.code, Headers: map[string]string{}}
+	for k, v := range rec.header {
 		res.Headers[k] = strings.Join(v, ",")
 	}
-	b := rec.Body.Bytes()
+	b := rec.body.Bytes()
 	if utf8.Valid(b) {
 		res.Body = string(b)
 	} else {

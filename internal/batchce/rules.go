@@ -54,10 +54,10 @@ var (
 	vpcRE          = regexp.MustCompile(`^vpc-[0-9a-f]{8,17}$`)
 	efsIDRE        = regexp.MustCompile(`^fs-[0-9a-f]{8,40}$`)
 	fsxDNSRE       = regexp.MustCompile(`^fs-[0-9a-f]{8,17}\.fsx\.[a-z0-9-]+\.amazonaws\.com(\.cn)?$`)
-	roleARNRE      = regexp.MustCompile(`^arn:aws[a-z-]*:iam::[0-9]{12}:role/[\w+=,.@/-]{1,512}$`)
-	logGroupRE     = regexp.MustCompile(`^[\w/.#-]{1,512}$`)
-	keyPairRE      = regexp.MustCompile(`^[\x20-\x7e]{1,255}$`)
-	queueRE        = regexp.MustCompile(`^([A-Za-z0-9][A-Za-z0-9_-]{0,127}|arn:aws[a-z-]*:batch:[a-z0-9-]+:[0-9]{12}:job-queue/[A-Za-z0-9][A-Za-z0-9_-]{0,127})$`)
+	roleARNRE      = regexp.MustCompile(`^arn:aws[a-z-]*:iam::[0-9]{12}:role/[\w+=,.@/-]+$`) // lengths are checked in code: bounded repeats blow up the compiled program
+	logGroupRE     = regexp.MustCompile(`^[\w/.#-]+$`)
+	keyPairRE      = regexp.MustCompile(`^[\x20-\x7e]+$`)
+	queueRE        = regexp.MustCompile(`^([A-Za-z0-9][A-Za-z0-9_-]*|arn:aws[a-z-]*:batch:[a-z0-9-]+:[0-9]{12}:job-queue/[A-Za-z0-9][A-Za-z0-9_-]*)$`)
 	ecsKeyRE       = regexp.MustCompile(`^[A-Z][A-Z0-9_]*$`)
 	absPathRE      = regexp.MustCompile(`^/[A-Za-z0-9._/-]*$`)
 	// nvmeFamilyRE: families with instance-store NVMe disks ("d" variants,
@@ -93,14 +93,14 @@ func check(ce *computeenv.ComputeEnv) ([]string, error) {
 		return nil, apierr.Invalid("batch.fusionSnapshots", "Fusion snapshots require Fusion v2: set batch.fusion2Enabled")
 	}
 	for _, r := range []struct{ field, arn string }{{"batch.headJobRole", b.HeadJobRole}, {"batch.computeJobRole", b.ComputeJobRole}, {"batch.executionRole", b.ExecutionRole}} {
-		if r.arn != "" && !roleARNRE.MatchString(r.arn) {
+		if r.arn != "" && (len(r.arn) > 2048 || !roleARNRE.MatchString(r.arn)) {
 			return nil, apierr.Invalid(r.field, "%s must be an IAM role ARN (arn:aws:iam::<account>:role/<name>)", r.field)
 		}
 	}
 	if b.CliPath != "" && (!absPathRE.MatchString(b.CliPath) || strings.Contains(b.CliPath, "..")) {
 		return nil, apierr.Invalid("batch.cliPath", "batch.cliPath must be an absolute path to the aws executable")
 	}
-	if b.LogGroup != "" && !logGroupRE.MatchString(b.LogGroup) {
+	if b.LogGroup != "" && (len(b.LogGroup) > 512 || !logGroupRE.MatchString(b.LogGroup)) {
 		return nil, apierr.Invalid("batch.logGroup", "%q is not a CloudWatch log group name", b.LogGroup)
 	}
 	if b.HeadJobCpus < 0 || b.HeadJobCpus > MaxHeadCpus {
@@ -133,7 +133,7 @@ func checkManual(ce *computeenv.ComputeEnv) error {
 		return apierr.Missing("batch.computeQueue")
 	}
 	for field, q := range map[string]string{"batch.headQueue": b.HeadQueue, "batch.computeQueue": b.ComputeQueue} {
-		if !queueRE.MatchString(q) {
+		if len(queueName(q)) > 128 || !queueRE.MatchString(q) {
 			return apierr.Invalid(field, "%q is not a Batch job queue name or ARN", q)
 		}
 	}
@@ -287,7 +287,7 @@ func checkForge(ce *computeenv.ComputeEnv) ([]string, error) {
 	if f.ImageID != "" && !amiRE.MatchString(f.ImageID) {
 		return nil, apierr.Invalid("batch.forge.imageId", "%q is not an AMI id (ami-…)", f.ImageID)
 	}
-	if f.EC2KeyPair != "" && !keyPairRE.MatchString(f.EC2KeyPair) {
+	if f.EC2KeyPair != "" && (len(f.EC2KeyPair) > 255 || !keyPairRE.MatchString(f.EC2KeyPair)) {
 		return nil, apierr.Invalid("batch.forge.ec2KeyPair", "batch.forge.ec2KeyPair must be 1-255 printable ASCII characters")
 	}
 	if f.EbsBootSize != 0 && (f.EbsBootSize < MinBootDiskGiB || f.EbsBootSize > MaxBootDiskGiB) {
@@ -410,4 +410,12 @@ func firstNonEmpty(s ...string) string {
 		}
 	}
 	return "/mnt/efs"
+}
+
+// queueName is the name part of a queue name or ARN.
+func queueName(q string) string {
+	if i := strings.LastIndex(q, "/"); i >= 0 {
+		return q[i+1:]
+	}
+	return q
 }

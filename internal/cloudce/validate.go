@@ -24,8 +24,8 @@ var (
 	vpcIDRE        = regexp.MustCompile(`^vpc-[0-9a-f]{8,17}$`)
 	subnetIDRE     = regexp.MustCompile(`^subnet-[0-9a-f]{8,17}$`)
 	sgIDRE         = regexp.MustCompile(`^sg-[0-9a-f]{8,17}$`)
-	keyPairRE      = regexp.MustCompile(`^[\x20-\x7e]{1,255}$`)
-	profileARNRE   = regexp.MustCompile(`^arn:aws[a-z-]*:iam::[0-9]{12}:instance-profile/(?:[\w+=,.@-]+/)*([\w+=,.@-]{1,128})$`)
+	keyPairRE      = regexp.MustCompile(`^[\x20-\x7e]+$`) // lengths checked in code: bounded repeats blow up the program
+	profileARNRE   = regexp.MustCompile(`^arn:aws[a-z-]*:iam::[0-9]{12}:instance-profile/(?:[\w+=,.@-]+/)*([\w+=,.@-]+)$`)
 )
 
 // Codes of errors that mean "the thing does not exist".
@@ -66,11 +66,11 @@ func (p *Platform) checkShape(ce *computeenv.ComputeEnv) error {
 		return apierr.Invalid("cloud.gpuEnabled", "GPU instances are x86_64 only here: do not combine gpuEnabled with arm64Enabled")
 	case c.ImageID != "" && !imageIDRE.MatchString(c.ImageID):
 		return apierr.Invalid("cloud.imageId", "%q is not an AMI id (ami-…)", c.ImageID)
-	case c.EC2KeyPair != "" && !keyPairRE.MatchString(c.EC2KeyPair):
+	case c.EC2KeyPair != "" && (len(c.EC2KeyPair) > 255 || !keyPairRE.MatchString(c.EC2KeyPair)):
 		return apierr.Invalid("cloud.ec2KeyPair", "key pair names are 1-255 printable ASCII characters")
 	case c.VpcID != "" && !vpcIDRE.MatchString(c.VpcID):
 		return apierr.Invalid("cloud.vpcId", "%q is not a VPC id (vpc-…)", c.VpcID)
-	case c.InstanceProfileARN != "" && !profileARNRE.MatchString(c.InstanceProfileARN):
+	case c.InstanceProfileARN != "" && (len(c.InstanceProfileARN) > 2048 || !profileARNRE.MatchString(c.InstanceProfileARN)):
 		return apierr.Invalid("cloud.instanceProfileArn", "instanceProfileArn must be an instance profile ARN (arn:aws:iam::<account>:instance-profile/<name>)")
 	case c.EbsBootSize < 0 || c.EbsBootSize > MaxBootDiskGiB:
 		return apierr.Invalid("cloud.ebsBootSize", "ebsBootSize must be between 1 and %d GiB", MaxBootDiskGiB)

@@ -45,9 +45,9 @@ const (
 var (
 	nameRE       = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]*$`)
 	regionRE     = regexp.MustCompile(`^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-[0-9]$`)
-	roleARNRE    = regexp.MustCompile(`^arn:aws[a-z-]*:iam::[0-9]{12}:role/[\w+=,.@/-]{1,512}$`)
+	roleARNRE    = regexp.MustCompile(`^arn:aws[a-z-]*:iam::[0-9]{12}:role/[\w+=,.@/-]+$`) // bounded repeats blow up the compiled program: lengths are checked in code
 	externalIDRE = regexp.MustCompile(`^[\w+=,.@:/-]+$`)
-	envNameRE    = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,254}$`)
+	envNameRE    = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 	labelKeyRE   = regexp.MustCompile(`^[\p{L}\p{N} _.:/=+@-]+$`)
 	labelValueRE = regexp.MustCompile(`^[\p{L}\p{N} _.:/=+@-]*$`)
 	bucketRE     = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$`)
@@ -82,7 +82,7 @@ func (r *CreateRequest) Validate(allowedRegions []string) error {
 		return err
 	}
 	if c := r.Credentials; c != nil {
-		if !roleARNRE.MatchString(c.RoleARN) {
+		if len(c.RoleARN) > 2048 || !roleARNRE.MatchString(c.RoleARN) {
 			return apierr.Invalid("credentials.roleArn", "roleArn must be an IAM role ARN (arn:aws:iam::<account>:role/<name>)")
 		}
 		if c.ExternalID != "" && (len(c.ExternalID) < 2 || len(c.ExternalID) > MaxExternalIDLen || !externalIDRE.MatchString(c.ExternalID)) {
@@ -192,7 +192,7 @@ func validateEnv(vars []EnvVar) error {
 	seen := map[string]bool{}
 	for i, v := range vars {
 		field := fmt.Sprintf("environment[%d]", i)
-		if !envNameRE.MatchString(v.Name) {
+		if len(v.Name) > 255 || !envNameRE.MatchString(v.Name) {
 			return apierr.Invalid(field+".name", "%q is not a valid environment variable name", v.Name)
 		}
 		if seen[v.Name] {

@@ -46,9 +46,9 @@ const (
 var (
 	runNameRE  = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]*$`)
 	pipelineRE = regexp.MustCompile(`^(https://[A-Za-z0-9.-]+(:[0-9]+)?(/[A-Za-z0-9._~-]+)+/?|[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+)$`)
-	revisionRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._/-]{0,127}$`)
-	profileRE  = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,64}$`)
-	imageRE    = regexp.MustCompile(`^[a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?(/[a-z0-9]+([._-][a-z0-9]+)*)*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[a-f0-9]{64})?$`)
+	revisionRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._/-]*$`) // lengths checked in code
+	profileRE  = regexp.MustCompile(`^[A-Za-z0-9_.-]+$`)
+	imageRE    = regexp.MustCompile(`^[a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?(/[a-z0-9]+([._-][a-z0-9]+)*)*(:[A-Za-z0-9_][A-Za-z0-9_.-]*)?(@sha256:[a-f0-9]{64})?$`)
 )
 
 // Validate checks the platform-independent fields of a launch request.
@@ -77,14 +77,14 @@ func (r *LaunchRequest) Validate() error {
 	if r.Pipeline != "" && (len(r.Pipeline) > MaxPipelineLen || !pipelineRE.MatchString(r.Pipeline) || strings.Contains(r.Pipeline, "..")) {
 		return apierr.Invalid("pipeline", "pipeline must be an https:// repository URL or an owner/name shorthand")
 	}
-	if r.Revision != "" && (!revisionRE.MatchString(r.Revision) || strings.Contains(r.Revision, "..")) {
+	if r.Revision != "" && (len(r.Revision) > 128 || !revisionRE.MatchString(r.Revision) || strings.Contains(r.Revision, "..")) {
 		return apierr.Invalid("revision", "revision must be a branch, tag or commit name")
 	}
 	if len(r.ConfigProfiles) > MaxProfiles {
 		return apierr.Invalid("configProfiles", "at most %d profiles", MaxProfiles)
 	}
 	for i, p := range r.ConfigProfiles {
-		if !profileRE.MatchString(p) {
+		if len(p) > 64 || !profileRE.MatchString(p) {
 			return apierr.Invalid(fmt.Sprintf("configProfiles[%d]", i), "profile %q must be letters, digits, '.', '-' and '_'", p)
 		}
 	}

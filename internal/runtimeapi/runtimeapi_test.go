@@ -1,0 +1,148 @@
+package runtimeapi
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+func root(t testing.TB) string {
+	out, err := exec.Command("go", "env", "GOMOD").Output()
+	require.NoError(t, err)
+	return filepath.Dir(strings.TrimSpace(string(out)))
+}
+
+// build compiles a function. release builds it the way `make build` does
+// (linux/arm64, static, stripped, trimmed); otherwise for this machine with
+// the test build's settings, so the compile cache is shared with go test.
+func build(t testing.TB, name string, release bool, dir string) string {
+	args := []string{"build", "-tags", "lambda.norpc"}
+	env := os.Environ()
+	sub := "host"
+	if release {
+		args = append(args, "-trimpath", "-ldflags=-s -w")
+		env = append(env, "CGO_ENABLED=0", "GOOS=linux", "GOARCH=arm64")
+		sub = "release"
+	}
+	out := filepath.Join(dir, sub, name, "bootstrap")
+	cmd := exec.Command("go", append(args, "-o", out, "./functions/"+name)...)
+	cmd.Dir = root(t)
+	cmd.Env = env
+	b, err := cmd.CombinedOutput()
+	require.NoError(t, err, string(b))
+	return out
+}
+
+func functions(t testing.TB) []string {
+	entries, err := os.ReadDir(filepath.Join(root(t), "functions"))
+	require.NoError(t, err)
+	var names []string
+	for _, e := range entries {
+		if e.IsDir() {
+			names = append(names, e.Name())
+		}
+	}
+	return names
+}
+
+// lambdaEnv is what Lambda gives a function, plus ceforge's configuration.
+func lambdaEnv(api, name string) []string {
+	return []string{
+		"AWS_LAMBDA_RUNTIME_API=" + api, "AWS_LAMBDA_FUNCTION_NAME=ceforge-" + name, "AWS_LAMBDA_FUNCTION_MEMORY_SIZE=256",
+		"AWS_LAMBDA_FUNCTION_VERSION=$LATEST", "AWS_REGION=us-east-1", "AWS_ACCESS_KEY_ID=x", "AWS_SECRET_ACCESS_KEY=x",
+		"CEFORGE_TABLE=ceforge", "CEFORGE_AWS_ENDPOINT=http://127.0.0.1:9", "HOME=/tmp",
+	}
+}
+
+// startOnce runs a bootstrap against a fresh stand-in and returns the time
+// from exec to its first poll, with the server for further invocations.
+func startOnce(t testing.TB, bin, name string) (time.Duration, *Server, func()) {
+	s, err := Start()
+	require.NoError(t, err)
+	cmd := exec.Command(bin)
+	cmd.Env = lambdaEnv(s.Addr(), name)
+	start := time.Now()
+	require.NoError(t, cmd.Start())
+	stop := func() { _ = cmd.Process.Kill(); _, _ = cmd.Process.Wait(); _ = s.Close() }
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	first, err := s.WaitFirstPoll(ctx)
+	if err != nil {
+		stop()
+		t.Fatalf("%s: %v", name, err)
+	}
+	return first.Sub(start), s, stop
+}
+
+// TestEveryFunctionStartsAndAnswers runs each real function binary against
+// the stand-in: it must finish init and poll; the api function must answer
+// an API Gateway event (401 without an IAM identity).
+func TestEveryFunctionStartsAndAnswers(t *testing.T) {
+	dir := t.TempDir()
+	for _, name := range functions(t) {
+		t.Run(name, func(t *testing.T) {
+			bin := build(t, name, false, dir)
+			_, s, stop := startOnce(t, bin, name)
+			defer stop()
+			if name != "api" {
+				return
+			}
+			ev := `{"version":"2.0","rawPath":"/compute-envs","requestContext":{"http":{"method":"GET","path":"/compute-envs"},"requestId":"r1"}}`
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			res, err := s.Invoke(ctx, []byte(ev))
+			require.NoError(t, err)
+			require.False(t, res.Error, string(res.Body))
+			var out struct{ StatusCode int }
+			require.NoError(t, json.Unmarshal(res.Body, &out), string(res.Body))
+			require.Equal(t, 401, out.StatusCode, string(res.Body))
+		})
+	}
+}
+
+// BenchmarkScenarioBootstrapSize builds every function as `make build` does
+// (linux/arm64, static, stripped) and reports each size and the largest.
+func BenchmarkScenarioBootstrapSize(b *testing.B) {
+	dir := b.TempDir()
+	largest := 0.0
+	for _, name := range functions(b) {
+		fi, err := os.Stat(build(b, name, true, dir))
+		require.NoError(b, err)
+		mb := float64(fi.Size()) / (1 << 20)
+		b.ReportMetric(mb, name+"_MB")
+		largest = max(largest, mb)
+	}
+	b.ReportMetric(largest, "max_MB")
+	b.ReportMetric(0, "ns/op")
+}
+
+// BenchmarkScenarioBootstrapStartup starts each function 20 times against
+// the stand-in Runtime API and reports the p50 time from exec to its first
+// poll (its cold-start init, on this machine's architecture), and the worst p50.
+func BenchmarkScenarioBootstrapStartup(b *testing.B) {
+	dir := b.TempDir()
+	worst := 0.0
+	for _, name := range functions(b) {
+		bin := build(b, name, false, dir)
+		var lat []time.Duration
+		for i := 0; i < 20; i++ {
+			d, _, stop := startOnce(b, bin, name)
+			stop()
+			lat = append(lat, d)
+		}
+		sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+		p50 := float64(lat[len(lat)/2].Microseconds()) / 1000
+		b.ReportMetric(p50, name+"_p50_ms")
+		worst = max(worst, p50)
+	}
+	b.ReportMetric(worst, "p50_ms")
+	b.ReportMetric(0, "ns/op")
+}
