@@ -93,13 +93,7 @@ func (p *Provisioner) checkBucket(ctx context.Context, cfg aws.Config, ce *compu
 	default:
 		return nil, fmt.Errorf("check work dir bucket %s: %w", bucket, err)
 	}
-	region := string(out.LocationConstraint)
-	switch region {
-	case "":
-		region = "us-east-1"
-	case "EU":
-		region = "eu-west-1"
-	}
+	region := computeenv.BucketRegion(string(out.LocationConstraint))
 	if region != ce.Region {
 		return nil, apierr.Invalid("workDir", "bucket %q is in %s; the work directory must be in the compute environment's region %s", bucket, region, ce.Region)
 	}

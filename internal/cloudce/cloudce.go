@@ -242,14 +242,7 @@ func errorCode(err error) string {
 }
 
 // resource returns the CE's resource of a type, or nil.
-func resource(ce *computeenv.ComputeEnv, typ string) *computeenv.Resource {
-	for i := range ce.ForgedResources {
-		if ce.ForgedResources[i].Type == typ {
-			return &ce.ForgedResources[i]
-		}
-	}
-	return nil
-}
+func resource(ce *computeenv.ComputeEnv, typ string) *computeenv.Resource { return ce.Resource(typ) }
 
 // setResource records r, replacing the entry of the same type.
 func setResource(ce *computeenv.ComputeEnv, r computeenv.Resource) {

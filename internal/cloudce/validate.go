@@ -334,13 +334,7 @@ func (p *Platform) checkBucket(ctx context.Context, api S3API, ce *computeenv.Co
 	if err != nil {
 		return accountErr(err, "workDir", "bucket_not_found", "bucket %q does not exist", bucket)
 	}
-	region := string(out.LocationConstraint)
-	switch region {
-	case "":
-		region = "us-east-1"
-	case "EU":
-		region = "eu-west-1"
-	}
+	region := computeenv.BucketRegion(string(out.LocationConstraint))
 	if region != ce.Region {
 		return apierr.Unprocessable("bucket_region_mismatch", "workDir", "bucket %q is in %s, not in the compute environment's region %s", bucket, region, ce.Region)
 	}

@@ -159,3 +159,25 @@ func (ce *ComputeEnv) Active() bool {
 func (ce *ComputeEnv) Stable() bool {
 	return ce.Status != StatusCreating && ce.Status != StatusDeleting
 }
+
+// Resource returns the first recorded resource of a type, or nil.
+func (ce *ComputeEnv) Resource(typ string) *Resource {
+	for i := range ce.ForgedResources {
+		if ce.ForgedResources[i].Type == typ {
+			return &ce.ForgedResources[i]
+		}
+	}
+	return nil
+}
+
+// BucketRegion turns an S3 GetBucketLocation constraint into a region name
+// (S3 answers "" for us-east-1 and the legacy "EU" for eu-west-1).
+func BucketRegion(constraint string) string {
+	switch constraint {
+	case "":
+		return "us-east-1"
+	case "EU":
+		return "eu-west-1"
+	}
+	return constraint
+}

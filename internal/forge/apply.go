@@ -45,14 +45,7 @@ func Find(ce *computeenv.ComputeEnv, typ, name string) *computeenv.Resource {
 }
 
 // FindType returns the first recorded resource of a type (nil if none).
-func FindType(ce *computeenv.ComputeEnv, typ string) *computeenv.Resource {
-	for i := range ce.ForgedResources {
-		if ce.ForgedResources[i].Type == typ {
-			return &ce.ForgedResources[i]
-		}
-	}
-	return nil
-}
+func FindType(ce *computeenv.ComputeEnv, typ string) *computeenv.Resource { return ce.Resource(typ) }
 
 // record inserts or updates a resource, keyed by type and name.
 func record(ce *computeenv.ComputeEnv, r computeenv.Resource) {
