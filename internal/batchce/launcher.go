@@ -461,8 +461,13 @@ func (l *Launcher) adopt(ctx context.Context, client JobsAPI, ce *computeenv.Com
 // observationOf turns a DescribeJobs entry into the same observation an event gives.
 func observationOf(runID string, j btypes.JobDetail, now time.Time) Observation {
 	o := Observation{RunID: runID, Head: true, JobID: aws.ToString(j.JobId), Status: string(j.Status), Reason: aws.ToString(j.StatusReason), At: now}
-	if j.StartedAt != nil && j.Status == btypes.JobStatusRunning {
-		o.At = time.UnixMilli(*j.StartedAt)
+	if j.StartedAt != nil {
+		// Kept for ended jobs too: when both the RUNNING and the end events
+		// were lost, this is the only record of when the head started.
+		o.StartedAt = time.UnixMilli(*j.StartedAt).UTC()
+		if j.Status == btypes.JobStatusRunning {
+			o.At = o.StartedAt
+		}
 	}
 	if j.StoppedAt != nil {
 		o.At = time.UnixMilli(*j.StoppedAt)

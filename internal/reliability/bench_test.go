@@ -21,7 +21,6 @@ func BenchmarkScenarioEventChaos(b *testing.B) {
 		b.ReportMetric(float64(res.dropped), "events_dropped")
 		b.ReportMetric(float64(len(res.wrong)), "runs_wrong")
 		b.ReportMetric(float64(len(res.lost)), "runs_lost")
-		b.ReportMetric(float64(len(res.gaps)), "known_gap_runs")
 		b.ReportMetric(elapsed.Seconds(), "elapsed_s")
 		b.ReportMetric(res.deliver.Seconds(), "delivery_s")
 		b.ReportMetric(res.reconcile.Seconds(), "reconcile_s")
