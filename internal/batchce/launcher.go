@@ -121,7 +121,7 @@ func (l *Launcher) Launch(ctx context.Context, ce *computeenv.ComputeEnv, r *run
 			}
 		}
 	}
-	out, err := l.jobs(ce).SubmitJob(ctx, &batch.SubmitJobInput{
+	jobID, err := l.submitOnce(ctx, l.jobs(ce), head, &batch.SubmitJobInput{
 		JobName: aws.String(HeadJobName(l.Prefix, r.ID)), JobQueue: aws.String(head), JobDefinition: aws.String(jd.ARN),
 		ContainerOverrides: ov, Tags: t, PropagateTags: aws.Bool(true),
 	})
@@ -131,8 +131,41 @@ func (l *Launcher) Launch(ctx context.Context, ce *computeenv.ComputeEnv, r *run
 		}
 		return run.Backend{}, nil, fmt.Errorf("submit head job: %w", err)
 	}
-	return run.Backend{Type: run.BackendBatch, JobID: aws.ToString(out.JobId), JobQueue: head, Region: ce.Region},
+	return run.Backend{Type: run.BackendBatch, JobID: jobID, JobQueue: head, Region: ce.Region},
 		&run.LogRef{Group: LogGroup(l.Prefix, ce)}, nil
+}
+
+// submitAttempts bounds SubmitJob tries after answers that leave it unknown
+// whether the job was created.
+const submitAttempts = 3
+
+// submitOnce submits the head job without the SDK's blind retries: SubmitJob
+// has no client token, so retrying a call whose answer was lost would start
+// a second Nextflow head on the same work dir. After such a failure it looks
+// the job up by its name (unique per run) before trying again.
+func (l *Launcher) submitOnce(ctx context.Context, client JobsAPI, queue string, in *batch.SubmitJobInput) (string, error) {
+	noRetry := func(o *batch.Options) { o.RetryMaxAttempts = 1 }
+	var err error
+	for attempt := 1; attempt <= submitAttempts; attempt++ {
+		var out *batch.SubmitJobOutput
+		if out, err = client.SubmitJob(ctx, in, noRetry); err == nil {
+			return aws.ToString(out.JobId), nil
+		}
+		if !forge.Transient(err) {
+			return "", err
+		}
+		found, lerr := client.ListJobs(ctx, &batch.ListJobsInput{JobQueue: aws.String(queue),
+			Filters: []btypes.KeyValuesPair{{Name: aws.String("JOB_NAME"), Values: []string{aws.ToString(in.JobName)}}}})
+		if lerr == nil && len(found.JobSummaryList) > 0 {
+			return aws.ToString(found.JobSummaryList[0].JobId), nil
+		}
+		select {
+		case <-ctx.Done():
+			return "", errors.Join(err, ctx.Err())
+		case <-time.After(time.Duration(attempt) * 200 * time.Millisecond):
+		}
+	}
+	return "", err
 }
 
 func runTags(ce *computeenv.ComputeEnv, r *run.Run) tags.Tags {
