@@ -129,7 +129,18 @@ func chaos(t *testing.T, concurrent bool) {
 			if concurrent {
 				// Lambdas consuming one queue in parallel: same run, interleaved writes.
 				wg.Add(1)
-				go func() { defer wg.Done(); require.NoError(t, sink.ApplyObservations(context.Background(), batch)) }()
+				// A batch that loses every optimistic retry fails and SQS
+				// redelivers it: do the same here, a bounded number of times.
+				go func() {
+					defer wg.Done()
+					var err error
+					for attempt := 0; attempt < 20; attempt++ {
+						if err = sink.ApplyObservations(context.Background(), batch); err == nil {
+							return
+						}
+					}
+					t.Errorf("batch still failing after 20 deliveries: %v", err)
+				}()
 			} else {
 				require.NoError(t, sink.ApplyObservations(context.Background(), batch))
 			}
