@@ -256,23 +256,12 @@ func (s *Service) Advance(ctx context.Context, id string) error {
 func (s *Service) Unstable(ctx context.Context) ([]string, error) {
 	var out []string
 	for _, status := range []string{StatusCreating, StatusDeleting} {
-		q := store.Query{Kind: store.KindCE, Status: status, Limit: store.MaxPageSize}
-		for {
-			page, err := s.Store.List(ctx, q)
-			if err != nil {
-				return nil, err
-			}
-			var ces []ComputeEnv
-			if err := page.Decode(&ces); err != nil {
-				return nil, err
-			}
-			for _, ce := range ces {
-				out = append(out, ce.ID)
-			}
-			if page.NextCursor == "" {
-				break
-			}
-			q.Cursor = page.NextCursor
+		ces, err := store.All[ComputeEnv](ctx, s.Store, store.Query{Kind: store.KindCE, Status: status})
+		if err != nil {
+			return nil, err
+		}
+		for _, ce := range ces {
+			out = append(out, ce.ID)
 		}
 	}
 	return out, nil

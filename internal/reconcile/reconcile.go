@@ -35,18 +35,9 @@ func (r *Reconciler) Once(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("advance compute environment %s: %w", id, err))
 		}
 	}
-	var available []computeenv.ComputeEnv
-	cursor := ""
-	for {
-		page, next, err := r.CEs.List(ctx, computeenv.StatusAvailable, cursor, store.MaxPageSize)
-		if err != nil {
-			return errors.Join(append(errs, fmt.Errorf("list available compute environments: %w", err))...)
-		}
-		available = append(available, page...)
-		if next == "" {
-			break
-		}
-		cursor = next
+	available, err := store.All[computeenv.ComputeEnv](ctx, r.CEs.Store, store.Query{Kind: store.KindCE, Status: computeenv.StatusAvailable})
+	if err != nil {
+		return errors.Join(append(errs, fmt.Errorf("list available compute environments: %w", err))...)
 	}
 	if err := r.Runs.Reconcile(ctx, available); err != nil {
 		errs = append(errs, err)

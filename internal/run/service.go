@@ -280,22 +280,11 @@ func (s *Service) ActiveRunsOf(ctx context.Context, ceID string) ([]Run, error) 
 func (s *Service) activeRuns(ctx context.Context, ceID string) ([]Run, error) {
 	var out []Run
 	for _, st := range ActiveStatuses {
-		q := store.Query{Kind: store.KindRun, Status: st, ComputeEnvID: ceID, Limit: store.MaxPageSize}
-		for {
-			page, err := s.Store.List(ctx, q)
-			if err != nil {
-				return nil, fmt.Errorf("list active runs: %w", err)
-			}
-			var runs []Run
-			if err := page.Decode(&runs); err != nil {
-				return nil, err
-			}
-			out = append(out, runs...)
-			if page.NextCursor == "" {
-				break
-			}
-			q.Cursor = page.NextCursor
+		runs, err := store.All[Run](ctx, s.Store, store.Query{Kind: store.KindRun, Status: st, ComputeEnvID: ceID})
+		if err != nil {
+			return nil, fmt.Errorf("list active runs: %w", err)
 		}
+		out = append(out, runs...)
 	}
 	return out, nil
 }

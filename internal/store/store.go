@@ -625,3 +625,27 @@ func isConditionFailed(err error) bool {
 	var ccf *types.ConditionalCheckFailedException
 	return errors.As(err, &ccf)
 }
+
+// All reads every page of q and decodes the records into a slice of T
+// (background work such as the reconciler; API listings page instead).
+func All[T any](ctx context.Context, s *Store, q Query) ([]T, error) {
+	if q.Limit == 0 {
+		q.Limit = MaxPageSize
+	}
+	var out []T
+	for {
+		page, err := s.List(ctx, q)
+		if err != nil {
+			return nil, err
+		}
+		var items []T
+		if err := page.Decode(&items); err != nil {
+			return nil, fmt.Errorf("decode %s records: %w", q.Kind, err)
+		}
+		out = append(out, items...)
+		if page.NextCursor == "" {
+			return out, nil
+		}
+		q.Cursor = page.NextCursor
+	}
+}

@@ -311,3 +311,18 @@ func TestDomainFieldsSurviveStoreAttributes(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, page.Items, 1)
 }
+
+func TestAllReadsEveryPage(t *testing.T) {
+	env := testenv.New(t)
+	ctx := context.Background()
+	for i := 0; i < 7; i++ {
+		id := fmt.Sprintf("r%d", i)
+		require.NoError(t, env.Store.Create(ctx, store.KindRun, id, rec{ID: id, Status: "RUNNING", CreatedAt: time.Now()}))
+	}
+	all, err := store.All[rec](ctx, env.Store, store.Query{Kind: store.KindRun, Status: "RUNNING", Limit: 3})
+	require.NoError(t, err)
+	require.Len(t, all, 7)
+	none, err := store.All[rec](ctx, env.Store, store.Query{Kind: store.KindRun, Status: "FAILED"})
+	require.NoError(t, err)
+	require.Empty(t, none)
+}
