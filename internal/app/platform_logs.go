@@ -2,7 +2,6 @@ package app
 
 import (
 	"context"
-	"os"
 
 	"github.com/ceforge/ceforge/internal/logs"
 )
@@ -14,7 +13,7 @@ func init() {
 			CursorKey: logs.CursorKeyFrom(a.Config.Table, a.Config.Prefix),
 			// Set by the stack on the API function, so a follow request that
 			// reached the buffered API is told where to go.
-			FollowURL: os.Getenv("CEFORGE_LOGS_URL"),
+			FollowURL: a.Config.LogsURL,
 		})
 		a.Routes = append(a.Routes, svc.Routes)
 		return nil

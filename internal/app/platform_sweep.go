@@ -3,8 +3,6 @@ package app
 import (
 	"context"
 	"fmt"
-	"os"
-	"strconv"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
@@ -25,7 +23,7 @@ func init() {
 			return err
 		}
 		var d sweep.Dispatcher = &sweep.LocalDispatcher{Sweeper: sw}
-		if fn := os.Getenv("CEFORGE_SWEEPER_FUNCTION"); fn != "" {
+		if fn := a.Config.SweeperFunction; fn != "" {
 			client := lambda.NewFromConfig(a.AWS.Config(""))
 			d = sweep.LambdaDispatcher{Invoke: func(ctx context.Context, payload []byte) error {
 				_, err := client.Invoke(ctx, &lambda.InvokeInput{FunctionName: aws.String(fn),
@@ -42,25 +40,10 @@ func init() {
 	})
 }
 
-// Sweeper returns the sweeper configured from the App's configuration and
-// CEFORGE_SWEEP_GP3_PRICE (USD per GiB-month, default 0.08) and
-// CEFORGE_SWEEP_MAX_DELETIONS (circuit breaker, default 4000).
+// Sweeper returns the sweeper configured from the App's configuration.
 func (a *App) Sweeper() (*sweep.Sweeper, error) {
-	opts := sweep.Options{Grace: a.Config.SweepGrace, Prefix: a.Config.Prefix}
-	if v := os.Getenv("CEFORGE_SWEEP_GP3_PRICE"); v != "" {
-		p, err := strconv.ParseFloat(v, 64)
-		if err != nil || p <= 0 {
-			return nil, fmt.Errorf("CEFORGE_SWEEP_GP3_PRICE %q: use a positive number (USD per GiB-month)", v)
-		}
-		opts.PricePerGiBMonth = p
-	}
-	if v := os.Getenv("CEFORGE_SWEEP_MAX_DELETIONS"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n <= 0 {
-			return nil, fmt.Errorf("CEFORGE_SWEEP_MAX_DELETIONS %q: use a positive integer", v)
-		}
-		opts.MaxDeletions = n
-	}
+	opts := sweep.Options{Grace: a.Config.SweepGrace, Prefix: a.Config.Prefix,
+		PricePerGiBMonth: a.Config.SweepGP3Price, MaxDeletions: a.Config.SweepMaxDeletions}
 	return &sweep.Sweeper{
 		Store: a.Store, Clients: sweep.FactoryClients(a.AWS, ""), Options: opts,
 		Log: a.Log.With("component", "sweeper"), Metrics: a.Metrics,

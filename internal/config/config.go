@@ -35,6 +35,18 @@ type Config struct {
 	// SweepGrace is how long an orphan must stay orphaned before it is
 	// deleted (CEFORGE_SWEEP_GRACE, Go duration, default 30m).
 	SweepGrace time.Duration
+	// SweepGP3Price is the USD per GiB-month used to estimate what a sweep
+	// saves (CEFORGE_SWEEP_GP3_PRICE, default 0.08).
+	SweepGP3Price float64
+	// SweepMaxDeletions is the circuit breaker of one sweep
+	// (CEFORGE_SWEEP_MAX_DELETIONS, default 4000).
+	SweepMaxDeletions int
+	// SweeperFunction, set by the CDK app on the API function, makes
+	// POST /sweeps invoke that Lambda asynchronously (CEFORGE_SWEEPER_FUNCTION).
+	SweeperFunction string
+	// LogsURL is the log-follow Function URL the API points follow clients to
+	// (CEFORGE_LOGS_URL, set by the CDK app).
+	LogsURL string
 	// LogLevel is debug|info|warn|error (CEFORGE_LOG_LEVEL, default info).
 	LogLevel string
 }
@@ -57,6 +69,9 @@ func FromLookup(lookup func(string) (string, bool)) (Config, error) {
 		Prefix:      get("CEFORGE_PREFIX", "ceforge-"),
 		RunLogGroup: get("CEFORGE_RUN_LOG_GROUP", "/ceforge/runs"),
 		LogLevel:    get("CEFORGE_LOG_LEVEL", "info"),
+
+		SweeperFunction: get("CEFORGE_SWEEPER_FUNCTION", ""),
+		LogsURL:         get("CEFORGE_LOGS_URL", ""),
 	}
 	if v := get("CEFORGE_ALLOWED_REGIONS", ""); v != "" {
 		for _, r := range strings.Split(v, ",") {
@@ -71,6 +86,12 @@ func FromLookup(lookup func(string) (string, bool)) (Config, error) {
 	}
 	if c.SweepGrace, err = time.ParseDuration(get("CEFORGE_SWEEP_GRACE", "30m")); err != nil {
 		return c, fmt.Errorf("CEFORGE_SWEEP_GRACE: %w", err)
+	}
+	if c.SweepGP3Price, err = strconv.ParseFloat(get("CEFORGE_SWEEP_GP3_PRICE", "0.08"), 64); err != nil || c.SweepGP3Price <= 0 {
+		return c, fmt.Errorf("CEFORGE_SWEEP_GP3_PRICE: use a positive number (USD per GiB-month)")
+	}
+	if c.SweepMaxDeletions, err = strconv.Atoi(get("CEFORGE_SWEEP_MAX_DELETIONS", "4000")); err != nil || c.SweepMaxDeletions <= 0 {
+		return c, fmt.Errorf("CEFORGE_SWEEP_MAX_DELETIONS: use a positive integer")
 	}
 	if !validPrefix(c.Prefix) {
 		return c, fmt.Errorf("CEFORGE_PREFIX %q: use 1-20 characters of a-z, 0-9 and '-'", c.Prefix)
