@@ -175,6 +175,11 @@ func (s *Service) Get(ctx context.Context, id string) (*ComputeEnv, error) {
 
 // List returns a page of compute environments, newest first.
 func (s *Service) List(ctx context.Context, status, cursor string, limit int) ([]ComputeEnv, string, error) {
+	switch status {
+	case "", StatusCreating, StatusAvailable, StatusErrored, StatusDeleting, StatusDeleted, StatusInvalid:
+	default:
+		return nil, "", apierr.Invalid("status", "unknown compute environment status %q", status)
+	}
 	page, err := s.Store.List(ctx, store.Query{Kind: store.KindCE, Status: status, Cursor: cursor, Limit: limit})
 	if errors.Is(err, store.ErrBadCursor) {
 		return nil, "", apierr.Invalid("cursor", "the cursor is not one this API returned")

@@ -186,6 +186,8 @@ func TestComputeEnvLifecycle(t *testing.T) {
 	require.Equal(t, []string{"alpha", "more-a", "more-b", "more-c", "more-d"}, seen)
 	require.Equal(t, 400, h.Do(t, "GET", "/compute-envs?cursor=garbage", nil).Status)
 	require.Equal(t, 400, h.Do(t, "GET", "/compute-envs?limit=1000", nil).Status)
+	require.Equal(t, 400, h.Do(t, "GET", "/compute-envs?status=READY", nil).Status)
+	require.Equal(t, 200, h.Do(t, "GET", "/compute-envs?status=AVAILABLE", nil).Status)
 
 	// Active runs block a delete unless forced.
 	now := time.Now()
