@@ -11,12 +11,10 @@ TOOLS = eval "$$(scripts/tools.sh)"
 
 all: lint test
 
-## build: every function as a static, stripped linux/arm64 `bootstrap` in $(BUILD_DIR)/<name>/
+## build: every function as a static, stripped linux/arm64 `bootstrap` in $(BUILD_DIR)/<name>/ (flags: scripts/build-function.sh)
 build:
 	@for f in $(FUNCTIONS); do \
-		mkdir -p $(BUILD_DIR)/$$f; \
-		CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build -trimpath -tags lambda.norpc -ldflags='-s -w' \
-			-o $(BUILD_DIR)/$$f/bootstrap ./functions/$$f; \
+		scripts/build-function.sh $$f $(BUILD_DIR)/$$f/bootstrap; \
 		echo "built $(BUILD_DIR)/$$f/bootstrap ($$(du -h $(BUILD_DIR)/$$f/bootstrap | cut -f1))"; \
 	done
 
