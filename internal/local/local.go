@@ -19,6 +19,7 @@ import (
 	"github.com/ceforge/ceforge/internal/api"
 	"github.com/ceforge/ceforge/internal/app"
 	"github.com/ceforge/ceforge/internal/eventsrc"
+	"github.com/ceforge/ceforge/internal/eventsrc/sqspoll"
 	"github.com/ceforge/ceforge/internal/store"
 )
 
@@ -59,7 +60,7 @@ func Start(ctx context.Context, a *app.App, opts Options) (*Stack, error) {
 	q := sqs.NewFromConfig(a.AWS.Config(""))
 	urls := map[string]string{}
 	for _, name := range []string{eventsrc.BatchQueue, eventsrc.EC2Queue} {
-		url, err := eventsrc.EnsureQueue(ctx, q, a.Config.Prefix+name)
+		url, err := sqspoll.EnsureQueue(ctx, q, a.Config.Prefix+name)
 		if err != nil {
 			return nil, err
 		}
@@ -81,7 +82,7 @@ func Start(ctx context.Context, a *app.App, opts Options) (*Stack, error) {
 		}
 	}()
 	for name, proc := range map[string]*eventsrc.Processor{eventsrc.BatchQueue: a.BatchEvents, eventsrc.EC2Queue: a.EC2Events} {
-		p := &eventsrc.Poller{Queue: q, QueueURL: urls[name], Processor: proc, BatchSize: 10, Wait: time.Second}
+		p := &sqspoll.Poller{Queue: q, QueueURL: urls[name], Processor: proc, BatchSize: 10, Wait: time.Second}
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()

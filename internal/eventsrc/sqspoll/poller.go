@@ -1,4 +1,4 @@
-package eventsrc
+package sqspoll
 
 import (
 	"context"
@@ -9,6 +9,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
+
+	"github.com/ceforge/ceforge/internal/eventsrc"
 )
 
 // QueueAPI is the part of the SQS client the poller uses.
@@ -24,7 +26,7 @@ type QueueAPI interface {
 type Poller struct {
 	Queue     QueueAPI
 	QueueURL  string
-	Processor *Processor
+	Processor *eventsrc.Processor
 	// BatchSize up to 10 (SQS maximum per receive).
 	BatchSize int32
 	// Wait is the long-poll time per receive.
@@ -46,9 +48,9 @@ func (p *Poller) PollOnce(ctx context.Context) (int, error) {
 	if len(out.Messages) == 0 {
 		return 0, nil
 	}
-	msgs := make([]Message, len(out.Messages))
+	msgs := make([]eventsrc.Message, len(out.Messages))
 	for i, m := range out.Messages {
-		msgs[i] = Message{ID: aws.ToString(m.MessageId), Body: aws.ToString(m.Body)}
+		msgs[i] = eventsrc.Message{ID: aws.ToString(m.MessageId), Body: aws.ToString(m.Body)}
 	}
 	failed, _ := p.Processor.Process(ctx, msgs)
 	var del []types.DeleteMessageBatchRequestEntry
