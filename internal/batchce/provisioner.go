@@ -26,7 +26,12 @@ import (
 type Provisioner struct {
 	AWS    *awsclient.Factory
 	Prefix string
-	Log    *slog.Logger
+	// Applier builds what forges a design in the CE's account (forge/steps
+	// in the functions that provision). Without it Advance hands forge-mode
+	// CEs on (computeenv.ErrProvisionElsewhere): the API function leaves
+	// them to the reconciler and so links none of the forge clients.
+	Applier forge.ApplierFactory
+	Log     *slog.Logger
 }
 
 var _ computeenv.Provisioner = (*Provisioner)(nil)
@@ -224,13 +229,16 @@ func (p *Provisioner) Advance(ctx context.Context, ce *computeenv.ComputeEnv) er
 }
 
 func (p *Provisioner) create(ctx context.Context, ce *computeenv.ComputeEnv) error {
-	f := forge.New(configFor(p.AWS, ce))
+	cfg := configFor(p.AWS, ce)
 	var ok bool
 	var err error
 	if ce.ConfigMode == computeenv.ModeManual {
-		ok, err = p.createManual(ctx, f, ce)
+		ok, err = p.createManual(ctx, batch.NewFromConfig(cfg), ce)
 	} else {
-		ok, err = f.Create(ctx, ce, forge.NewDesign(p.Prefix, ce))
+		if p.Applier == nil {
+			return computeenv.ErrProvisionElsewhere
+		}
+		ok, err = p.Applier(cfg).Create(ctx, ce, forge.NewDesign(p.Prefix, ce))
 	}
 	var se *forge.StepError
 	if errors.As(err, &se) {
@@ -263,17 +271,17 @@ func left(ce *computeenv.ComputeEnv) string {
 
 // createManual creates nothing but the head job definition (so a launch is
 // one SubmitJob); it matches the head queue's platform (EC2 or Fargate).
-func (p *Provisioner) createManual(ctx context.Context, f *forge.Forger, ce *computeenv.ComputeEnv) (bool, error) {
+func (p *Provisioner) createManual(ctx context.Context, client forge.BatchAPI, ce *computeenv.ComputeEnv) (bool, error) {
 	n := forge.NamesFor(p.Prefix, ce.ID)
 	if r := forge.Find(ce, forge.TypeJobDefinition, n.JobDefinition); r != nil && r.State == forge.StateCreated {
 		return true, nil
 	}
-	fargate, err := headQueueIsFargate(ctx, f.Batch, ce.Batch.HeadQueue)
+	fargate, err := headQueueIsFargate(ctx, client, ce.Batch.HeadQueue)
 	if err != nil {
 		return false, err
 	}
 	b := ce.Batch
-	arn, err := forge.RegisterHeadJobDefinition(ctx, f.Batch, forge.JobDefSpec{
+	arn, err := forge.RegisterHeadJobDefinition(ctx, client, forge.JobDefSpec{
 		Name: n.JobDefinition, Region: ce.Region, Fargate: fargate, Cpus: b.HeadJobCpus, MemoryMb: b.HeadJobMemoryMb,
 		JobRoleARN: b.HeadJobRole, ExecutionRoleARN: b.ExecutionRole, LogGroup: LogGroup(p.Prefix, ce),
 		Env: forge.HeadEnv(ce), Tags: tags.Merge(ce.Labels, tags.Ownership(ce.ID, "")),
@@ -319,18 +327,21 @@ func (p *Provisioner) delete(ctx context.Context, ce *computeenv.ComputeEnv) err
 		ce.Status, ce.StatusReason = computeenv.StatusDeleted, ""
 		return nil
 	}
-	f := forge.New(configFor(p.AWS, ce))
+	cfg := configFor(p.AWS, ce)
 	var ok bool
 	var err error
 	if ce.ConfigMode == computeenv.ModeManual {
 		n := forge.NamesFor(p.Prefix, ce.ID)
-		err = forge.DeregisterJobDefinitions(ctx, f.Batch, n.JobDefinition, ce.ID)
+		err = forge.DeregisterJobDefinitions(ctx, batch.NewFromConfig(cfg), n.JobDefinition, ce.ID)
 		if r := forge.Find(ce, forge.TypeJobDefinition, n.JobDefinition); r != nil && err == nil {
 			r.State = forge.StateDeleted
 		}
 		ok = err == nil
 	} else {
-		ok, err = f.Delete(ctx, ce, forge.NewDesign(p.Prefix, ce))
+		if p.Applier == nil {
+			return computeenv.ErrProvisionElsewhere
+		}
+		ok, err = p.Applier(cfg).Delete(ctx, ce, forge.NewDesign(p.Prefix, ce))
 	}
 	var se *forge.StepError
 	if errors.As(err, &se) {

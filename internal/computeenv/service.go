@@ -30,6 +30,12 @@ type Provisioner interface {
 	Advance(ctx context.Context, ce *ComputeEnv) error
 }
 
+// ErrProvisionElsewhere is what a Provisioner's Advance returns when this
+// function cannot take the step: it lacks the clients and the permissions
+// to forge (the API function). The Service leaves the CE as recorded and
+// hands it on (Handoff); the reconciler's next pass would take it anyway.
+var ErrProvisionElsewhere = errors.New("provisioning runs in another function")
+
 // Plan is the list of AWS resources and IAM policies a CE needs.
 type Plan struct {
 	Resources []PlannedResource `json:"resources"`
@@ -57,8 +63,12 @@ type Service struct {
 	Provisioners   map[string]Provisioner
 	AllowedRegions []string
 	Runs           RunTracker
-	Log            *slog.Logger
-	Now            func() time.Time
+	// Handoff, when set, asks the provisioning function to advance a CE
+	// now (an asynchronous invoke of the reconciler) instead of at its
+	// next scheduled pass.
+	Handoff func(ctx context.Context, ceID string) error
+	Log     *slog.Logger
+	Now     func() time.Time
 }
 
 func (s *Service) now() time.Time {
@@ -137,6 +147,17 @@ func nameTaken(name string) error {
 // advance runs one provisioning step and saves the result.
 func (s *Service) advance(ctx context.Context, p Provisioner, ce *ComputeEnv) error {
 	stepErr := p.Advance(ctx, ce)
+	if errors.Is(stepErr, ErrProvisionElsewhere) {
+		// Nothing was done here and nothing is saved: the record already
+		// says CREATING or DELETING, which is the whole hand-over.
+		if s.Handoff == nil {
+			return nil
+		}
+		if err := s.Handoff(ctx, ce.ID); err != nil {
+			return fmt.Errorf("hand compute environment %s to the reconciler: %w", ce.ID, err)
+		}
+		return nil
+	}
 	ce.UpdatedAt = s.now()
 	if ce.Status == StatusDeleted && ce.DeletedAt == nil {
 		t := s.now()

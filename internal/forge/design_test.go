@@ -150,7 +150,7 @@ func TestTransientClassification(t *testing.T) {
 	require.True(t, Transient(errString("connection reset")))
 	require.True(t, Transient(&smithy.GenericAPIError{Code: "ThrottlingException"}))
 	require.False(t, Transient(&smithy.GenericAPIError{Code: "AccessDeniedException"}))
-	err := wrap("create role x", &smithy.GenericAPIError{Code: "ValidationError", Message: "bad"})
+	err := Wrap("create role x", &smithy.GenericAPIError{Code: "ValidationError", Message: "bad"})
 	var se *StepError
 	require.ErrorAs(t, err, &se)
 	require.Equal(t, "create role x: ValidationError: bad", se.Error())

@@ -38,7 +38,7 @@ type JobDefSpec struct {
 func RegisterHeadJobDefinition(ctx context.Context, b BatchAPI, spec JobDefSpec) (string, error) {
 	got, err := b.DescribeJobDefinitions(ctx, &batch.DescribeJobDefinitionsInput{JobDefinitionName: aws.String(spec.Name), Status: aws.String("ACTIVE")})
 	if err != nil {
-		return "", wrap("describe job definition "+spec.Name, err)
+		return "", Wrap("describe job definition "+spec.Name, err)
 	}
 	best, rev := "", int32(-1)
 	for _, jd := range got.JobDefinitions {
@@ -51,7 +51,7 @@ func RegisterHeadJobDefinition(ctx context.Context, b BatchAPI, spec JobDefSpec)
 	}
 	out, err := b.RegisterJobDefinition(ctx, HeadJobDefinitionInput(spec))
 	if err != nil {
-		return "", wrap("register job definition "+spec.Name, err)
+		return "", Wrap("register job definition "+spec.Name, err)
 	}
 	return aws.ToString(out.JobDefinitionArn), nil
 }
@@ -128,14 +128,14 @@ func HeadJobDefinitionInput(spec JobDefSpec) *batch.RegisterJobDefinitionInput {
 func DeregisterJobDefinitions(ctx context.Context, b BatchAPI, name, ceID string) error {
 	got, err := b.DescribeJobDefinitions(ctx, &batch.DescribeJobDefinitionsInput{JobDefinitionName: aws.String(name), Status: aws.String("ACTIVE")})
 	if err != nil {
-		return wrap("describe job definition "+name, err)
+		return Wrap("describe job definition "+name, err)
 	}
 	for _, jd := range got.JobDefinitions {
 		if jd.Tags[tags.CEID] != ceID {
 			continue
 		}
 		if _, err := b.DeregisterJobDefinition(ctx, &batch.DeregisterJobDefinitionInput{JobDefinition: jd.JobDefinitionArn}); err != nil && Code(err) != "ClientException" {
-			return wrap("deregister job definition "+name, err)
+			return Wrap("deregister job definition "+name, err)
 		}
 	}
 	return nil

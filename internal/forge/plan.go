@@ -81,7 +81,7 @@ func (d Design) Plan() computeenv.Plan {
 	for _, q := range d.Queues {
 		props := map[string]any{"priority": q.Priority, "computeEnvironmentOrder": []map[string]any{{"order": 1, "computeEnvironment": q.CE}}}
 		if q.TimeLimits {
-			props["jobStateTimeLimitActions"] = timeLimitActions()
+			props["jobStateTimeLimitActions"] = TimeLimitActions()
 		}
 		add("create", TypeJobQueue, q.Name, props)
 	}
@@ -118,7 +118,8 @@ type TimeLimit struct {
 // timeLimitActions cancel jobs that can never run (no instance type fits
 // them, or they ask more than the CE's max CPUs) and jobs waiting too long
 // for capacity, instead of letting them sit RUNNABLE forever.
-func timeLimitActions() []TimeLimit {
+// TimeLimitActions are the compute queue's job-state time limits (plan and forge agree).
+func TimeLimitActions() []TimeLimit {
 	return []TimeLimit{
 		{Reason: "MISCONFIGURATION:COMPUTE_ENVIRONMENT_MAX_RESOURCE", State: "RUNNABLE", MaxSecs: RunnableTimeLimitSecs, Action: "CANCEL"},
 		{Reason: "MISCONFIGURATION:JOB_RESOURCE_REQUIREMENT", State: "RUNNABLE", MaxSecs: RunnableTimeLimitSecs, Action: "CANCEL"},

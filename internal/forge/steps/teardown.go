@@ -1,4 +1,4 @@
-package forge
+package steps
 
 import (
 	"context"
@@ -13,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 
 	"github.com/ceforge/ceforge/internal/computeenv"
+	"github.com/ceforge/ceforge/internal/forge"
 )
 
 // settleRounds bounds how often one Delete call re-describes Batch
@@ -24,7 +25,7 @@ const settleRounds = 3
 // design creates is gone. It works from the deterministic names, not only
 // from the records, so resources created by an attempt that crashed before
 // recording them are removed too; NotFound counts as done.
-func (f *Forger) Delete(ctx context.Context, ce *computeenv.ComputeEnv, d Design) (bool, error) {
+func (f *Forger) Delete(ctx context.Context, ce *computeenv.ComputeEnv, d forge.Design) (bool, error) {
 	for _, s := range []step{f.deleteQueues, f.deleteComputeEnvs, f.deleteJobDefinition, f.deleteLaunchTemplate, f.deleteFSx, f.deleteEFS, f.deleteLogGroup, f.deleteRoles} {
 		ok, err := s(ctx, ce, d)
 		if err != nil || !ok {
@@ -35,14 +36,14 @@ func (f *Forger) Delete(ctx context.Context, ce *computeenv.ComputeEnv, d Design
 }
 
 func mark(ce *computeenv.ComputeEnv, typ, name, state string) {
-	if r := Find(ce, typ, name); r != nil {
+	if r := forge.Find(ce, typ, name); r != nil {
 		r.State = state
 	}
 }
 
 // deleteQueues: disable, then delete once disabled; gone when Describe no
 // longer lists them.
-func (f *Forger) deleteQueues(ctx context.Context, ce *computeenv.ComputeEnv, d Design) (bool, error) {
+func (f *Forger) deleteQueues(ctx context.Context, ce *computeenv.ComputeEnv, d forge.Design) (bool, error) {
 	names := make([]string, len(d.Queues))
 	for i, q := range d.Queues {
 		names[i] = q.Name
@@ -50,7 +51,7 @@ func (f *Forger) deleteQueues(ctx context.Context, ce *computeenv.ComputeEnv, d 
 	for round := 0; round < settleRounds; round++ {
 		got, err := f.Batch.DescribeJobQueues(ctx, &batch.DescribeJobQueuesInput{JobQueues: names})
 		if err != nil {
-			return false, wrap("describe job queues", err)
+			return false, forge.Wrap("describe job queues", err)
 		}
 		left := 0
 		for _, q := range got.JobQueues {
@@ -61,19 +62,19 @@ func (f *Forger) deleteQueues(ctx context.Context, ce *computeenv.ComputeEnv, d 
 			case q.Status == btypes.JQStatusCreating || q.Status == btypes.JQStatusUpdating || q.Status == btypes.JQStatusDeleting:
 			case q.State == btypes.JQStateEnabled:
 				if _, err := f.Batch.UpdateJobQueue(ctx, &batch.UpdateJobQueueInput{JobQueue: q.JobQueueArn, State: btypes.JQStateDisabled}); err != nil {
-					return false, wrap("disable job queue "+name, err)
+					return false, forge.Wrap("disable job queue "+name, err)
 				}
 			default:
 				if _, err := f.Batch.DeleteJobQueue(ctx, &batch.DeleteJobQueueInput{JobQueue: q.JobQueueArn}); err != nil {
-					return false, wrap("delete job queue "+name, err)
+					return false, forge.Wrap("delete job queue "+name, err)
 				}
 			}
-			mark(ce, TypeJobQueue, name, StateDeleting)
+			mark(ce, forge.TypeJobQueue, name, forge.StateDeleting)
 			left++
 		}
 		if left == 0 {
 			for _, n := range names {
-				mark(ce, TypeJobQueue, n, StateDeleted)
+				mark(ce, forge.TypeJobQueue, n, forge.StateDeleted)
 			}
 			return true, nil
 		}
@@ -81,7 +82,7 @@ func (f *Forger) deleteQueues(ctx context.Context, ce *computeenv.ComputeEnv, d 
 	return false, nil
 }
 
-func (f *Forger) deleteComputeEnvs(ctx context.Context, ce *computeenv.ComputeEnv, d Design) (bool, error) {
+func (f *Forger) deleteComputeEnvs(ctx context.Context, ce *computeenv.ComputeEnv, d forge.Design) (bool, error) {
 	names := make([]string, len(d.ComputeEnvs))
 	for i, c := range d.ComputeEnvs {
 		names[i] = c.Name
@@ -89,7 +90,7 @@ func (f *Forger) deleteComputeEnvs(ctx context.Context, ce *computeenv.ComputeEn
 	for round := 0; round < settleRounds; round++ {
 		got, err := f.Batch.DescribeComputeEnvironments(ctx, &batch.DescribeComputeEnvironmentsInput{ComputeEnvironments: names})
 		if err != nil {
-			return false, wrap("describe compute environments", err)
+			return false, forge.Wrap("describe compute environments", err)
 		}
 		left := 0
 		for _, c := range got.ComputeEnvironments {
@@ -100,19 +101,19 @@ func (f *Forger) deleteComputeEnvs(ctx context.Context, ce *computeenv.ComputeEn
 			case c.Status == btypes.CEStatusCreating || c.Status == btypes.CEStatusUpdating || c.Status == btypes.CEStatusDeleting:
 			case c.State == btypes.CEStateEnabled:
 				if _, err := f.Batch.UpdateComputeEnvironment(ctx, &batch.UpdateComputeEnvironmentInput{ComputeEnvironment: c.ComputeEnvironmentArn, State: btypes.CEStateDisabled}); err != nil {
-					return false, wrap("disable compute environment "+name, err)
+					return false, forge.Wrap("disable compute environment "+name, err)
 				}
 			default:
 				if _, err := f.Batch.DeleteComputeEnvironment(ctx, &batch.DeleteComputeEnvironmentInput{ComputeEnvironment: c.ComputeEnvironmentArn}); err != nil {
-					return false, wrap("delete compute environment "+name, err)
+					return false, forge.Wrap("delete compute environment "+name, err)
 				}
 			}
-			mark(ce, TypeComputeEnv, name, StateDeleting)
+			mark(ce, forge.TypeComputeEnv, name, forge.StateDeleting)
 			left++
 		}
 		if left == 0 {
 			for _, n := range names {
-				mark(ce, TypeComputeEnv, n, StateDeleted)
+				mark(ce, forge.TypeComputeEnv, n, forge.StateDeleted)
 			}
 			return true, nil
 		}
@@ -120,21 +121,21 @@ func (f *Forger) deleteComputeEnvs(ctx context.Context, ce *computeenv.ComputeEn
 	return false, nil
 }
 
-func (f *Forger) deleteJobDefinition(ctx context.Context, ce *computeenv.ComputeEnv, d Design) (bool, error) {
-	if r := Find(ce, TypeJobDefinition, d.Names.JobDefinition); r != nil && r.State == StateDeleted {
+func (f *Forger) deleteJobDefinition(ctx context.Context, ce *computeenv.ComputeEnv, d forge.Design) (bool, error) {
+	if r := forge.Find(ce, forge.TypeJobDefinition, d.Names.JobDefinition); r != nil && r.State == forge.StateDeleted {
 		return true, nil
 	}
-	if err := DeregisterJobDefinitions(ctx, f.Batch, d.Names.JobDefinition, ce.ID); err != nil {
+	if err := forge.DeregisterJobDefinitions(ctx, f.Batch, d.Names.JobDefinition, ce.ID); err != nil {
 		return false, err
 	}
-	mark(ce, TypeJobDefinition, d.Names.JobDefinition, StateDeleted)
+	mark(ce, forge.TypeJobDefinition, d.Names.JobDefinition, forge.StateDeleted)
 	return true, nil
 }
 
-func (f *Forger) deleteLaunchTemplate(ctx context.Context, ce *computeenv.ComputeEnv, d Design) (bool, error) {
+func (f *Forger) deleteLaunchTemplate(ctx context.Context, ce *computeenv.ComputeEnv, d forge.Design) (bool, error) {
 	name := d.Names.LaunchTemplate
-	r := Find(ce, TypeLaunchTemplate, name)
-	if r != nil && r.State == StateDeleted {
+	r := forge.Find(ce, forge.TypeLaunchTemplate, name)
+	if r != nil && r.State == forge.StateDeleted {
 		return true, nil
 	}
 	id := ""
@@ -144,8 +145,8 @@ func (f *Forger) deleteLaunchTemplate(ctx context.Context, ce *computeenv.Comput
 	if id == "" {
 		// Never recorded (crash, or not reached): look it up by its name.
 		got, err := f.EC2.DescribeLaunchTemplates(ctx, &ec2.DescribeLaunchTemplatesInput{LaunchTemplateNames: []string{name}})
-		if err != nil && Code(err) != "InvalidLaunchTemplateName.NotFoundException" {
-			return false, wrap("describe launch template "+name, err)
+		if err != nil && forge.Code(err) != "InvalidLaunchTemplateName.NotFoundException" {
+			return false, forge.Wrap("describe launch template "+name, err)
 		}
 		if err == nil && len(got.LaunchTemplates) > 0 {
 			id = aws.ToString(got.LaunchTemplates[0].LaunchTemplateId)
@@ -153,15 +154,15 @@ func (f *Forger) deleteLaunchTemplate(ctx context.Context, ce *computeenv.Comput
 	}
 	if id != "" {
 		_, err := f.EC2.DeleteLaunchTemplate(ctx, &ec2.DeleteLaunchTemplateInput{LaunchTemplateId: aws.String(id)})
-		if err != nil && Code(err) != "InvalidLaunchTemplateId.NotFound" && Code(err) != "InvalidLaunchTemplateName.NotFoundException" {
-			return false, wrap("delete launch template "+name, err)
+		if err != nil && forge.Code(err) != "InvalidLaunchTemplateId.NotFound" && forge.Code(err) != "InvalidLaunchTemplateName.NotFoundException" {
+			return false, forge.Wrap("delete launch template "+name, err)
 		}
 	}
-	mark(ce, TypeLaunchTemplate, name, StateDeleted)
+	mark(ce, forge.TypeLaunchTemplate, name, forge.StateDeleted)
 	return true, nil
 }
 
-func (f *Forger) deleteFSx(ctx context.Context, ce *computeenv.ComputeEnv, d Design) (bool, error) {
+func (f *Forger) deleteFSx(ctx context.Context, ce *computeenv.ComputeEnv, d forge.Design) (bool, error) {
 	if !d.FSxCreate {
 		return true, nil
 	}
@@ -170,105 +171,105 @@ func (f *Forger) deleteFSx(ctx context.Context, ce *computeenv.ComputeEnv, d Des
 		return false, err
 	}
 	if fs == nil {
-		mark(ce, TypeFSx, d.Names.Base, StateDeleted)
+		mark(ce, forge.TypeFSx, d.Names.Base, forge.StateDeleted)
 		return true, nil
 	}
 	if fs.Lifecycle != "DELETING" {
-		if _, err := f.FSx.DeleteFileSystem(ctx, &fsx.DeleteFileSystemInput{FileSystemId: fs.FileSystemId}); err != nil && Code(err) != "FileSystemNotFound" {
-			return false, wrap("delete FSx "+aws.ToString(fs.FileSystemId), err)
+		if _, err := f.FSx.DeleteFileSystem(ctx, &fsx.DeleteFileSystemInput{FileSystemId: fs.FileSystemId}); err != nil && forge.Code(err) != "FileSystemNotFound" {
+			return false, forge.Wrap("delete FSx "+aws.ToString(fs.FileSystemId), err)
 		}
 	}
-	mark(ce, TypeFSx, d.Names.Base, StateDeleting)
+	mark(ce, forge.TypeFSx, d.Names.Base, forge.StateDeleting)
 	fs, err = f.findFSx(ctx, ce, d.Names.Base)
 	if err != nil || fs != nil {
 		return false, err
 	}
-	mark(ce, TypeFSx, d.Names.Base, StateDeleted)
+	mark(ce, forge.TypeFSx, d.Names.Base, forge.StateDeleted)
 	return true, nil
 }
 
-func (f *Forger) deleteEFS(ctx context.Context, ce *computeenv.ComputeEnv, d Design) (bool, error) {
+func (f *Forger) deleteEFS(ctx context.Context, ce *computeenv.ComputeEnv, d forge.Design) (bool, error) {
 	if !d.EFSCreate {
 		return true, nil
 	}
 	got, err := f.EFS.DescribeFileSystems(ctx, &efs.DescribeFileSystemsInput{CreationToken: aws.String(d.Names.Base)})
 	if err != nil {
-		return false, wrap("describe EFS", err)
+		return false, forge.Wrap("describe EFS", err)
 	}
 	for _, fs := range got.FileSystems {
 		mts, err := f.EFS.DescribeMountTargets(ctx, &efs.DescribeMountTargetsInput{FileSystemId: fs.FileSystemId})
 		if err != nil {
-			return false, wrap("describe EFS mount targets", err)
+			return false, forge.Wrap("describe EFS mount targets", err)
 		}
 		for _, mt := range mts.MountTargets {
-			if _, err := f.EFS.DeleteMountTarget(ctx, &efs.DeleteMountTargetInput{MountTargetId: mt.MountTargetId}); err != nil && Code(err) != "MountTargetNotFound" {
-				return false, wrap("delete EFS mount target", err)
+			if _, err := f.EFS.DeleteMountTarget(ctx, &efs.DeleteMountTargetInput{MountTargetId: mt.MountTargetId}); err != nil && forge.Code(err) != "MountTargetNotFound" {
+				return false, forge.Wrap("delete EFS mount target", err)
 			}
 		}
 		_, err = f.EFS.DeleteFileSystem(ctx, &efs.DeleteFileSystemInput{FileSystemId: fs.FileSystemId})
-		switch Code(err) {
+		switch forge.Code(err) {
 		case "":
 		case "FileSystemNotFound":
 		case "FileSystemInUse": // mount targets take a while to go
-			mark(ce, TypeEFS, d.Names.Base, StateDeleting)
+			mark(ce, forge.TypeEFS, d.Names.Base, forge.StateDeleting)
 			return false, nil
 		default:
-			return false, wrap("delete EFS", err)
+			return false, forge.Wrap("delete EFS", err)
 		}
 	}
-	mark(ce, TypeEFS, d.Names.Base, StateDeleted)
+	mark(ce, forge.TypeEFS, d.Names.Base, forge.StateDeleted)
 	return true, nil
 }
 
-func (f *Forger) deleteLogGroup(ctx context.Context, ce *computeenv.ComputeEnv, d Design) (bool, error) {
+func (f *Forger) deleteLogGroup(ctx context.Context, ce *computeenv.ComputeEnv, d forge.Design) (bool, error) {
 	if !d.CreateLogGroup {
 		return true, nil
 	}
 	_, err := f.Logs.DeleteLogGroup(ctx, &cloudwatchlogs.DeleteLogGroupInput{LogGroupName: aws.String(d.LogGroup)})
-	if err != nil && Code(err) != "ResourceNotFoundException" {
-		return false, wrap("delete log group "+d.LogGroup, err)
+	if err != nil && forge.Code(err) != "ResourceNotFoundException" {
+		return false, forge.Wrap("delete log group "+d.LogGroup, err)
 	}
-	mark(ce, TypeLogGroup, d.LogGroup, StateDeleted)
+	mark(ce, forge.TypeLogGroup, d.LogGroup, forge.StateDeleted)
 	return true, nil
 }
 
-func (f *Forger) deleteRoles(ctx context.Context, ce *computeenv.ComputeEnv, d Design) (bool, error) {
+func (f *Forger) deleteRoles(ctx context.Context, ce *computeenv.ComputeEnv, d forge.Design) (bool, error) {
 	for _, r := range d.Roles {
-		if cur := Find(ce, TypeRole, r.Name); cur != nil && cur.State == StateDeleted {
+		if cur := forge.Find(ce, forge.TypeRole, r.Name); cur != nil && cur.State == forge.StateDeleted {
 			continue
 		}
 		name := aws.String(r.Name)
 		if r.Profile {
-			if _, err := f.IAM.RemoveRoleFromInstanceProfile(ctx, &iam.RemoveRoleFromInstanceProfileInput{InstanceProfileName: name, RoleName: name}); err != nil && Code(err) != "NoSuchEntity" {
-				return false, wrap("remove role from instance profile "+r.Name, err)
+			if _, err := f.IAM.RemoveRoleFromInstanceProfile(ctx, &iam.RemoveRoleFromInstanceProfileInput{InstanceProfileName: name, RoleName: name}); err != nil && forge.Code(err) != "NoSuchEntity" {
+				return false, forge.Wrap("remove role from instance profile "+r.Name, err)
 			}
-			if _, err := f.IAM.DeleteInstanceProfile(ctx, &iam.DeleteInstanceProfileInput{InstanceProfileName: name}); err != nil && Code(err) != "NoSuchEntity" {
-				return false, wrap("delete instance profile "+r.Name, err)
+			if _, err := f.IAM.DeleteInstanceProfile(ctx, &iam.DeleteInstanceProfileInput{InstanceProfileName: name}); err != nil && forge.Code(err) != "NoSuchEntity" {
+				return false, forge.Wrap("delete instance profile "+r.Name, err)
 			}
-			mark(ce, TypeInstanceProfile, r.Name, StateDeleted)
+			mark(ce, forge.TypeInstanceProfile, r.Name, forge.StateDeleted)
 		}
 		attached, err := f.IAM.ListAttachedRolePolicies(ctx, &iam.ListAttachedRolePoliciesInput{RoleName: name})
-		if Code(err) == "NoSuchEntity" {
-			mark(ce, TypeRole, r.Name, StateDeleted)
+		if forge.Code(err) == "NoSuchEntity" {
+			mark(ce, forge.TypeRole, r.Name, forge.StateDeleted)
 			continue
 		}
 		if err != nil {
-			return false, wrap("list policies of role "+r.Name, err)
+			return false, forge.Wrap("list policies of role "+r.Name, err)
 		}
 		for _, p := range attached.AttachedPolicies {
-			if _, err := f.IAM.DetachRolePolicy(ctx, &iam.DetachRolePolicyInput{RoleName: name, PolicyArn: p.PolicyArn}); err != nil && Code(err) != "NoSuchEntity" {
-				return false, wrap("detach policy from role "+r.Name, err)
+			if _, err := f.IAM.DetachRolePolicy(ctx, &iam.DetachRolePolicyInput{RoleName: name, PolicyArn: p.PolicyArn}); err != nil && forge.Code(err) != "NoSuchEntity" {
+				return false, forge.Wrap("detach policy from role "+r.Name, err)
 			}
 		}
 		if r.Inline != nil {
-			if _, err := f.IAM.DeleteRolePolicy(ctx, &iam.DeleteRolePolicyInput{RoleName: name, PolicyName: aws.String("ceforge")}); err != nil && Code(err) != "NoSuchEntity" {
-				return false, wrap("delete policy of role "+r.Name, err)
+			if _, err := f.IAM.DeleteRolePolicy(ctx, &iam.DeleteRolePolicyInput{RoleName: name, PolicyName: aws.String("ceforge")}); err != nil && forge.Code(err) != "NoSuchEntity" {
+				return false, forge.Wrap("delete policy of role "+r.Name, err)
 			}
 		}
-		if _, err := f.IAM.DeleteRole(ctx, &iam.DeleteRoleInput{RoleName: name}); err != nil && Code(err) != "NoSuchEntity" {
-			return false, wrap("delete role "+r.Name, err)
+		if _, err := f.IAM.DeleteRole(ctx, &iam.DeleteRoleInput{RoleName: name}); err != nil && forge.Code(err) != "NoSuchEntity" {
+			return false, forge.Wrap("delete role "+r.Name, err)
 		}
-		mark(ce, TypeRole, r.Name, StateDeleted)
+		mark(ce, forge.TypeRole, r.Name, forge.StateDeleted)
 	}
 	return true, nil
 }

@@ -1,4 +1,4 @@
-package forge
+package steps
 
 import (
 	"context"
@@ -23,58 +23,18 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 
 	"github.com/ceforge/ceforge/internal/computeenv"
+	"github.com/ceforge/ceforge/internal/forge"
 	"github.com/ceforge/ceforge/internal/tags"
 )
 
-// Progress states recorded on forged resources.
-const (
-	StateCreated  = "CREATED"
-	StatePending  = "PENDING" // created, not usable yet (Batch CREATING, EFS creating)
-	StateDeleting = "DELETING"
-	StateDeleted  = "DELETED"
-)
-
-// Find returns the recorded resource of a type and name (nil if none).
-func Find(ce *computeenv.ComputeEnv, typ, name string) *computeenv.Resource {
-	for i := range ce.ForgedResources {
-		if r := &ce.ForgedResources[i]; r.Type == typ && r.Name == name {
-			return r
-		}
-	}
-	return nil
-}
-
-// FindType returns the first recorded resource of a type (nil if none).
-func FindType(ce *computeenv.ComputeEnv, typ string) *computeenv.Resource { return ce.Resource(typ) }
-
-// record inserts or updates a resource, keyed by type and name.
-func record(ce *computeenv.ComputeEnv, r computeenv.Resource) {
-	if cur := Find(ce, r.Type, r.Name); cur != nil {
-		if r.ARN == "" {
-			r.ARN = cur.ARN
-		}
-		if r.ID == "" {
-			r.ID = cur.ID
-		}
-		*cur = r
-		return
-	}
-	ce.ForgedResources = append(ce.ForgedResources, r)
-}
-
-func done(ce *computeenv.ComputeEnv, typ, name string) bool {
-	r := Find(ce, typ, name)
-	return r != nil && r.State == StateCreated
-}
-
 // step is one idempotent stage: it reports done=false while AWS is still
 // settling (the reconciler calls again).
-type step func(context.Context, *computeenv.ComputeEnv, Design) (bool, error)
+type step func(context.Context, *computeenv.ComputeEnv, forge.Design) (bool, error)
 
 // Create takes the next steps towards the design and reports whether
-// everything exists and is usable. A *StepError is a refusal (the CE is
+// everything exists and is usable. A *forge.StepError is a refusal (the CE is
 // ERRORED); other errors are transient.
-func (f *Forger) Create(ctx context.Context, ce *computeenv.ComputeEnv, d Design) (bool, error) {
+func (f *Forger) Create(ctx context.Context, ce *computeenv.ComputeEnv, d forge.Design) (bool, error) {
 	for _, s := range []step{f.roles, f.logGroup, f.efs, f.fsx, f.launchTemplate, f.computeEnvs, f.queues, f.jobDefinition} {
 		ok, err := s(ctx, ce, d)
 		if err != nil || !ok {
@@ -84,21 +44,21 @@ func (f *Forger) Create(ctx context.Context, ce *computeenv.ComputeEnv, d Design
 	return true, nil
 }
 
-func (f *Forger) roles(ctx context.Context, ce *computeenv.ComputeEnv, d Design) (bool, error) {
+func (f *Forger) roles(ctx context.Context, ce *computeenv.ComputeEnv, d forge.Design) (bool, error) {
 	for _, r := range d.Roles {
-		if !done(ce, TypeRole, r.Name) {
+		if !forge.Done(ce, forge.TypeRole, r.Name) {
 			arn, err := f.ensureRole(ctx, r, d.Tags)
 			if err != nil {
 				return false, err
 			}
-			record(ce, computeenv.Resource{Type: TypeRole, Name: r.Name, ARN: arn, State: StateCreated})
+			forge.Record(ce, computeenv.Resource{Type: forge.TypeRole, Name: r.Name, ARN: arn, State: forge.StateCreated})
 		}
-		if r.Profile && !done(ce, TypeInstanceProfile, r.Name) {
+		if r.Profile && !forge.Done(ce, forge.TypeInstanceProfile, r.Name) {
 			arn, err := f.ensureProfile(ctx, r.Name, d.Tags)
 			if err != nil {
 				return false, err
 			}
-			record(ce, computeenv.Resource{Type: TypeInstanceProfile, Name: r.Name, ARN: arn, State: StateCreated})
+			forge.Record(ce, computeenv.Resource{Type: forge.TypeInstanceProfile, Name: r.Name, ARN: arn, State: forge.StateCreated})
 		}
 	}
 	return true, nil
@@ -112,33 +72,33 @@ func iamTags(t tags.Tags) []itypes.Tag {
 	return out
 }
 
-func (f *Forger) ensureRole(ctx context.Context, r Role, t tags.Tags) (string, error) {
+func (f *Forger) ensureRole(ctx context.Context, r forge.Role, t tags.Tags) (string, error) {
 	var arn string
 	out, err := f.IAM.CreateRole(ctx, &iam.CreateRoleInput{
-		RoleName: aws.String(r.Name), AssumeRolePolicyDocument: aws.String(TrustPolicy(r.Principal)),
+		RoleName: aws.String(r.Name), AssumeRolePolicyDocument: aws.String(forge.TrustPolicy(r.Principal)),
 		Description: aws.String("ceforge " + t[tags.CEID]), Tags: iamTags(t),
 	})
 	switch {
 	case err == nil:
 		arn = aws.ToString(out.Role.Arn)
-	case Code(err) == "EntityAlreadyExists":
+	case forge.Code(err) == "EntityAlreadyExists":
 		// A previous attempt created it: adopt it (its tags prove ownership).
 		got, gerr := f.IAM.GetRole(ctx, &iam.GetRoleInput{RoleName: aws.String(r.Name)})
 		if gerr != nil {
-			return "", wrap("get role "+r.Name, gerr)
+			return "", forge.Wrap("get role "+r.Name, gerr)
 		}
 		arn = aws.ToString(got.Role.Arn)
 	default:
-		return "", wrap("create role "+r.Name, err)
+		return "", forge.Wrap("create role "+r.Name, err)
 	}
 	for _, p := range r.Managed {
 		if _, err := f.IAM.AttachRolePolicy(ctx, &iam.AttachRolePolicyInput{RoleName: aws.String(r.Name), PolicyArn: aws.String(p)}); err != nil {
-			return "", wrap("attach "+p+" to role "+r.Name, err)
+			return "", forge.Wrap("attach "+p+" to role "+r.Name, err)
 		}
 	}
 	if r.Inline != nil {
-		if _, err := f.IAM.PutRolePolicy(ctx, &iam.PutRolePolicyInput{RoleName: aws.String(r.Name), PolicyName: aws.String("ceforge"), PolicyDocument: aws.String(JSON(r.Inline))}); err != nil {
-			return "", wrap("put policy of role "+r.Name, err)
+		if _, err := f.IAM.PutRolePolicy(ctx, &iam.PutRolePolicyInput{RoleName: aws.String(r.Name), PolicyName: aws.String("ceforge"), PolicyDocument: aws.String(forge.JSON(r.Inline))}); err != nil {
+			return "", forge.Wrap("put policy of role "+r.Name, err)
 		}
 	}
 	return arn, nil
@@ -150,10 +110,10 @@ func (f *Forger) ensureProfile(ctx context.Context, name string, t tags.Tags) (s
 	switch {
 	case err == nil:
 		arn = aws.ToString(out.InstanceProfile.Arn)
-	case Code(err) == "EntityAlreadyExists":
+	case forge.Code(err) == "EntityAlreadyExists":
 		got, gerr := f.IAM.GetInstanceProfile(ctx, &iam.GetInstanceProfileInput{InstanceProfileName: aws.String(name)})
 		if gerr != nil {
-			return "", wrap("get instance profile "+name, gerr)
+			return "", forge.Wrap("get instance profile "+name, gerr)
 		}
 		arn = aws.ToString(got.InstanceProfile.Arn)
 		for _, r := range got.InstanceProfile.Roles {
@@ -162,36 +122,36 @@ func (f *Forger) ensureProfile(ctx context.Context, name string, t tags.Tags) (s
 			}
 		}
 	default:
-		return "", wrap("create instance profile "+name, err)
+		return "", forge.Wrap("create instance profile "+name, err)
 	}
 	_, err = f.IAM.AddRoleToInstanceProfile(ctx, &iam.AddRoleToInstanceProfileInput{InstanceProfileName: aws.String(name), RoleName: aws.String(name)})
-	if err != nil && Code(err) != "LimitExceeded" { // LimitExceeded: the role is in it already
-		return "", wrap("add role to instance profile "+name, err)
+	if err != nil && forge.Code(err) != "LimitExceeded" { // LimitExceeded: the role is in it already
+		return "", forge.Wrap("add role to instance profile "+name, err)
 	}
 	return arn, nil
 }
 
-func (f *Forger) logGroup(ctx context.Context, ce *computeenv.ComputeEnv, d Design) (bool, error) {
-	if !d.CreateLogGroup || done(ce, TypeLogGroup, d.LogGroup) {
+func (f *Forger) logGroup(ctx context.Context, ce *computeenv.ComputeEnv, d forge.Design) (bool, error) {
+	if !d.CreateLogGroup || forge.Done(ce, forge.TypeLogGroup, d.LogGroup) {
 		return true, nil
 	}
 	_, err := f.Logs.CreateLogGroup(ctx, &cloudwatchlogs.CreateLogGroupInput{LogGroupName: aws.String(d.LogGroup), Tags: d.Tags})
-	if err != nil && Code(err) != "ResourceAlreadyExistsException" {
-		return false, wrap("create log group "+d.LogGroup, err)
+	if err != nil && forge.Code(err) != "ResourceAlreadyExistsException" {
+		return false, forge.Wrap("create log group "+d.LogGroup, err)
 	}
-	record(ce, computeenv.Resource{Type: TypeLogGroup, Name: d.LogGroup, State: StateCreated})
+	forge.Record(ce, computeenv.Resource{Type: forge.TypeLogGroup, Name: d.LogGroup, State: forge.StateCreated})
 	return true, nil
 }
 
-func (f *Forger) efs(ctx context.Context, ce *computeenv.ComputeEnv, d Design) (bool, error) {
+func (f *Forger) efs(ctx context.Context, ce *computeenv.ComputeEnv, d forge.Design) (bool, error) {
 	name := d.Names.Base
-	if !d.EFSCreate || done(ce, TypeEFS, name) {
+	if !d.EFSCreate || forge.Done(ce, forge.TypeEFS, name) {
 		return true, nil
 	}
 	var fs *efstypes.FileSystemDescription
 	got, err := f.EFS.DescribeFileSystems(ctx, &efs.DescribeFileSystemsInput{CreationToken: aws.String(name)})
 	if err != nil {
-		return false, wrap("describe EFS "+name, err)
+		return false, forge.Wrap("describe EFS "+name, err)
 	}
 	if len(got.FileSystems) > 0 {
 		fs = &got.FileSystems[0]
@@ -206,18 +166,18 @@ func (f *Forger) efs(ctx context.Context, ce *computeenv.ComputeEnv, d Design) (
 		}
 		out, err := f.EFS.CreateFileSystem(ctx, &efs.CreateFileSystemInput{CreationToken: aws.String(name), Encrypted: aws.Bool(true), Tags: et})
 		if err != nil {
-			return false, wrap("create EFS "+name, err)
+			return false, forge.Wrap("create EFS "+name, err)
 		}
 		fs = &efstypes.FileSystemDescription{FileSystemId: out.FileSystemId, LifeCycleState: out.LifeCycleState}
 	}
 	id := aws.ToString(fs.FileSystemId)
-	record(ce, computeenv.Resource{Type: TypeEFS, Name: name, ID: id, State: StatePending})
+	forge.Record(ce, computeenv.Resource{Type: forge.TypeEFS, Name: name, ID: id, State: forge.StatePending})
 	if fs.LifeCycleState != efstypes.LifeCycleStateAvailable {
 		return false, nil
 	}
 	mts, err := f.EFS.DescribeMountTargets(ctx, &efs.DescribeMountTargetsInput{FileSystemId: aws.String(id)})
 	if err != nil {
-		return false, wrap("describe EFS mount targets", err)
+		return false, forge.Wrap("describe EFS mount targets", err)
 	}
 	have := map[string]bool{}
 	for _, mt := range mts.MountTargets {
@@ -228,17 +188,17 @@ func (f *Forger) efs(ctx context.Context, ce *computeenv.ComputeEnv, d Design) (
 			continue
 		}
 		_, err := f.EFS.CreateMountTarget(ctx, &efs.CreateMountTargetInput{FileSystemId: aws.String(id), SubnetId: aws.String(sn), SecurityGroups: d.SecurityGroups})
-		if err != nil && Code(err) != "MountTargetConflict" { // one per availability zone
-			return false, wrap("create EFS mount target in "+sn, err)
+		if err != nil && forge.Code(err) != "MountTargetConflict" { // one per availability zone
+			return false, forge.Wrap("create EFS mount target in "+sn, err)
 		}
 	}
-	record(ce, computeenv.Resource{Type: TypeEFS, Name: name, ID: id, State: StateCreated})
+	forge.Record(ce, computeenv.Resource{Type: forge.TypeEFS, Name: name, ID: id, State: forge.StateCreated})
 	return true, nil
 }
 
-func (f *Forger) fsx(ctx context.Context, ce *computeenv.ComputeEnv, d Design) (bool, error) {
+func (f *Forger) fsx(ctx context.Context, ce *computeenv.ComputeEnv, d forge.Design) (bool, error) {
 	name := d.Names.Base
-	if !d.FSxCreate || done(ce, TypeFSx, name) {
+	if !d.FSxCreate || forge.Done(ce, forge.TypeFSx, name) {
 		return true, nil
 	}
 	fs, err := f.findFSx(ctx, ce, name)
@@ -253,36 +213,36 @@ func (f *Forger) fsx(ctx context.Context, ce *computeenv.ComputeEnv, d Design) (
 		}
 		out, err := f.FSx.CreateFileSystem(ctx, &fsx.CreateFileSystemInput{
 			ClientRequestToken: aws.String(name), FileSystemType: fsxtypes.FileSystemTypeLustre,
-			StorageCapacity: aws.Int32(int32(d.FSxSize)), SubnetIds: []string{first(d.Subnets)}, SecurityGroupIds: d.SecurityGroups,
+			StorageCapacity: aws.Int32(int32(d.FSxSize)), SubnetIds: d.Subnets[:min(1, len(d.Subnets))], SecurityGroupIds: d.SecurityGroups,
 			LustreConfiguration: &fsxtypes.CreateFileSystemLustreConfiguration{DeploymentType: fsxtypes.LustreDeploymentTypeScratch2},
 			Tags:                ft,
 		})
 		if err != nil {
-			return false, wrap("create FSx "+name, err)
+			return false, forge.Wrap("create FSx "+name, err)
 		}
 		fs = out.FileSystem
 	}
-	r := computeenv.Resource{Type: TypeFSx, Name: name, ID: aws.ToString(fs.FileSystemId), ARN: aws.ToString(fs.ResourceARN), State: StatePending}
+	r := computeenv.Resource{Type: forge.TypeFSx, Name: name, ID: aws.ToString(fs.FileSystemId), ARN: aws.ToString(fs.ResourceARN), State: forge.StatePending}
 	if fs.Lifecycle == fsxtypes.FileSystemLifecycleAvailable {
-		r.State = StateCreated
+		r.State = forge.StateCreated
 	}
-	record(ce, r)
-	return r.State == StateCreated, nil
+	forge.Record(ce, r)
+	return r.State == forge.StateCreated, nil
 }
 
 // findFSx finds the CE's FSx file system by its recorded id or its Name tag.
 func (f *Forger) findFSx(ctx context.Context, ce *computeenv.ComputeEnv, name string) (*fsxtypes.FileSystem, error) {
 	in := &fsx.DescribeFileSystemsInput{}
-	if r := Find(ce, TypeFSx, name); r != nil && r.ID != "" {
+	if r := forge.Find(ce, forge.TypeFSx, name); r != nil && r.ID != "" {
 		in.FileSystemIds = []string{r.ID}
 	}
 	for {
 		out, err := f.FSx.DescribeFileSystems(ctx, in)
-		if Code(err) == "FileSystemNotFound" {
+		if forge.Code(err) == "FileSystemNotFound" {
 			return nil, nil
 		}
 		if err != nil {
-			return nil, wrap("describe FSx", err)
+			return nil, forge.Wrap("describe FSx", err)
 		}
 		for i, fs := range out.FileSystems {
 			for _, t := range fs.Tags {
@@ -299,20 +259,20 @@ func (f *Forger) findFSx(ctx context.Context, ce *computeenv.ComputeEnv, name st
 }
 
 // fsxMount returns the DNS and mount names of the CE's FSx (created or given).
-func (f *Forger) fsxMount(ctx context.Context, ce *computeenv.ComputeEnv, d Design) (string, string, error) {
+func (f *Forger) fsxMount(ctx context.Context, ce *computeenv.ComputeEnv, d forge.Design) (string, string, error) {
 	if !d.FSxCreate && d.FSxDNSName == "" {
 		return "", "", nil
 	}
 	in := &fsx.DescribeFileSystemsInput{}
 	if d.FSxCreate {
-		if r := Find(ce, TypeFSx, d.Names.Base); r != nil && r.ID != "" {
+		if r := forge.Find(ce, forge.TypeFSx, d.Names.Base); r != nil && r.ID != "" {
 			in.FileSystemIds = []string{r.ID}
 		}
 	}
 	for {
 		out, err := f.FSx.DescribeFileSystems(ctx, in)
 		if err != nil {
-			return "", "", wrap("describe FSx", err)
+			return "", "", forge.Wrap("describe FSx", err)
 		}
 		for _, fs := range out.FileSystems {
 			dns := aws.ToString(fs.DNSName)
@@ -325,7 +285,7 @@ func (f *Forger) fsxMount(ctx context.Context, ce *computeenv.ComputeEnv, d Desi
 		}
 		in.NextToken = out.NextToken
 	}
-	return "", "", &StepError{Step: "find FSx", Err: fmt.Errorf("no FSx for Lustre file system with DNS name %q in %s", d.FSxDNSName, d.Region)}
+	return "", "", &forge.StepError{Step: "find FSx", Err: fmt.Errorf("no FSx for Lustre file system with DNS name %q in %s", d.FSxDNSName, d.Region)}
 }
 
 func ec2Tags(t tags.Tags) []etypes.Tag {
@@ -336,9 +296,9 @@ func ec2Tags(t tags.Tags) []etypes.Tag {
 	return out
 }
 
-func (f *Forger) launchTemplate(ctx context.Context, ce *computeenv.ComputeEnv, d Design) (bool, error) {
+func (f *Forger) launchTemplate(ctx context.Context, ce *computeenv.ComputeEnv, d forge.Design) (bool, error) {
 	name := d.Names.LaunchTemplate
-	if done(ce, TypeLaunchTemplate, name) {
+	if forge.Done(ce, forge.TypeLaunchTemplate, name) {
 		return true, nil
 	}
 	dns, mountName, err := f.fsxMount(ctx, ce, d)
@@ -374,31 +334,31 @@ func (f *Forger) launchTemplate(ctx context.Context, ce *computeenv.ComputeEnv, 
 	switch {
 	case err == nil:
 		id = aws.ToString(out.LaunchTemplate.LaunchTemplateId)
-	case Code(err) == "InvalidLaunchTemplateName.AlreadyExistsException":
+	case forge.Code(err) == "InvalidLaunchTemplateName.AlreadyExistsException":
 		got, gerr := f.EC2.DescribeLaunchTemplates(ctx, &ec2.DescribeLaunchTemplatesInput{LaunchTemplateNames: []string{name}})
 		if gerr != nil || len(got.LaunchTemplates) == 0 {
-			return false, wrap("describe launch template "+name, errors.Join(gerr, errors.New("launch template vanished")))
+			return false, forge.Wrap("describe launch template "+name, errors.Join(gerr, errors.New("launch template vanished")))
 		}
 		id = aws.ToString(got.LaunchTemplates[0].LaunchTemplateId)
 	default:
-		return false, wrap("create launch template "+name, err)
+		return false, forge.Wrap("create launch template "+name, err)
 	}
-	record(ce, computeenv.Resource{Type: TypeLaunchTemplate, Name: name, ID: id, State: StateCreated})
+	forge.Record(ce, computeenv.Resource{Type: forge.TypeLaunchTemplate, Name: name, ID: id, State: forge.StateCreated})
 	return true, nil
 }
 
 func (f *Forger) ami(ctx context.Context, param string) (string, error) {
 	out, err := f.SSM.GetParameter(ctx, &ssm.GetParameterInput{Name: aws.String(param)})
 	if err != nil {
-		return "", wrap("read AMI parameter "+param, err)
+		return "", forge.Wrap("read AMI parameter "+param, err)
 	}
 	return aws.ToString(out.Parameter.Value), nil
 }
 
-func (f *Forger) computeEnvs(ctx context.Context, ce *computeenv.ComputeEnv, d Design) (bool, error) {
+func (f *Forger) computeEnvs(ctx context.Context, ce *computeenv.ComputeEnv, d forge.Design) (bool, error) {
 	names := make([]string, 0, len(d.ComputeEnvs))
 	for _, c := range d.ComputeEnvs {
-		if !done(ce, TypeComputeEnv, c.Name) {
+		if !forge.Done(ce, forge.TypeComputeEnv, c.Name) {
 			names = append(names, c.Name)
 		}
 	}
@@ -408,7 +368,7 @@ func (f *Forger) computeEnvs(ctx context.Context, ce *computeenv.ComputeEnv, d D
 	for attempt := 0; ; attempt++ {
 		got, err := f.Batch.DescribeComputeEnvironments(ctx, &batch.DescribeComputeEnvironmentsInput{ComputeEnvironments: names})
 		if err != nil {
-			return false, wrap("describe compute environments", err)
+			return false, forge.Wrap("describe compute environments", err)
 		}
 		seen := map[string]btypes.ComputeEnvironmentDetail{}
 		for _, c := range got.ComputeEnvironments {
@@ -427,17 +387,17 @@ func (f *Forger) computeEnvs(ctx context.Context, ce *computeenv.ComputeEnv, d D
 				ready, created = false, true
 				continue
 			}
-			r := computeenv.Resource{Type: TypeComputeEnv, Name: c.Name, ARN: aws.ToString(cur.ComputeEnvironmentArn), State: StatePending}
+			r := computeenv.Resource{Type: forge.TypeComputeEnv, Name: c.Name, ARN: aws.ToString(cur.ComputeEnvironmentArn), State: forge.StatePending}
 			switch cur.Status {
 			case btypes.CEStatusValid:
-				r.State = StateCreated
+				r.State = forge.StateCreated
 			case btypes.CEStatusInvalid:
-				record(ce, r)
-				return false, &StepError{Step: "compute environment " + c.Name, Err: fmt.Errorf("INVALID: %s", aws.ToString(cur.StatusReason))}
+				forge.Record(ce, r)
+				return false, &forge.StepError{Step: "compute environment " + c.Name, Err: fmt.Errorf("INVALID: %s", aws.ToString(cur.StatusReason))}
 			default:
 				ready = false
 			}
-			record(ce, r)
+			forge.Record(ce, r)
 		}
 		// Batch settles asynchronously; look once more right after creating,
 		// which saves a reconcile pass when it is quick.
@@ -447,8 +407,8 @@ func (f *Forger) computeEnvs(ctx context.Context, ce *computeenv.ComputeEnv, d D
 	}
 }
 
-func (f *Forger) createComputeEnv(ctx context.Context, ce *computeenv.ComputeEnv, d Design, c ComputeEnvSpec) error {
-	svc := Find(ce, TypeRole, d.Names.ServiceRole)
+func (f *Forger) createComputeEnv(ctx context.Context, ce *computeenv.ComputeEnv, d forge.Design, c forge.ComputeEnvSpec) error {
+	svc := forge.Find(ce, forge.TypeRole, d.Names.ServiceRole)
 	if svc == nil {
 		return errors.New("service role not recorded yet")
 	}
@@ -457,8 +417,8 @@ func (f *Forger) createComputeEnv(ctx context.Context, ce *computeenv.ComputeEnv
 		Subnets: d.Subnets, SecurityGroupIds: d.SecurityGroups,
 	}
 	if c.Type != "FARGATE" {
-		prof := Find(ce, TypeInstanceProfile, d.Names.InstanceRole)
-		lt := Find(ce, TypeLaunchTemplate, d.Names.LaunchTemplate)
+		prof := forge.Find(ce, forge.TypeInstanceProfile, d.Names.InstanceRole)
+		lt := forge.Find(ce, forge.TypeLaunchTemplate, d.Names.LaunchTemplate)
 		if prof == nil || lt == nil {
 			return errors.New("instance profile or launch template not recorded yet")
 		}
@@ -491,16 +451,16 @@ func (f *Forger) createComputeEnv(ctx context.Context, ce *computeenv.ComputeEnv
 		if iamNotVisibleYet(ce, err) {
 			return fmt.Errorf("create compute environment %s (new IAM roles not visible to Batch yet): %w", c.Name, err)
 		}
-		return wrap("create compute environment "+c.Name, err)
+		return forge.Wrap("create compute environment "+c.Name, err)
 	}
-	record(ce, computeenv.Resource{Type: TypeComputeEnv, Name: c.Name, State: StatePending})
+	forge.Record(ce, computeenv.Resource{Type: forge.TypeComputeEnv, Name: c.Name, State: forge.StatePending})
 	return nil
 }
 
-func (f *Forger) queues(ctx context.Context, ce *computeenv.ComputeEnv, d Design) (bool, error) {
+func (f *Forger) queues(ctx context.Context, ce *computeenv.ComputeEnv, d forge.Design) (bool, error) {
 	names := make([]string, 0, len(d.Queues))
 	for _, q := range d.Queues {
-		if !done(ce, TypeJobQueue, q.Name) {
+		if !forge.Done(ce, forge.TypeJobQueue, q.Name) {
 			names = append(names, q.Name)
 		}
 	}
@@ -510,7 +470,7 @@ func (f *Forger) queues(ctx context.Context, ce *computeenv.ComputeEnv, d Design
 	for attempt := 0; ; attempt++ {
 		got, err := f.Batch.DescribeJobQueues(ctx, &batch.DescribeJobQueuesInput{JobQueues: names})
 		if err != nil {
-			return false, wrap("describe job queues", err)
+			return false, forge.Wrap("describe job queues", err)
 		}
 		seen := map[string]btypes.JobQueueDetail{}
 		for _, q := range got.JobQueues {
@@ -529,17 +489,17 @@ func (f *Forger) queues(ctx context.Context, ce *computeenv.ComputeEnv, d Design
 				ready, created = false, true
 				continue
 			}
-			r := computeenv.Resource{Type: TypeJobQueue, Name: q.Name, ARN: aws.ToString(cur.JobQueueArn), State: StatePending}
+			r := computeenv.Resource{Type: forge.TypeJobQueue, Name: q.Name, ARN: aws.ToString(cur.JobQueueArn), State: forge.StatePending}
 			switch cur.Status {
 			case btypes.JQStatusValid:
-				r.State = StateCreated
+				r.State = forge.StateCreated
 			case btypes.JQStatusInvalid:
-				record(ce, r)
-				return false, &StepError{Step: "job queue " + q.Name, Err: fmt.Errorf("INVALID: %s", aws.ToString(cur.StatusReason))}
+				forge.Record(ce, r)
+				return false, &forge.StepError{Step: "job queue " + q.Name, Err: fmt.Errorf("INVALID: %s", aws.ToString(cur.StatusReason))}
 			default:
 				ready = false
 			}
-			record(ce, r)
+			forge.Record(ce, r)
 		}
 		if ready || !created || attempt > 0 {
 			return ready, nil
@@ -547,8 +507,8 @@ func (f *Forger) queues(ctx context.Context, ce *computeenv.ComputeEnv, d Design
 	}
 }
 
-func (f *Forger) createQueue(ctx context.Context, ce *computeenv.ComputeEnv, d Design, q QueueSpec) error {
-	c := Find(ce, TypeComputeEnv, q.CE)
+func (f *Forger) createQueue(ctx context.Context, ce *computeenv.ComputeEnv, d forge.Design, q forge.QueueSpec) error {
+	c := forge.Find(ce, forge.TypeComputeEnv, q.CE)
 	if c == nil || c.ARN == "" {
 		return fmt.Errorf("compute environment %s not recorded yet", q.CE)
 	}
@@ -558,7 +518,7 @@ func (f *Forger) createQueue(ctx context.Context, ce *computeenv.ComputeEnv, d D
 		Tags:                    d.Tags,
 	}
 	if q.TimeLimits {
-		for _, t := range timeLimitActions() {
+		for _, t := range forge.TimeLimitActions() {
 			in.JobStateTimeLimitActions = append(in.JobStateTimeLimitActions, btypes.JobStateTimeLimitAction{
 				Reason: aws.String(t.Reason), State: btypes.JobStateTimeLimitActionsState(t.State),
 				MaxTimeSeconds: aws.Int32(int32(t.MaxSecs)), Action: btypes.JobStateTimeLimitActionsAction(t.Action),
@@ -566,43 +526,43 @@ func (f *Forger) createQueue(ctx context.Context, ce *computeenv.ComputeEnv, d D
 		}
 	}
 	if _, err := f.Batch.CreateJobQueue(ctx, in); err != nil {
-		return wrap("create job queue "+q.Name, err)
+		return forge.Wrap("create job queue "+q.Name, err)
 	}
-	record(ce, computeenv.Resource{Type: TypeJobQueue, Name: q.Name, State: StatePending})
+	forge.Record(ce, computeenv.Resource{Type: forge.TypeJobQueue, Name: q.Name, State: forge.StatePending})
 	return nil
 }
 
-func (f *Forger) jobDefinition(ctx context.Context, ce *computeenv.ComputeEnv, d Design) (bool, error) {
-	if done(ce, TypeJobDefinition, d.Names.JobDefinition) {
+func (f *Forger) jobDefinition(ctx context.Context, ce *computeenv.ComputeEnv, d forge.Design) (bool, error) {
+	if forge.Done(ce, forge.TypeJobDefinition, d.Names.JobDefinition) {
 		return true, nil
 	}
-	spec := JobDefSpec{
+	spec := forge.JobDefSpec{
 		Name: d.Names.JobDefinition, Region: d.Region, Fargate: d.FargateHead, Cpus: d.HeadCpus, MemoryMb: d.HeadMemoryMb,
 		JobRoleARN: d.HeadJobRoleARN, ExecutionRoleARN: d.ExecutionRoleARN, LogGroup: d.LogGroup, Env: d.HeadEnv, Tags: d.Tags,
 		EFSMount: d.EFSMount, FSxMount: d.FSxMount,
 	}
-	if r := Find(ce, TypeRole, d.Names.HeadJobRole); r != nil && spec.JobRoleARN == "" {
+	if r := forge.Find(ce, forge.TypeRole, d.Names.HeadJobRole); r != nil && spec.JobRoleARN == "" {
 		spec.JobRoleARN = r.ARN
 	}
-	if r := Find(ce, TypeRole, d.Names.ExecutionRole); r != nil && spec.ExecutionRoleARN == "" {
+	if r := forge.Find(ce, forge.TypeRole, d.Names.ExecutionRole); r != nil && spec.ExecutionRoleARN == "" {
 		spec.ExecutionRoleARN = r.ARN
 	}
 	switch {
 	case d.EFSID != "":
 		spec.EFSID = d.EFSID
 	case d.EFSCreate:
-		if r := Find(ce, TypeEFS, d.Names.Base); r != nil {
+		if r := forge.Find(ce, forge.TypeEFS, d.Names.Base); r != nil {
 			spec.EFSID = r.ID
 		}
 	}
 	if !d.FSxCreate && d.FSxDNSName == "" {
 		spec.FSxMount = ""
 	}
-	arn, err := RegisterHeadJobDefinition(ctx, f.Batch, spec)
+	arn, err := forge.RegisterHeadJobDefinition(ctx, f.Batch, spec)
 	if err != nil {
 		return false, err
 	}
-	record(ce, computeenv.Resource{Type: TypeJobDefinition, Name: d.Names.JobDefinition, ARN: arn, State: StateCreated})
+	forge.Record(ce, computeenv.Resource{Type: forge.TypeJobDefinition, Name: d.Names.JobDefinition, ARN: arn, State: forge.StateCreated})
 	return true, nil
 }
 
@@ -612,9 +572,9 @@ func (f *Forger) jobDefinition(ctx context.Context, ce *computeenv.ComputeEnv, d
 const IAMPropagation = 5 * time.Minute
 
 func iamNotVisibleYet(ce *computeenv.ComputeEnv, err error) bool {
-	if Transient(err) || time.Since(ce.CreatedAt) > IAMPropagation {
+	if forge.Transient(err) || time.Since(ce.CreatedAt) > IAMPropagation {
 		return false
 	}
-	msg := strings.ToLower(Reason(err))
+	msg := strings.ToLower(forge.Reason(err))
 	return strings.Contains(msg, "role") || strings.Contains(msg, "instance profile") || strings.Contains(msg, "instanceprofile")
 }

@@ -1,13 +1,14 @@
-package forge
+// Package steps creates and tears down a forge.Design in AWS, one
+// idempotent step at a time (roles, log group, file systems, launch
+// template, compute environments, queues, job definition). It is apart
+// from forge because it links the EFS, FSx, CloudWatch Logs and SSM
+// clients: only the functions that provision import it.
+package steps
 
 import (
 	"context"
-	"errors"
-	"fmt"
-	"net/http"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/service/batch"
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatchlogs"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
@@ -15,7 +16,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/fsx"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
-	"github.com/aws/smithy-go"
+
+	"github.com/ceforge/ceforge/internal/forge"
 )
 
 // IAMAPI is the part of IAM forge calls.
@@ -41,21 +43,6 @@ type EC2API interface {
 	CreateLaunchTemplate(context.Context, *ec2.CreateLaunchTemplateInput, ...func(*ec2.Options)) (*ec2.CreateLaunchTemplateOutput, error)
 	DescribeLaunchTemplates(context.Context, *ec2.DescribeLaunchTemplatesInput, ...func(*ec2.Options)) (*ec2.DescribeLaunchTemplatesOutput, error)
 	DeleteLaunchTemplate(context.Context, *ec2.DeleteLaunchTemplateInput, ...func(*ec2.Options)) (*ec2.DeleteLaunchTemplateOutput, error)
-}
-
-// BatchAPI is the part of AWS Batch forge calls.
-type BatchAPI interface {
-	CreateComputeEnvironment(context.Context, *batch.CreateComputeEnvironmentInput, ...func(*batch.Options)) (*batch.CreateComputeEnvironmentOutput, error)
-	DescribeComputeEnvironments(context.Context, *batch.DescribeComputeEnvironmentsInput, ...func(*batch.Options)) (*batch.DescribeComputeEnvironmentsOutput, error)
-	UpdateComputeEnvironment(context.Context, *batch.UpdateComputeEnvironmentInput, ...func(*batch.Options)) (*batch.UpdateComputeEnvironmentOutput, error)
-	DeleteComputeEnvironment(context.Context, *batch.DeleteComputeEnvironmentInput, ...func(*batch.Options)) (*batch.DeleteComputeEnvironmentOutput, error)
-	CreateJobQueue(context.Context, *batch.CreateJobQueueInput, ...func(*batch.Options)) (*batch.CreateJobQueueOutput, error)
-	DescribeJobQueues(context.Context, *batch.DescribeJobQueuesInput, ...func(*batch.Options)) (*batch.DescribeJobQueuesOutput, error)
-	UpdateJobQueue(context.Context, *batch.UpdateJobQueueInput, ...func(*batch.Options)) (*batch.UpdateJobQueueOutput, error)
-	DeleteJobQueue(context.Context, *batch.DeleteJobQueueInput, ...func(*batch.Options)) (*batch.DeleteJobQueueOutput, error)
-	RegisterJobDefinition(context.Context, *batch.RegisterJobDefinitionInput, ...func(*batch.Options)) (*batch.RegisterJobDefinitionOutput, error)
-	DescribeJobDefinitions(context.Context, *batch.DescribeJobDefinitionsInput, ...func(*batch.Options)) (*batch.DescribeJobDefinitionsOutput, error)
-	DeregisterJobDefinition(context.Context, *batch.DeregisterJobDefinitionInput, ...func(*batch.Options)) (*batch.DeregisterJobDefinitionOutput, error)
 }
 
 // LogsAPI is the part of CloudWatch Logs forge calls.
@@ -91,7 +78,7 @@ type FSxAPI interface {
 type Forger struct {
 	IAM   IAMAPI
 	EC2   EC2API
-	Batch BatchAPI
+	Batch forge.BatchAPI
 	Logs  LogsAPI
 	SSM   SSMAPI
 	EFS   EFSAPI
@@ -106,62 +93,7 @@ func New(cfg aws.Config) *Forger {
 	}
 }
 
-// StepError is an AWS refusal that retrying will not fix (validation,
-// access denied, limits): the CE goes ERRORED with it as the reason.
-type StepError struct {
-	Step string
-	Err  error
-}
+var _ forge.Applier = (*Forger)(nil)
 
-func (e *StepError) Error() string { return e.Step + ": " + Reason(e.Err) }
-
-func (e *StepError) Unwrap() error { return e.Err }
-
-// Reason renders an AWS error as a stable, searchable "Code: message".
-func Reason(err error) string {
-	var ae smithy.APIError
-	if errors.As(err, &ae) {
-		return ae.ErrorCode() + ": " + ae.ErrorMessage()
-	}
-	return err.Error()
-}
-
-// Code returns the AWS error code of err ("" if none).
-func Code(err error) string {
-	var ae smithy.APIError
-	if errors.As(err, &ae) {
-		return ae.ErrorCode()
-	}
-	return ""
-}
-
-var transientCodes = map[string]bool{
-	"Throttling": true, "ThrottlingException": true, "RequestLimitExceeded": true, "TooManyRequestsException": true,
-	"ServiceUnavailable": true, "InternalFailure": true, "InternalError": true, "ServerException": true,
-	"RequestTimeout": true, "RequestTimeoutException": true, "ConcurrentModification": true, "OperationAborted": true,
-}
-
-// Transient reports whether err is worth retrying later (throttling, 5xx,
-// network) rather than a refusal.
-func Transient(err error) bool {
-	var re *awshttp.ResponseError
-	if errors.As(err, &re) && re.HTTPStatusCode() >= http.StatusInternalServerError {
-		return true
-	}
-	var ae smithy.APIError
-	if !errors.As(err, &ae) {
-		return true // network, context, signing: not an answer from AWS
-	}
-	return transientCodes[ae.ErrorCode()]
-}
-
-// wrap classifies a failed call of a step.
-func wrap(step string, err error) error {
-	if err == nil {
-		return nil
-	}
-	if Transient(err) {
-		return fmt.Errorf("%s: %w", step, err)
-	}
-	return &StepError{Step: step, Err: err}
-}
+// NewApplier is New as a forge.ApplierFactory.
+func NewApplier(cfg aws.Config) forge.Applier { return New(cfg) }
