@@ -16,10 +16,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
-	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	"github.com/aws/smithy-go"
 
 	"github.com/ceforge/ceforge/internal/awsclient"
@@ -73,7 +73,9 @@ type Clients struct {
 	EC2 EC2API
 	IAM IAMAPI
 	S3  S3API
-	SSM SSMAPI
+	// SSM reads the public AMI parameters; nil in functions that never
+	// validate a CE (their cold start skips the SSM client).
+	SSM ParameterReader
 }
 
 // EC2API is the part of EC2 this package calls.
@@ -113,9 +115,9 @@ type S3API interface {
 	GetObject(context.Context, *s3.GetObjectInput, ...func(*s3.Options)) (*s3.GetObjectOutput, error)
 }
 
-// SSMAPI is the part of SSM this package calls.
-type SSMAPI interface {
-	GetParameter(context.Context, *ssm.GetParameterInput, ...func(*ssm.Options)) (*ssm.GetParameterOutput, error)
+// ParameterReader reads an SSM parameter's value (awsclient/ssmparam).
+type ParameterReader interface {
+	Parameter(ctx context.Context, name string) (string, error)
 }
 
 // Platform implements computeenv.Provisioner, run.Launcher, run.Reconciler
@@ -141,7 +143,10 @@ type Config struct {
 	Prefix         string
 	LogGroup       string
 	AllowedRegions []string
-	Log            *slog.Logger
+	// Parameters, when set, reads SSM parameters in a CE's account and
+	// region (ssmparam.New); only functions that validate CEs need it.
+	Parameters func(aws.Config) ParameterReader
+	Log        *slog.Logger
 }
 
 // New returns the platform with SDK clients from the factory, acting
@@ -171,7 +176,9 @@ func New(c Config) *Platform {
 					o.UsePathStyle = pathStyle
 					o.DisableLogOutputChecksumValidationSkipped = true // tiny exit-status objects; no log noise
 				}),
-				SSM: ssm.NewFromConfig(cfg),
+			}
+			if c.Parameters != nil {
+				cl.SSM = c.Parameters(cfg)
 			}
 			cache[key] = cl
 			return cl

@@ -2,6 +2,7 @@ package cloudce
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"regexp"
 	"slices"
@@ -12,7 +13,6 @@ import (
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
-	"github.com/aws/aws-sdk-go-v2/service/ssm"
 
 	"github.com/ceforge/ceforge/internal/apierr"
 	"github.com/ceforge/ceforge/internal/computeenv"
@@ -215,11 +215,14 @@ func (p *Platform) resolveImage(ctx context.Context, cl Clients, c *computeenv.C
 		case c.Arm64Enabled:
 			param = ssmAMIArm64
 		}
-		out, err := cl.SSM.GetParameter(ctx, &ssm.GetParameterInput{Name: aws.String(param)})
+		if cl.SSM == nil {
+			return "", errors.New("resolve default AMI: this function has no SSM reader (wiring)")
+		}
+		image, err := cl.SSM.Parameter(ctx, param)
 		if err != nil {
 			return "", accountErr(err, "cloud.imageId", "image_not_found", "no ECS-optimized Amazon Linux 2023 AMI is published here (%s); give cloud.imageId", param)
 		}
-		c.ImageID = aws.ToString(out.Parameter.Value)
+		c.ImageID = image
 	}
 	out, err := cl.EC2.DescribeImages(ctx, &ec2.DescribeImagesInput{ImageIds: []string{c.ImageID}})
 	if err != nil {
