@@ -1,5 +1,9 @@
 // Command api is the API Lambda: API Gateway HTTP API (payload v2) events
-// in, the ceforge router, JSON out.
+// in, the ceforge router, JSON out. It validates and records compute
+// environments, launches and cancels runs, serves log pages and queues
+// sweeps; forging and tearing down Batch resources it hands to the
+// reconciler, so it links none of the forge clients (nor holds their
+// permissions).
 package main
 
 import (
@@ -7,9 +11,18 @@ import (
 
 	"github.com/ceforge/ceforge/internal/api"
 	"github.com/ceforge/ceforge/internal/app"
+	"github.com/ceforge/ceforge/internal/app/logsroutes"
+	"github.com/ceforge/ceforge/internal/awsclient/lambdainvoke"
+	"github.com/ceforge/ceforge/internal/awsclient/ssmparam"
 )
 
 func main() {
-	a := app.MustFromEnv("api")
+	a := app.MustFromEnv("api",
+		app.Batch(nil, ssmparam.New),
+		app.Cloud(ssmparam.New),
+		app.Sweeps(app.SweepsBy(lambdainvoke.Func)),
+		app.HandOff(lambdainvoke.Func),
+		logsroutes.Feature,
+	)
 	lambda.Start(api.LambdaHandler(a.Handler()))
 }

@@ -8,8 +8,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"fmt"
-	"os"
 
 	"github.com/aws/aws-lambda-go/lambda"
 
@@ -19,11 +17,7 @@ import (
 
 func main() {
 	a := app.MustFromEnv("sweeper")
-	sw, err := a.Sweeper()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "sweeper:", err)
-		os.Exit(1)
-	}
+	sw := a.Sweeper()
 	lambda.Start(func(ctx context.Context, payload json.RawMessage) (*sweep.Report, error) {
 		return sw.HandleInvocation(ctx, payload, a.Config.SweepDryRun)
 	})

@@ -165,12 +165,19 @@ func newFunctions(scope constructs.Construct, cfg Config, tableName *string) *Fu
 		f.LogGroup[spec.Name] = logs
 	}
 	// The api starts sweeps (POST /sweeps) by invoking the sweeper, and
-	// only the sweeper.
+	// hands the CE steps it cannot take (forging Batch resources) to the
+	// reconciler: asynchronous invokes of those two functions only.
 	f.Fn[FnAPI].AddEnvironment(jsii.String("CEFORGE_SWEEPER_FUNCTION"), f.Fn[FnSweeper].FunctionName(), nil)
+	f.Fn[FnAPI].AddEnvironment(jsii.String("CEFORGE_RECONCILER_FUNCTION"), f.Fn[FnReconciler].FunctionName(), nil)
 	f.Role[FnAPI].AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
 		Sid:       jsii.String("StartSweeps"),
 		Actions:   jsii.Strings("lambda:InvokeFunction"),
 		Resources: jsii.Strings(*f.Fn[FnSweeper].FunctionArn()),
+	}))
+	f.Role[FnAPI].AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Sid:       jsii.String("HandOffProvisioning"),
+		Actions:   jsii.Strings("lambda:InvokeFunction"),
+		Resources: jsii.Strings(*f.Fn[FnReconciler].FunctionArn()),
 	}))
 	return f
 }

@@ -115,11 +115,22 @@ func TestFunctionCapabilities(t *testing.T) {
 			}
 		}
 	}
-	// Only the api invokes, and only the sweeper.
+	// Only the api invokes, and only the sweeper and the reconciler.
+	allowed := map[string]bool{
+		"${" + s.functionID(t, stack.FnSweeper) + ".Arn}":    true,
+		"${" + s.functionID(t, stack.FnReconciler) + ".Arn}": true,
+	}
+	invoked := map[string]bool{}
 	for _, st := range s.actionsOf(t, stack.FnAPI)["lambda:InvokeFunction"] {
-		if len(st.resources) != 1 || st.resources[0] != "${"+s.functionID(t, stack.FnSweeper)+".Arn}" {
-			t.Errorf("api may invoke %v, want only the sweeper", st.resources)
+		for _, r := range st.resources {
+			if !allowed[r] {
+				t.Errorf("api may invoke %s, want only the sweeper and the reconciler", r)
+			}
+			invoked[r] = true
 		}
+	}
+	if len(invoked) != len(allowed) {
+		t.Errorf("api invokes %v, want both the sweeper and the reconciler", invoked)
 	}
 }
 

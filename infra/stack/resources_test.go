@@ -89,6 +89,7 @@ func TestFunctions(t *testing.T) {
 			}
 			if spec.Name == stack.FnAPI {
 				env["CEFORGE_SWEEPER_FUNCTION"] = map[string]any{"Ref": s.functionID(t, stack.FnSweeper)}
+				env["CEFORGE_RECONCILER_FUNCTION"] = map[string]any{"Ref": s.functionID(t, stack.FnReconciler)}
 			}
 			want := map[string]any{
 				"FunctionName":  cfg.Prefix + spec.Name,

@@ -1,6 +1,12 @@
 // Package app wires ceforge's parts from configuration: AWS clients, the
-// store, the domain services, platforms, event processors and the router.
-// Every function's main and the local server build one App.
+// store, the domain services, event processors and the router, plus the
+// Features a function asks for (platforms, sweeps, log routes…). Each
+// function's main names its features, so a bootstrap links only the AWS
+// clients its capability needs: smaller, faster to start, and matching its
+// IAM role. Adapters whose SDK packages are heavy (forge/steps,
+// awsclient/ssmparam, awsclient/lambdainvoke, logs) are passed in by main,
+// never imported here; app/allinone wires everything for the local server
+// and the end-to-end tests.
 package app
 
 import (
@@ -53,8 +59,11 @@ type Options struct {
 	Metrics *metrics.Emitter
 }
 
-// New wires an App from configuration.
-func New(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
+// Feature adds one capability to an App.
+type Feature func(context.Context, *App) error
+
+// New wires an App from configuration with the given features.
+func New(ctx context.Context, cfg config.Config, opts Options, features ...Feature) (*App, error) {
 	a := &App{Config: cfg, Log: opts.Log, Metrics: opts.Metrics, AWS: opts.AWS}
 	if a.Log == nil {
 		a.Log = logging.New(os.Stdout, cfg.LogLevel)
@@ -79,17 +88,13 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
 	a.BatchEvents = eventsrc.NewProcessor(a.Log.With("consumer", "batchevents"), a.Metrics)
 	a.EC2Events = eventsrc.NewProcessor(a.Log.With("consumer", "ec2events"), a.Metrics)
 
-	for _, register := range platforms {
-		if err := register(ctx, a); err != nil {
+	for _, add := range features {
+		if err := add(ctx, a); err != nil {
 			return nil, err
 		}
 	}
 	return a, nil
 }
-
-// platforms are the registration hooks of the platforms and features,
-// added by their own files in this package (platform_*.go).
-var platforms []func(context.Context, *App) error
 
 // Router returns the HTTP API.
 func (a *App) Router() *api.Router {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/ceforge/ceforge/internal/api"
 	"github.com/ceforge/ceforge/internal/app"
+	"github.com/ceforge/ceforge/internal/app/allinone"
 	"github.com/ceforge/ceforge/internal/config"
 	"github.com/ceforge/ceforge/internal/metrics"
 	"github.com/ceforge/ceforge/internal/testenv"
@@ -27,26 +28,43 @@ type Harness struct {
 	*testenv.Env
 	App    *app.App
 	Router *api.Router
+	mutate []func(*config.Config)
 }
 
-// New resets the emulator and wires an App on it. Adjust cfg (prefix,
-// allowed regions) with mutate before wiring.
+// New resets the emulator and wires an App with every feature on it
+// (app/allinone). Adjust cfg (prefix, allowed regions) with mutate before
+// wiring.
 func New(t testing.TB, mutate ...func(*config.Config)) *Harness {
 	t.Helper()
-	env := testenv.New(t)
+	return NewWith(t, allinone.Features(), mutate...)
+}
+
+// NewWith is New with only the given features: the App one function wires.
+func NewWith(t testing.TB, features []app.Feature, mutate ...func(*config.Config)) *Harness {
+	t.Helper()
+	h := &Harness{Env: testenv.New(t), mutate: mutate}
+	h.App = h.Wire(t, features...)
+	h.Router = h.App.Router()
+	return h
+}
+
+// Wire builds another App on the harness's emulator and table, with its
+// own features: a second function of the same deployment.
+func (h *Harness) Wire(t testing.TB, features ...app.Feature) *app.App {
+	t.Helper()
 	cfg, err := config.FromLookup(func(string) (string, bool) { return "", false })
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg.Table, cfg.Region, cfg.Endpoint = testenv.Table, testenv.Region, env.Endpoint
-	for _, m := range mutate {
+	cfg.Table, cfg.Region, cfg.Endpoint = testenv.Table, testenv.Region, h.Endpoint
+	for _, m := range h.mutate {
 		m(&cfg)
 	}
-	a, err := app.New(context.Background(), cfg, app.Options{AWS: env.AWS, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Metrics: metrics.Discard})
+	a, err := app.New(context.Background(), cfg, app.Options{AWS: h.AWS, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Metrics: metrics.Discard}, features...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &Harness{Env: env, App: a, Router: a.Router()}
+	return a
 }
 
 // Response is a recorded API response.

@@ -124,6 +124,13 @@ func NewRetryer(maxAttempts int) func() aws.Retryer {
 	}
 }
 
+// ParameterReader reads SSM parameter values (the public AMI ids).
+// awsclient/ssmparam implements it, in its own package because the SSM
+// client is heavy: only functions that resolve AMIs link it.
+type ParameterReader interface {
+	Parameter(ctx context.Context, name string) (string, error)
+}
+
 // Endpoint returns the configured endpoint override ("" for real AWS).
 func (f *Factory) Endpoint() string { return f.opts.Endpoint }
 

@@ -44,6 +44,19 @@ func normalize(t *testing.T, p computeenv.Plan, id string) string {
 	return strings.ReplaceAll(string(b), id, "<id>")
 }
 
+// planImage is the imageId a plan gives a Batch compute environment.
+func planImage(t *testing.T, p computeenv.Plan, name string) string {
+	t.Helper()
+	for _, r := range p.Resources {
+		if r.Type == forge.TypeComputeEnv && r.Name == name {
+			id, _ := r.Properties["imageId"].(string)
+			return id
+		}
+	}
+	t.Fatalf("plan has no compute environment %s", name)
+	return ""
+}
+
 func created(p computeenv.Plan) []string {
 	var out []string
 	for _, r := range p.Resources {
@@ -55,10 +68,14 @@ func created(p computeenv.Plan) []string {
 	return out
 }
 
+// forged lists what forge made (not the AMIs resolved at validation, which
+// exist on their own).
 func forged(ce computeenv.ComputeEnv) []string {
 	var out []string
 	for _, r := range ce.ForgedResources {
-		out = append(out, r.Type+" "+r.Name)
+		if r.State != forge.StateUsed {
+			out = append(out, r.Type+" "+r.Name)
+		}
 	}
 	sort.Strings(out)
 	return out
@@ -109,8 +126,17 @@ func TestForgeSpotCE(t *testing.T) {
 	planned := forge.NewDesign("ceforge-", &ce).Plan()
 	require.Equal(t, created(planned), forged(ce))
 	for _, r := range ce.ForgedResources {
-		require.Equal(t, forge.StateCreated, r.State, r.Name)
+		if r.Type != forge.TypeAMI {
+			require.Equal(t, forge.StateCreated, r.State, r.Name)
+		}
 	}
+	// The AMI was resolved once, at validation (the API function), and the
+	// reconciler forged with that id: it needs no SSM access of its own.
+	ami := forge.Find(&ce, forge.TypeAMI, forge.AMIParamX86)
+	require.NotNil(t, ami, "the x86 ECS AMI is recorded at validation")
+	require.Equal(t, forge.StateUsed, ami.State)
+	require.Regexp(t, `^ami-`, ami.ID)
+	require.Equal(t, ami.ID, planImage(t, p.Plan, forge.NamesFor("ceforge-", p.ComputeEnv.ID).WorkCE), "the dry run shows the AMI it would use")
 
 	ces, qs := describe(t, h, names)
 	require.Len(t, ces, 2)
@@ -120,7 +146,8 @@ func TestForgeSpotCE(t *testing.T) {
 	require.Equal(t, btypes.CRAllocationStrategySpotPriceCapacityOptimized, work.ComputeResources.AllocationStrategy)
 	require.Equal(t, int32(64), aws.ToInt32(work.ComputeResources.MaxvCpus))
 	require.Equal(t, "ECS_AL2023", aws.ToString(work.ComputeResources.Ec2Configuration[0].ImageType))
-	require.NotEmpty(t, aws.ToString(work.ComputeResources.Ec2Configuration[0].ImageIdOverride))
+	require.Equal(t, ami.ID, aws.ToString(work.ComputeResources.Ec2Configuration[0].ImageIdOverride))
+	require.Equal(t, ami.ID, aws.ToString(head.ComputeResources.Ec2Configuration[0].ImageIdOverride))
 	require.Equal(t, "true", work.Tags["ceforge:managed"])
 	require.Equal(t, ce.ID, work.Tags["ceforge:ce-id"])
 	require.Len(t, qs, 2)
@@ -262,7 +289,11 @@ func TestDeleteWithAndWithoutDispose(t *testing.T) {
 				require.Empty(t, lg.LogGroups)
 				require.Empty(t, jd.JobDefinitions)
 				for _, r := range ce.ForgedResources {
-					require.Equal(t, forge.StateDeleted, r.State, r.Type+" "+r.Name)
+					want := forge.StateDeleted
+					if r.Type == forge.TypeAMI {
+						want = forge.StateUsed // public AMIs are never ours to delete
+					}
+					require.Equal(t, want, r.State, r.Type+" "+r.Name)
 				}
 			} else {
 				require.Len(t, ces, 2)
@@ -307,7 +338,15 @@ func TestForgeRetryAfterCrashAdopts(t *testing.T) {
 	ce := createCE(t, h, forgeBody("crash"))
 	require.Equal(t, computeenv.StatusAvailable, ce.Status)
 	want := forged(ce)
-	ce.ForgedResources, ce.Status = nil, computeenv.StatusCreating // what the lost save would have left
+	// What the lost save would have left: the record as created (with the
+	// AMIs resolved at validation), nothing forged.
+	var resolved []computeenv.Resource
+	for _, r := range ce.ForgedResources {
+		if r.Type == forge.TypeAMI {
+			resolved = append(resolved, r)
+		}
+	}
+	ce.ForgedResources, ce.Status = resolved, computeenv.StatusCreating
 	_, err := h.Store.Save(context.Background(), "CE", ce.ID, &ce, ce.Version)
 	require.NoError(t, err)
 	h.Calls.Reset()

@@ -31,7 +31,12 @@ type Provisioner struct {
 	// CEs on (computeenv.ErrProvisionElsewhere): the API function leaves
 	// them to the reconciler and so links none of the forge clients.
 	Applier forge.ApplierFactory
-	Log     *slog.Logger
+	// Parameters reads the ECS-optimized AMI ids at validation
+	// (awsclient/ssmparam), so the reconciler forges with ids decided at
+	// creation and never needs SSM. Nil: AWS Batch picks the AMI of the
+	// image type itself.
+	Parameters func(aws.Config) awsclient.ParameterReader
+	Log        *slog.Logger
 }
 
 var _ computeenv.Provisioner = (*Provisioner)(nil)
@@ -56,7 +61,8 @@ func configFor(f *awsclient.Factory, ce *computeenv.ComputeEnv) aws.Config {
 // strategy, instance types, head memory, network of the default VPC…) and
 // checks, read-only, what the options refer to in the account: subnets and
 // security groups, the work dir bucket's region, and in manual mode the
-// two queues.
+// two queues. In forge mode it also resolves the ECS-optimized AMIs the
+// design needs and records them (forge.TypeAMI, used, never deleted).
 func (p *Provisioner) Prepare(ctx context.Context, ce *computeenv.ComputeEnv) ([]string, error) {
 	warn, err := check(ce)
 	if err != nil {
@@ -67,14 +73,40 @@ func (p *Provisioner) Prepare(ctx context.Context, ce *computeenv.ComputeEnv) ([
 		if err := checkQueues(ctx, batch.NewFromConfig(cfg), ce.Batch); err != nil {
 			return nil, err
 		}
-	} else if err := resolveNetwork(ctx, ec2.NewFromConfig(cfg), ce.Batch.Forge); err != nil {
-		return nil, err
+	} else {
+		if err := resolveNetwork(ctx, ec2.NewFromConfig(cfg), ce.Batch.Forge); err != nil {
+			return nil, err
+		}
+		warn = append(warn, p.resolveAMIs(ctx, cfg, ce)...)
 	}
 	w, err := p.checkBucket(ctx, cfg, ce)
 	if err != nil {
 		return nil, err
 	}
 	return append(warn, w...), nil
+}
+
+// resolveAMIs records the AMI id behind each public SSM parameter the
+// design names. SSM access is optional (a custom imageId needs none): a
+// failed read is a warning, and AWS Batch then picks the image type's AMI.
+func (p *Provisioner) resolveAMIs(ctx context.Context, cfg aws.Config, ce *computeenv.ComputeEnv) []string {
+	if p.Parameters == nil {
+		return nil
+	}
+	var warn []string
+	reader := p.Parameters(cfg)
+	for _, c := range forge.NewDesign(p.Prefix, ce).ComputeEnvs {
+		if c.AMIParam == "" || forge.Find(ce, forge.TypeAMI, c.AMIParam) != nil {
+			continue
+		}
+		id, err := reader.Parameter(ctx, c.AMIParam)
+		if err != nil {
+			warn = append(warn, fmt.Sprintf("could not read the AMI parameter %s (%s); AWS Batch will pick the latest %s AMI itself", c.AMIParam, forge.Reason(err), c.ImageType))
+			continue
+		}
+		forge.Record(ce, computeenv.Resource{Type: forge.TypeAMI, Name: c.AMIParam, ID: id, State: forge.StateUsed})
+	}
+	return warn
 }
 
 // checkBucket requires the work dir bucket to be in the CE's region (cross
@@ -259,7 +291,7 @@ func (p *Provisioner) create(ctx context.Context, ce *computeenv.ComputeEnv) err
 func left(ce *computeenv.ComputeEnv) string {
 	var have []string
 	for _, r := range ce.ForgedResources {
-		if r.State != forge.StateDeleted {
+		if r.State != forge.StateDeleted && r.State != forge.StateUsed {
 			have = append(have, r.Type+" "+r.Name)
 		}
 	}

@@ -75,7 +75,7 @@ type Clients struct {
 	S3  S3API
 	// SSM reads the public AMI parameters; nil in functions that never
 	// validate a CE (their cold start skips the SSM client).
-	SSM ParameterReader
+	SSM awsclient.ParameterReader
 }
 
 // EC2API is the part of EC2 this package calls.
@@ -115,11 +115,6 @@ type S3API interface {
 	GetObject(context.Context, *s3.GetObjectInput, ...func(*s3.Options)) (*s3.GetObjectOutput, error)
 }
 
-// ParameterReader reads an SSM parameter's value (awsclient/ssmparam).
-type ParameterReader interface {
-	Parameter(ctx context.Context, name string) (string, error)
-}
-
 // Platform implements computeenv.Provisioner, run.Launcher, run.Reconciler
 // and the EC2 event sink.
 type Platform struct {
@@ -145,7 +140,7 @@ type Config struct {
 	AllowedRegions []string
 	// Parameters, when set, reads SSM parameters in a CE's account and
 	// region (ssmparam.New); only functions that validate CEs need it.
-	Parameters func(aws.Config) ParameterReader
+	Parameters func(aws.Config) awsclient.ParameterReader
 	Log        *slog.Logger
 }
 

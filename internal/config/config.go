@@ -44,6 +44,12 @@ type Config struct {
 	// SweeperFunction, set by the CDK app on the API function, makes
 	// POST /sweeps invoke that Lambda asynchronously (CEFORGE_SWEEPER_FUNCTION).
 	SweeperFunction string
+	// ReconcilerFunction, set by the CDK app on the API function, is where
+	// the API hands the provisioning steps it cannot take (forging Batch
+	// resources, tearing them down): an asynchronous invoke with the CE id
+	// (CEFORGE_RECONCILER_FUNCTION). Unset, the reconciler's next scheduled
+	// pass takes them.
+	ReconcilerFunction string
 	// LogsURL is the log-follow Function URL the API points follow clients to
 	// (CEFORGE_LOGS_URL, set by the CDK app).
 	LogsURL string
@@ -70,8 +76,9 @@ func FromLookup(lookup func(string) (string, bool)) (Config, error) {
 		RunLogGroup: get("CEFORGE_RUN_LOG_GROUP", "/ceforge/runs"),
 		LogLevel:    get("CEFORGE_LOG_LEVEL", "info"),
 
-		SweeperFunction: get("CEFORGE_SWEEPER_FUNCTION", ""),
-		LogsURL:         get("CEFORGE_LOGS_URL", ""),
+		SweeperFunction:    get("CEFORGE_SWEEPER_FUNCTION", ""),
+		ReconcilerFunction: get("CEFORGE_RECONCILER_FUNCTION", ""),
+		LogsURL:            get("CEFORGE_LOGS_URL", ""),
 	}
 	if v := get("CEFORGE_ALLOWED_REGIONS", ""); v != "" {
 		for _, r := range strings.Split(v, ",") {

@@ -21,6 +21,7 @@ func TestDefaults(t *testing.T) {
 	require.Equal(t, 0.08, c.SweepGP3Price)
 	require.Equal(t, 4000, c.SweepMaxDeletions)
 	require.Empty(t, c.SweeperFunction)
+	require.Empty(t, c.ReconcilerFunction)
 	require.Empty(t, c.AllowedRegions)
 }
 
@@ -28,13 +29,15 @@ func TestValues(t *testing.T) {
 	c, err := FromLookup(lookup(map[string]string{
 		"CEFORGE_ALLOWED_REGIONS": " eu-west-1, us-east-1 ,", "CEFORGE_SWEEP_GP3_PRICE": "0.1",
 		"CEFORGE_SWEEP_MAX_DELETIONS": "10", "CEFORGE_SWEEPER_FUNCTION": "ceforge-sweeper",
-		"CEFORGE_LOGS_URL": "https://x.lambda-url.us-east-1.on.aws/", "CEFORGE_SWEEP_DRY_RUN": "true",
+		"CEFORGE_RECONCILER_FUNCTION": "ceforge-reconciler",
+		"CEFORGE_LOGS_URL":            "https://x.lambda-url.us-east-1.on.aws/", "CEFORGE_SWEEP_DRY_RUN": "true",
 	}))
 	require.NoError(t, err)
 	require.Equal(t, []string{"eu-west-1", "us-east-1"}, c.AllowedRegions)
 	require.Equal(t, 0.1, c.SweepGP3Price)
 	require.Equal(t, 10, c.SweepMaxDeletions)
 	require.Equal(t, "ceforge-sweeper", c.SweeperFunction)
+	require.Equal(t, "ceforge-reconciler", c.ReconcilerFunction)
 	require.True(t, c.SweepDryRun)
 	require.NotEmpty(t, c.LogsURL)
 }

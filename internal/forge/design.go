@@ -27,7 +27,7 @@ const (
 	TypeComputeEnv      = "batch-compute-environment"
 	TypeJobQueue        = "batch-job-queue"
 	TypeJobDefinition   = "batch-job-definition"
-	TypeAMI             = "ssm-parameter"
+	TypeAMI             = "ssm-parameter" // resolved at validation: Name is the parameter, ID the AMI
 )
 
 // Defaults of forge mode.
@@ -112,7 +112,7 @@ type ComputeEnvSpec struct {
 	AllocStrategy string
 	BidPercentage int
 	ImageType     string // ECS_AL2023 | ECS_AL2023_NVIDIA
-	ImageID       string // custom AMI, else from AMIParam
+	ImageID       string // custom AMI, or AMIParam's value resolved at validation; empty: Batch picks
 	AMIParam      string
 	KeyPair       string
 }
@@ -316,6 +316,14 @@ func NewDesign(prefix string, ce *computeenv.ComputeEnv) Design {
 		d.ComputeEnvs = append(d.ComputeEnvs, head)
 	}
 	d.ComputeEnvs = append(d.ComputeEnvs, work)
+	for i := range d.ComputeEnvs {
+		// An AMI resolved when the CE was validated pins its parameter.
+		if c := &d.ComputeEnvs[i]; c.ImageID == "" && c.AMIParam != "" {
+			if r := Find(ce, TypeAMI, c.AMIParam); r != nil {
+				c.ImageID = r.ID
+			}
+		}
+	}
 	d.Queues = []QueueSpec{
 		{Name: n.HeadQueue, Priority: HeadQueuePriority, CE: headCE},
 		{Name: n.WorkQueue, Priority: ComputeQueuePriority, CE: n.WorkCE, TimeLimits: true},

@@ -66,7 +66,8 @@ func (d Design) Plan() computeenv.Plan {
 			props["imageType"] = c.ImageType
 			if c.ImageID != "" {
 				props["imageId"] = c.ImageID
-			} else {
+			}
+			if c.AMIParam != "" {
 				props["imageIdFromSsm"] = c.AMIParam
 			}
 			if c.BidPercentage > 0 {

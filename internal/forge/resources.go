@@ -14,6 +14,7 @@ const (
 	StatePending  = "PENDING" // created, not usable yet (Batch CREATING, EFS creating)
 	StateDeleting = "DELETING"
 	StateDeleted  = "DELETED"
+	StateUsed     = "USED" // exists independently (a public AMI); never deleted
 )
 
 // Find returns the recorded resource of a type and name (nil if none).

@@ -401,10 +401,9 @@ func TestLaunchCrashAndRetry(t *testing.T) {
 			// The launch was reported failed while its instance started:
 			// the sweeper ends it once the run is past the grace period.
 			require.Len(t, live, 1)
-			sw, err := f.App.Sweeper()
-			require.NoError(t, err)
+			sw := f.App.Sweeper()
 			sw.Now = func() time.Time { return time.Now().Add(3 * time.Hour) }
-			_, err = sw.Sweep(ctx, false, "test")
+			_, err := sw.Sweep(ctx, false, "test")
 			require.NoError(t, err)
 			require.Empty(t, f.liveInstancesOf(t, r.ID), "the orphan head is terminated by the sweeper")
 		} else {

@@ -23,6 +23,7 @@ import (
 
 	"github.com/ceforge/ceforge/internal/api"
 	"github.com/ceforge/ceforge/internal/app"
+	"github.com/ceforge/ceforge/internal/app/allinone"
 	"github.com/ceforge/ceforge/internal/apptest"
 	"github.com/ceforge/ceforge/internal/awsclient"
 	"github.com/ceforge/ceforge/internal/computeenv"
@@ -87,7 +88,7 @@ func proxied(tb testing.TB, attempts int) (*fixture, *faultproxy.Proxy) {
 	cfg, err := config.FromLookup(func(string) (string, bool) { return "", false })
 	require.NoError(tb, err)
 	cfg.Table, cfg.Region, cfg.Endpoint = testenv.Table, testenv.Region, srv.URL
-	a, err := app.New(context.Background(), cfg, app.Options{AWS: fac, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Metrics: metrics.Discard})
+	a, err := allinone.New(context.Background(), cfg, app.Options{AWS: fac, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Metrics: metrics.Discard})
 	require.NoError(tb, err)
 	f := fixtureOf(tb, &apptest.Harness{Env: env, App: a, Router: a.Router()})
 	return f, p

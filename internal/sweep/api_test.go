@@ -117,8 +117,7 @@ func TestSweepsAPI(t *testing.T) {
 // TestHandleInvocation: the function's two payloads.
 func TestHandleInvocation(t *testing.T) {
 	h := apptest.New(t)
-	sw, err := h.App.Sweeper()
-	require.NoError(t, err)
+	sw := h.App.Sweeper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 

@@ -16,6 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/ceforge/ceforge/internal/app"
+	"github.com/ceforge/ceforge/internal/app/allinone"
 	"github.com/ceforge/ceforge/internal/config"
 	"github.com/ceforge/ceforge/internal/eventsrc"
 	"github.com/ceforge/ceforge/internal/local"
@@ -45,7 +46,7 @@ func run() error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	a, err := app.New(ctx, cfg, app.Options{})
+	a, err := allinone.New(ctx, cfg, app.Options{})
 	if err != nil {
 		return err
 	}

@@ -20,7 +20,6 @@ import (
 	fsxtypes "github.com/aws/aws-sdk-go-v2/service/fsx/types"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 	itypes "github.com/aws/aws-sdk-go-v2/service/iam/types"
-	"github.com/aws/aws-sdk-go-v2/service/ssm"
 
 	"github.com/ceforge/ceforge/internal/computeenv"
 	"github.com/ceforge/ceforge/internal/forge"
@@ -347,14 +346,6 @@ func (f *Forger) launchTemplate(ctx context.Context, ce *computeenv.ComputeEnv, 
 	return true, nil
 }
 
-func (f *Forger) ami(ctx context.Context, param string) (string, error) {
-	out, err := f.SSM.GetParameter(ctx, &ssm.GetParameterInput{Name: aws.String(param)})
-	if err != nil {
-		return "", forge.Wrap("read AMI parameter "+param, err)
-	}
-	return aws.ToString(out.Parameter.Value), nil
-}
-
 func (f *Forger) computeEnvs(ctx context.Context, ce *computeenv.ComputeEnv, d forge.Design) (bool, error) {
 	names := make([]string, 0, len(d.ComputeEnvs))
 	for _, c := range d.ComputeEnvs {
@@ -422,19 +413,17 @@ func (f *Forger) createComputeEnv(ctx context.Context, ce *computeenv.ComputeEnv
 		if prof == nil || lt == nil {
 			return errors.New("instance profile or launch template not recorded yet")
 		}
-		image := c.ImageID
-		if image == "" {
-			var err error
-			if image, err = f.ami(ctx, c.AMIParam); err != nil {
-				return err
-			}
-		}
+		image := c.ImageID // custom, or resolved when the CE was validated
 		cr.MinvCpus = aws.Int32(int32(c.MinCpus))
 		cr.InstanceTypes = c.InstanceTypes
 		cr.AllocationStrategy = btypes.CRAllocationStrategy(c.AllocStrategy)
 		cr.InstanceRole = aws.String(prof.ARN)
 		cr.LaunchTemplate = &btypes.LaunchTemplateSpecification{LaunchTemplateId: aws.String(lt.ID), Version: aws.String("$Latest")}
-		cr.Ec2Configuration = []btypes.Ec2Configuration{{ImageType: aws.String(c.ImageType), ImageIdOverride: aws.String(image)}}
+		cr.Ec2Configuration = []btypes.Ec2Configuration{{ImageType: aws.String(c.ImageType)}}
+		if image != "" {
+			// Else AWS Batch picks the latest AMI of the image type.
+			cr.Ec2Configuration[0].ImageIdOverride = aws.String(image)
+		}
 		cr.Tags = d.Tags
 		if c.BidPercentage > 0 {
 			cr.BidPercentage = aws.Int32(int32(c.BidPercentage))

@@ -1,8 +1,7 @@
 // Package steps creates and tears down a forge.Design in AWS, one
 // idempotent step at a time (roles, log group, file systems, launch
 // template, compute environments, queues, job definition). It is apart
-// from forge because it links the EFS, FSx, CloudWatch Logs and SSM
-// clients: only the functions that provision import it.
+// from forge because it links the EFS, FSx and CloudWatch Logs clients: only the functions that provision import it.
 package steps
 
 import (
@@ -15,7 +14,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/efs"
 	"github.com/aws/aws-sdk-go-v2/service/fsx"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
-	"github.com/aws/aws-sdk-go-v2/service/ssm"
 
 	"github.com/ceforge/ceforge/internal/forge"
 )
@@ -51,11 +49,6 @@ type LogsAPI interface {
 	DeleteLogGroup(context.Context, *cloudwatchlogs.DeleteLogGroupInput, ...func(*cloudwatchlogs.Options)) (*cloudwatchlogs.DeleteLogGroupOutput, error)
 }
 
-// SSMAPI reads the public AMI parameters.
-type SSMAPI interface {
-	GetParameter(context.Context, *ssm.GetParameterInput, ...func(*ssm.Options)) (*ssm.GetParameterOutput, error)
-}
-
 // EFSAPI is the part of EFS forge calls.
 type EFSAPI interface {
 	CreateFileSystem(context.Context, *efs.CreateFileSystemInput, ...func(*efs.Options)) (*efs.CreateFileSystemOutput, error)
@@ -80,7 +73,6 @@ type Forger struct {
 	EC2   EC2API
 	Batch forge.BatchAPI
 	Logs  LogsAPI
-	SSM   SSMAPI
 	EFS   EFSAPI
 	FSx   FSxAPI
 }
@@ -89,7 +81,7 @@ type Forger struct {
 func New(cfg aws.Config) *Forger {
 	return &Forger{
 		IAM: iam.NewFromConfig(cfg), EC2: ec2.NewFromConfig(cfg), Batch: batch.NewFromConfig(cfg),
-		Logs: cloudwatchlogs.NewFromConfig(cfg), SSM: ssm.NewFromConfig(cfg), EFS: efs.NewFromConfig(cfg), FSx: fsx.NewFromConfig(cfg),
+		Logs: cloudwatchlogs.NewFromConfig(cfg), EFS: efs.NewFromConfig(cfg), FSx: fsx.NewFromConfig(cfg),
 	}
 }
 

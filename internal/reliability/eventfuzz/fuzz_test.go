@@ -21,6 +21,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 
 	"github.com/ceforge/ceforge/internal/app"
+	"github.com/ceforge/ceforge/internal/app/allinone"
 	"github.com/ceforge/ceforge/internal/awsclient"
 	"github.com/ceforge/ceforge/internal/config"
 	"github.com/ceforge/ceforge/internal/eventsrc"
@@ -75,7 +76,7 @@ func newApp(t testing.TB) (*app.App, *emptyAWS) {
 		t.Fatal(err)
 	}
 	cfg.Table, cfg.Region, cfg.Endpoint = "fuzz", "us-east-1", srv.URL
-	a, err := app.New(ctx, cfg, app.Options{AWS: f, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Metrics: metrics.Discard})
+	a, err := allinone.New(ctx, cfg, app.Options{AWS: f, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Metrics: metrics.Discard})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,29 @@
+// Package allinone wires every feature into one App: what the local server
+// runs, and what the end-to-end tests drive. In AWS each function wires
+// only its own features (functions/*/main.go).
+package allinone
+
+import (
+	"context"
+
+	"github.com/ceforge/ceforge/internal/app"
+	"github.com/ceforge/ceforge/internal/app/logsroutes"
+	"github.com/ceforge/ceforge/internal/awsclient/ssmparam"
+	"github.com/ceforge/ceforge/internal/config"
+	"github.com/ceforge/ceforge/internal/forge/steps"
+)
+
+// Features are every feature, with sweeps run in this process.
+func Features() []app.Feature {
+	return []app.Feature{
+		app.Batch(steps.NewApplier, ssmparam.New),
+		app.Cloud(ssmparam.New),
+		app.Sweeps(app.SweepsHere),
+		logsroutes.Feature,
+	}
+}
+
+// New wires an App with every feature, plus extra ones.
+func New(ctx context.Context, cfg config.Config, opts app.Options, extra ...app.Feature) (*app.App, error) {
+	return app.New(ctx, cfg, opts, append(Features(), extra...)...)
+}

@@ -1,0 +1,158 @@
+package app
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+
+	"github.com/ceforge/ceforge/internal/api"
+	"github.com/ceforge/ceforge/internal/apierr"
+	"github.com/ceforge/ceforge/internal/awsclient"
+	"github.com/ceforge/ceforge/internal/batchce"
+	"github.com/ceforge/ceforge/internal/cloudce"
+	"github.com/ceforge/ceforge/internal/computeenv"
+	"github.com/ceforge/ceforge/internal/eventsrc"
+	"github.com/ceforge/ceforge/internal/forge"
+	"github.com/ceforge/ceforge/internal/sweep"
+)
+
+// Batch adds the aws-batch platform: forge/manual compute environments,
+// head jobs and the Batch Job State Change consumer. applier forges Batch
+// resources (forge/steps); nil in functions that leave forging to the
+// reconciler. params resolves the AMIs when a CE is validated
+// (awsclient/ssmparam); nil in functions that never validate one.
+func Batch(applier forge.ApplierFactory, params func(aws.Config) awsclient.ParameterReader) Feature {
+	return func(_ context.Context, a *App) error {
+		log := a.Log.With("platform", computeenv.PlatformBatch)
+		sink := &batchce.Sink{Store: a.Store, Runs: a.Runs, Log: log}
+		a.ComputeEnvs.Provisioners[computeenv.PlatformBatch] = &batchce.Provisioner{
+			AWS: a.AWS, Prefix: a.Config.Prefix, Applier: applier, Parameters: params, Log: log,
+		}
+		a.Runs.Launchers[computeenv.PlatformBatch] = &batchce.Launcher{AWS: a.AWS, Prefix: a.Config.Prefix, Store: a.Store, Sink: sink, Log: log}
+		a.BatchEvents.Handle(sink, map[eventsrc.Kind]eventsrc.Parser{batchce.JobStateChange: batchce.Parser(a.Config.Prefix)})
+		return nil
+	}
+}
+
+// Cloud adds the AWS Cloud platform: one IAM role + instance profile per
+// CE, one EC2 head instance per run, EC2 state-change and Spot events.
+// params reads the AMI parameters when a CE is validated
+// (awsclient/ssmparam); nil in functions that never validate one.
+func Cloud(params func(aws.Config) awsclient.ParameterReader) Feature {
+	return func(_ context.Context, a *App) error {
+		c := cloudce.Config{
+			AWS: a.AWS, Runs: a.Runs, Prefix: a.Config.Prefix, LogGroup: a.Config.RunLogGroup,
+			AllowedRegions: a.Config.AllowedRegions, Parameters: params, Log: a.Log.With("platform", computeenv.PlatformCloud),
+		}
+		p := cloudce.New(c)
+		a.ComputeEnvs.Provisioners[computeenv.PlatformCloud] = p
+		a.Runs.Launchers[computeenv.PlatformCloud] = p
+		a.EC2Events.Handle(p, p.Parsers())
+		return nil
+	}
+}
+
+// InvokerFactory returns an asynchronous invoke of a function by name
+// (awsclient/lambdainvoke.Func).
+type InvokerFactory func(cfg aws.Config, function string) func(ctx context.Context, payload []byte) error
+
+// Sweeps adds the /sweeps routes. dispatch builds where a requested sweep
+// runs: SweepsBy (the sweeper function) in AWS, SweepsHere locally.
+func Sweeps(dispatch func(*App, *sweep.Sweeper) (sweep.Dispatcher, error)) Feature {
+	return func(_ context.Context, a *App) error {
+		sw := a.Sweeper()
+		d, err := dispatch(a, sw)
+		if err != nil {
+			return err
+		}
+		a.Routes = append(a.Routes, (&sweep.HTTP{Sweeper: sw, Dispatcher: d}).Routes)
+		return nil
+	}
+}
+
+// SweepsBy hands requested sweeps to the sweeper function
+// (CEFORGE_SWEEPER_FUNCTION) with an asynchronous invoke: a sweep runs for
+// up to 15 minutes and the API must answer in seconds.
+func SweepsBy(invoker InvokerFactory) func(*App, *sweep.Sweeper) (sweep.Dispatcher, error) {
+	return func(a *App, _ *sweep.Sweeper) (sweep.Dispatcher, error) {
+		if a.Config.SweeperFunction == "" {
+			return nil, fmt.Errorf("sweeps: CEFORGE_SWEEPER_FUNCTION is not set")
+		}
+		return sweep.LambdaDispatcher{Invoke: invoker(a.AWS.Config(""), a.Config.SweeperFunction)}, nil
+	}
+}
+
+// SweepsHere runs requested sweeps in a goroutine of this process (the
+// local server).
+func SweepsHere(_ *App, sw *sweep.Sweeper) (sweep.Dispatcher, error) {
+	return &sweep.LocalDispatcher{Sweeper: sw}, nil
+}
+
+// ProvisionRequest is the reconciler's payload when the API hands it a
+// compute environment; scheduled invocations carry a Scheduled Event.
+type ProvisionRequest struct {
+	ComputeEnvID string `json:"computeEnvId"`
+}
+
+// HandOff makes the provisioning steps this function cannot take (see
+// computeenv.ErrProvisionElsewhere) go to the reconciler function
+// (CEFORGE_RECONCILER_FUNCTION) at once, with an asynchronous invoke,
+// rather than at its next scheduled pass. Unset, the schedule takes them.
+func HandOff(invoker InvokerFactory) Feature {
+	return func(_ context.Context, a *App) error {
+		if a.Config.ReconcilerFunction == "" {
+			return nil
+		}
+		invoke := invoker(a.AWS.Config(""), a.Config.ReconcilerFunction)
+		a.ComputeEnvs.Handoff = func(ctx context.Context, ceID string) error {
+			payload, err := json.Marshal(ProvisionRequest{ComputeEnvID: ceID})
+			if err != nil {
+				return fmt.Errorf("encode provision request: %w", err)
+			}
+			return invoke(ctx, payload)
+		}
+		return nil
+	}
+}
+
+// Routes adds API routes built from the App (app/logsroutes).
+func Routes(build func(*App) func(*api.Router)) Feature {
+	return func(_ context.Context, a *App) error {
+		a.Routes = append(a.Routes, build(a))
+		return nil
+	}
+}
+
+// Sweeper returns the sweeper configured from the App's configuration.
+func (a *App) Sweeper() *sweep.Sweeper {
+	opts := sweep.Options{Grace: a.Config.SweepGrace, Prefix: a.Config.Prefix,
+		PricePerGiBMonth: a.Config.SweepGP3Price, MaxDeletions: a.Config.SweepMaxDeletions}
+	return &sweep.Sweeper{
+		Store: a.Store, Clients: sweep.FactoryClients(a.AWS, ""), Options: opts,
+		Log: a.Log.With("component", "sweeper"), Metrics: a.Metrics,
+	}
+}
+
+// Reconcile handles one invocation of the reconciler function: a
+// ProvisionRequest from the API advances that compute environment; any
+// other payload (the schedule's Scheduled Event) runs a full pass.
+func (a *App) Reconcile(ctx context.Context, payload json.RawMessage) error {
+	var req ProvisionRequest
+	if json.Unmarshal(payload, &req) == nil && req.ComputeEnvID != "" {
+		err := a.ComputeEnvs.Advance(ctx, req.ComputeEnvID)
+		if e, ok := apierr.As(err); ok && e.Status == http.StatusNotFound {
+			// Nothing to do; an error would only make Lambda retry it.
+			a.Log.Warn("hand-off for an unknown compute environment", "ce_id", req.ComputeEnvID)
+			return nil
+		}
+		if err != nil {
+			// Lambda retries the invocation; the schedule would repair it too.
+			return fmt.Errorf("advance compute environment %s: %w", req.ComputeEnvID, err)
+		}
+		return nil
+	}
+	return a.Reconciler.Once(ctx)
+}

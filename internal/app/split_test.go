@@ -1,0 +1,190 @@
+package app_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"sync"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/batch"
+	"github.com/aws/aws-sdk-go-v2/service/iam"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/stretchr/testify/require"
+
+	"github.com/ceforge/ceforge/internal/app"
+	"github.com/ceforge/ceforge/internal/apptest"
+	"github.com/ceforge/ceforge/internal/awsclient"
+	"github.com/ceforge/ceforge/internal/awsclient/ssmparam"
+	"github.com/ceforge/ceforge/internal/computeenv"
+	"github.com/ceforge/ceforge/internal/config"
+	"github.com/ceforge/ceforge/internal/forge"
+	"github.com/ceforge/ceforge/internal/forge/steps"
+	"github.com/ceforge/ceforge/internal/testenv"
+)
+
+func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }
+
+const bucket = "ceforge-work"
+
+// invocations records what a function queued for another (the stand-in
+// of an asynchronous Lambda invoke).
+type invocations struct {
+	mu       sync.Mutex
+	function []string
+	payloads [][]byte
+}
+
+func (i *invocations) factory(_ aws.Config, function string) func(context.Context, []byte) error {
+	return func(_ context.Context, payload []byte) error {
+		i.mu.Lock()
+		defer i.mu.Unlock()
+		i.function = append(i.function, function)
+		i.payloads = append(i.payloads, payload)
+		return nil
+	}
+}
+
+func (i *invocations) take(t *testing.T) (string, []byte) {
+	t.Helper()
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	require.Len(t, i.payloads, 1, "one hand-off")
+	f, p := i.function[0], i.payloads[0]
+	i.function, i.payloads = nil, nil
+	return f, p
+}
+
+func forgeRequest(name string) computeenv.CreateRequest {
+	return computeenv.CreateRequest{
+		Name: name, Platform: computeenv.PlatformBatch, Region: testenv.Region, WorkDir: "s3://" + bucket + "/work",
+		Batch: &computeenv.BatchOptions{Forge: &computeenv.ForgeOptions{Type: "SPOT", MaxCpus: 64}},
+	}
+}
+
+func withReconciler(c *config.Config) { c.ReconcilerFunction = "ceforge-reconciler" }
+
+// The API function validates and records a forge-mode CE, creates nothing,
+// and hands it to the reconciler function, which forges it (and later
+// tears it down) with the AMI the API resolved: the split the deployed
+// functions run, each linking only its own clients.
+func TestAPIHandsForgingToTheReconciler(t *testing.T) {
+	queued := &invocations{}
+	api := apptest.NewWith(t, []app.Feature{
+		app.Batch(nil, ssmparam.New), app.Cloud(ssmparam.New), app.HandOff(queued.factory),
+	}, withReconciler)
+	reconciler := api.Wire(t, app.Batch(steps.NewApplier, nil), app.Cloud(nil))
+	ctx := context.Background()
+	cfg := api.AWS.Config(testenv.Region)
+	_, err := s3.NewFromConfig(cfg, func(o *s3.Options) { o.UsePathStyle = true }).CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(bucket)})
+	require.NoError(t, err)
+
+	res := api.Do(t, "POST", "/compute-envs", forgeRequest("split"))
+	require.Equal(t, 201, res.Status, string(res.Body))
+	var ce computeenv.ComputeEnv
+	res.JSON(t, &ce)
+	require.Equal(t, computeenv.StatusCreating, ce.Status)
+	fn, payload := queued.take(t)
+	require.Equal(t, "ceforge-reconciler", fn)
+	require.JSONEq(t, `{"computeEnvId":"`+ce.ID+`"}`, string(payload))
+	require.Zero(t, api.Calls.Count("IAM.CreateRole")+api.Calls.Count("Batch.CreateComputeEnvironment"), "the API forges nothing")
+	ami := forge.Find(&ce, forge.TypeAMI, forge.AMIParamX86)
+	require.NotNil(t, ami, "the API resolved the AMI while validating")
+
+	// The reconciler's invocation with that payload, then its scheduled
+	// passes, until the CE is stable.
+	require.NoError(t, reconciler.Reconcile(ctx, payload))
+	got := settle(t, reconciler, ce.ID)
+	require.Equal(t, computeenv.StatusAvailable, got.Status, got.StatusReason)
+	names := forge.NamesFor("ceforge-", ce.ID)
+	out, err := batch.NewFromConfig(cfg).DescribeComputeEnvironments(ctx, &batch.DescribeComputeEnvironmentsInput{ComputeEnvironments: []string{names.WorkCE}})
+	require.NoError(t, err)
+	require.Len(t, out.ComputeEnvironments, 1)
+	require.Equal(t, ami.ID, aws.ToString(out.ComputeEnvironments[0].ComputeResources.Ec2Configuration[0].ImageIdOverride))
+
+	// Delete: the API marks it DELETING and hands it on; the reconciler tears down.
+	res = api.Do(t, "DELETE", "/compute-envs/"+ce.ID, nil)
+	require.Equal(t, 202, res.Status, string(res.Body))
+	_, payload = queued.take(t)
+	require.Equal(t, computeenv.StatusDeleting, get(t, reconciler, ce.ID).Status)
+	require.NoError(t, reconciler.Reconcile(ctx, payload))
+	got = settle(t, reconciler, ce.ID)
+	require.Equal(t, computeenv.StatusDeleted, got.Status, got.StatusReason)
+	_, err = iam.NewFromConfig(cfg).GetRole(ctx, &iam.GetRoleInput{RoleName: aws.String(names.ServiceRole)})
+	require.Error(t, err, "the reconciler removed the forged roles")
+
+	// A scheduled invocation (any other payload) is a full pass.
+	require.NoError(t, reconciler.Reconcile(ctx, json.RawMessage(`{"detail-type":"Scheduled Event","source":"aws.events","detail":{}}`)))
+	// A hand-off for a CE that is gone is done, not retried forever.
+	require.NoError(t, reconciler.Reconcile(ctx, json.RawMessage(`{"computeEnvId":"nosuchce000000"}`)))
+}
+
+// Without the reconciler's name the API hands nothing on: the schedule
+// picks the CE up.
+func TestHandOffNeedsTheReconcilerName(t *testing.T) {
+	queued := &invocations{}
+	api := apptest.NewWith(t, []app.Feature{app.Batch(nil, ssmparam.New), app.HandOff(queued.factory)})
+	ctx := context.Background()
+	_, err := s3.NewFromConfig(api.AWS.Config(testenv.Region), func(o *s3.Options) { o.UsePathStyle = true }).
+		CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(bucket)})
+	require.NoError(t, err)
+	res := api.Do(t, "POST", "/compute-envs", forgeRequest("scheduled"))
+	require.Equal(t, 201, res.Status, string(res.Body))
+	require.Empty(t, queued.payloads)
+}
+
+type deniedParameters struct{}
+
+func (deniedParameters) Parameter(context.Context, string) (string, error) {
+	return "", errors.New("AccessDeniedException: not authorized to perform ssm:GetParameter")
+}
+
+// SSM access is optional, as in the reference platform: without it the CE
+// is still created, with a warning, and AWS Batch picks the AMI itself.
+func TestForgeWithoutSSMAccess(t *testing.T) {
+	h := apptest.NewWith(t, []app.Feature{
+		app.Batch(steps.NewApplier, func(aws.Config) awsclient.ParameterReader { return deniedParameters{} }),
+	})
+	ctx := context.Background()
+	cfg := h.AWS.Config(testenv.Region)
+	_, err := s3.NewFromConfig(cfg, func(o *s3.Options) { o.UsePathStyle = true }).CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(bucket)})
+	require.NoError(t, err)
+	res := h.Do(t, "POST", "/compute-envs", forgeRequest("nossm"))
+	require.Equal(t, 201, res.Status, string(res.Body))
+	var ce computeenv.ComputeEnv
+	res.JSON(t, &ce)
+	require.NotEmpty(t, ce.Warnings)
+	require.Contains(t, ce.Warnings[len(ce.Warnings)-1]+ce.Warnings[0], "could not read the AMI parameter")
+	got := settle(t, h.App, ce.ID)
+	require.Equal(t, computeenv.StatusAvailable, got.Status, got.StatusReason)
+	require.Nil(t, forge.Find(&got, forge.TypeAMI, forge.AMIParamX86))
+	out, err := batch.NewFromConfig(cfg).DescribeComputeEnvironments(ctx, &batch.DescribeComputeEnvironmentsInput{
+		ComputeEnvironments: []string{forge.NamesFor("ceforge-", ce.ID).WorkCE}})
+	require.NoError(t, err)
+	require.Len(t, out.ComputeEnvironments, 1)
+	ec2cfg := out.ComputeEnvironments[0].ComputeResources.Ec2Configuration
+	require.Equal(t, "ECS_AL2023", aws.ToString(ec2cfg[0].ImageType))
+	require.Empty(t, aws.ToString(ec2cfg[0].ImageIdOverride), "AWS Batch picks the image type's AMI")
+}
+
+func get(t *testing.T, a *app.App, id string) *computeenv.ComputeEnv {
+	t.Helper()
+	ce, err := a.ComputeEnvs.Get(context.Background(), id)
+	require.NoError(t, err)
+	return ce
+}
+
+// settle runs the reconciler's scheduled passes until the CE is stable.
+func settle(t *testing.T, a *app.App, id string) computeenv.ComputeEnv {
+	t.Helper()
+	for i := 0; i < 10; i++ {
+		if ce := get(t, a, id); ce.Stable() {
+			return *ce
+		}
+		require.NoError(t, a.Reconcile(context.Background(), json.RawMessage(`{}`)))
+	}
+	t.Fatalf("compute environment %s did not settle", id)
+	return computeenv.ComputeEnv{}
+}
