@@ -19,7 +19,7 @@ import (
 func main() {
 	a := app.MustFromEnv("api",
 		app.Batch(nil, ssmparam.New),
-		app.Cloud(ssmparam.New),
+		app.Cloud(ssmparam.New, app.ProvisionElsewhere),
 		app.Sweeps(app.SweepsBy(lambdainvoke.Func)),
 		app.HandOff(lambdainvoke.Func),
 		logsroutes.Feature,

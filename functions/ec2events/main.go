@@ -9,6 +9,6 @@ import (
 )
 
 func main() {
-	a := app.MustFromEnv("ec2events", app.Cloud(nil))
+	a := app.MustFromEnv("ec2events", app.Cloud(nil, app.ProvisionElsewhere))
 	lambda.Start(a.EC2Events.SQSHandler())
 }

@@ -592,9 +592,12 @@ const (
 	GroupAssume         = "Assume"
 )
 
-// FunctionGroups says which permission groups each function holds.
+// FunctionGroups says which permission groups each function holds. The api
+// validates, launches and reads logs; every step that creates or deletes a
+// compute environment's resources it hands to the reconciler (an
+// asynchronous invoke), so it holds neither create nor delete.
 var FunctionGroups = map[string][]string{
-	FnAPI:         {GroupValidate, GroupCreateIdentity, GroupCreate, GroupDelete, GroupLaunch, GroupLogs, GroupAssume},
+	FnAPI:         {GroupValidate, GroupLaunch, GroupLogs, GroupAssume},
 	FnReconciler:  {GroupValidate, GroupCreateIdentity, GroupCreate, GroupDelete, GroupObserve, GroupAssume},
 	FnBatchEvents: {GroupEvents, GroupAssume},
 	FnEC2Events:   {GroupEvents, GroupAssume},

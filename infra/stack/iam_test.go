@@ -77,9 +77,8 @@ func TestFunctionCapabilities(t *testing.T) {
 	s := synthDefault(t)
 	must := map[string][]string{
 		stack.FnAPI: {
-			"ec2:DescribeSubnets", "ec2:DescribeImages", "iam:CreateRole", "iam:DeleteRole", "iam:PassRole",
-			"batch:CreateComputeEnvironment", "batch:DeleteComputeEnvironment", "ec2:CreateLaunchTemplate",
-			"logs:CreateLogGroup", "ec2:RunInstances", "ec2:CreateTags", "batch:SubmitJob", "batch:TerminateJob",
+			"ec2:DescribeSubnets", "ec2:DescribeImages", "ssm:GetParameter", "iam:GetInstanceProfile", "iam:PassRole",
+			"ec2:RunInstances", "ec2:CreateTags", "batch:SubmitJob", "batch:TerminateJob",
 			"ec2:TerminateInstances", "dynamodb:PutItem", "dynamodb:Query", "lambda:InvokeFunction", "sts:AssumeRole",
 			"logs:GetLogEvents", "s3:GetObject",
 		},
@@ -96,6 +95,12 @@ func TestFunctionCapabilities(t *testing.T) {
 		},
 	}
 	mustNot := map[string][]string{
+		// The reconciler forges and tears down; the api never does.
+		stack.FnAPI: {
+			"iam:CreateRole", "iam:DeleteRole", "iam:CreateInstanceProfile", "batch:CreateComputeEnvironment",
+			"batch:DeleteComputeEnvironment", "batch:RegisterJobDefinition", "ec2:CreateLaunchTemplate",
+			"logs:CreateLogGroup", "logs:DeleteLogGroup", "elasticfilesystem:CreateFileSystem", "fsx:CreateFileSystem",
+		},
 		stack.FnReconciler:  {"ec2:RunInstances", "batch:SubmitJob", "lambda:InvokeFunction"},
 		stack.FnBatchEvents: {"iam:CreateRole", "iam:PassRole", "ec2:RunInstances", "ec2:TerminateInstances", "lambda:InvokeFunction"},
 		stack.FnEC2Events:   {"iam:CreateRole", "iam:PassRole", "ec2:RunInstances", "ec2:TerminateInstances", "lambda:InvokeFunction"},

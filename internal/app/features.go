@@ -37,15 +37,26 @@ func Batch(applier forge.ApplierFactory, params func(aws.Config) awsclient.Param
 	}
 }
 
+// Provisioning says whether a function creates and deletes compute
+// environment resources itself or hands those steps on (to the reconciler).
+type Provisioning bool
+
+// The two Provisioning choices.
+const (
+	ProvisionHere      Provisioning = true
+	ProvisionElsewhere Provisioning = false
+)
+
 // Cloud adds the AWS Cloud platform: one IAM role + instance profile per
 // CE, one EC2 head instance per run, EC2 state-change and Spot events.
 // params reads the AMI parameters when a CE is validated
 // (awsclient/ssmparam); nil in functions that never validate one.
-func Cloud(params func(aws.Config) awsclient.ParameterReader) Feature {
+func Cloud(params func(aws.Config) awsclient.ParameterReader, provisioning Provisioning) Feature {
 	return func(_ context.Context, a *App) error {
 		c := cloudce.Config{
 			AWS: a.AWS, Runs: a.Runs, Prefix: a.Config.Prefix, LogGroup: a.Config.RunLogGroup,
 			AllowedRegions: a.Config.AllowedRegions, Parameters: params, Log: a.Log.With("platform", computeenv.PlatformCloud),
+			ProvisionElsewhere: provisioning == ProvisionElsewhere,
 		}
 		p := cloudce.New(c)
 		a.ComputeEnvs.Provisioners[computeenv.PlatformCloud] = p

@@ -73,9 +73,9 @@ func withReconciler(c *config.Config) { c.ReconcilerFunction = "ceforge-reconcil
 func TestAPIHandsForgingToTheReconciler(t *testing.T) {
 	queued := &invocations{}
 	api := apptest.NewWith(t, []app.Feature{
-		app.Batch(nil, ssmparam.New), app.Cloud(ssmparam.New), app.HandOff(queued.factory),
+		app.Batch(nil, ssmparam.New), app.Cloud(ssmparam.New, app.ProvisionElsewhere), app.HandOff(queued.factory),
 	}, withReconciler)
-	reconciler := api.Wire(t, app.Batch(steps.NewApplier, nil), app.Cloud(nil))
+	reconciler := api.Wire(t, app.Batch(steps.NewApplier, nil), app.Cloud(nil, app.ProvisionHere))
 	ctx := context.Background()
 	cfg := api.AWS.Config(testenv.Region)
 	_, err := s3.NewFromConfig(cfg, func(o *s3.Options) { o.UsePathStyle = true }).CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(bucket)})
@@ -114,6 +114,24 @@ func TestAPIHandsForgingToTheReconciler(t *testing.T) {
 	require.Equal(t, computeenv.StatusDeleted, got.Status, got.StatusReason)
 	_, err = iam.NewFromConfig(cfg).GetRole(ctx, &iam.GetRoleInput{RoleName: aws.String(names.ServiceRole)})
 	require.Error(t, err, "the reconciler removed the forged roles")
+
+	// An AWS Cloud CE: the API validates it (resolving its AMI) and the
+	// reconciler creates its IAM role and instance profile.
+	api.Calls.Reset() // the emulator's call counter is shared by both functions
+	res = api.Do(t, "POST", "/compute-envs", computeenv.CreateRequest{
+		Name: "cloud", Platform: computeenv.PlatformCloud, Region: testenv.Region, WorkDir: "s3://" + bucket + "/work",
+	})
+	require.Equal(t, 201, res.Status, string(res.Body))
+	var cloud computeenv.ComputeEnv
+	res.JSON(t, &cloud)
+	require.Equal(t, computeenv.StatusCreating, cloud.Status)
+	require.NotEmpty(t, cloud.Cloud.ImageID, "the AMI was resolved while validating")
+	_, payload = queued.take(t)
+	require.Zero(t, api.Calls.Count("IAM.CreateRole"), "the API creates no IAM role")
+	require.NoError(t, reconciler.Reconcile(ctx, payload))
+	require.Equal(t, computeenv.StatusAvailable, get(t, reconciler, cloud.ID).Status)
+	_, err = iam.NewFromConfig(cfg).GetRole(ctx, &iam.GetRoleInput{RoleName: aws.String("ceforge-" + cloud.ID + "-instance")})
+	require.NoError(t, err, "the reconciler created the instance role")
 
 	// A scheduled invocation (any other payload) is a full pass.
 	require.NoError(t, reconciler.Reconcile(ctx, json.RawMessage(`{"detail-type":"Scheduled Event","source":"aws.events","detail":{}}`)))

@@ -27,9 +27,10 @@ type Provisioner struct {
 	AWS    *awsclient.Factory
 	Prefix string
 	// Applier builds what forges a design in the CE's account (forge/steps
-	// in the functions that provision). Without it Advance hands forge-mode
-	// CEs on (computeenv.ErrProvisionElsewhere): the API function leaves
-	// them to the reconciler and so links none of the forge clients.
+	// in the functions that provision). Without it Advance hands every step
+	// that calls AWS on (computeenv.ErrProvisionElsewhere): the API function
+	// leaves them to the reconciler, linking none of the forge clients and
+	// holding none of their permissions.
 	Applier forge.ApplierFactory
 	// Parameters reads the ECS-optimized AMI ids at validation
 	// (awsclient/ssmparam), so the reconciler forges with ids decided at
@@ -261,15 +262,15 @@ func (p *Provisioner) Advance(ctx context.Context, ce *computeenv.ComputeEnv) er
 }
 
 func (p *Provisioner) create(ctx context.Context, ce *computeenv.ComputeEnv) error {
+	if p.Applier == nil {
+		return computeenv.ErrProvisionElsewhere
+	}
 	cfg := configFor(p.AWS, ce)
 	var ok bool
 	var err error
 	if ce.ConfigMode == computeenv.ModeManual {
 		ok, err = p.createManual(ctx, batch.NewFromConfig(cfg), ce)
 	} else {
-		if p.Applier == nil {
-			return computeenv.ErrProvisionElsewhere
-		}
 		ok, err = p.Applier(cfg).Create(ctx, ce, forge.NewDesign(p.Prefix, ce))
 	}
 	var se *forge.StepError
@@ -359,6 +360,9 @@ func (p *Provisioner) delete(ctx context.Context, ce *computeenv.ComputeEnv) err
 		ce.Status, ce.StatusReason = computeenv.StatusDeleted, ""
 		return nil
 	}
+	if p.Applier == nil {
+		return computeenv.ErrProvisionElsewhere
+	}
 	cfg := configFor(p.AWS, ce)
 	var ok bool
 	var err error
@@ -370,9 +374,6 @@ func (p *Provisioner) delete(ctx context.Context, ce *computeenv.ComputeEnv) err
 		}
 		ok = err == nil
 	} else {
-		if p.Applier == nil {
-			return computeenv.ErrProvisionElsewhere
-		}
 		ok, err = p.Applier(cfg).Delete(ctx, ce, forge.NewDesign(p.Prefix, ce))
 	}
 	var se *forge.StepError

@@ -127,6 +127,10 @@ type Platform struct {
 	AllowedRegions []string
 	Log            *slog.Logger
 	Now            func() time.Time
+	// ProvisionElsewhere leaves creating and deleting the CE's IAM role and
+	// profile to another function (the API hands them to the reconciler,
+	// so it holds no IAM write permission).
+	ProvisionElsewhere bool
 	// Sleep waits between launch retries (tests shorten it).
 	Sleep func(time.Duration)
 }
@@ -141,7 +145,9 @@ type Config struct {
 	// Parameters, when set, reads SSM parameters in a CE's account and
 	// region (ssmparam.New); only functions that validate CEs need it.
 	Parameters func(aws.Config) awsclient.ParameterReader
-	Log        *slog.Logger
+	// ProvisionElsewhere: see Platform.ProvisionElsewhere.
+	ProvisionElsewhere bool
+	Log                *slog.Logger
 }
 
 // New returns the platform with SDK clients from the factory, acting
@@ -179,6 +185,7 @@ func New(c Config) *Platform {
 			return cl
 		},
 		Runs: c.Runs, Prefix: c.Prefix, LogGroup: c.LogGroup, AllowedRegions: c.AllowedRegions, Log: c.Log,
+		ProvisionElsewhere: c.ProvisionElsewhere,
 	}
 }
 

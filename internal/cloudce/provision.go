@@ -142,6 +142,9 @@ var permanentCodes = []string{
 // exists" on create and "not found" on delete count as done, so a retry
 // after a crash resumes where it stopped.
 func (p *Platform) Advance(ctx context.Context, ce *computeenv.ComputeEnv) error {
+	if p.ProvisionElsewhere && forged(ce) && !ce.Stable() {
+		return computeenv.ErrProvisionElsewhere // the IAM calls are the reconciler's
+	}
 	switch ce.Status {
 	case computeenv.StatusCreating:
 		if !forged(ce) {

@@ -17,7 +17,7 @@ import (
 func Features() []app.Feature {
 	return []app.Feature{
 		app.Batch(steps.NewApplier, ssmparam.New),
-		app.Cloud(ssmparam.New),
+		app.Cloud(ssmparam.New, app.ProvisionHere),
 		app.Sweeps(app.SweepsHere),
 		logsroutes.Feature,
 	}
