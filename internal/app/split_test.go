@@ -78,8 +78,7 @@ func TestAPIHandsForgingToTheReconciler(t *testing.T) {
 	reconciler := api.Wire(t, app.Batch(steps.NewApplier, nil), app.Cloud(nil, app.ProvisionHere))
 	ctx := context.Background()
 	cfg := api.AWS.Config(testenv.Region)
-	_, err := s3.NewFromConfig(cfg, func(o *s3.Options) { o.UsePathStyle = true }).CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(bucket)})
-	require.NoError(t, err)
+	makeBucket(t, cfg)
 
 	res := api.Do(t, "POST", "/compute-envs", forgeRequest("split"))
 	require.Equal(t, 201, res.Status, string(res.Body))
@@ -134,9 +133,9 @@ func TestAPIHandsForgingToTheReconciler(t *testing.T) {
 	require.NoError(t, err, "the reconciler created the instance role")
 
 	// A scheduled invocation (any other payload) is a full pass.
-	require.NoError(t, reconciler.Reconcile(ctx, json.RawMessage(`{"detail-type":"Scheduled Event","source":"aws.events","detail":{}}`)))
+	require.NoError(t, reconciler.Reconcile(ctx, sample(t, "reconciler-schedule.json")))
 	// A hand-off for a CE that is gone is done, not retried forever.
-	require.NoError(t, reconciler.Reconcile(ctx, json.RawMessage(`{"computeEnvId":"nosuchce000000"}`)))
+	require.NoError(t, reconciler.Reconcile(ctx, sample(t, "reconciler-handoff.json")))
 }
 
 // Without the reconciler's name the API hands nothing on: the schedule
@@ -144,10 +143,7 @@ func TestAPIHandsForgingToTheReconciler(t *testing.T) {
 func TestHandOffNeedsTheReconcilerName(t *testing.T) {
 	queued := &invocations{}
 	api := apptest.NewWith(t, []app.Feature{app.Batch(nil, ssmparam.New), app.HandOff(queued.factory)})
-	ctx := context.Background()
-	_, err := s3.NewFromConfig(api.AWS.Config(testenv.Region), func(o *s3.Options) { o.UsePathStyle = true }).
-		CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(bucket)})
-	require.NoError(t, err)
+	makeBucket(t, api.AWS.Config(testenv.Region))
 	res := api.Do(t, "POST", "/compute-envs", forgeRequest("scheduled"))
 	require.Equal(t, 201, res.Status, string(res.Body))
 	require.Empty(t, queued.payloads)
@@ -167,8 +163,7 @@ func TestForgeWithoutSSMAccess(t *testing.T) {
 	})
 	ctx := context.Background()
 	cfg := h.AWS.Config(testenv.Region)
-	_, err := s3.NewFromConfig(cfg, func(o *s3.Options) { o.UsePathStyle = true }).CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(bucket)})
-	require.NoError(t, err)
+	makeBucket(t, cfg)
 	res := h.Do(t, "POST", "/compute-envs", forgeRequest("nossm"))
 	require.Equal(t, 201, res.Status, string(res.Body))
 	var ce computeenv.ComputeEnv
@@ -187,6 +182,21 @@ func TestForgeWithoutSSMAccess(t *testing.T) {
 	require.Empty(t, aws.ToString(ec2cfg[0].ImageIdOverride), "AWS Batch picks the image type's AMI")
 }
 
+func makeBucket(t *testing.T, cfg aws.Config) {
+	t.Helper()
+	_, err := s3.NewFromConfig(cfg, func(o *s3.Options) { o.UsePathStyle = true }).
+		CreateBucket(context.Background(), &s3.CreateBucketInput{Bucket: aws.String(bucket)})
+	require.NoError(t, err)
+}
+
+// sample is a payload from events/.
+func sample(t *testing.T, name string) json.RawMessage {
+	t.Helper()
+	raw, err := os.ReadFile("../../events/" + name)
+	require.NoError(t, err)
+	return raw
+}
+
 func get(t *testing.T, a *app.App, id string) *computeenv.ComputeEnv {
 	t.Helper()
 	ce, err := a.ComputeEnvs.Get(context.Background(), id)
@@ -201,7 +211,7 @@ func settle(t *testing.T, a *app.App, id string) computeenv.ComputeEnv {
 		if ce := get(t, a, id); ce.Stable() {
 			return *ce
 		}
-		require.NoError(t, a.Reconcile(context.Background(), json.RawMessage(`{}`)))
+		require.NoError(t, a.Reconcile(context.Background(), sample(t, "reconciler-schedule.json")))
 	}
 	t.Fatalf("compute environment %s did not settle", id)
 	return computeenv.ComputeEnv{}
