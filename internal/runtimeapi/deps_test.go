@@ -1,0 +1,36 @@
+package runtimeapi
+
+import (
+	"os/exec"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+// schemaPackage matches the per-service schema packages of the SDK's
+// schema-based (de)serialization: each initializes a schema for every shape
+// of its service's API at start-up, which the linker cannot drop.
+var schemaPackage = regexp.MustCompile(`^github\.com/aws/aws-sdk-go-v2/service/[^/]+/schemas$`)
+
+// TestFunctionsLinkNoSchemaPackages keeps the SDK pins of go.mod (README,
+// "SDK pins"): an upgrade of a pinned service module past its last release
+// before schema-based serde fails here, naming the function and package,
+// rather than surfacing as a bootstrap over the size target.
+func TestFunctionsLinkNoSchemaPackages(t *testing.T) {
+	for _, name := range functions(t) {
+		cmd := exec.Command("go", "list", "-deps", "-tags", "lambda.norpc", "./functions/"+name)
+		cmd.Dir = root(t)
+		cmd.Env = append(cmd.Environ(), "GOOS=linux", "GOARCH=arm64", "CGO_ENABLED=0")
+		out, err := cmd.CombinedOutput()
+		require.NoError(t, err, string(out))
+		var linked []string
+		for _, pkg := range strings.Fields(string(out)) {
+			if schemaPackage.MatchString(pkg) {
+				linked = append(linked, pkg)
+			}
+		}
+		require.Empty(t, linked, "function %s links schema-serde packages (see README, SDK pins)", name)
+	}
+}
