@@ -25,6 +25,8 @@ func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }
 func clients(t *testing.T, env *testenv.Env, p *faultproxy.Proxy) (*ec2.Client, *dynamodb.Client) {
 	cfg := env.AWS.Config("")
 	cfg.BaseEndpoint = aws.String(p.URL())
+	// Exactly one attempt per call: the tests count what the proxy injects.
+	cfg.RetryMaxAttempts = 1
 	return ec2.NewFromConfig(cfg), dynamodb.NewFromConfig(cfg)
 }
 

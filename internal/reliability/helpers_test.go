@@ -82,7 +82,7 @@ func proxied(tb testing.TB, attempts int) (*fixture, *faultproxy.Proxy) {
 	}))
 	tb.Cleanup(srv.Close)
 	opts := testenv.Options(srv.URL, env.Calls)
-	opts.MaxAttempts = attempts
+	opts.MaxAttempts, opts.ConnectionRetryOnly = attempts, false
 	fac, err := awsclient.New(context.Background(), opts)
 	require.NoError(tb, err)
 	cfg, err := config.FromLookup(func(string) (string, bool) { return "", false })

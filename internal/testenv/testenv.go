@@ -85,14 +85,17 @@ func NewWithoutReset(t testing.TB) *Env {
 }
 
 // Options returns factory options for the emulator at endpoint: fake static
-// credentials, one attempt per call.
+// credentials, one attempt per call but for a retry of a dropped connection
+// (awsclient.Options.ConnectionRetryOnly). Tests that want the production
+// retry policy set ConnectionRetryOnly false and MaxAttempts.
 func Options(endpoint string, calls *awsclient.CallCounter) awsclient.Options {
 	return awsclient.Options{
-		Region:            Region,
-		Endpoint:          endpoint,
-		MaxAttempts:       1,
-		StaticCredentials: &aws.Credentials{AccessKeyID: "testing", SecretAccessKey: "testing"},
-		Counter:           calls,
+		Region:              Region,
+		Endpoint:            endpoint,
+		MaxAttempts:         1,
+		ConnectionRetryOnly: true,
+		StaticCredentials:   &aws.Credentials{AccessKeyID: "testing", SecretAccessKey: "testing"},
+		Counter:             calls,
 	}
 }
 
