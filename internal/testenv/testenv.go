@@ -87,7 +87,9 @@ func NewWithoutReset(t testing.TB) *Env {
 // Options returns factory options for the emulator at endpoint: fake static
 // credentials, one attempt per call but for a retry of a dropped connection
 // (awsclient.Options.ConnectionRetryOnly). Tests that want the production
-// retry policy set ConnectionRetryOnly false and MaxAttempts.
+// retry policy set ConnectionRetryOnly false and MaxAttempts. The sweeper's
+// clients take only the attempt count (2) and keep their own policy, so an
+// emulator 500 there fails on the second attempt.
 func Options(endpoint string, calls *awsclient.CallCounter) awsclient.Options {
 	return awsclient.Options{
 		Region:              Region,
