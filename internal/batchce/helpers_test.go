@@ -18,10 +18,17 @@ import (
 	"github.com/ceforge/ceforge/internal/computeenv"
 	"github.com/ceforge/ceforge/internal/eventsrc"
 	"github.com/ceforge/ceforge/internal/run"
+	"github.com/ceforge/ceforge/internal/shellstub"
 	"github.com/ceforge/ceforge/internal/testenv"
 )
 
-func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }
+func TestMain(m *testing.M) {
+	// The head-script tests run this binary as their `aws` command.
+	if ok, code := shellstub.FakeAWSCLI(); ok {
+		os.Exit(code)
+	}
+	os.Exit(testenv.Main(m))
+}
 
 const (
 	region = testenv.Region

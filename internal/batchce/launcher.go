@@ -102,7 +102,7 @@ func (l *Launcher) Launch(ctx context.Context, ce *computeenv.ComputeEnv, r *run
 	if err != nil {
 		return run.Backend{}, nil, err
 	}
-	ov := &btypes.ContainerOverrides{Command: []string{"bash", "-c", headScript}, Environment: env}
+	ov := &btypes.ContainerOverrides{Command: []string{"bash", "-c", HeadScript}, Environment: env}
 	fargate := ce.Batch.Forge != nil && ce.Batch.Forge.FargateHeadEnabled
 	if r.HeadJobCpus != 0 || r.HeadJobMemoryMb != 0 {
 		if fargate {
@@ -179,22 +179,6 @@ func runTags(ce *computeenv.ComputeEnv, r *run.Run) tags.Tags {
 	return tags.Merge(labels, tags.Ownership(ce.ID, r.ID))
 }
 
-// headScript is constant: every run-specific value arrives in the
-// environment (base64 for free text), so nothing a user types is ever
-// interpreted by the shell.
-const headScript = `set -uo pipefail
-mkdir -p /tmp/ceforge && cd /tmp/ceforge
-echo "$CEFORGE_NF_CONFIG" | base64 -d > ceforge.config
-args=(run "$CEFORGE_PIPELINE" -c ceforge.config -w "$CEFORGE_WORK_DIR" -name "$CEFORGE_RUN_NAME")
-[ -n "${CEFORGE_REVISION:-}" ] && args+=(-r "$CEFORGE_REVISION")
-[ -n "${CEFORGE_PROFILES:-}" ] && args+=(-profile "$CEFORGE_PROFILES")
-if [ -n "${CEFORGE_PARAMS:-}" ]; then echo "$CEFORGE_PARAMS" | base64 -d > params.yml; args+=(-params-file params.yml); fi
-if [ -n "${CEFORGE_PRE_RUN:-}" ]; then echo "$CEFORGE_PRE_RUN" | base64 -d > pre-run.sh; bash pre-run.sh || exit $?; fi
-nextflow "${args[@]}"
-status=$?
-if [ -n "${CEFORGE_POST_RUN:-}" ]; then echo "$CEFORGE_POST_RUN" | base64 -d > post-run.sh; bash post-run.sh || true; fi
-exit $status`
-
 func b64(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
 
 func joinScripts(a, b string) string {
@@ -251,6 +235,35 @@ func (l *Launcher) headEnv(ce *computeenv.ComputeEnv, r *run.Run, computeQueue s
 		out = append(out, btypes.KeyValuePair{Name: aws.String(k), Value: aws.String(env[k])})
 	}
 	return out, nil
+}
+
+// TaskVolumes are the host paths Nextflow binds into every task container
+// (aws.batch.volumes), as "host[:container]": the shared file systems the
+// hosts mount (forge: the EFS and FSx mount paths; manual: the user's
+// batch.workDirMount) at the same path as in the head, and with fast
+// storage the NVMe scratch as the tasks' /tmp.
+func TaskVolumes(ce *computeenv.ComputeEnv) []string {
+	b := ce.Batch
+	if b == nil {
+		return nil
+	}
+	var out []string
+	if f := b.Forge; f != nil {
+		if f.EfsMount != "" {
+			out = append(out, f.EfsMount)
+		}
+		if f.FsxMount != "" {
+			out = append(out, f.FsxMount)
+		}
+		if f.FastStorage {
+			out = append(out, forge.TaskScratchDir+":"+forge.TaskScratchContainerPath)
+		}
+		return out
+	}
+	if b.WorkDirMount != "" {
+		out = append(out, b.WorkDirMount)
+	}
+	return out
 }
 
 // nfRunName is a Nextflow-acceptable run name (unique per run).
@@ -311,17 +324,16 @@ func (l *Launcher) nextflowConfig(ce *computeenv.ComputeEnv, r *run.Run, compute
 	if b.FusionSnapshots {
 		w("fusion.snapshots = true")
 	}
-	if f := b.Forge; f != nil {
-		var vols []string
-		if f.EfsMount != "" {
-			vols = append(vols, groovy(f.EfsMount))
+	if vols := TaskVolumes(ce); len(vols) > 0 {
+		quoted := make([]string, len(vols))
+		for i, v := range vols {
+			quoted[i] = groovy(v)
 		}
-		if f.FsxMount != "" {
-			vols = append(vols, groovy(f.FsxMount))
-		}
-		if len(vols) > 0 {
-			w("aws.batch.volumes = [%s]", strings.Join(vols, ", "))
-		}
+		w("aws.batch.volumes = [%s]", strings.Join(quoted, ", "))
+	}
+	if g := LogGroup(l.Prefix, ce); g != forge.DefaultBatchLogGroup {
+		// Tasks log where the head does, not to Batch's default group.
+		w("aws.batch.logsGroup = %s", groovy(g))
 	}
 	var compute []computeenv.EnvVar
 	for _, v := range ce.Environment {

@@ -71,8 +71,18 @@ func (p *Provisioner) Prepare(ctx context.Context, ce *computeenv.ComputeEnv) ([
 	}
 	cfg := configFor(p.AWS, ce)
 	if ce.ConfigMode == computeenv.ModeManual {
-		if err := checkQueues(ctx, batch.NewFromConfig(cfg), ce.Batch); err != nil {
+		client := batch.NewFromConfig(cfg)
+		if err := checkQueues(ctx, client, ce.Batch); err != nil {
 			return nil, err
+		}
+		if ce.Batch.WorkDirMount != "" {
+			fargate, err := headQueueIsFargate(ctx, client, ce.Batch.HeadQueue)
+			if err != nil {
+				return nil, err
+			}
+			if fargate {
+				return nil, apierr.Unprocessable("head_queue_fargate", "batch.workDirMount", "the head queue %q runs on Fargate, which cannot bind a host path: use an EC2 head queue whose hosts mount the file system, or an S3 work directory", ce.Batch.HeadQueue)
+			}
 		}
 	} else {
 		if err := resolveNetwork(ctx, ec2.NewFromConfig(cfg), ce.Batch.Forge); err != nil {
@@ -317,7 +327,7 @@ func (p *Provisioner) createManual(ctx context.Context, client forge.BatchAPI, c
 	arn, err := forge.RegisterHeadJobDefinition(ctx, client, forge.JobDefSpec{
 		Name: n.JobDefinition, Region: ce.Region, Fargate: fargate, Cpus: b.HeadJobCpus, MemoryMb: b.HeadJobMemoryMb,
 		JobRoleARN: b.HeadJobRole, ExecutionRoleARN: b.ExecutionRole, LogGroup: LogGroup(p.Prefix, ce),
-		Env: forge.HeadEnv(ce), Tags: tags.Merge(ce.Labels, tags.Ownership(ce.ID, "")),
+		Env: forge.HeadEnv(ce), Tags: tags.Merge(ce.Labels, tags.Ownership(ce.ID, "")), HostMounts: TaskVolumes(ce),
 	})
 	if err != nil {
 		return false, err

@@ -137,15 +137,38 @@ func checkManual(ce *computeenv.ComputeEnv) error {
 			return apierr.Invalid(field, "%q is not a Batch job queue name or ARN", q)
 		}
 	}
+	if m := b.WorkDirMount; m != "" && (!absPathRE.MatchString(m) || hasDotSegment(m) || m == "/") {
+		return apierr.Invalid("batch.workDirMount", "batch.workDirMount must be an absolute path (where your Batch hosts mount the shared file system), without '.' or '..' segments")
+	}
 	if !strings.HasPrefix(ce.WorkDir, "s3://") {
-		return apierr.Invalid("workDir", "workDir must be an S3 URI in manual mode")
+		if b.WorkDirMount == "" {
+			return apierr.Invalid("batch.workDirMount", "a workDir that is not S3 needs batch.workDirMount: the path where your Batch hosts mount the file system holding it")
+		}
+		if !underPath(ce.WorkDir, b.WorkDirMount) {
+			return apierr.Invalid("workDir", "workDir must be under batch.workDirMount (%s)", b.WorkDirMount)
+		}
+		if b.Fusion2Enabled {
+			return apierr.Invalid("batch.fusion2Enabled", "Fusion v2 needs an S3 work directory")
+		}
 	}
 	return nil
+}
+
+func hasDotSegment(p string) bool {
+	for _, seg := range strings.Split(p, "/") {
+		if seg == "." || seg == ".." {
+			return true
+		}
+	}
+	return false
 }
 
 func checkForge(ce *computeenv.ComputeEnv) ([]string, error) {
 	b, f := ce.Batch, ce.Batch.Forge
 	var warn []string
+	if b.WorkDirMount != "" {
+		return nil, apierr.Invalid("batch.workDirMount", "batch.workDirMount goes with manual mode; forge mode mounts the file systems it is given at batch.forge.efsMount and batch.forge.fsxMount")
+	}
 	if b.HeadQueue != "" {
 		return nil, apierr.Invalid("batch.headQueue", "batch.headQueue goes with manual mode; forge mode creates the queues (remove batch.forge to use existing queues)")
 	}

@@ -66,6 +66,7 @@ func TestLaunchSubmitsOneHeadJob(t *testing.T) {
 	for _, want := range []string{
 		"process.executor = 'awsbatch'", "process.queue = '" + names.WorkQueue + "'",
 		"'ceforge:run-id': '" + r.ID + "'", "TASKS = '2'", "aws.batch.jobRole = 'arn:aws:iam::", "process.cpus = 2",
+		"aws.batch.logsGroup = '" + names.LogGroup + "'",
 	} {
 		require.Contains(t, string(cfg), want)
 	}
@@ -189,8 +190,14 @@ func TestReconcileRepairsMissedEvents(t *testing.T) {
 	require.True(t, run.Terminal(got.Status), got.Status)
 }
 
-// manualQueues creates, outside ceforge, a Batch CE and two queues.
+// manualQueues creates, outside ceforge, a Fargate Batch CE and two queues.
 func manualQueues(t *testing.T, h *apptest.Harness, state btypes.JQState) (string, string) {
+	t.Helper()
+	return manualQueuesOn(t, h, state, btypes.CRTypeFargate)
+}
+
+// manualQueuesOn creates, outside ceforge, a Batch CE of a type and two queues.
+func manualQueuesOn(t *testing.T, h *apptest.Harness, state btypes.JQState, typ btypes.CRType) (string, string) {
 	t.Helper()
 	ctx := context.Background()
 	iamc := iam.NewFromConfig(h.AWS.Config(region))
@@ -200,7 +207,7 @@ func manualQueues(t *testing.T, h *apptest.Harness, state btypes.JQState) (strin
 	dr := planOf(t, h, forgeBody("probe")) // resolves the default network
 	c, err := b.CreateComputeEnvironment(ctx, &batch.CreateComputeEnvironmentInput{
 		ComputeEnvironmentName: aws.String("my-ce"), Type: btypes.CETypeManaged, ServiceRole: role.Role.Arn,
-		ComputeResources: &btypes.ComputeResource{Type: btypes.CRTypeFargate, MaxvCpus: aws.Int32(16), Subnets: dr.ComputeEnv.Batch.Forge.Subnets, SecurityGroupIds: dr.ComputeEnv.Batch.Forge.SecurityGroups},
+		ComputeResources: computeResources(t, h, typ, dr.ComputeEnv.Batch.Forge.Subnets, dr.ComputeEnv.Batch.Forge.SecurityGroups),
 	})
 	require.NoError(t, err)
 	for _, q := range []string{"my-head", "my-work"} {
@@ -209,6 +216,22 @@ func manualQueues(t *testing.T, h *apptest.Harness, state btypes.JQState) (strin
 		require.NoError(t, err)
 	}
 	return "my-head", "my-work"
+}
+
+func computeResources(t *testing.T, h *apptest.Harness, typ btypes.CRType, subnets, sgs []string) *btypes.ComputeResource {
+	t.Helper()
+	cr := &btypes.ComputeResource{Type: typ, MaxvCpus: aws.Int32(16), Subnets: subnets, SecurityGroupIds: sgs}
+	if typ == btypes.CRTypeFargate {
+		return cr
+	}
+	ctx := context.Background()
+	iamc := iam.NewFromConfig(h.AWS.Config(region))
+	_, err := iamc.CreateRole(ctx, &iam.CreateRoleInput{RoleName: aws.String("my-ecs-instance"), AssumeRolePolicyDocument: aws.String(forge.TrustPolicy("ec2.amazonaws.com"))})
+	require.NoError(t, err)
+	prof, err := iamc.CreateInstanceProfile(ctx, &iam.CreateInstanceProfileInput{InstanceProfileName: aws.String("my-ecs-instance")})
+	require.NoError(t, err)
+	cr.MinvCpus, cr.InstanceTypes, cr.InstanceRole = aws.Int32(0), []string{"optimal"}, prof.InstanceProfile.Arn
+	return cr
 }
 
 func TestManualCE(t *testing.T) {
@@ -296,4 +319,62 @@ func TestReconcileMarksLostHeadUnknown(t *testing.T) {
 	got := getRun(t, h, r.ID)
 	require.Equal(t, run.StatusUnknown, got.Status)
 	require.Contains(t, got.StatusReason, "no longer known")
+}
+
+// A manual CE whose work dir is on a file system the user's hosts mount
+// (batch.workDirMount): the head and every task bind that host path.
+func TestManualCEFileSystemWorkDir(t *testing.T) {
+	h := newHarness(t)
+	headQ, workQ := manualQueuesOn(t, h, btypes.JQStateEnabled, btypes.CRTypeEc2)
+	body := func(workDir, mount string) computeenv.CreateRequest {
+		return computeenv.CreateRequest{Name: "manual-efs", Platform: computeenv.PlatformBatch, Region: region, WorkDir: workDir,
+			Batch: &computeenv.BatchOptions{HeadQueue: headQ, ComputeQueue: workQ, WorkDirMount: mount}}
+	}
+	for _, tc := range []struct {
+		name, workDir, mount, field string
+		status                      int
+	}{
+		{"file system work dir without a mount", "/mnt/efs/work", "", "workDir", 400},
+		{"work dir outside the mount", "/data/work", "/mnt/efs", "workDir", 400},
+		{"relative mount", "/mnt/efs/work", "mnt/efs", "batch.workDirMount", 400},
+		{"mount with dot segments", "/mnt/efs/work", "/mnt/../efs", "batch.workDirMount", 400},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			res := h.Do(t, "POST", "/compute-envs", body(tc.workDir, tc.mount))
+			require.Equal(t, tc.status, res.Status, string(res.Body))
+			_, field, _ := res.Error(t)
+			require.Equal(t, tc.field, field)
+		})
+	}
+	ce := createCE(t, h, body("/mnt/efs/work", "/mnt/efs"))
+	require.Equal(t, computeenv.StatusAvailable, ce.Status, ce.StatusReason)
+	ctx := context.Background()
+	jd, err := batch.NewFromConfig(h.AWS.Config(region)).DescribeJobDefinitions(ctx, &batch.DescribeJobDefinitionsInput{JobDefinitionName: aws.String(forge.NamesFor(prefix, ce.ID).JobDefinition), Status: aws.String("ACTIVE")})
+	require.NoError(t, err)
+	cp := jd.JobDefinitions[0].ContainerProperties
+	require.Len(t, cp.Volumes, 1)
+	require.Equal(t, "/mnt/efs", aws.ToString(cp.Volumes[0].Host.SourcePath))
+	require.Equal(t, "/mnt/efs", aws.ToString(cp.MountPoints[0].ContainerPath))
+
+	r := launch(t, h, ce.ID, func(l *run.LaunchRequest) { l.ParamsText = "" })
+	require.Equal(t, headQ, r.Backend.JobQueue)
+	out, err := batch.NewFromConfig(h.AWS.Config(region)).DescribeJobs(ctx, &batch.DescribeJobsInput{Jobs: []string{r.Backend.JobID}})
+	require.NoError(t, err)
+	env := envOf(out.Jobs[0].Container.Environment)
+	require.Equal(t, "/mnt/efs/work", env["CEFORGE_WORK_DIR"])
+	require.NotContains(t, env, "NXF_CLOUDCACHE_PATH", "the cloud cache is for S3 work dirs")
+	cfg, _ := base64.StdEncoding.DecodeString(env["CEFORGE_NF_CONFIG"])
+	require.Contains(t, string(cfg), "aws.batch.volumes = ['/mnt/efs']")
+	require.NotContains(t, string(cfg), "aws.batch.logsGroup", "tasks log to Batch's default group, as the head does")
+}
+
+func TestManualCEFileSystemWorkDirNeedsEC2Head(t *testing.T) {
+	h := newHarness(t)
+	headQ, workQ := manualQueues(t, h, btypes.JQStateEnabled)
+	res := h.Do(t, "POST", "/compute-envs", computeenv.CreateRequest{Name: "manual-efs", Platform: computeenv.PlatformBatch, Region: region,
+		WorkDir: "/mnt/efs/work", Batch: &computeenv.BatchOptions{HeadQueue: headQ, ComputeQueue: workQ, WorkDirMount: "/mnt/efs"}})
+	require.Equal(t, 422, res.Status, string(res.Body))
+	code, field, _ := res.Error(t)
+	require.Equal(t, "head_queue_fargate", code)
+	require.Equal(t, "batch.workDirMount", field)
 }

@@ -100,6 +100,12 @@ type BatchOptions struct {
 	Fusion2Enabled  bool          `json:"fusion2Enabled,omitempty"`
 	FusionSnapshots bool          `json:"fusionSnapshots,omitempty"`
 	Forge           *ForgeOptions `json:"forge,omitempty"`
+
+	// WorkDirMount (manual mode) is the host path where the user's Batch
+	// hosts mount a shared file system (EFS, FSx): ceforge binds it into
+	// the head and task containers at the same path. Required when workDir
+	// is a path on that file system rather than S3.
+	WorkDirMount string `json:"workDirMount,omitempty"`
 }
 
 // ForgeOptions describe the Batch resources ceforge creates in forge mode.

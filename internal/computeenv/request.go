@@ -124,14 +124,17 @@ func (r *CreateRequest) validateWorkDir() error {
 		_, _, err := ParseS3URI("workDir", w)
 		return err
 	}
-	// A shared file system path is allowed only where one is mounted.
-	if f := r.forge(); f != nil && (f.EfsID != "" || f.EfsCreate || f.FsxName != "" || f.FsxSize > 0) {
+	// A shared file system path is allowed only where one is mounted: by
+	// forge (EFS/FSx options) or, in manual mode, by the user's hosts.
+	f := r.forge()
+	manualMount := r.Batch != nil && f == nil && r.Batch.WorkDirMount != ""
+	if manualMount || f != nil && (f.EfsID != "" || f.EfsCreate || f.FsxName != "" || f.FsxSize > 0) {
 		if !strings.HasPrefix(w, "/") || hasDotSegment(w) || strings.ContainsAny(w, "\x00\n\r") {
 			return apierr.Invalid("workDir", "workDir on a shared file system must be an absolute path without '..' segments")
 		}
 		return nil
 	}
-	return apierr.Invalid("workDir", "workDir must be an S3 URI (s3://bucket/prefix) unless an EFS or FSx file system is configured")
+	return apierr.Invalid("workDir", "workDir must be an S3 URI (s3://bucket/prefix) unless an EFS or FSx file system is configured (forge: batch.forge.efs*/fsx*; manual: batch.workDirMount)")
 }
 
 func (r *CreateRequest) forge() *ForgeOptions {

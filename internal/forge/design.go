@@ -9,6 +9,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -48,12 +49,30 @@ const (
 	HeadCEMaxCpus         = 256
 )
 
+// Fast instance storage: the NVMe instance stores are assembled (RAID 0
+// when several) and mounted at FastStorageMount; Docker's data root lives
+// on it (DockerDir, bound onto /var/lib/docker) and so does the tasks'
+// /tmp (TaskScratchDir, bound by Nextflow's aws.batch.volumes).
+const (
+	FastStorageMount         = "/scratch"
+	DockerDir                = "/scratch/docker"
+	TaskScratchDir           = "/scratch/tasks"
+	TaskScratchContainerPath = "/tmp"
+)
+
 // AMI parameters (public SSM paths of the ECS-optimized Amazon Linux 2023 AMIs).
 const (
 	AMIParamX86   = "/aws/service/ecs/optimized-ami/amazon-linux-2023/recommended/image_id"
 	AMIParamARM64 = "/aws/service/ecs/optimized-ami/amazon-linux-2023/arm64/recommended/image_id"
 	AMIParamGPU   = "/aws/service/ecs/optimized-ami/amazon-linux-2023/gpu/recommended/image_id"
 )
+
+// EbsAutoScaleActions are the EC2 calls amazon-ebs-autoscale makes from a
+// compute host (its documented instance-profile policy).
+var EbsAutoScaleActions = []string{
+	"ec2:AttachVolume", "ec2:CreateTags", "ec2:CreateVolume", "ec2:DeleteVolume", "ec2:DescribeTags",
+	"ec2:DescribeVolumeAttribute", "ec2:DescribeVolumeStatus", "ec2:DescribeVolumes", "ec2:ModifyInstanceAttribute",
+}
 
 // AWS managed policies attached to forged roles.
 const (
@@ -168,6 +187,20 @@ type Design struct {
 	HeadEnv      map[string]string
 }
 
+// HostMounts are the paths where the hosts mount the CE's shared file
+// systems (EFS, FSx); the head job binds them at the same path, and
+// Nextflow binds them into every task.
+func (d Design) HostMounts() []string {
+	var out []string
+	if d.EFSCreate || d.EFSID != "" {
+		out = append(out, d.EFSMount)
+	}
+	if d.FSxCreate || d.FSxDNSName != "" {
+		out = append(out, d.FSxMount)
+	}
+	return out
+}
+
 // Dispose reports whether the CE's forged resources are deleted with it
 // (the default).
 func Dispose(ce *computeenv.ComputeEnv) bool {
@@ -220,15 +253,22 @@ func NewDesign(prefix string, ce *computeenv.ComputeEnv) Design {
 		FargateHead: f.FargateHeadEnabled, HeadCpus: b.HeadJobCpus, HeadMemoryMb: b.HeadJobMemoryMb,
 		HeadEnv: HeadEnv(ce), LaunchTemplate: true,
 	}
-	buckets := Buckets(ce)
-	s3 := s3Statement(buckets)
+	// A work dir on EFS/FSx with no allowed bucket needs no S3 statement
+	// (one with an empty Resource is a MalformedPolicyDocument).
+	var s3 []any
+	if buckets := Buckets(ce); len(buckets) > 0 {
+		s3 = []any{s3Statement(buckets)}
+	}
 
 	d.Roles = append(d.Roles, Role{Name: n.ServiceRole, Principal: "batch.amazonaws.com", Managed: []string{PolicyBatchService}})
-	instInline := []any{s3}
+	instInline := slices.Clone(s3)
 	if f.EbsAutoScale {
+		// What amazon-ebs-autoscale calls from the host: it creates, tags
+		// (with the instance's own tags, read by DescribeTags), attaches and
+		// deletes its volumes, and marks them delete-on-termination.
 		instInline = append(instInline, map[string]any{
 			"Sid": "EbsAutoScale", "Effect": "Allow", "Resource": "*",
-			"Action": []string{"ec2:AttachVolume", "ec2:CreateTags", "ec2:CreateVolume", "ec2:DeleteVolume", "ec2:DescribeVolumeStatus", "ec2:DescribeVolumes", "ec2:ModifyInstanceAttribute"},
+			"Action": EbsAutoScaleActions,
 		})
 	}
 	d.Roles = append(d.Roles, Role{Name: n.InstanceRole, Principal: "ec2.amazonaws.com", Managed: []string{PolicyECSForEC2, PolicySSMCore}, Inline: policyDoc(instInline...), Profile: true})
@@ -236,11 +276,11 @@ func NewDesign(prefix string, ce *computeenv.ComputeEnv) Design {
 
 	d.ComputeJobRoleARN = b.ComputeJobRole
 	if b.ComputeJobRole == "" {
-		d.Roles = append(d.Roles, Role{Name: n.ComputeJobRole, Principal: "ecs-tasks.amazonaws.com", Inline: policyDoc(s3)})
+		d.Roles = append(d.Roles, Role{Name: n.ComputeJobRole, Principal: "ecs-tasks.amazonaws.com", Inline: policyDoc(s3...)})
 	}
 	d.HeadJobRoleARN = b.HeadJobRole
 	if b.HeadJobRole == "" {
-		d.Roles = append(d.Roles, Role{Name: n.HeadJobRole, Principal: "ecs-tasks.amazonaws.com", Inline: policyDoc(s3, map[string]any{
+		d.Roles = append(d.Roles, Role{Name: n.HeadJobRole, Principal: "ecs-tasks.amazonaws.com", Inline: policyDoc(append(slices.Clone(s3), map[string]any{
 			"Sid": "NextflowBatch", "Effect": "Allow", "Resource": "*",
 			"Action": []string{"batch:CancelJob", "batch:DescribeComputeEnvironments", "batch:DescribeJobDefinitions", "batch:DescribeJobQueues",
 				"batch:DescribeJobs", "batch:ListJobs", "batch:RegisterJobDefinition", "batch:SubmitJob", "batch:TagResource", "batch:TerminateJob",
@@ -249,7 +289,7 @@ func NewDesign(prefix string, ce *computeenv.ComputeEnv) Design {
 		}, map[string]any{
 			"Sid": "PassJobRoles", "Effect": "Allow", "Action": "iam:PassRole",
 			"Resource": fmt.Sprintf("arn:aws:iam::*:role/%s*", n.Base),
-		})})
+		})...)})
 	}
 	// Fargate tasks need an execution role to pull the image and write logs.
 	d.ExecutionRoleARN = b.ExecutionRole
@@ -350,7 +390,12 @@ func s3Statement(buckets []string) map[string]any {
 	}
 }
 
+// policyDoc is a policy document of the statements; nil (no policy) when
+// there are none: IAM refuses an empty Statement list.
 func policyDoc(statements ...any) map[string]any {
+	if len(statements) == 0 {
+		return nil
+	}
 	return map[string]any{"Version": "2012-10-17", "Statement": statements}
 }
 

@@ -159,3 +159,59 @@ func TestTransientClassification(t *testing.T) {
 type errString string
 
 func (e errString) Error() string { return string(e) }
+
+// A work dir on EFS or FSx with no bucket to reach: no S3 statement at all
+// (one with an empty Resource is a MalformedPolicyDocument to IAM), and no
+// inline policy on a role left with no statement.
+func TestFileSystemWorkDirWithoutBuckets(t *testing.T) {
+	for _, fs := range []string{"efs", "fsx"} {
+		t.Run(fs, func(t *testing.T) {
+			c := ce(func(_ *computeenv.BatchOptions, f *computeenv.ForgeOptions) {
+				f.AllowBuckets = nil
+				if fs == "efs" {
+					f.EfsCreate, f.EfsMount = true, "/mnt/efs"
+				} else {
+					f.FsxSize, f.FsxMount = 1200, "/mnt/fsx"
+				}
+			})
+			c.WorkDir = "/mnt/" + fs + "/work"
+			d := NewDesign("ceforge-", c)
+			inline := map[string]map[string]any{}
+			for _, r := range d.Roles {
+				if r.Inline == nil {
+					continue
+				}
+				inline[r.Name] = r.Inline
+				var doc struct {
+					Statement []map[string]any
+				}
+				require.NoError(t, json.Unmarshal([]byte(JSON(r.Inline)), &doc))
+				require.NotEmpty(t, doc.Statement, r.Name)
+				for _, st := range doc.Statement {
+					res := st["Resource"]
+					require.NotNil(t, res, "%s: %v", r.Name, st)
+					if list, ok := res.([]any); ok {
+						require.NotEmpty(t, list, "%s: statement %v has an empty Resource", r.Name, st["Sid"])
+					}
+					require.NotEqual(t, "WorkAndAllowedBuckets", st["Sid"], r.Name)
+				}
+			}
+			require.NotContains(t, inline, d.Names.ComputeJobRole, "nothing to grant the tasks")
+			require.NotContains(t, inline, d.Names.InstanceRole)
+			require.Contains(t, inline, d.Names.HeadJobRole, "the head still drives Batch")
+			require.Equal(t, []string{"/mnt/" + fs}, d.HostMounts())
+		})
+	}
+}
+
+func TestEbsAutoScaleRoleCoversTheDaemon(t *testing.T) {
+	d := NewDesign("ceforge-", ce(func(_ *computeenv.BatchOptions, f *computeenv.ForgeOptions) {
+		f.EbsAutoScale, f.EbsBlockSize = true, 100
+	}))
+	inline := JSON(d.Roles[1].Inline)
+	// The daemon copies the instance's tags (ceforge:managed, ceforge:ce-id)
+	// onto its volumes: it must be able to read them.
+	for _, a := range []string{"ec2:DescribeTags", "ec2:CreateVolume", "ec2:AttachVolume", "ec2:DeleteVolume", "ec2:ModifyInstanceAttribute", "ec2:CreateTags"} {
+		require.Contains(t, inline, a)
+	}
+}

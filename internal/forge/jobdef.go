@@ -29,8 +29,9 @@ type JobDefSpec struct {
 	LogGroup         string
 	Env              map[string]string
 	Tags             tags.Tags
-	EFSID, EFSMount  string
-	FSxMount         string // host path where the launch template mounts FSx
+	// HostMounts are host paths (where the hosts mount EFS or FSx) bound
+	// into the head container at the same path; none on Fargate.
+	HostMounts []string
 }
 
 // RegisterHeadJobDefinition registers spec, or returns the active revision a
@@ -110,15 +111,12 @@ func HeadJobDefinitionInput(spec JobDefSpec) *batch.RegisterJobDefinitionInput {
 		// The legacy vcpus/memory fields are what DescribeJobs echoes back as numbers.
 		cp.Vcpus, cp.Memory = aws.Int32(int32(cpus)), aws.Int32(int32(mem))
 	}
-	if spec.EFSID != "" && spec.EFSMount != "" {
-		cp.Volumes = append(cp.Volumes, btypes.Volume{Name: aws.String("efs"), EfsVolumeConfiguration: &btypes.EFSVolumeConfiguration{
-			FileSystemId: aws.String(spec.EFSID), TransitEncryption: btypes.EFSTransitEncryptionEnabled,
-		}})
-		cp.MountPoints = append(cp.MountPoints, btypes.MountPoint{SourceVolume: aws.String("efs"), ContainerPath: aws.String(spec.EFSMount)})
-	}
-	if spec.FSxMount != "" && !spec.Fargate {
-		cp.Volumes = append(cp.Volumes, btypes.Volume{Name: aws.String("fsx"), Host: &btypes.Host{SourcePath: aws.String(spec.FSxMount)}})
-		cp.MountPoints = append(cp.MountPoints, btypes.MountPoint{SourceVolume: aws.String("fsx"), ContainerPath: aws.String(spec.FSxMount)})
+	if !spec.Fargate {
+		for i, p := range spec.HostMounts {
+			name := fmt.Sprintf("host%d", i)
+			cp.Volumes = append(cp.Volumes, btypes.Volume{Name: aws.String(name), Host: &btypes.Host{SourcePath: aws.String(p)}})
+			cp.MountPoints = append(cp.MountPoints, btypes.MountPoint{SourceVolume: aws.String(name), ContainerPath: aws.String(p)})
+		}
 	}
 	return in
 }

@@ -528,24 +528,13 @@ func (f *Forger) jobDefinition(ctx context.Context, ce *computeenv.ComputeEnv, d
 	spec := forge.JobDefSpec{
 		Name: d.Names.JobDefinition, Region: d.Region, Fargate: d.FargateHead, Cpus: d.HeadCpus, MemoryMb: d.HeadMemoryMb,
 		JobRoleARN: d.HeadJobRoleARN, ExecutionRoleARN: d.ExecutionRoleARN, LogGroup: d.LogGroup, Env: d.HeadEnv, Tags: d.Tags,
-		EFSMount: d.EFSMount, FSxMount: d.FSxMount,
+		HostMounts: d.HostMounts(),
 	}
 	if r := forge.Find(ce, forge.TypeRole, d.Names.HeadJobRole); r != nil && spec.JobRoleARN == "" {
 		spec.JobRoleARN = r.ARN
 	}
 	if r := forge.Find(ce, forge.TypeRole, d.Names.ExecutionRole); r != nil && spec.ExecutionRoleARN == "" {
 		spec.ExecutionRoleARN = r.ARN
-	}
-	switch {
-	case d.EFSID != "":
-		spec.EFSID = d.EFSID
-	case d.EFSCreate:
-		if r := forge.Find(ce, forge.TypeEFS, d.Names.Base); r != nil {
-			spec.EFSID = r.ID
-		}
-	}
-	if !d.FSxCreate && d.FSxDNSName == "" {
-		spec.FSxMount = ""
 	}
 	arn, err := forge.RegisterHeadJobDefinition(ctx, f.Batch, spec)
 	if err != nil {

@@ -1,0 +1,122 @@
+package batchce
+
+// HeadScript is the command of every head job (bash -c HeadScript). It is
+// constant: every run-specific value arrives in the job's environment
+// (base64 for free text), so nothing a user types is ever interpreted by
+// this shell, and the same script serves every run.
+//
+// What it does, in order:
+//   - decodes the Nextflow config, params and scripts into its launch dir;
+//   - runs the pre-run script; when that fails Nextflow does not run, but
+//     the post-run script and the log upload still do (as on AWS Cloud);
+//   - runs Nextflow in the background and waits for it, so that SIGTERM
+//     (AWS Batch's TerminateJob stops the container with SIGTERM, then
+//     SIGKILL about 30 s later) reaches the trap at once: it forwards the
+//     signal to Nextflow (which cancels its tasks and writes its log) and
+//     waits for it to end;
+//   - on exit, whatever the outcome, runs the post-run script (with
+//     CEFORGE_EXIT_CODE) and uploads nextflow.log and the trace, report and
+//     timeline files it finds to <workDir>/.ceforge/runs/<run-id>/ — the
+//     same place the AWS Cloud head uses, where GET /runs/{id}/logs/download
+//     finds it. A cancelled run uploads first, then runs the post-run
+//     script, so the log is safe before the SIGKILL deadline.
+//
+// Sections are shell functions so that features can add to one step
+// without touching the others (ceforge_nextflow_args builds Nextflow's
+// arguments).
+const HeadScript = `set -uo pipefail
+CEFORGE_DIR=/tmp/ceforge
+CEFORGE_DEST="${CEFORGE_WORK_DIR%/}/.ceforge/runs/${CEFORGE_RUN_ID}"
+CEFORGE_RC=1
+CEFORGE_CANCELLED=0
+CEFORGE_NF_PID=
+mkdir -p "$CEFORGE_DIR" && cd "$CEFORGE_DIR" || exit 1
+
+# ceforge_copy SRC DEST: to S3 with the AWS CLI, or with Nextflow's own S3
+# client when the image has no CLI; to a shared file system with cp.
+ceforge_copy() {
+  case "$2" in
+  s3://*)
+    if command -v aws >/dev/null 2>&1; then
+      aws s3 cp --only-show-errors "$1" "$2"
+    else
+      nextflow -q -log "$CEFORGE_DIR/copy.log" fs cp "$1" "$2"
+    fi ;;
+  *) mkdir -p "$(dirname "$2")" && cp "$1" "$2" ;;
+  esac
+}
+
+ceforge_upload() {
+  local f
+  # A snapshot: a later nextflow command would rotate .nextflow.log.
+  [ -f .nextflow.log ] && cp .nextflow.log nextflow.log
+  for f in nextflow.log trace*.txt report*.html timeline*.html; do
+    [ -f "$f" ] || continue
+    if ceforge_copy "$f" "$CEFORGE_DEST/$f"; then
+      echo "ceforge: uploaded $f to $CEFORGE_DEST/$f"
+    else
+      echo "ceforge: could not upload $f to $CEFORGE_DEST/$f"
+    fi
+  done
+}
+
+ceforge_post_run() {
+  [ -n "${CEFORGE_POST_RUN:-}" ] || return 0
+  printf '%s' "$CEFORGE_POST_RUN" | base64 -d > post-run.sh
+  CEFORGE_EXIT_CODE="$CEFORGE_RC" bash post-run.sh || echo "ceforge: post-run script failed with exit code $?"
+}
+
+ceforge_finish() {
+  trap - EXIT TERM INT
+  if [ "$CEFORGE_CANCELLED" = 1 ]; then
+    ceforge_upload
+    ceforge_post_run
+  else
+    ceforge_post_run
+    ceforge_upload
+  fi
+  echo "ceforge: run ${CEFORGE_RUN_ID} ended with exit code ${CEFORGE_RC}"
+  exit "$CEFORGE_RC"
+}
+
+ceforge_stop() {
+  echo "ceforge: stop requested (SIGTERM)"
+  CEFORGE_CANCELLED=1
+  CEFORGE_RC=143
+  [ -n "$CEFORGE_NF_PID" ] && kill -TERM "$CEFORGE_NF_PID" 2>/dev/null
+}
+trap ceforge_finish EXIT
+trap ceforge_stop TERM INT
+
+ceforge_nextflow_args() {
+  CEFORGE_ARGS=(run "$CEFORGE_PIPELINE" -c ceforge.config -w "$CEFORGE_WORK_DIR" -name "$CEFORGE_RUN_NAME")
+  [ -n "${CEFORGE_REVISION:-}" ] && CEFORGE_ARGS+=(-r "$CEFORGE_REVISION")
+  [ -n "${CEFORGE_PROFILES:-}" ] && CEFORGE_ARGS+=(-profile "$CEFORGE_PROFILES")
+  [ -n "${CEFORGE_PARAMS:-}" ] && CEFORGE_ARGS+=(-params-file params.yml)
+  return 0
+}
+
+printf '%s' "$CEFORGE_NF_CONFIG" | base64 -d > ceforge.config
+[ -n "${CEFORGE_PARAMS:-}" ] && printf '%s' "$CEFORGE_PARAMS" | base64 -d > params.yml
+if [ -n "${CEFORGE_PRE_RUN:-}" ]; then
+  printf '%s' "$CEFORGE_PRE_RUN" | base64 -d > pre-run.sh
+  bash pre-run.sh
+  CEFORGE_RC=$?
+  if [ "$CEFORGE_RC" -ne 0 ]; then
+    echo "ceforge: pre-run script failed with exit code ${CEFORGE_RC}; Nextflow does not run"
+    exit "$CEFORGE_RC"
+  fi
+fi
+[ "$CEFORGE_CANCELLED" = 1 ] && exit 143
+ceforge_nextflow_args
+nextflow "${CEFORGE_ARGS[@]}" &
+CEFORGE_NF_PID=$!
+wait "$CEFORGE_NF_PID"
+CEFORGE_RC=$?
+# A signal interrupts wait: keep waiting until Nextflow has ended.
+while kill -0 "$CEFORGE_NF_PID" 2>/dev/null; do
+  wait "$CEFORGE_NF_PID"
+  CEFORGE_RC=$?
+done
+exit "$CEFORGE_RC"
+`
