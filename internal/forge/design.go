@@ -417,13 +417,17 @@ func JSON(doc map[string]any) string {
 // Batch requires): ECS agent settings appended to /etc/ecs/ecs.config, the
 // FSx for Lustre mount, and the EBS auto-scale setup when asked. fsxDNS and
 // fsxMountName are known only once the file system exists.
-func (d Design) UserData(fsxDNS, fsxMountName string) string {
+func (d Design) UserData(efsID, fsxDNS, fsxMountName string) string {
 	var sh strings.Builder
 	sh.WriteString("#!/bin/bash\nset -euo pipefail\n")
 	sh.WriteString("echo ECS_IMAGE_PULL_BEHAVIOR=once >> /etc/ecs/ecs.config\n")
 	sh.WriteString("echo ECS_ENABLE_SPOT_INSTANCE_DRAINING=true >> /etc/ecs/ecs.config\n")
 	if d.EcsConfig != "" {
 		sh.WriteString("cat >> /etc/ecs/ecs.config <<'CEFORGE_ECS_EOF'\n" + strings.TrimRight(d.EcsConfig, "\n") + "\nCEFORGE_ECS_EOF\n")
+	}
+	if efsID != "" {
+		sh.WriteString("dnf install -y amazon-efs-utils\n")
+		sh.WriteString(fmt.Sprintf("mkdir -p '%s'\nmount -t efs -o tls,_netdev '%s:/' '%s'\n", d.EFSMount, efsID, d.EFSMount))
 	}
 	if fsxDNS != "" {
 		sh.WriteString("dnf install -y lustre-client\n")

@@ -138,7 +138,7 @@ func TestUserDataAppendsECSConfigAndMountsFSx(t *testing.T) {
 	d := NewDesign("ceforge-", ce(func(_ *computeenv.BatchOptions, f *computeenv.ForgeOptions) {
 		f.EcsConfig, f.FsxName, f.FsxMount = "ECS_ENABLE_GPU_SUPPORT=true", "fs-0123456789abcdef0.fsx.eu-west-1.amazonaws.com", "/mnt/fsx"
 	}))
-	raw, err := base64.StdEncoding.DecodeString(d.UserData("fs-0123456789abcdef0.fsx.eu-west-1.amazonaws.com", "abcd1234"))
+	raw, err := base64.StdEncoding.DecodeString(d.UserData("", "fs-0123456789abcdef0.fsx.eu-west-1.amazonaws.com", "abcd1234"))
 	require.NoError(t, err)
 	s := string(raw)
 	require.True(t, strings.HasPrefix(s, "MIME-Version: 1.0"))

@@ -287,6 +287,17 @@ func (f *Forger) fsxMount(ctx context.Context, ce *computeenv.ComputeEnv, d forg
 	return "", "", &forge.StepError{Step: "find FSx", Err: fmt.Errorf("no FSx for Lustre file system with DNS name %q in %s", d.FSxDNSName, d.Region)}
 }
 
+// efsID is the id of the CE's EFS (given, or created by the efs step).
+func (f *Forger) efsID(ce *computeenv.ComputeEnv, d forge.Design) string {
+	if d.EFSID != "" {
+		return d.EFSID
+	}
+	if r := forge.Find(ce, forge.TypeEFS, d.Names.Base); d.EFSCreate && r != nil {
+		return r.ID
+	}
+	return ""
+}
+
 func ec2Tags(t tags.Tags) []etypes.Tag {
 	out := make([]etypes.Tag, 0, len(t))
 	for _, k := range t.Keys() {
@@ -321,7 +332,7 @@ func (f *Forger) launchTemplate(ctx context.Context, ce *computeenv.ComputeEnv, 
 				HttpPutResponseHopLimit: aws.Int32(2), // containers sit one hop behind the instance
 			},
 			BlockDeviceMappings: []etypes.LaunchTemplateBlockDeviceMappingRequest{{DeviceName: aws.String("/dev/xvda"), Ebs: ebs}},
-			UserData:            aws.String(d.UserData(dns, mountName)),
+			UserData:            aws.String(d.UserData(f.efsID(ce, d), dns, mountName)),
 			TagSpecifications: []etypes.LaunchTemplateTagSpecificationRequest{
 				{ResourceType: etypes.ResourceTypeInstance, Tags: ec2Tags(d.Tags)},
 				{ResourceType: etypes.ResourceTypeVolume, Tags: ec2Tags(d.Tags)},
