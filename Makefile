@@ -7,7 +7,7 @@ FUNCTIONS := $(notdir $(wildcard functions/*))
 # Python tools (moto_server, openapi-spec-validator, cfn-lint): found or installed into .venv.
 TOOLS = eval "$$(scripts/tools.sh)"
 
-.PHONY: all build test test-unit local bench fuzz synth deploy lint clean emulator-start emulator-stop
+.PHONY: all build cli test test-unit local bench fuzz synth deploy lint clean emulator-start emulator-stop
 
 all: lint test
 
@@ -17,6 +17,11 @@ build:
 		scripts/build-function.sh $$f $(BUILD_DIR)/$$f/bootstrap; \
 		echo "built $(BUILD_DIR)/$$f/bootstrap ($$(du -h $(BUILD_DIR)/$$f/bootstrap | cut -f1))"; \
 	done
+
+## cli: the ceforge command-line client in bin/ceforge (or: go install ./cmd/ceforge)
+cli:
+	@$(GO) build -trimpath -ldflags "-s -w -X github.com/ceforge/ceforge/internal/cli.Version=$$(git describe --tags --always --dirty 2>/dev/null || echo dev)" -o bin/ceforge ./cmd/ceforge
+	@echo "built bin/ceforge ($$(du -h bin/ceforge | cut -f1)); add $$PWD/bin to PATH, or: go install ./cmd/ceforge"
 
 ## test: everything the project checks (lint, unit, integration against the emulator, infra, short fuzz)
 test: lint
@@ -55,4 +60,4 @@ emulator-stop:
 	@scripts/emulator.sh stop
 
 clean:
-	rm -rf $(BUILD_DIR) cdk.out .test.log
+	rm -rf $(BUILD_DIR) bin cdk.out .test.log

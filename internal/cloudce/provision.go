@@ -15,10 +15,13 @@ import (
 )
 
 // ManagedPolicies are attached to the instance role ceforge creates.
+// SSM core lets users reach studios through Session Manager port
+// forwarding, with no inbound rule (ceforge studio connect).
 var ManagedPolicies = []string{
 	"arn:aws:iam::aws:policy/CloudWatchAgentServerPolicy",
 	"arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess",
 	"arn:aws:iam::aws:policy/AmazonEC2ContainerRegistryPullOnly",
+	"arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore",
 }
 
 const ec2TrustPolicy = `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}`

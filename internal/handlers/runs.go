@@ -58,7 +58,14 @@ func (h runHandlers) get(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return api.WriteJSON(w, http.StatusOK, res)
+	return api.WriteJSON(w, http.StatusOK, runView{Run: res, Connect: run.StudioConnect(res)})
+}
+
+// runView is a run as GET /runs/{id} shows it: the record, plus how to
+// reach it when it is a running studio.
+type runView struct {
+	*run.Run
+	Connect *run.Connect `json:"connect,omitempty"`
 }
 
 func (h runHandlers) cancel(w http.ResponseWriter, r *http.Request) error {

@@ -1,6 +1,11 @@
 // Package local runs the whole of ceforge in one process against the local
 // emulator: the API on net/http, the two event consumers polling their SQS
 // queues (as Lambda's event source would), and the reconciler on a timer.
+// With Keys, requests must be signed with SigV4 as in AWS: the API as API
+// Gateway's IAM authorization checks it (service execute-api), the log
+// follow listener as a Function URL with AWS_IAM auth does (service lambda).
+// With HeadSim, a head simulator plays the heads of launched runs
+// (local/headsim).
 package local
 
 import (
@@ -13,13 +18,19 @@ import (
 	"sync"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/service/batch"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/ceforge/ceforge/internal/api"
 	"github.com/ceforge/ceforge/internal/app"
+	"github.com/ceforge/ceforge/internal/awsclient"
+	"github.com/ceforge/ceforge/internal/batchce"
+	"github.com/ceforge/ceforge/internal/computeenv"
 	"github.com/ceforge/ceforge/internal/eventsrc"
 	"github.com/ceforge/ceforge/internal/eventsrc/sqspoll"
+	"github.com/ceforge/ceforge/internal/local/headsim"
+	"github.com/ceforge/ceforge/internal/sigv4"
 	"github.com/ceforge/ceforge/internal/store"
 )
 
@@ -29,16 +40,28 @@ type Options struct {
 	Addr string
 	// ReconcileEvery is the reconciler period (default 10s).
 	ReconcileEvery time.Duration
-	// Identity recorded as the caller of every request (default local:<user>).
+	// Identity recorded as the caller of every request when Keys is empty
+	// (default local:<user>).
 	Identity string
+	// Keys, when set, turn SigV4 verification on: a request is accepted only
+	// when signed with one of them, and its caller is the key's ARN.
+	Keys []sigv4.Key
+	// LogsAddr, when set, serves the log routes there too, as the logs
+	// Function URL does in AWS (signed for service lambda).
+	LogsAddr string
+	// HeadSim, when set, plays the heads of launched runs (local/headsim).
+	HeadSim *headsim.Options
 }
 
 // Stack is a running local stack.
 type Stack struct {
 	App       *app.App
 	Addr      string
+	LogsAddr  string            // "" without Options.LogsAddr
 	QueueURLs map[string]string // BatchQueue/EC2Queue -> URL
 	server    *http.Server
+	logs      *http.Server
+	runCtx    context.Context
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup
 }
@@ -66,21 +89,62 @@ func Start(ctx context.Context, a *app.App, opts Options) (*Stack, error) {
 		}
 		urls[name] = url
 	}
-	ln, err := net.Listen("tcp", opts.Addr)
-	if err != nil {
-		return nil, fmt.Errorf("listen on %s: %w", opts.Addr, err)
-	}
 	runCtx, cancel := context.WithCancel(context.Background())
-	s := &Stack{App: a, Addr: ln.Addr().String(), QueueURLs: urls, cancel: cancel}
-	s.server = &http.Server{Handler: api.LocalIdentity(a.Handler(), opts.Identity), ReadHeaderTimeout: 10 * time.Second}
-
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		if err := s.server.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			a.Log.Error("local api server stopped", "error", err.Error())
+	var sim *headsim.Simulator
+	if opts.HeadSim != nil {
+		o := *opts.HeadSim
+		o.BatchQueueURL, o.EC2QueueURL, o.Prefix = urls[eventsrc.BatchQueue], urls[eventsrc.EC2Queue], a.Config.Prefix
+		if o.Region == "" {
+			o.Region = a.Config.Region
 		}
-	}()
+		if o.Log == nil {
+			o.Log = a.Log
+		}
+		sim = headsim.New(a.AWS.Config(""), o)
+		if l, ok := a.Runs.Launchers[computeenv.PlatformBatch].(*batchce.Launcher); ok {
+			l.Jobs = func(ce *computeenv.ComputeEnv) batchce.JobsAPI {
+				var c awsclient.Credentials
+				if ce.Credentials != nil {
+					c = awsclient.Credentials{RoleARN: ce.Credentials.RoleARN, ExternalID: ce.Credentials.ExternalID}
+				}
+				return sim.Jobs(batch.NewFromConfig(a.AWS.ForRole(ce.Region, c)))
+			}
+		}
+	}
+	s := &Stack{App: a, QueueURLs: urls, cancel: cancel, runCtx: runCtx}
+	handler := a.Handler()
+	apiHandler := api.LocalIdentity(handler, opts.Identity)
+	logsHandler := apiHandler
+	if len(opts.Keys) > 0 {
+		keys := map[string]sigv4.Key{}
+		for _, k := range opts.Keys {
+			keys[k.AccessKeyID] = k
+		}
+		withIdentity := func(r *http.Request, arn string) *http.Request {
+			return r.WithContext(api.WithIdentity(r.Context(), arn))
+		}
+		apiHandler = (&sigv4.Verifier{Service: "execute-api", Region: a.Config.Region, Keys: keys}).Middleware(handler, withIdentity)
+		logsHandler = (&sigv4.Verifier{Service: "lambda", Region: a.Config.Region, Keys: keys}).Middleware(handler, withIdentity)
+	}
+	var err error
+	if s.server, s.Addr, err = s.serve(opts.Addr, apiHandler); err != nil {
+		cancel()
+		return nil, err
+	}
+	if opts.LogsAddr != "" {
+		if s.logs, s.LogsAddr, err = s.serve(opts.LogsAddr, logsHandler); err != nil {
+			cancel()
+			_ = s.server.Close()
+			return nil, err
+		}
+	}
+	if sim != nil {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			sim.Run(runCtx)
+		}()
+	}
 	for name, proc := range map[string]*eventsrc.Processor{eventsrc.BatchQueue: a.BatchEvents, eventsrc.EC2Queue: a.EC2Events} {
 		p := &sqspoll.Poller{Queue: q, QueueURL: urls[name], Processor: proc, BatchSize: 10, Wait: time.Second}
 		s.wg.Add(1)
@@ -106,10 +170,31 @@ func Start(ctx context.Context, a *app.App, opts Options) (*Stack, error) {
 	return s, nil
 }
 
+// serve listens on addr and serves h until Stop.
+func (s *Stack) serve(addr string, h http.Handler) (*http.Server, string, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, "", fmt.Errorf("listen on %s: %w", addr, err)
+	}
+	// Requests live in the stack's context: Stop ends open follow streams.
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, BaseContext: func(net.Listener) context.Context { return s.runCtx }}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.App.Log.Error("local server stopped", "addr", addr, "error", err.Error())
+		}
+	}()
+	return srv, ln.Addr().String(), nil
+}
+
 // Stop shuts the stack down and waits for its goroutines.
 func (s *Stack) Stop(ctx context.Context) error {
+	s.cancel() // ends follow streams' pollers and the simulator first
 	err := s.server.Shutdown(ctx)
-	s.cancel()
+	if s.logs != nil {
+		err = errors.Join(err, s.logs.Shutdown(ctx))
+	}
 	s.wg.Wait()
 	return err
 }

@@ -4,6 +4,8 @@
 package run
 
 import (
+	"fmt"
+	"strconv"
 	"time"
 )
 
@@ -129,3 +131,36 @@ type LogRef struct {
 
 // Active reports whether the run has not ended.
 func (r *Run) Active() bool { return !Terminal(r.Status) }
+
+// Studio access: Session Manager port forwarding to the studio's host, so
+// no inbound rule or public address is needed.
+const (
+	ConnectMethodSSM       = "ssm-port-forwarding"
+	PortForwardingDocument = "AWS-StartPortForwardingSession"
+)
+
+// Connect says how to reach a running studio (GET /runs/{id}).
+type Connect struct {
+	Method     string `json:"method"`
+	InstanceID string `json:"instanceId"`
+	Region     string `json:"region"`
+	Port       int    `json:"port"`
+	Document   string `json:"document"`
+	// Command is the AWS CLI command that forwards the same local port.
+	Command string `json:"command"`
+}
+
+// StudioConnect returns how to reach r, or nil when r is not a running
+// studio on a known host.
+func StudioConnect(r *Run) *Connect {
+	if r.Kind != KindStudio || r.Status != StatusRunning || r.Studio == nil || r.Backend == nil || r.Backend.InstanceID == "" {
+		return nil
+	}
+	port := strconv.Itoa(r.Studio.Port)
+	return &Connect{
+		Method: ConnectMethodSSM, InstanceID: r.Backend.InstanceID, Region: r.Backend.Region, Port: r.Studio.Port,
+		Document: PortForwardingDocument,
+		Command: fmt.Sprintf(`aws ssm start-session --region %s --target %s --document-name %s --parameters '{"portNumber":["%s"],"localPortNumber":["%s"]}'`,
+			r.Backend.Region, r.Backend.InstanceID, PortForwardingDocument, port, port),
+	}
+}

@@ -1,6 +1,7 @@
 // Command localserver serves the whole ceforge API on 127.0.0.1 against the
-// local AWS emulator, with the event consumers and the reconciler running.
-// `make local` starts the emulator and then this; see the README.
+// local AWS emulator, with the event consumers, the reconciler and the head
+// simulator running, and SigV4 required as in AWS. `make local` starts the
+// emulator and then this; see the README.
 package main
 
 import (
@@ -8,6 +9,9 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"os/user"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -18,8 +22,9 @@ import (
 	"github.com/ceforge/ceforge/internal/app"
 	"github.com/ceforge/ceforge/internal/app/allinone"
 	"github.com/ceforge/ceforge/internal/config"
-	"github.com/ceforge/ceforge/internal/eventsrc"
 	"github.com/ceforge/ceforge/internal/local"
+	"github.com/ceforge/ceforge/internal/local/headsim"
+	"github.com/ceforge/ceforge/internal/sigv4"
 )
 
 // demoBucket is created in the emulator for the example work directory.
@@ -32,6 +37,15 @@ func main() {
 	}
 }
 
+func say(format string, args ...any) { fmt.Fprintf(os.Stderr, "make local: "+format+"\n", args...) }
+
+func env(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}
+
 func run() error {
 	cfg, err := config.FromEnv()
 	if err != nil {
@@ -40,17 +54,31 @@ func run() error {
 	if cfg.Endpoint == "" {
 		return fmt.Errorf("CEFORGE_AWS_ENDPOINT is not set: the local server only talks to the local emulator")
 	}
-	port := os.Getenv("CEFORGE_API_PORT")
-	if port == "" {
-		port = "8080"
+	apiPort, logsPort := env("CEFORGE_API_PORT", "8080"), env("CEFORGE_LOGS_PORT", "8081")
+	cfg.LogsURL = "http://127.0.0.1:" + logsPort
+	duration, err := time.ParseDuration(env("CEFORGE_LOCAL_RUN_DURATION", "30s"))
+	if err != nil {
+		return fmt.Errorf("CEFORGE_LOCAL_RUN_DURATION: %w", err)
+	}
+	name := "local"
+	if u, err := user.Current(); err == nil && u.Username != "" {
+		name = u.Username
+	}
+	key, err := local.LoadOrCreateKey(filepath.Join(env("CEFORGE_LOCAL_DIR", ".local"), "credentials"), name)
+	if err != nil {
+		return err
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	say("creating the table, the event queues and the demo bucket in the emulator…")
 	a, err := allinone.New(ctx, cfg, app.Options{})
 	if err != nil {
 		return err
 	}
-	s, err := local.Start(ctx, a, local.Options{Addr: "127.0.0.1:" + port})
+	s, err := local.Start(ctx, a, local.Options{
+		Addr: "127.0.0.1:" + apiPort, LogsAddr: "127.0.0.1:" + logsPort, Keys: []sigv4.Key{key},
+		HeadSim: &headsim.Options{Duration: duration},
+	})
 	if err != nil {
 		return err
 	}
@@ -59,31 +87,38 @@ func run() error {
 	if _, err := s3c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(demoBucket)}); err != nil && !strings.Contains(err.Error(), "BucketAlready") {
 		return fmt.Errorf("create demo bucket: %w", err)
 	}
-	base := "http://" + s.Addr
+	ready := ""
+	if ms, err := strconv.ParseInt(os.Getenv("CEFORGE_LOCAL_STARTED_MS"), 10, 64); err == nil {
+		ready = fmt.Sprintf(" in %.1fs", time.Since(time.UnixMilli(ms)).Seconds())
+	}
 	fmt.Fprintf(os.Stderr, `
-ceforge is serving on %[1]s (emulator: %[2]s). Try:
+ceforge local stack ready%[8]s
+  API        http://%[1]s   (SigV4, service execute-api, region %[3]s)
+  logs URL   http://%[2]s   (SigV4, service lambda: log follow, as the Function URL)
+  emulator   %[4]s
+  identity   %[5]s
+  runs       simulated heads: SUBMITTED -> RUNNING -> SUCCEEDED in about %[9]s
+             (label simulate=fail to end FAILED)
 
-  # a compute environment (AWS Cloud: one EC2 instance per run); dryRun=true shows the plan
-  curl -s -X POST '%[1]s/compute-envs?dryRun=true' -H 'Content-Type: application/json' \
-    -d '{"name":"demo","platform":"aws-cloud","region":"%[3]s","workDir":"s3://%[5]s/work"}'
-  CE=$(curl -s -X POST %[1]s/compute-envs -H 'Content-Type: application/json' \
-    -d '{"name":"demo","platform":"aws-cloud","region":"%[3]s","workDir":"s3://%[5]s/work"}' | jq -r .id)
+Requests must be signed. The local key (also in .local/credentials, profile %[10]s):
 
-  # a pipeline run on it, then its record (backend.instanceId is the EC2 head instance)
-  RUN=$(curl -s -X POST %[1]s/runs -H 'Content-Type: application/json' \
-    -d '{"kind":"pipeline","computeEnvId":"'$CE'","pipeline":"nf-core/rnaseq","revision":"3.14.0","configProfiles":["test"]}' | jq -r .id)
-  curl -s %[1]s/runs/$RUN
+  export AWS_ACCESS_KEY_ID=%[6]s AWS_SECRET_ACCESS_KEY=%[7]s AWS_REGION=%[3]s
 
-  # simulate EventBridge: the instance is running (the run becomes RUNNING)
-  IID=$(curl -s %[1]s/runs/$RUN | jq -r .backend.instanceId)
-  AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local aws --endpoint-url %[2]s --region %[3]s sqs send-message \
-    --queue-url %[4]s --message-body "$(sed "s/i-0abcd1234ef567890/$IID/g" events/ec2-running.json)"
-  curl -s %[1]s/runs/$RUN
+Then, in that shell:
 
-  curl -s %[1]s/openapi.json | head
+  make cli && export PATH="$PWD/bin:$PATH"
+  ceforge configure --profile local --endpoint http://%[1]s --logs-url http://%[2]s
+  export CEFORGE_PROFILE=local
+  CE=$(ceforge ce create --wait --quiet -f - <<'EOF'
+  {"name": "demo", "platform": "aws-cloud", "region": "%[3]s", "workDir": "s3://%[11]s/work"}
+  EOF
+  )
+  RUN=$(ceforge run launch --ce $CE --pipeline nf-core/rnaseq --revision 3.14.0 --quiet)
+  ceforge run watch $RUN
+  ceforge logs $RUN
 
 Ctrl-C stops the server and the emulator.
-`, base, cfg.Endpoint, cfg.Region, s.QueueURLs[eventsrc.EC2Queue], demoBucket)
+`, s.Addr, s.LogsAddr, cfg.Region, cfg.Endpoint, key.ARN, key.AccessKeyID, key.SecretAccessKey, ready, duration, local.CredentialsProfile, demoBucket)
 	<-ctx.Done()
 	fmt.Fprintln(os.Stderr, "\nstopping…")
 	shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)

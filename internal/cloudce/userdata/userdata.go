@@ -288,9 +288,11 @@ CEFORGE_RC=$?
 `
 
 // studioBody runs the Studio's container until it exits or the instance
-// is terminated (cancel, Spot interruption, watchdog).
+// is terminated (cancel, Spot interruption, watchdog). Its port is published
+// on the loopback interface only: users reach it through Session Manager
+// port forwarding, never from the network.
 const studioBody = `
-docker run --rm --name ceforge-studio -p "$CEFORGE_STUDIO_PORT:$CEFORGE_STUDIO_PORT" \
+docker run --rm --name ceforge-studio -p "127.0.0.1:$CEFORGE_STUDIO_PORT:$CEFORGE_STUDIO_PORT" \
   -e PORT="$CEFORGE_STUDIO_PORT" -e AWS_REGION="$CEFORGE_REGION"@ENV_FLAGS@ \
   "$CEFORGE_STUDIO_IMAGE"
 CEFORGE_RC=$?
