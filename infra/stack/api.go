@@ -2,6 +2,7 @@ package stack
 
 import (
 	"encoding/json"
+	"slices"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsapigatewayv2"
@@ -129,6 +130,16 @@ func newAPI(scope constructs.Construct, cfg Config, fns *Functions) *API {
 		Resource:     a.HTTPAPI.ApiId(),
 		ResourceName: jsii.String("*"),
 	})
+	// Session Manager calls stay in the regions compute environments may use.
+	inRegions := func(eq map[string]any) *map[string]any {
+		if len(cfg.AllowedRegions) > 0 {
+			eq["aws:RequestedRegion"] = slices.Clone(cfg.AllowedRegions)
+		}
+		if len(eq) == 0 {
+			return nil
+		}
+		return &map[string]any{"StringEquals": eq}
+	}
 	a.ClientPolicy = awsiam.NewManagedPolicy(c, jsii.String("ClientPolicy"), &awsiam.ManagedPolicyProps{
 		ManagedPolicyName: jsii.String(cfg.Prefix + "client"),
 		Description:       jsii.String("ceforge users: call the ceforge API and follow run logs"),
@@ -144,6 +155,26 @@ func newAPI(scope constructs.Construct, cfg Config, fns *Functions) *API {
 				Resources:  jsii.Strings(*fns.Fn[FnLogs].FunctionArn()),
 				Conditions: &map[string]any{"StringEquals": map[string]any{"lambda:FunctionUrlAuthType": "AWS_IAM"}},
 			}),
+			// ceforge studio connect: Session Manager port forwarding to the
+			// hosts of studios (instances ceforge launched), nothing else.
+			awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+				Sid:        jsii.String("ConnectToStudioHosts"),
+				Actions:    jsii.Strings("ssm:StartSession"),
+				Resources:  jsii.Strings(*awscdk.Stack_Of(c).FormatArn(&awscdk.ArnComponents{Service: jsii.String("ec2"), Region: jsii.String("*"), Resource: jsii.String("instance"), ResourceName: jsii.String("*")})),
+				Conditions: inRegions(map[string]any{"ssm:resourceTag/ceforge:managed": "true"}),
+			}),
+			awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+				Sid:        jsii.String("PortForwardingDocument"),
+				Conditions: inRegions(map[string]any{}),
+				Actions:    jsii.Strings("ssm:StartSession"),
+				Resources:  jsii.Strings(*awscdk.Stack_Of(c).FormatArn(&awscdk.ArnComponents{Service: jsii.String("ssm"), Region: jsii.String("*"), Account: jsii.String(""), Resource: jsii.String("document"), ResourceName: jsii.String("AWS-StartPortForwardingSession")})),
+			}),
+			awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+				Sid:        jsii.String("EndOwnSessions"),
+				Conditions: inRegions(map[string]any{}),
+				Actions:    jsii.Strings("ssm:TerminateSession", "ssm:ResumeSession"),
+				Resources:  jsii.Strings(*awscdk.Stack_Of(c).FormatArn(&awscdk.ArnComponents{Service: jsii.String("ssm"), Region: jsii.String("*"), Resource: jsii.String("session"), ResourceName: jsii.String("${aws:userid}-*")})),
+			}),
 		},
 	})
 	cdknag.NagSuppressions_AddResourceSuppressions(a.ClientPolicy, &[]*cdknag.NagPackSuppression{{
@@ -151,6 +182,14 @@ func newAPI(scope constructs.Construct, cfg Config, fns *Functions) *API {
 		Reason: jsii.String("CallApi: every stage, method and route of this one API (each route is authorized by IAM); " +
 			"the policy is for ceforge users and holds nothing else."),
 		AppliesTo: &[]any{regexAppliesTo(`^Resource::arn:<AWS::Partition>:execute-api:<AWS::Region>:<AWS::AccountId>:<[A-Za-z0-9]+>/\*$`)},
+	}, {
+		Id: jsii.String("AwsSolutions-IAM5"),
+		Reason: jsii.String("ConnectToStudioHosts: Session Manager port forwarding to instances ceforge launched (condition on the " +
+			"ceforge:managed tag), in any region a compute environment may use; EndOwnSessions: the caller's own sessions only."),
+		AppliesTo: &[]any{
+			regexAppliesTo(`^Resource::arn:<AWS::Partition>:ec2:\*:<AWS::AccountId>:instance/\*$`),
+			regexAppliesTo(`^Resource::arn:<AWS::Partition>:ssm:\*:<AWS::AccountId>:session/\$\{aws:userid\}-\*$`),
+		},
 	}}, nil)
 	return a
 }

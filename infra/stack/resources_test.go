@@ -448,6 +448,10 @@ func TestClientPolicy(t *testing.T) {
 	want := map[string][]string{
 		"execute-api:Invoke":       {"arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:${" + apiID + "}/*"},
 		"lambda:InvokeFunctionUrl": {"${" + s.functionID(t, stack.FnLogs) + ".Arn}"},
+		"ssm:StartSession": {"arn:${AWS::Partition}:ec2:*:${AWS::AccountId}:instance/*",
+			"arn:${AWS::Partition}:ssm:*::document/AWS-StartPortForwardingSession"},
+		"ssm:TerminateSession": {"arn:${AWS::Partition}:ssm:*:${AWS::AccountId}:session/${aws:userid}-*"},
+		"ssm:ResumeSession":    {"arn:${AWS::Partition}:ssm:*:${AWS::AccountId}:session/${aws:userid}-*"},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("client policy %v, want %v", got, want)

@@ -78,7 +78,9 @@ func TestGoldenTables(t *testing.T) {
 		Count  int    `json:"count"`
 	}{"volume", "in_use", 1})
 	golden(t, "sweep-get", render(func(p *printer, b *bytes.Buffer) { p.sweepDetail(b, sw) }))
-	golden(t, "sweep-list", render(func(p *printer, b *bytes.Buffer) { p.sweepTable(b, []sweepReport{sw, {ID: "d1", Status: "RUNNING", Trigger: "schedule", DryRun: true, CreatedAt: now}}) }))
+	golden(t, "sweep-list", render(func(p *printer, b *bytes.Buffer) {
+		p.sweepTable(b, []sweepReport{sw, {ID: "d1", Status: "RUNNING", Trigger: "schedule", DryRun: true, CreatedAt: now}})
+	}))
 }
 
 func TestGoldenWatchView(t *testing.T) {
