@@ -5,6 +5,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/ceforge/ceforge/internal/apierr"
 )
@@ -176,14 +177,25 @@ func hasDotSegment(p string) bool {
 	return false
 }
 
-// CheckText bounds a free-text field (scripts, configs) and refuses NUL bytes,
-// which no shell or config file can carry.
+// CheckText bounds a free-text field (scripts, configs, environment values,
+// ecsConfig) and refuses control characters other than newline and tab:
+// they reach user data, launch templates, job definitions and environments,
+// where a bare carriage return ends a line for some readers (cloud-init's
+// MIME parser) and not for others (bash), and NUL ends the text for C.
 func CheckText(field, s string, max int) error {
 	if len(s) > max {
 		return apierr.Invalid(field, "%s is %d bytes; the limit is %d", field, len(s), max)
 	}
-	if strings.ContainsRune(s, 0) {
-		return apierr.Invalid(field, "%s must not contain NUL bytes", field)
+	if !utf8.ValidString(s) {
+		return apierr.Invalid(field, "%s must be UTF-8 text", field)
+	}
+	for i, c := range s {
+		if c == '\n' || c == '\t' {
+			continue
+		}
+		if c < 0x20 || c == 0x7f || c >= 0x80 && c <= 0x9f {
+			return apierr.Invalid(field, "%s must not contain control characters other than newline and tab (U+%04X at byte %d)", field, c, i)
+		}
 	}
 	return nil
 }

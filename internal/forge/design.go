@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/ceforge/ceforge/internal/cloudinit"
 	"github.com/ceforge/ceforge/internal/computeenv"
 	"github.com/ceforge/ceforge/internal/tags"
 )
@@ -423,7 +424,10 @@ func (d Design) UserData(efsID, fsxDNS, fsxMountName string) string {
 	sh.WriteString("echo ECS_IMAGE_PULL_BEHAVIOR=once >> /etc/ecs/ecs.config\n")
 	sh.WriteString("echo ECS_ENABLE_SPOT_INSTANCE_DRAINING=true >> /etc/ecs/ecs.config\n")
 	if d.EcsConfig != "" {
-		sh.WriteString("cat >> /etc/ecs/ecs.config <<'CEFORGE_ECS_EOF'\n" + strings.TrimRight(d.EcsConfig, "\n") + "\nCEFORGE_ECS_EOF\n")
+		// A quoted here-document whose delimiter the text cannot contain.
+		cfg := strings.TrimRight(d.EcsConfig, "\n") + "\n"
+		eof := cloudinit.HeredocDelimiter("CEFORGE_ECS_EOF", cfg)
+		sh.WriteString("cat >> /etc/ecs/ecs.config <<'" + eof + "'\n" + cfg + eof + "\n")
 	}
 	if efsID != "" {
 		sh.WriteString("dnf install -y amazon-efs-utils\n")
@@ -441,8 +445,8 @@ func (d Design) UserData(efsID, fsxDNS, fsxMountName string) string {
 		sh.WriteString("# Fusion caches on the instance-store NVMe disks\n")
 		sh.WriteString("echo ECS_CONTAINER_INSTANCE_TAGS='{\"ceforge:fast-storage\":\"true\"}' >> /etc/ecs/ecs.config\n")
 	}
-	const boundary = "==CEFORGE=="
-	mime := "MIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=\"" + boundary + "\"\n\n--" + boundary +
-		"\nContent-Type: text/x-shellscript; charset=\"us-ascii\"\n\n" + sh.String() + "\n--" + boundary + "--\n"
+	// The boundary is derived from the script and absent from it: no text in
+	// the script can end its part or start another.
+	mime := cloudinit.Multipart(cloudinit.Part{Type: cloudinit.ShellScript, Body: sh.String()})
 	return base64.StdEncoding.EncodeToString([]byte(mime))
 }

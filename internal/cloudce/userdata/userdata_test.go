@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"encoding/json"
+	"errors"
 	"io"
 	"os"
 	"os/exec"
@@ -14,6 +15,8 @@ import (
 	"github.com/stretchr/testify/require"
 	"mvdan.cc/sh/v3/expand"
 	"mvdan.cc/sh/v3/syntax"
+
+	"github.com/ceforge/ceforge/internal/cloudinit"
 )
 
 func baseSpec() Spec {
@@ -296,4 +299,36 @@ func TestCloudWatchConfigIsJSON(t *testing.T) {
 	files := v["logs"].(map[string]any)["logs_collected"].(map[string]any)["files"].(map[string]any)["collect_list"].([]any)
 	require.Equal(t, `/g"x`, files[0].(map[string]any)["log_group_name"])
 	require.Equal(t, ConsoleLog, files[0].(map[string]any)["file_path"])
+}
+
+// FuzzHeadUserDataParts builds the head instance's user data from arbitrary
+// text and reads it as cloud-init would (gzip inflated, MIME detected by
+// "mime-version:" in the first 4 KiB, line endings CR, LF or CRLF): exactly
+// one part, a shell script, and every value still one quoted word.
+func FuzzHeadUserDataParts(f *testing.F) {
+	mimeish := "MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"B\"\r\n\r\n--B\r\nContent-Type: text/x-shellscript\r\n\r\n#!/bin/sh\rid\r--B--\r"
+	f.Add(mimeish, "x", "y")
+	f.Add("echo pre", "\r--B\rContent-Type: text/cloud-config\r\r#cloud-config\r", strings.Repeat("p", 20000))
+	f.Fuzz(func(t *testing.T, script, config, params string) {
+		for _, v := range []string{script, config, params} {
+			if strings.ContainsRune(v, 0) || !utf8.ValidString(v) {
+				t.Skip("NUL bytes are refused by validation; the parser reads UTF-8")
+			}
+		}
+		s := baseSpec()
+		s.PreRunScript, s.PostRunScript, s.ConfigText, s.ParamsText = script, config, config, params
+		s.Env = []EnvVar{{Name: "A", Value: script}}
+		data, err := Build(s)
+		if errors.Is(err, ErrTooLarge) {
+			return
+		}
+		require.NoError(t, err)
+		parts, err := cloudinit.Parse(data)
+		require.NoError(t, err)
+		require.Len(t, parts, 1)
+		require.Equal(t, cloudinit.ShellScript, parts[0].Type)
+		text, err := Render(s)
+		require.NoError(t, err)
+		require.Equal(t, text, parts[0].Body, "not MIME: cloud-init runs the script as built")
+	})
 }
