@@ -4,6 +4,7 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -12,10 +13,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"mime"
 	"net/http"
+	"reflect"
 	"runtime/debug"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/ceforge/ceforge/internal/apierr"
 	"github.com/ceforge/ceforge/internal/logging"
@@ -235,25 +239,49 @@ func WriteJSON(w http.ResponseWriter, status int, v any) error {
 // MaxBodyBytes bounds request bodies: scripts and configs are text, not data.
 const MaxBodyBytes = 256 << 10
 
-// Decode reads a JSON request body into v: at most MaxBodyBytes, unknown
-// fields rejected, exactly one JSON value. Errors name the field.
+// Decode reads a JSON request body into v: Content-Type application/json
+// (a charset of utf-8 allowed), at most MaxBodyBytes, valid UTF-8, exactly
+// one JSON value, and every object name known to v's type exactly as
+// written (encoding/json alone matches names case-insensitively, so "Name"
+// would set name, and takes the last of repeated names): an unknown,
+// miscased or repeated name is a 400 naming it. Errors name the field.
 func Decode(w http.ResponseWriter, r *http.Request, v any) error {
-	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(strings.ToLower(ct), "application/json") {
-		return &apierr.Error{Status: http.StatusUnsupportedMediaType, Code: "unsupported_media_type",
-			Message: "send the body as application/json"}
+	if err := checkContentType(r.Header.Get("Content-Type")); err != nil {
+		return err
 	}
-	body := http.MaxBytesReader(w, r.Body, MaxBodyBytes)
-	dec := json.NewDecoder(body)
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+	if err != nil {
+		return decodeError(err)
+	}
+	if !utf8.Valid(body) {
+		return apierr.BadRequest("malformed_json", "", "the body is not UTF-8")
+	}
+	if err := checkNames(body, reflect.TypeOf(v)); err != nil {
+		return err
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		return decodeError(err)
 	}
-	if dec.More() {
-		return apierr.BadRequest("malformed_json", "", "the body must hold exactly one JSON object")
+	return nil
+}
+
+func checkContentType(ct string) error {
+	unsupported := &apierr.Error{Status: http.StatusUnsupportedMediaType, Code: "unsupported_media_type",
+		Message: "send the body with Content-Type: application/json"}
+	if ct == "" {
+		return unsupported
 	}
-	var extra json.RawMessage
-	if err := dec.Decode(&extra); err == nil {
-		return apierr.BadRequest("malformed_json", "", "the body must hold exactly one JSON object")
+	media, params, err := mime.ParseMediaType(ct)
+	if err != nil || media != "application/json" {
+		return unsupported
+	}
+	for k, v := range params {
+		if k != "charset" || !strings.EqualFold(v, "utf-8") {
+			return &apierr.Error{Status: http.StatusUnsupportedMediaType, Code: "unsupported_media_type",
+				Message: "application/json takes only charset=utf-8"}
+		}
 	}
 	return nil
 }
@@ -269,12 +297,38 @@ func decodeError(err error) error {
 	case errors.As(err, &syn):
 		return apierr.BadRequest("malformed_json", "", "malformed JSON at byte %d", syn.Offset)
 	case errors.As(err, &typ):
-		return apierr.BadRequest("invalid_type", typ.Field, "%s must be a JSON %s, not %s", typ.Field, typ.Type.Kind(), typ.Value)
+		return apierr.BadRequest("invalid_type", typ.Field, "%s must be a JSON %s, not %s", orBody(typ.Field), jsonKindOf(typ.Type), typ.Value)
 	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
 		return apierr.BadRequest("malformed_json", "", "the body is empty or truncated")
-	case strings.HasPrefix(err.Error(), "json: unknown field "):
-		field := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
-		return apierr.BadRequest("unknown_field", field, "unknown field %q", field)
 	}
 	return apierr.BadRequest("malformed_json", "", "malformed JSON: %s", err.Error())
+}
+
+func orBody(field string) string {
+	if field == "" {
+		return "the body"
+	}
+	return field
+}
+
+// jsonKindOf names the JSON kind a Go type decodes from.
+func jsonKindOf(t reflect.Type) string {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch t.Kind() {
+	case reflect.String:
+		return "string"
+	case reflect.Bool:
+		return "boolean"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64, reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "integer"
+	case reflect.Float32, reflect.Float64:
+		return "number"
+	case reflect.Slice, reflect.Array:
+		return "array"
+	case reflect.Struct, reflect.Map:
+		return "object"
+	}
+	return t.Kind().String()
 }

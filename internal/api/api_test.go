@@ -17,9 +17,16 @@ import (
 )
 
 type body struct {
-	Name  string   `json:"name"`
-	Items []string `json:"items"`
-	N     int      `json:"n"`
+	Name  string            `json:"name"`
+	Items []string          `json:"items"`
+	N     int               `json:"n"`
+	Sub   *sub              `json:"sub"`
+	Tags  map[string]string `json:"tags"`
+	List  []sub             `json:"list"`
+}
+
+type sub struct {
+	Key string `json:"key"`
 }
 
 func testRouter() *Router {
@@ -45,6 +52,9 @@ func testRouter() *Router {
 
 func serve(rt http.Handler, method, path, payload string, identity string) *httptest.ResponseRecorder {
 	req := httptest.NewRequest(method, path, strings.NewReader(payload))
+	if method == "POST" {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	if identity != "" {
 		req = req.WithContext(WithIdentity(req.Context(), identity))
 	}
@@ -74,6 +84,16 @@ func TestDecodeErrors(t *testing.T) {
 		{"two values", `{"name":"a"}{"name":"b"}`, 400, "malformed_json", ""},
 		{"not an object", `[1,2]`, 400, "invalid_type", ""},
 		{"too large", `{"name":"` + strings.Repeat("a", MaxBodyBytes) + `"}`, 413, "body_too_large", ""},
+		// Names match exactly: encoding/json alone would set name from "Name".
+		{"miscased name", `{"Name":"a"}`, 400, "unknown_field", "Name"},
+		{"upper-cased nested name", `{"sub":{"KEY":"a"}}`, 400, "unknown_field", "sub.KEY"},
+		{"miscased name in a list", `{"list":[{"key":"a"},{"kEy":"b"}]}`, 400, "unknown_field", "list[1].kEy"},
+		// A repeated name is refused, not "last one wins".
+		{"duplicate name", `{"name":"a","n":1,"name":"b"}`, 400, "duplicate_field", "name"},
+		{"duplicate nested name", `{"sub":{"key":"a","key":"b"}}`, 400, "duplicate_field", "sub.key"},
+		{"duplicate map key", `{"tags":{"k":"a","k":"b"}}`, 400, "duplicate_field", "tags.k"},
+		{"invalid UTF-8", "{\"name\":\"\xff\"}", 400, "malformed_json", ""},
+		{"trailing garbage", `{"name":"a"} x`, 400, "malformed_json", ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -84,6 +104,36 @@ func TestDecodeErrors(t *testing.T) {
 			require.Equal(t, tc.field, e.Field)
 			require.NotEmpty(t, e.Message)
 		})
+	}
+}
+
+// TestDecodeContentType: the body must be declared application/json
+// (charset utf-8 allowed), not merely start with it.
+func TestDecodeContentType(t *testing.T) {
+	rt := testRouter()
+	for ct, status := range map[string]int{
+		"application/json":                    201,
+		"application/json; charset=utf-8":     201,
+		"Application/JSON; Charset=\"UTF-8\"": 201,
+		"":                                    415,
+		"application/jsonp":                   415,
+		"application/json-patch+json":         415,
+		"application/json; charset=latin1":    415,
+		"application/json; boundary=x":        415,
+		"text/json":                           415,
+		"application/json;;":                  415,
+	} {
+		req := httptest.NewRequest("POST", "/things", strings.NewReader(`{"name":"a"}`))
+		if ct != "" {
+			req.Header.Set("Content-Type", ct)
+		}
+		req = req.WithContext(WithIdentity(req.Context(), "u"))
+		rec := httptest.NewRecorder()
+		rt.ServeHTTP(rec, req)
+		require.Equal(t, status, rec.Code, "%q: %s", ct, rec.Body.String())
+		if status == 415 {
+			require.Equal(t, "unsupported_media_type", errorOf(t, rec).Code)
+		}
 	}
 }
 

@@ -17,6 +17,7 @@ func FuzzDecode(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, body string) {
 		req := httptest.NewRequest("POST", "/x", strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
 		var v struct {
 			Name  string   `json:"name"`
 			Items []string `json:"items"`

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -372,6 +373,48 @@ func TestIdempotentLaunch(t *testing.T) {
 	out, err := f.EC2.DescribeInstances(context.Background(), &ec2.DescribeInstancesInput{Filters: []ec2types.Filter{{Name: aws.String("tag:ceforge:ce-id"), Values: []string{ce.ID}}}})
 	require.NoError(t, err)
 	require.Len(t, out.Reservations, 1, "a retried launch never starts a second instance")
+}
+
+// TestIdempotencyKeyReusedForAnotherRequest: the key stands for one request.
+// The same request again (any member order or spacing) replays the first
+// run; a different request under the same key is a 422 and launches nothing,
+// where it used to return the first run as if it were this one.
+func TestIdempotencyKeyReusedForAnotherRequest(t *testing.T) {
+	f := newFixture(t)
+	ce := f.createCE(t, ceBody())
+	first := f.launch(t, pipelineBody(ce.ID), "Idempotency-Key", "launch-2")
+
+	// The same request, members in reverse order and spaced out.
+	body := pipelineBody(ce.ID)
+	keys := make([]string, 0, len(body))
+	for k := range body {
+		keys = append(keys, k)
+	}
+	sort.Sort(sort.Reverse(sort.StringSlice(keys)))
+	var members []string
+	for _, k := range keys {
+		v, err := json.Marshal(body[k])
+		require.NoError(t, err)
+		members = append(members, fmt.Sprintf("%q :  %s", k, v))
+	}
+	reordered := "{ " + strings.Join(members, " ,\n ") + " }"
+	res := f.Do(t, http.MethodPost, "/runs", reordered, "Idempotency-Key", "launch-2")
+	require.Equal(t, http.StatusOK, res.Status, string(res.Body))
+	var again run.Run
+	res.JSON(t, &again)
+	require.Equal(t, first.ID, again.ID)
+
+	other := pipelineBody(ce.ID)
+	other["revision"] = "3.15.0"
+	res = f.Do(t, http.MethodPost, "/runs", other, "Idempotency-Key", "launch-2")
+	require.Equal(t, http.StatusUnprocessableEntity, res.Status, string(res.Body))
+	code, field, msg := res.Error(t)
+	require.Equal(t, "idempotency_key_reused", code)
+	require.Equal(t, "Idempotency-Key", field)
+	require.Contains(t, msg, first.ID)
+	out, err := f.EC2.DescribeInstances(context.Background(), &ec2.DescribeInstancesInput{Filters: []ec2types.Filter{{Name: aws.String("tag:ceforge:ce-id"), Values: []string{ce.ID}}}})
+	require.NoError(t, err)
+	require.Len(t, out.Reservations, 1, "nothing launched for the reused key")
 }
 
 func TestDryRunCreatesNothing(t *testing.T) {

@@ -6,6 +6,7 @@ import (
 	_ "embed"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strconv"
 
 	"github.com/ceforge/ceforge/internal/api"
@@ -55,12 +56,34 @@ func New(d Deps) *api.Router {
 
 // Query reads query parameters, refusing any not in allowed.
 type Query struct {
-	r *http.Request
+	vals url.Values
 }
 
-// ParseQuery checks that r has only the allowed query parameters, each once.
+// Limits on query strings: every parameter has one (a value reaches keys
+// and conditions of the table, whose key attributes hold at most 2,048
+// bytes); parameters not listed take MaxQueryValueLen.
+const (
+	MaxQueryLen      = 8 << 10
+	MaxQueryValueLen = 2048
+)
+
+var queryValueLimits = map[string]int{
+	"computeEnvId": 64, "status": 32, "limit": 5, "dryRun": 5, "force": 5, "follow": 5,
+}
+
+// ParseQuery checks that r's query string is well formed (escapes, no
+// semicolons) and holds only the allowed parameters, each once and within
+// its length limit.
 func ParseQuery(r *http.Request, allowed ...string) (Query, error) {
-	q := r.URL.Query()
+	raw := r.URL.RawQuery
+	if len(raw) > MaxQueryLen {
+		return Query{}, apierr.BadRequest("invalid_query", "", "the query string is longer than %d bytes", MaxQueryLen)
+	}
+	q, err := url.ParseQuery(raw)
+	if err != nil {
+		// url.Query() would drop the malformed pair and read, say, page 1.
+		return Query{}, apierr.BadRequest("invalid_query", "", "malformed query string: %v", err)
+	}
 	for name, vals := range q {
 		ok := false
 		for _, a := range allowed {
@@ -72,22 +95,25 @@ func ParseQuery(r *http.Request, allowed ...string) (Query, error) {
 		if len(vals) > 1 {
 			return Query{}, apierr.BadRequest("invalid_parameter", name, "query parameter %q is given more than once", name)
 		}
+		max := MaxQueryValueLen
+		if l, ok := queryValueLimits[name]; ok {
+			max = l
+		}
+		if len(vals[0]) > max {
+			return Query{}, apierr.BadRequest("invalid_parameter", name, "%s is longer than %d bytes", name, max)
+		}
 	}
-	return Query{r: r}, nil
+	return Query{vals: q}, nil
 }
 
-// String returns a parameter ("" when absent), at most 2048 bytes.
+// String returns a parameter ("" when absent); ParseQuery bounded its length.
 func (q Query) String(name string) (string, error) {
-	v := q.r.URL.Query().Get(name)
-	if len(v) > 2048 {
-		return "", apierr.BadRequest("invalid_parameter", name, "%s is too long", name)
-	}
-	return v, nil
+	return q.vals.Get(name), nil
 }
 
 // Bool returns a boolean parameter (absent is false).
 func (q Query) Bool(name string) (bool, error) {
-	v := q.r.URL.Query().Get(name)
+	v := q.vals.Get(name)
 	if v == "" {
 		return false, nil
 	}
@@ -100,7 +126,7 @@ func (q Query) Bool(name string) (bool, error) {
 
 // Limit returns the page size parameter "limit" (0 when absent).
 func (q Query) Limit() (int, error) {
-	v := q.r.URL.Query().Get("limit")
+	v := q.vals.Get("limit")
 	if v == "" {
 		return 0, nil
 	}

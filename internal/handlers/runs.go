@@ -4,6 +4,8 @@ import (
 	"net/http"
 
 	"github.com/ceforge/ceforge/internal/api"
+	"github.com/ceforge/ceforge/internal/apierr"
+	"github.com/ceforge/ceforge/internal/ids"
 	"github.com/ceforge/ceforge/internal/run"
 )
 
@@ -36,6 +38,9 @@ func (h runHandlers) list(w http.ResponseWriter, r *http.Request) error {
 	}
 	var lq run.ListQuery
 	lq.ComputeEnvID, _ = q.String("computeEnvId")
+	if lq.ComputeEnvID != "" && !ids.Valid(lq.ComputeEnvID) {
+		return apierr.BadRequest("invalid_parameter", "computeEnvId", "computeEnvId is not a compute environment id")
+	}
 	lq.Status, _ = q.String("status")
 	if lq.Cursor, err = q.String("cursor"); err != nil {
 		return err

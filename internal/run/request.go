@@ -74,6 +74,13 @@ func (r *LaunchRequest) Validate() error {
 			return apierr.Invalid("studio", "studio options go with kind %q", KindStudio)
 		}
 	}
+	// A value starting with '-' would read as an option of `nextflow run`.
+	if strings.HasPrefix(r.Pipeline, "-") {
+		return apierr.Invalid("pipeline", "pipeline must not start with '-'")
+	}
+	if strings.HasPrefix(r.Revision, "-") {
+		return apierr.Invalid("revision", "revision must not start with '-'")
+	}
 	if r.Pipeline != "" && (len(r.Pipeline) > MaxPipelineLen || !pipelineRE.MatchString(r.Pipeline) || strings.Contains(r.Pipeline, "..")) {
 		return apierr.Invalid("pipeline", "pipeline must be an https:// repository URL or an owner/name shorthand")
 	}
@@ -84,6 +91,9 @@ func (r *LaunchRequest) Validate() error {
 		return apierr.Invalid("configProfiles", "at most %d profiles", MaxProfiles)
 	}
 	for i, p := range r.ConfigProfiles {
+		if strings.HasPrefix(p, "-") {
+			return apierr.Invalid(fmt.Sprintf("configProfiles[%d]", i), "profile %q must not start with '-'", p)
+		}
 		if len(p) > 64 || !profileRE.MatchString(p) {
 			return apierr.Invalid(fmt.Sprintf("configProfiles[%d]", i), "profile %q must be letters, digits, '.', '-' and '_'", p)
 		}

@@ -4,9 +4,11 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"time"
 
 	"github.com/ceforge/ceforge/internal/apierr"
@@ -104,17 +106,18 @@ func (s *Service) Launch(ctx context.Context, req LaunchRequest, createdBy, idem
 	}
 
 	opts := []store.Option{store.WithStatusRank(Rank(StatusSubmitted))}
-	var guardID string
+	var guardID, fingerprint string
 	if idempotencyKey != "" {
 		// Keys are per caller: two callers choosing the same key never collide.
 		sum := sha256.Sum256([]byte(createdBy + "\n" + idempotencyKey))
 		guardID = hex.EncodeToString(sum[:])
-		opts = append(opts, store.WithGuard(store.KindIdempotency, guardID))
+		fingerprint = requestFingerprint(req)
+		opts = append(opts, store.WithFingerprintedGuard(store.KindIdempotency, guardID, fingerprint))
 	}
 	err = s.Store.Create(ctx, store.KindRun, r.ID, r, opts...)
 	var exists *store.ExistsError
 	if errors.As(err, &exists) && exists.Kind == store.KindIdempotency {
-		prev, gerr := s.replay(ctx, guardID)
+		prev, gerr := s.replay(ctx, guardID, fingerprint)
 		return prev, false, gerr
 	}
 	if err != nil {
@@ -158,12 +161,27 @@ func LaunchFailureReason(err error) string {
 	return "launch failed: " + err.Error()
 }
 
-func (s *Service) replay(ctx context.Context, guardID string) (*Run, error) {
-	id, err := s.Store.GetRef(ctx, store.KindIdempotency, guardID)
+// replay returns the run an idempotency key first launched, if this request
+// is the same one (a key written before fingerprints were kept is trusted).
+func (s *Service) replay(ctx context.Context, guardID, fingerprint string) (*Run, error) {
+	id, prev, err := s.Store.GetGuard(ctx, store.KindIdempotency, guardID)
 	if err != nil {
 		return nil, fmt.Errorf("read idempotency key: %w", err)
 	}
+	if prev != "" && prev != fingerprint {
+		return nil, &apierr.Error{Status: http.StatusUnprocessableEntity, Code: "idempotency_key_reused", Field: "Idempotency-Key",
+			Message: fmt.Sprintf("this Idempotency-Key was used for a different request (run %s); use a new key for a new launch", id)}
+	}
 	return s.Get(ctx, id)
+}
+
+// requestFingerprint is a digest of the canonical form of a launch request:
+// its fields re-encoded in a fixed order (maps sorted), so the same request
+// sent with other spacing or member order matches.
+func requestFingerprint(req LaunchRequest) string {
+	b, _ := json.Marshal(req)
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
 }
 
 // Get returns a run.

@@ -43,8 +43,9 @@ const (
 	attrParent     = "parent"     // "CE#<computeEnvId>"
 	attrStatusRank = "statusRank"
 	attrVersion    = "version"
-	attrExpiresAt  = "expiresAt" // TTL, epoch seconds
-	attrTarget     = "target"    // reverse indexes and guards: the id they point to
+	attrExpiresAt  = "expiresAt"   // TTL, epoch seconds
+	attrTarget     = "target"      // reverse indexes and guards: the id they point to
+	attrPrint      = "fingerprint" // guards: what the guarded request was (idempotency keys)
 
 	IndexByKind   = "byKind"
 	IndexByStatus = "byStatus"
@@ -127,8 +128,9 @@ type writeOpts struct {
 }
 
 type guard struct {
-	kind Kind
-	id   string
+	kind        Kind
+	id          string
+	fingerprint string
 }
 
 // WithStatusRank records the rank of the item's current status, used by
@@ -142,7 +144,14 @@ func WithExpiry(t time.Time) Option { return func(o *writeOpts) { o.expires = t 
 // the record; the create fails with *ExistsError if the guard exists. Used
 // for unique names, reverse indexes and idempotency keys.
 func WithGuard(kind Kind, id string) Option {
-	return func(o *writeOpts) { o.guards = append(o.guards, guard{kind, id}) }
+	return func(o *writeOpts) { o.guards = append(o.guards, guard{kind: kind, id: id}) }
+}
+
+// WithFingerprintedGuard is WithGuard whose guard also keeps fingerprint
+// (for an idempotency key: a digest of the request it was first used
+// with), read back with GetGuard.
+func WithFingerprintedGuard(kind Kind, id, fingerprint string) Option {
+	return func(o *writeOpts) { o.guards = append(o.guards, guard{kind, id, fingerprint}) }
 }
 
 // item builds the stored item: the domain fields plus keys and index attributes.
@@ -247,6 +256,9 @@ func (s *Store) guardItem(g guard, target string, expires time.Time) map[string]
 		attrKind:   &types.AttributeValueMemberS{Value: string(g.kind)},
 		attrTarget: &types.AttributeValueMemberS{Value: target},
 	}
+	if g.fingerprint != "" {
+		gi[attrPrint] = &types.AttributeValueMemberS{Value: g.fingerprint}
+	}
 	if !expires.IsZero() {
 		gi[attrExpiresAt] = &types.AttributeValueMemberN{Value: fmt.Sprint(expires.Unix())}
 	}
@@ -329,7 +341,7 @@ func (s *Store) PutRef(ctx context.Context, kind Kind, id, target string, opts .
 	for _, opt := range opts {
 		opt(&o)
 	}
-	_, err := s.db.PutItem(ctx, &dynamodb.PutItemInput{TableName: &s.table, Item: s.guardItem(guard{kind, id}, target, o.expires)})
+	_, err := s.db.PutItem(ctx, &dynamodb.PutItemInput{TableName: &s.table, Item: s.guardItem(guard{kind: kind, id: id}, target, o.expires)})
 	if err != nil {
 		return fmt.Errorf("put %s %s: %w", kind, id, err)
 	}
@@ -346,6 +358,19 @@ func (s *Store) GetRef(ctx context.Context, kind Kind, id string) (string, error
 		return "", fmt.Errorf("get %s %s: %w", kind, id, ErrNotFound)
 	}
 	return stringAttr(res.Item, attrTarget), nil
+}
+
+// GetGuard reads a guard: its target and fingerprint ("" when it was
+// written without one).
+func (s *Store) GetGuard(ctx context.Context, kind Kind, id string) (target, fingerprint string, err error) {
+	res, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{TableName: &s.table, Key: pkOf(kind, id), ConsistentRead: aws.Bool(true)})
+	if err != nil {
+		return "", "", fmt.Errorf("get %s %s: %w", kind, id, err)
+	}
+	if res.Item == nil {
+		return "", "", fmt.Errorf("get %s %s: %w", kind, id, ErrNotFound)
+	}
+	return stringAttr(res.Item, attrTarget), stringAttr(res.Item, attrPrint), nil
 }
 
 // Transition moves a record's status forward in one conditional update: it
@@ -434,7 +459,7 @@ func (s *Store) PatchWithRefs(ctx context.Context, kind Kind, id string, set map
 		// The record and its reverse indexes change together or not at all.
 		items := []types.TransactWriteItem{{Update: update}}
 		for _, r := range refs {
-			items = append(items, types.TransactWriteItem{Put: &types.Put{TableName: &s.table, Item: s.guardItem(guard{r.Kind, r.ID}, id, time.Time{})}})
+			items = append(items, types.TransactWriteItem{Put: &types.Put{TableName: &s.table, Item: s.guardItem(guard{kind: r.Kind, id: r.ID}, id, time.Time{})}})
 		}
 		_, err = s.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: items})
 		var tce *types.TransactionCanceledException
