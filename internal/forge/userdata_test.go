@@ -30,7 +30,7 @@ var ecsConfigAttacks = []string{
 // returns its one shell-script part (failing on anything else).
 func userDataScript(t testing.TB, d Design) string {
 	t.Helper()
-	raw, err := base64.StdEncoding.DecodeString(d.UserData("fs-0123456789abcdef0.fsx.eu-west-1.amazonaws.com", "abcd1234"))
+	raw, err := base64.StdEncoding.DecodeString(d.UserData("", "fs-0123456789abcdef0.fsx.eu-west-1.amazonaws.com", "abcd1234"))
 	require.NoError(t, err)
 	parts, err := cloudinit.Parse(raw)
 	require.NoError(t, err)
