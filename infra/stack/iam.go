@@ -486,7 +486,7 @@ func (p permissions) sweep() []perm {
 		{
 			sid:       "DeleteOwnedOrphans",
 			why:       "Only volumes and instances tagged ceforge:managed=true (aws:ResourceTag).",
-			actions:   []string{"ec2:DeleteVolume", "ec2:TerminateInstances", "ec2:CreateTags", "ec2:DeleteTags"},
+			actions:   []string{"ec2:DeleteVolume", "ec2:TerminateInstances"},
 			resources: []string{p.ec2("volume"), p.ec2("instance")},
 			cond:      resourceTagged,
 			regional:  true,

@@ -90,8 +90,8 @@ func TestFunctionCapabilities(t *testing.T) {
 		stack.FnEC2Events:   {"dynamodb:UpdateItem", "s3:GetObject", "batch:DescribeJobs", "sqs:ReceiveMessage", "sqs:DeleteMessage"},
 		stack.FnLogs:        {"logs:GetLogEvents", "logs:FilterLogEvents", "logs:DescribeLogStreams", "s3:GetObject", "dynamodb:GetItem", "dynamodb:Query"},
 		stack.FnSweeper: {
-			"ec2:DescribeVolumes", "ec2:DeleteVolume", "ec2:CreateTags", "ec2:DeleteTags", "ec2:DescribeInstances", "ec2:TerminateInstances",
-			"batch:ListJobs", "batch:DescribeJobs", "batch:TerminateJob", "dynamodb:PutItem",
+			"ec2:DescribeVolumes", "ec2:DeleteVolume", "ec2:DescribeInstances", "ec2:TerminateInstances",
+			"batch:ListJobs", "batch:DescribeJobs", "batch:TerminateJob", "dynamodb:PutItem", "dynamodb:DeleteItem",
 		},
 	}
 	mustNot := map[string][]string{
@@ -105,7 +105,7 @@ func TestFunctionCapabilities(t *testing.T) {
 		stack.FnBatchEvents: {"iam:CreateRole", "iam:PassRole", "ec2:RunInstances", "ec2:TerminateInstances", "lambda:InvokeFunction"},
 		stack.FnEC2Events:   {"iam:CreateRole", "iam:PassRole", "ec2:RunInstances", "ec2:TerminateInstances", "lambda:InvokeFunction"},
 		stack.FnLogs:        {"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "iam:PassRole", "ec2:RunInstances", "lambda:InvokeFunction"},
-		stack.FnSweeper:     {"iam:CreateRole", "iam:DeleteRole", "iam:PassRole", "ec2:RunInstances", "batch:SubmitJob", "lambda:InvokeFunction"},
+		stack.FnSweeper:     {"iam:CreateRole", "iam:DeleteRole", "iam:PassRole", "ec2:RunInstances", "batch:SubmitJob", "lambda:InvokeFunction", "ec2:CreateTags", "ec2:DeleteTags"},
 	}
 	for fn, actions := range must {
 		have := s.actionsOf(t, fn)

@@ -32,6 +32,7 @@ const (
 	KindJob         Kind = "JOB"         // reverse index: Batch job id -> run id
 	KindIdempotency Kind = "IDEMPOTENCY" // launch idempotency key -> run id
 	KindCEName      Kind = "CENAME"      // compute-environment name guard (uniqueness)
+	KindSighting    Kind = "SIGHTING"    // the sweeper's first sighting of an orphan volume
 )
 
 // Attribute and index names of the table.

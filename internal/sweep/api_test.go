@@ -40,8 +40,8 @@ func TestSweepsAPI(t *testing.T) {
 	seedComputeEnvs(t, h.Store)
 	ec2c := ec2.NewFromConfig(h.AWS.Config(""))
 	old := tags.Ownership(ceCloud, "")
-	old[tags.FirstSeen] = time.Now().UTC().Add(-time.Hour).Format(time.RFC3339)
 	vols := seedVolumes(t, ec2c, []volSpec{{class: "owned", size: 200, tags: old}, {class: "untagged", size: 10}})
+	seenLongAgo(t, h.Store, keys(vols)...)
 
 	res := h.Do(t, "POST", "/sweeps", map[string]any{"dryRun": true})
 	require.Equal(t, http.StatusAccepted, res.Status, string(res.Body))

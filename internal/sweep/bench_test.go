@@ -131,17 +131,11 @@ func benchSweepThrottled(b *testing.B) {
 	direct := ec2.NewFromConfig(env.AWS.Config(""))
 	seedComputeEnvs(b, env.Store)
 
-	seen := time.Now().UTC().Add(-time.Hour).Format(time.RFC3339)
 	n := 2000
 	if v, err := strconv.Atoi(os.Getenv("CEFORGE_SWEEP_BENCH_VOLUMES")); err == nil && v > 0 {
 		n = v // quicker runs while working on the sweeper
 	}
 	specs := volumeSpecs(n)
-	for i := range specs {
-		if specs[i].tags != nil {
-			specs[i].tags[tags.FirstSeen] = seen
-		}
-	}
 	// The naive loop's volumes belong to a CE this deployment does not
 	// know, so our sweep leaves them alone.
 	naive := make([]volSpec, 400)
@@ -151,6 +145,13 @@ func benchSweepThrottled(b *testing.B) {
 	start := time.Now()
 	ours := seedVolumes(b, direct, specs)
 	naiveVols := seedVolumes(b, direct, naive)
+	var sighted []string
+	for id, s := range ours {
+		if classGoes(s.class) {
+			sighted = append(sighted, id)
+		}
+	}
+	seenLongAgo(b, env.Store, sighted...)
 	b.Logf("seeded %d volumes in %s", len(ours)+len(naiveVols), time.Since(start).Round(time.Millisecond))
 	eligible := 0
 	for _, s := range ours {

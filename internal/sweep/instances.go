@@ -11,6 +11,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
+	"github.com/ceforge/ceforge/internal/computeenv"
 	"github.com/ceforge/ceforge/internal/run"
 	"github.com/ceforge/ceforge/internal/store"
 	"github.com/ceforge/ceforge/internal/tags"
@@ -70,6 +71,20 @@ type instanceCandidate struct {
 
 // instanceVerdict decides for one instance: the reason it goes, or the
 // skip reason ("" for both when it is simply alive and well).
+//
+// A missing run record alone is never a reason: after a point-in-time
+// restore of the table every run newer than the restore point has none,
+// and its instance is live work. An instance goes only on positive
+// evidence:
+//   - its run's record says the run ended (terminal) at least the grace
+//     period ago;
+//   - its run's record is active but names another instance (a retried
+//     launch), launched at least the grace period ago;
+//   - it has run longer than its CE's maxRunHours (the limit its own
+//     watchdog enforces; no run legitimately lasts longer), record or not;
+//   - it has no run record, its CE's record says DELETED, and it was
+//     launched before that deletion and at least the grace period ago
+//     (deleting a CE ends its runs).
 func (tr *targetRun) instanceVerdict(ctx context.Context, inst ec2types.Instance) (why, skip string, err error) {
 	m := tagMap(inst.Tags)
 	runID := m[tags.RunID]
@@ -83,22 +98,33 @@ func (tr *targetRun) instanceVerdict(ctx context.Context, inst ec2types.Instance
 		return "", ReasonKeepTag, nil
 	}
 	ceID := m[tags.CEID]
-	if tr.ces[ceID] == nil {
-		return "", ReasonUnknownCE, nil
+	if r := tr.ownedHere(ceID); r != "" {
+		return "", r, nil
 	}
+	ce := tr.ces[ceID]
 	launched := aws.ToTime(inst.LaunchTime)
 	r, err := tr.runState(ctx, runID)
 	if err != nil {
 		return "", "", err
 	}
+	if r != nil && r.ComputeEnvID != ceID {
+		return "", ReasonRunOfOtherCE, nil
+	}
+	hours := tr.o.MaxRunHours
+	if ce.Cloud != nil && ce.Cloud.MaxRunHours > 0 {
+		hours = ce.Cloud.MaxRunHours
+	}
+	outlived := tr.now.Sub(launched) > time.Duration(hours)*time.Hour
 	switch {
-	case r == nil:
-		// No record: a crash between RunInstances and the record, or a
-		// record removed. Launch time is the oldest time we can vouch for.
+	case r == nil && outlived:
+		return WhyMaxLifetime, "", nil
+	case r == nil && ce.Status == computeenv.StatusDeleted && ce.DeletedAt != nil && launched.Before(*ce.DeletedAt):
 		if tr.now.Sub(launched) >= tr.o.Grace {
-			return WhyNoRunRecord, "", nil
+			return WhyCEDeleted, "", nil
 		}
 		return "", ReasonWithinGrace, nil
+	case r == nil:
+		return "", ReasonNoRunRecord, nil
 	case run.Terminal(r.Status):
 		if tr.now.Sub(endedAt(r)) >= tr.o.Grace && tr.now.Sub(launched) >= tr.o.Grace {
 			return WhyRunTerminal, "", nil
@@ -113,11 +139,7 @@ func (tr *targetRun) instanceVerdict(ctx context.Context, inst ec2types.Instance
 		}
 		return "", ReasonWithinGrace, nil
 	}
-	hours := tr.o.MaxRunHours
-	if ce := tr.ces[ceID]; ce.Cloud != nil && ce.Cloud.MaxRunHours > 0 {
-		hours = ce.Cloud.MaxRunHours
-	}
-	if tr.now.Sub(launched) > time.Duration(hours)*time.Hour {
+	if outlived {
 		return WhyMaxLifetime, "", nil
 	}
 	return "", "", nil

@@ -14,7 +14,10 @@ import (
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/stretchr/testify/require"
 
+	"github.com/ceforge/ceforge/internal/computeenv"
+	"github.com/ceforge/ceforge/internal/forge"
 	"github.com/ceforge/ceforge/internal/run"
+	"github.com/ceforge/ceforge/internal/store"
 	"github.com/ceforge/ceforge/internal/sweep"
 	"github.com/ceforge/ceforge/internal/tags"
 	"github.com/ceforge/ceforge/internal/testenv"
@@ -81,9 +84,17 @@ func TestInstanceSweep(t *testing.T) {
 	seedRun(t, env.Store, "runkeep0000001", run.StatusFailed, &hourAgo, "")
 	seedRun(t, env.Store, "runrecent00001", run.StatusSucceeded, &soon, "")
 
+	// A cloud CE deleted after its instances were launched.
+	deletedAt := t0.Add(time.Minute)
+	require.NoError(t, env.Store.Create(context.Background(), store.KindCE, ceGone, computeenv.ComputeEnv{ID: ceGone, Name: "gone",
+		Platform: computeenv.PlatformCloud, Region: testenv.Region, Status: computeenv.StatusDeleted, DeletedAt: &deletedAt,
+		Cloud: &computeenv.CloudOptions{MaxRunHours: 24}, CreatedAt: t0.Add(-time.Hour)}))
+
 	cases := []*want{
 		{name: "terminal run", goneAt31m: true},
-		{name: "no run record", goneAt31m: true},
+		// No run record, CE live (a table restored to a point in time loses
+		// every newer run's record): kept until it outlives maxRunHours.
+		{name: "no run record", goneAt25h: true, skipReason: sweep.ReasonNoRunRecord},
 		{name: "active run, its own instance", goneAt25h: true},
 		{name: "active run, not its instance", goneAt31m: true},
 		{name: "termination protection", skipReason: sweep.ReasonTermProtection},
@@ -93,6 +104,7 @@ func TestInstanceSweep(t *testing.T) {
 		{name: "run-id without managed", skipReason: sweep.ReasonUnprovenOwnership},
 		{name: "unknown CE", skipReason: sweep.ReasonUnknownCE},
 		{name: "run ended recently", goneAt25h: true, skipReason: sweep.ReasonWithinGrace},
+		{name: "no run record, its CE deleted since", goneAt31m: true},
 	}
 	cases[0].id = launch(t, ec2c, own("runterminal001"), false)
 	cases[1].id = launch(t, ec2c, own("runnorecord001"), false)
@@ -107,6 +119,7 @@ func TestInstanceSweep(t *testing.T) {
 	cases[8].id = launch(t, ec2c, map[string]string{tags.RunID: "runterminal001", tags.CEID: ceCloud}, false)
 	cases[9].id = launch(t, ec2c, tags.Ownership(ceUnknown, "runterminal001"), false)
 	cases[10].id = launch(t, ec2c, own("runrecent00001"), false)
+	cases[11].id = launch(t, ec2c, tags.Ownership(ceGone, "runnorecord002"), false)
 	plain := launch(t, ec2c, map[string]string{"Name": "not ours"}, false)
 
 	clk := &clock{t: t0.Add(31 * time.Minute)}
@@ -118,6 +131,7 @@ func TestInstanceSweep(t *testing.T) {
 	require.Equal(t, sweep.StatusSucceeded, dry.Status, dry.Errors)
 	require.Equal(t, 4, dry.Instances.Eligible, "termination protection is checked at deletion")
 	require.Equal(t, 3, dry.Instances.WouldDelete)
+	require.Contains(t, skipSample(dry, sweep.KindInstance, sweep.ReasonNoRunRecord), cases[1].id, "a missing record alone terminates nothing")
 	require.Zero(t, dry.Instances.Deleted)
 	for id, st := range instanceStates(t, ec2c) {
 		require.Equal(t, "running", st, "dry run terminated %s", id)
@@ -126,7 +140,7 @@ func TestInstanceSweep(t *testing.T) {
 	r, err := sw.Sweep(ctx, false, sweep.TriggerSchedule)
 	require.NoError(t, err)
 	require.Equal(t, sweep.StatusSucceeded, r.Status, r.Errors)
-	require.Equal(t, 11, r.Instances.Examined)
+	require.Equal(t, 12, r.Instances.Examined)
 	require.Equal(t, 3, r.Instances.Deleted)
 	states := instanceStates(t, ec2c)
 	for _, c := range cases {
@@ -136,16 +150,22 @@ func TestInstanceSweep(t *testing.T) {
 		}
 	}
 	require.Equal(t, "running", states[plain])
+	for _, it := range r.Deleted {
+		if it.ID == cases[11].id {
+			require.Equal(t, sweep.WhyCEDeleted, it.Reason)
+		}
+	}
 
 	clk.Set(t0.Add(25 * time.Hour))
 	r, err = sw.Sweep(ctx, false, sweep.TriggerSchedule)
 	require.NoError(t, err)
-	require.Equal(t, 2, r.Instances.Deleted)
+	require.Equal(t, 3, r.Instances.Deleted)
 	reasons := map[string]string{}
 	for _, it := range r.Deleted {
 		reasons[it.ID] = it.Reason
 	}
 	require.Equal(t, sweep.WhyMaxLifetime, reasons[cases[2].id])
+	require.Equal(t, sweep.WhyMaxLifetime, reasons[cases[1].id], "past maxRunHours even without a record")
 	require.Equal(t, sweep.WhyRunTerminal, reasons[cases[10].id])
 	states = instanceStates(t, ec2c)
 	for _, c := range cases {
@@ -214,23 +234,36 @@ func TestJobSweep(t *testing.T) {
 	seedComputeEnvs(t, env.Store)
 	ctx := context.Background()
 	// The Batch CE names a manual-mode queue of the user's.
-	require.NoError(t, env.Store.Patch(ctx, "CE", ceBatch, map[string]any{"batch": map[string]any{"computeQueue": "users-queue"}}, 0))
+	ourQueue := "arn:aws:batch:us-east-1:123456789012:job-queue/ceforge-compute"
+	otherCEQueue := "arn:aws:batch:us-east-1:123456789012:job-queue/ceforge-othercompute"
+	require.NoError(t, env.Store.Patch(ctx, "CE", ceBatch, map[string]any{
+		"batch":           map[string]any{"computeQueue": "users-queue"},
+		"forgedResources": []computeenv.Resource{{Type: forge.TypeJobQueue, Name: "ceforge-compute", ARN: ourQueue}},
+	}, 0))
 	t0 := time.Now().UTC()
 	hourAgo := t0.Add(-time.Hour)
-	seedRun(t, env.Store, "runended000001", run.StatusFailed, &hourAgo, "")
-	seedRun(t, env.Store, "runalive000001", run.StatusRunning, nil, "")
+	seedRunOf(t, env.Store, ceBatch, "runended000001", run.StatusFailed, &hourAgo, "")
+	seedRunOf(t, env.Store, ceBatch, "runalive000001", run.StatusRunning, nil, "")
 	recent := t0.Add(-time.Minute)
-	seedRun(t, env.Store, "runrecent00001", run.StatusCancelled, &recent, "")
+	seedRunOf(t, env.Store, ceBatch, "runrecent00001", run.StatusCancelled, &recent, "")
+	seedRun(t, env.Store, "runcloudended1", run.StatusFailed, &hourAgo, "") // a run of the cloud CE
 
-	ourQueue := "arn:aws:batch:us-east-1:123456789012:job-queue/ceforge-compute"
 	fb := &fakeBatch{queues: []batchtypes.JobQueueDetail{
 		{JobQueueName: aws.String("ceforge-compute"), JobQueueArn: aws.String(ourQueue)},
+		{JobQueueName: aws.String("ceforge-othercompute"), JobQueueArn: aws.String(otherCEQueue)},
 		{JobQueueName: aws.String("someone-else"), JobQueueArn: aws.String("arn:aws:batch:us-east-1:123456789012:job-queue/someone-else")},
 	}}
 	job := func(id, queue string, st batchtypes.JobStatus, tg map[string]string) {
 		fb.jobs = append(fb.jobs, batchtypes.JobDetail{JobId: aws.String(id), JobName: aws.String(id), JobQueue: aws.String(queue), Status: st, Tags: tg})
 	}
-	ended := map[string]string{tags.RunID: "runended000001"}
+	proof := func(runID string, extra ...string) map[string]string {
+		m := tags.Ownership(ceBatch, runID)
+		for i := 0; i+1 < len(extra); i += 2 {
+			m[extra[i]] = extra[i+1]
+		}
+		return m
+	}
+	ended := proof("runended000001")
 	var wantTerminated []string
 	for _, st := range []batchtypes.JobStatus{"SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING"} {
 		id := "ended-" + string(st)
@@ -242,11 +275,17 @@ func TestJobSweep(t *testing.T) {
 	job("ended-SUCCEEDED", ourQueue, "SUCCEEDED", ended)
 	job("ended-FAILED", ourQueue, "FAILED", ended)
 	job("ended-other-queue", "arn:aws:batch:us-east-1:123456789012:job-queue/someone-else", "RUNNING", ended)
-	job("alive", ourQueue, "RUNNING", map[string]string{tags.RunID: "runalive000001"})
+	job("alive", ourQueue, "RUNNING", proof("runalive000001"))
 	job("no-tag", ourQueue, "RUNNING", nil)
-	job("no-record", ourQueue, "RUNNABLE", map[string]string{tags.RunID: "runmissing0001"})
-	job("recent", ourQueue, "RUNNING", map[string]string{tags.RunID: "runrecent00001"})
-	job("keep", ourQueue, "RUNNING", map[string]string{tags.RunID: "runended000001", "DoNotDelete": "yes"})
+	job("no-record", ourQueue, "RUNNABLE", proof("runmissing0001"))
+	job("recent", ourQueue, "RUNNING", proof("runrecent00001"))
+	job("keep", ourQueue, "RUNNING", proof("runended000001", "DoNotDelete", "yes"))
+	// Each proof missing in turn: the job stays.
+	job("run-tag-only", ourQueue, "RUNNING", map[string]string{tags.RunID: "runended000001"})
+	job("not-managed", ourQueue, "RUNNING", map[string]string{tags.RunID: "runended000001", tags.CEID: ceBatch})
+	job("queue-of-no-ce", otherCEQueue, "RUNNING", ended)
+	job("run-of-other-ce", ourQueue, "RUNNING", proof("runcloudended1"))
+	job("unknown-ce", ourQueue, "RUNNING", tags.Ownership(ceUnknown, "runended000001"))
 
 	clk := &clock{t: t0}
 	sw := newSweeper(env, clk, "", sweep.Options{})
@@ -273,4 +312,8 @@ func TestJobSweep(t *testing.T) {
 	require.Equal(t, []string{"no-record"}, skipSample(r, sweep.KindJob, sweep.ReasonNoRunRecord))
 	require.Equal(t, []string{"recent"}, skipSample(r, sweep.KindJob, sweep.ReasonWithinGrace))
 	require.Equal(t, []string{"keep"}, skipSample(r, sweep.KindJob, sweep.ReasonKeepTag))
+	require.ElementsMatch(t, []string{"run-tag-only", "not-managed"}, skipSample(r, sweep.KindJob, sweep.ReasonUnprovenOwnership))
+	require.Equal(t, []string{"queue-of-no-ce"}, skipSample(r, sweep.KindJob, sweep.ReasonQueueOfOtherCE))
+	require.Equal(t, []string{"run-of-other-ce"}, skipSample(r, sweep.KindJob, sweep.ReasonRunOfOtherCE))
+	require.Equal(t, []string{"unknown-ce"}, skipSample(r, sweep.KindJob, sweep.ReasonUnknownCE))
 }

@@ -10,6 +10,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/batch"
 	batchtypes "github.com/aws/aws-sdk-go-v2/service/batch/types"
 
+	"github.com/ceforge/ceforge/internal/computeenv"
+	"github.com/ceforge/ceforge/internal/forge"
 	"github.com/ceforge/ceforge/internal/run"
 	"github.com/ceforge/ceforge/internal/tags"
 )
@@ -70,6 +72,35 @@ func (tr *targetRun) jobQueues(ctx context.Context) ([]string, error) {
 	return out, nil
 }
 
+// queueOfCE reports whether queue (a name or ARN) is one of ce's: a queue
+// ceforge forged for it, or one its manual configuration names.
+func (tr *targetRun) queueOfCE(queue string, ce *computeenv.ComputeEnv) bool {
+	name := queue
+	if i := strings.LastIndex(queue, "/"); i >= 0 {
+		name = queue[i+1:]
+	}
+	match := func(q string) bool { return q != "" && (q == queue || q == name) }
+	for _, r := range ce.ForgedResources {
+		if r.Type == forge.TypeJobQueue && (match(r.Name) || match(r.ARN)) {
+			return true
+		}
+	}
+	if ce.ConfigMode == computeenv.ModeForge || ce.Batch != nil && ce.Batch.Forge != nil {
+		n := forge.NamesFor(tr.o.Prefix, ce.ID)
+		if name == n.HeadQueue || name == n.WorkQueue {
+			return true
+		}
+	}
+	if ce.Batch != nil {
+		for _, q := range []string{ce.Batch.HeadQueue, ce.Batch.ComputeQueue} {
+			if match(q) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 type jobCandidate struct {
 	id, runID, runStatus string
 }
@@ -125,13 +156,25 @@ func (tr *targetRun) jobs(ctx context.Context) error {
 		}
 		for _, j := range out.Jobs {
 			id := aws.ToString(j.JobId)
-			runID := j.Tags[tags.RunID]
+			runID, ceID := j.Tags[tags.RunID], j.Tags[tags.CEID]
 			if runID == "" {
 				tr.t.skip(KindJob, ReasonNoRunTag, id)
 				continue
 			}
+			if j.Tags[tags.Managed] != "true" || ceID == "" {
+				tr.t.skip(KindJob, ReasonUnprovenOwnership, id)
+				continue
+			}
 			if hasKeep(j.Tags) {
 				tr.t.skip(KindJob, ReasonKeepTag, id)
+				continue
+			}
+			if r := tr.ownedHere(ceID); r != "" {
+				tr.t.skip(KindJob, r, id)
+				continue
+			}
+			if !tr.queueOfCE(aws.ToString(j.JobQueue), tr.ces[ceID]) {
+				tr.t.skip(KindJob, ReasonQueueOfOtherCE, id)
 				continue
 			}
 			r, ok := runs[runID]
@@ -146,6 +189,8 @@ func (tr *targetRun) jobs(ctx context.Context) error {
 			case r == nil:
 				// A job names a run we have no record of: report only.
 				tr.t.skip(KindJob, ReasonNoRunRecord, id)
+			case r.ComputeEnvID != ceID:
+				tr.t.skip(KindJob, ReasonRunOfOtherCE, id)
 			case !run.Terminal(r.Status):
 				// Alive and well.
 			case tr.now.Sub(endedAt(r)) < tr.o.Grace:

@@ -27,7 +27,6 @@ type Limits struct {
 	DeleteVolume       Limit
 	TerminateInstances Limit
 	Describe           Limit // Describe* and other reads
-	CreateTags         Limit // CreateTags / DeleteTags
 	Batch              Limit // AWS Batch calls (about 50 TPS per account)
 }
 
@@ -37,7 +36,6 @@ func DefaultLimits() Limits {
 		DeleteVolume:       Limit{Rate: 4.75, Burst: 100},
 		TerminateInstances: Limit{Rate: 4.75, Burst: 100},
 		Describe:           Limit{Rate: 19, Burst: 100},
-		CreateTags:         Limit{Rate: 9.5, Burst: 100},
 		Batch:              Limit{Rate: 20, Burst: 20},
 	}
 }
@@ -46,7 +44,7 @@ func DefaultLimits() Limits {
 // time faster through the fault proxy).
 func (l Limits) Scale(f float64) Limits {
 	s := func(x Limit) Limit { return Limit{Rate: x.Rate * f, Burst: x.Burst} }
-	return Limits{s(l.DeleteVolume), s(l.TerminateInstances), s(l.Describe), s(l.CreateTags), s(l.Batch)}
+	return Limits{s(l.DeleteVolume), s(l.TerminateInstances), s(l.Describe), s(l.Batch)}
 }
 
 // aimd is a token bucket whose rate halves on every throttle (at most once

@@ -74,21 +74,12 @@ func (f *fakeEC2) DeleteVolume(_ context.Context, in *ec2.DeleteVolumeInput, _ .
 	return &ec2.DeleteVolumeOutput{}, nil
 }
 
-func (f *fakeEC2) CreateTags(context.Context, *ec2.CreateTagsInput, ...func(*ec2.Options)) (*ec2.CreateTagsOutput, error) {
-	return &ec2.CreateTagsOutput{}, nil
-}
-
-func (f *fakeEC2) DeleteTags(context.Context, *ec2.DeleteTagsInput, ...func(*ec2.Options)) (*ec2.DeleteTagsOutput, error) {
-	return &ec2.DeleteTagsOutput{}, nil
-}
-
 func (f *fakeEC2) DescribeInstances(context.Context, *ec2.DescribeInstancesInput, ...func(*ec2.Options)) (*ec2.DescribeInstancesOutput, error) {
 	return &ec2.DescribeInstancesOutput{}, nil
 }
 
 func orphan(id string, size int32) ec2types.Volume {
 	tg := tags.Ownership(ceCloud, "")
-	tg[tags.FirstSeen] = "2020-01-01T00:00:00Z"
 	return ec2types.Volume{VolumeId: aws.String(id), Size: aws.Int32(size), State: ec2types.VolumeStateAvailable, Tags: ec2Tags(tg)}
 }
 
@@ -162,6 +153,11 @@ func TestVolumeErrorPaths(t *testing.T) {
 			clk := &clock{t: time.Now().UTC()}
 			sw := newSweeper(env, clk, "", tc.opts)
 			sw.Clients = func(context.Context, sweep.Target) (sweep.EC2API, sweep.BatchAPI, error) { return tc.fake, nil, nil }
+			var ids []string
+			for _, v := range tc.fake.volumes {
+				ids = append(ids, aws.ToString(v.VolumeId))
+			}
+			seenLongAgo(t, env.Store, ids...)
 			r, err := sw.Sweep(context.Background(), false, sweep.TriggerSchedule)
 			require.NoError(t, err)
 			require.Equal(t, tc.status, r.Status, r.Errors)
@@ -198,12 +194,12 @@ func TestSharedBucketThrottlesAreAbsorbed(t *testing.T) {
 	seedComputeEnvs(t, env.Store)
 	direct := ec2.NewFromConfig(env.AWS.Config(""))
 	old := tags.Ownership(ceCloud, "")
-	old[tags.FirstSeen] = "2020-01-01T00:00:00Z"
 	specs := make([]volSpec, 60)
 	for i := range specs {
 		specs[i] = volSpec{class: "owned", size: int32(10 + i), tags: old}
 	}
 	seeded := seedVolumes(t, direct, specs)
+	seenLongAgo(t, env.Store, keys(seeded)...)
 
 	p, err := faultproxy.New(env.Endpoint, faultproxy.Rule{Operation: "DeleteVolume", Burst: 5, RefillPerSec: 5})
 	require.NoError(t, err)

@@ -33,6 +33,9 @@ const (
 	ReasonNotOwned          = "not_owned"          // no ceforge tags at all: not ours, not listed by id
 	ReasonUnprovenOwnership = "unproven_ownership" // some ceforge tags, but not the proof: report only
 	ReasonUnknownCE         = "unknown_compute_env"
+	ReasonElsewhere         = "compute_env_elsewhere" // the CE's record names another account or region
+	ReasonRunOfOtherCE      = "run_of_other_compute_env"
+	ReasonQueueOfOtherCE    = "queue_not_of_compute_env"
 	ReasonKeepTag           = "keep_tag"
 	ReasonMultiAttach       = "multi_attach"
 	ReasonFirstSeenNow      = "first_seen_now" // first sighting recorded; deleted after the grace period
@@ -51,7 +54,7 @@ const (
 const (
 	WhyOrphanVolume  = "orphaned_volume"
 	WhyRunTerminal   = "run_terminal"
-	WhyNoRunRecord   = "no_run_record"
+	WhyCEDeleted     = "compute_env_deleted"
 	WhyDuplicate     = "not_the_runs_instance"
 	WhyMaxLifetime   = "max_lifetime_exceeded"
 	WhyJobRunEnded   = "run_terminal"

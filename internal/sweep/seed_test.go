@@ -28,6 +28,7 @@ const (
 	ceCloud   = "cloudce0000001"
 	ceBatch   = "batchce0000001"
 	ceUnknown = "unknownce00001"
+	ceGone    = "goneclouce0001" // a deleted cloud CE
 	zone      = "us-east-1a"
 )
 
@@ -57,9 +58,14 @@ func seedComputeEnvs(t testing.TB, st *store.Store) {
 	}
 }
 
-// seedRun writes a run record.
+// seedRun writes a run record of the cloud CE.
 func seedRun(t testing.TB, st *store.Store, id, status string, completed *time.Time, instanceID string) {
-	r := run.Run{ID: id, Kind: run.KindPipeline, ComputeEnvID: ceCloud, Platform: computeenv.PlatformCloud, Status: status,
+	seedRunOf(t, st, ceCloud, id, status, completed, instanceID)
+}
+
+// seedRunOf writes a run record of a CE.
+func seedRunOf(t testing.TB, st *store.Store, ceID, id, status string, completed *time.Time, instanceID string) {
+	r := run.Run{ID: id, Kind: run.KindPipeline, ComputeEnvID: ceID, Platform: computeenv.PlatformCloud, Status: status,
 		CreatedAt: time.Now().UTC().Add(-2 * time.Hour), Timeline: run.Timeline{Completed: completed}}
 	if instanceID != "" {
 		r.Backend = &run.Backend{Type: run.BackendEC2, InstanceID: instanceID}
@@ -136,7 +142,15 @@ var volumeClasses = []struct {
 }{
 	{"owned", true, func(int) map[string]string { return tags.Ownership(ceCloud, "") }, false},
 	{"owned-batch", true, func(int) map[string]string { return tags.Ownership(ceBatch, "run00000000001") }, false},
-	{"helper", true, func(i int) map[string]string {
+	// amazon-ebs-autoscale copies the instance's tags onto its volumes, so
+	// they carry the same proof as ours (what IAM's DeleteVolume condition checks).
+	{"autoscale", true, func(i int) map[string]string {
+		return tags.Merge(map[string]string{"source-instance": "i-0123456789abcdef0", "amazon-ebs-autoscale-creation-time": fmt.Sprint(1700000000 + i)},
+			tags.Ownership(ceBatch, ""))
+	}, false},
+	// Helper tags and a CE id without ceforge:managed: IAM would refuse the
+	// DeleteVolume, so the sweeper does not count it as proof.
+	{"helper-unmanaged", false, func(i int) map[string]string {
 		return map[string]string{tags.CEID: ceBatch, "amazon-ebs-autoscale-creation-time": fmt.Sprint(1700000000 + i)}
 	}, false},
 	{"keep-false", true, func(int) map[string]string {
@@ -187,6 +201,23 @@ func listVolumes(t testing.TB, c *ec2.Client) map[string]ec2types.Volume {
 		m[aws.ToString(v.VolumeId)] = v
 	}
 	return m
+}
+
+// seenLongAgo records 2020 as the sweeper's first sighting of volumes in
+// the test region (the grace period is long over).
+func seenLongAgo(t testing.TB, st *store.Store, volumeIDs ...string) {
+	t.Helper()
+	for _, id := range volumeIDs {
+		require.NoError(t, sweep.RecordSighting(context.Background(), st, sweep.Target{Region: testenv.Region}, id, time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC)))
+	}
+}
+
+func keys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
 }
 
 func quietLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }

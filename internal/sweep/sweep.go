@@ -5,10 +5,13 @@
 //   - Nothing is deleted without proof of ownership: ceforge's tags naming a
 //     compute environment this deployment knows (a CE record in any
 //     status). Anything that only looks like ours is reported, never touched.
+//   - Proof is per account and region: a CE id counts only in the account
+//     and region of that CE's record.
 //   - Every sweep lists again; nothing is remembered between sweeps except
-//     the first sighting of an orphan volume, kept on the volume itself as
-//     the ceforge:first-seen tag. A sweep stopped by its deadline loses
-//     nothing: the next one resumes by listing.
+//     the first sighting of an orphan volume, a record in ceforge's own
+//     table (a conditional write), never a tag anyone could set. A sweep
+//     stopped by its deadline or breaker loses nothing: the next one
+//     resumes by listing.
 //   - Calls go through client-side token buckets just under EC2's account
 //     buckets; throttles halve the rate (AIMD) and are retried, never
 //     reported as failures.
@@ -20,6 +23,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -57,13 +61,7 @@ type Options struct {
 	// MaxRunHours is the default maximum lifetime of a run's instance when
 	// its compute environment sets none (default 168).
 	MaxRunHours int
-	// HelperTags are tag keys the EBS auto-scale helper puts on the
-	// volumes it creates; with our CE tag they prove ownership.
-	HelperTags []string
 }
-
-// DefaultHelperTags are the tags of the amazon-ebs-autoscale helper's volumes.
-var DefaultHelperTags = []string{"amazon-ebs-autoscale-creation-time", "source-instance"}
 
 func (o Options) withDefaults() Options {
 	if o.Grace <= 0 {
@@ -90,9 +88,6 @@ func (o Options) withDefaults() Options {
 	}
 	if o.MaxRunHours <= 0 {
 		o.MaxRunHours = DefaultMaxHours
-	}
-	if o.HelperTags == nil {
-		o.HelperTags = DefaultHelperTags
 	}
 	return o
 }
@@ -246,6 +241,10 @@ type sweepRun struct {
 	now    time.Time
 	stopAt time.Time // no deletion starts after this (zero: no deadline)
 	ces    map[string]*computeenv.ComputeEnv
+	// sightings are the first sightings of orphan volumes (table records),
+	// by sighting id; read once per sweep.
+	sightings map[string]time.Time
+	sightMu   sync.Mutex
 
 	stopMu sync.Mutex
 	stop   *errStop
@@ -267,6 +266,10 @@ func (s *Sweeper) execute(ctx context.Context, r *Report) {
 	targets, err := ru.loadComputeEnvs(ctx)
 	if err != nil {
 		r.Status, r.StopReason = StatusFailed, "list compute environments: "+err.Error()
+		return
+	}
+	if ru.sightings, err = loadSightings(ctx, s.Store); err != nil {
+		r.Status, r.StopReason = StatusFailed, "read first sightings: "+err.Error()
 		return
 	}
 	r.Targets = len(targets)
@@ -321,10 +324,7 @@ func (ru *sweepRun) loadComputeEnvs(ctx context.Context) ([]Target, error) {
 		for i := range ces {
 			ce := &ces[i]
 			ru.ces[ce.ID] = ce
-			tg := Target{Region: ce.Region}
-			if ce.Credentials != nil {
-				tg.Credentials = awsclient.Credentials{RoleARN: ce.Credentials.RoleARN, ExternalID: ce.Credentials.ExternalID}
-			}
+			tg := targetOf(ce)
 			if !seen[tg] {
 				seen[tg] = true
 				targets = append(targets, tg)
@@ -343,6 +343,44 @@ func (ru *sweepRun) loadComputeEnvs(ctx context.Context) ([]Target, error) {
 		return a.Credentials.RoleARN < b.Credentials.RoleARN
 	})
 	return targets, nil
+}
+
+// targetOf is the account and region a CE's resources live in.
+func targetOf(ce *computeenv.ComputeEnv) Target {
+	tg := Target{Region: ce.Region}
+	if ce.Credentials != nil {
+		tg.Credentials = awsclient.Credentials{RoleARN: ce.Credentials.RoleARN, ExternalID: ce.Credentials.ExternalID}
+	}
+	return tg
+}
+
+// Account is the target's account as ceforge knows it: the account of its
+// role ARN, "self" for the control plane's own credentials.
+func (t Target) Account() string {
+	if t.Credentials.RoleARN == "" {
+		return "self"
+	}
+	parts := strings.Split(t.Credentials.RoleARN, ":")
+	if len(parts) < 5 || parts[4] == "" {
+		return "self"
+	}
+	return parts[4]
+}
+
+// ownedHere returns the skip reason when ceID does not prove ownership in
+// this target ("" when it does): the CE must be known, and its record must
+// name this account and region. A us-east-1 CE's id on a us-west-2 volume,
+// or one account's CE id in another account, proves nothing.
+func (tr *targetRun) ownedHere(ceID string) string {
+	ce := tr.ces[ceID]
+	if ce == nil {
+		return ReasonUnknownCE
+	}
+	ct := targetOf(ce)
+	if ct.Region != tr.target.Region || ct.Account() != tr.target.Account() {
+		return ReasonElsewhere
+	}
+	return ""
 }
 
 // halt stops the sweep (first reason wins).
@@ -384,18 +422,18 @@ func (ru *sweepRun) mayDelete() bool {
 // limiters are one target's client-side buckets (EC2's buckets are per
 // account and region).
 type limiters struct {
-	deleteVolume, terminate, describe, tags, batch *aimd
+	deleteVolume, terminate, describe, batch *aimd
 }
 
 func newLimiters(l Limits) *limiters {
 	return &limiters{
 		deleteVolume: newAIMD(l.DeleteVolume), terminate: newAIMD(l.TerminateInstances),
-		describe: newAIMD(l.Describe), tags: newAIMD(l.CreateTags), batch: newAIMD(l.Batch),
+		describe: newAIMD(l.Describe), batch: newAIMD(l.Batch),
 	}
 }
 
 func (l *limiters) throttles() int {
-	return l.deleteVolume.Throttles() + l.terminate.Throttles() + l.describe.Throttles() + l.tags.Throttles() + l.batch.Throttles()
+	return l.deleteVolume.Throttles() + l.terminate.Throttles() + l.describe.Throttles() + l.batch.Throttles()
 }
 
 // maxThrottleRetries bounds the retries of one call: past it the account is

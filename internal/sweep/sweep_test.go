@@ -14,6 +14,7 @@ import (
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/stretchr/testify/require"
 
+	"github.com/ceforge/ceforge/internal/store"
 	"github.com/ceforge/ceforge/internal/sweep"
 	"github.com/ceforge/ceforge/internal/tags"
 	"github.com/ceforge/ceforge/internal/testenv"
@@ -68,7 +69,8 @@ func TestVolumeSweepAcrossDeadlineAndResume(t *testing.T) {
 		Placement: &ec2types.Placement{AvailabilityZone: aws.String(zone)}})
 	require.NoError(t, err)
 	attached := seedVolumes(t, ec2c, []volSpec{{class: "attached", size: 999, tags: map[string]string{
-		tags.Managed: "true", tags.CEID: ceCloud, tags.FirstSeen: "2020-01-01T00:00:00Z"}}})
+		tags.Managed: "true", tags.CEID: ceCloud}}})
+	seenLongAgo(t, env.Store, keys(attached)...) // an old sighting from before it was attached
 	for id := range attached {
 		_, err := ec2c.AttachVolume(ctx, &ec2.AttachVolumeInput{VolumeId: aws.String(id), InstanceId: inst.Instances[0].InstanceId, Device: aws.String("/dev/sdf")})
 		require.NoError(t, err)
@@ -100,8 +102,13 @@ func TestVolumeSweepAcrossDeadlineAndResume(t *testing.T) {
 		require.True(t, ok, "volume %s deleted by the first sweep", id)
 	}
 	for id := range attached {
-		_, still := tagsOf(listVolumes(t, ec2c)[id])[tags.FirstSeen]
-		require.False(t, still, "an attached volume's sighting is forgotten")
+		var rec map[string]any
+		_, err := env.Store.Get(ctx, store.KindSighting, "self/"+testenv.Region+"/"+id, &rec)
+		require.ErrorIs(t, err, store.ErrNotFound, "an attached volume's sighting is forgotten")
+	}
+	for id := range wantGone {
+		_, written := tagsOf(after1[id])["ceforge:first-seen"]
+		require.False(t, written, "sightings live in the table, not on the volume")
 	}
 
 	// Young volumes appear after the first sweep.

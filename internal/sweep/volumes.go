@@ -11,6 +11,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
+	"github.com/ceforge/ceforge/internal/store"
 	"github.com/ceforge/ceforge/internal/tags"
 )
 
@@ -50,39 +51,32 @@ func looksOurs(m map[string]string) bool {
 	return false
 }
 
-// volumeOwnership returns "" when the tags prove the volume is ours, else
-// the skip reason. Proof: our CE tag naming a known compute environment,
-// plus either ceforge:managed=true (we created it) or the EBS auto-scale
-// helper's tags (the helper created it on one of our instances, which
-// propagated the CE tag).
-func (ru *sweepRun) volumeOwnership(m map[string]string) string {
+// volumeOwnership returns "" when the tags prove the volume is ours in
+// this account and region, else the skip reason. Proof: ceforge:managed=true
+// and ceforge:ce-id naming a CE of this account and region. That is what
+// the sweeper's IAM policy checks too (DeleteVolume only with
+// aws:ResourceTag/ceforge:managed=true). EBS auto-scale volumes carry both:
+// amazon-ebs-autoscale copies the instance's tags (set by the launch
+// template) onto every volume it creates.
+func (tr *targetRun) volumeOwnership(m map[string]string) string {
 	if !looksOurs(m) {
 		return ReasonNotOwned
 	}
 	ceID := m[tags.CEID]
-	helper := false
-	for _, k := range ru.o.HelperTags {
-		if _, ok := m[k]; ok {
-			helper = true
-		}
-	}
-	if ceID == "" || m[tags.Managed] != "true" && !helper {
+	if ceID == "" || m[tags.Managed] != "true" {
 		return ReasonUnprovenOwnership
 	}
-	if ru.ces[ceID] == nil {
-		return ReasonUnknownCE
-	}
-	return ""
+	return tr.ownedHere(ceID)
 }
 
 // volumeCheck classifies a volume for deletion: "" if it may go now.
-// firstSeen is the sighting recorded on it (zero if none).
-func (ru *sweepRun) volumeCheck(v ec2types.Volume) (reason string, firstSeen time.Time) {
+// firstSeen is the sighting ceforge recorded of it (zero if none).
+func (tr *targetRun) volumeCheck(v ec2types.Volume) (reason string, firstSeen time.Time) {
 	if v.State != ec2types.VolumeStateAvailable {
 		return ReasonNoLongerAvailable, time.Time{}
 	}
 	m := tagMap(v.Tags)
-	if r := ru.volumeOwnership(m); r != "" {
+	if r := tr.volumeOwnership(m); r != "" {
 		return r, time.Time{}
 	}
 	if hasKeep(m) {
@@ -93,12 +87,12 @@ func (ru *sweepRun) volumeCheck(v ec2types.Volume) (reason string, firstSeen tim
 	if aws.ToBool(v.MultiAttachEnabled) {
 		return ReasonMultiAttach, time.Time{}
 	}
-	fs, err := time.Parse(time.RFC3339, m[tags.FirstSeen])
-	if err != nil || fs.After(ru.now) {
-		// No (or a nonsensical) sighting: this sweep is the first.
+	fs, ok := tr.sightingOf(aws.ToString(v.VolumeId))
+	if !ok || fs.After(tr.now) {
+		// No sighting (a future one cannot be ours): this sweep is the first.
 		return ReasonFirstSeenNow, time.Time{}
 	}
-	if ru.now.Sub(fs) < ru.o.Grace {
+	if tr.now.Sub(fs) < tr.o.Grace {
 		return ReasonWithinGrace, fs
 	}
 	return "", fs
@@ -129,11 +123,11 @@ func (tr *targetRun) volumes(ctx context.Context) error {
 			tr.t.skip(KindVolume, reason, id)
 		}
 	}
-	// First sightings are recorded before the deletions (one call per 500
-	// volumes) so the grace period of new orphans starts even when a backlog
-	// keeps every sweep busy until its deadline.
+	// First sightings are recorded before the deletions so the grace period
+	// of new orphans starts even when a backlog or the breaker stops every
+	// sweep early.
 	if !tr.r.DryRun {
-		if err := tr.recordFirstSight(ctx, firstSight); err != nil && !isContextErr(err) {
+		if err := tr.recordSightings(ctx, firstSight); err != nil && !isContextErr(err) {
 			tr.t.listErr(fmt.Errorf("record first sightings: %w", err))
 		}
 	}
@@ -147,10 +141,15 @@ func (tr *targetRun) volumes(ctx context.Context) error {
 	})
 	tr.parallel(ctx, KindVolume, len(eligible), func(i int) string { return aws.ToString(eligible[i].VolumeId) },
 		func(ctx context.Context, i int) { tr.deleteVolume(ctx, eligible[i]) })
-	// Housekeeping last: it only matters for volumes detached again later.
+	// Housekeeping last: sightings of volumes no longer orphaned here (in
+	// use again, or deleted) go, so a later detachment starts a new grace.
 	if !tr.r.DryRun && tr.stopped() == nil && ctx.Err() == nil {
-		if err := tr.forgetReattached(ctx); err != nil && !isContextErr(err) {
-			tr.t.listErr(fmt.Errorf("clear first sightings of attached volumes: %w", err))
+		orphans := make(map[string]bool, len(vols))
+		for _, v := range vols {
+			orphans[aws.ToString(v.VolumeId)] = true
+		}
+		if err := tr.forgetSightings(ctx, orphans); err != nil && !isContextErr(err) {
+			tr.t.listErr(fmt.Errorf("clear first sightings: %w", err))
 		}
 	}
 	return nil
@@ -175,55 +174,6 @@ func (tr *targetRun) describeVolumes(ctx context.Context, filters []ec2types.Fil
 		}
 		in.NextToken = page.NextToken
 	}
-}
-
-// tagBatch is how many resources one CreateTags call names.
-const tagBatch = 500
-
-// recordFirstSight tags volumes with this sweep's time, in batches.
-func (tr *targetRun) recordFirstSight(ctx context.Context, volumeIDs []string) error {
-	stamp := tr.now.Format(time.RFC3339)
-	for start := 0; start < len(volumeIDs); start += tagBatch {
-		batch := volumeIDs[start:min(start+tagBatch, len(volumeIDs))]
-		err := call(ctx, tr.lim.tags, func(ctx context.Context) error {
-			_, err := tr.ec2.CreateTags(ctx, &ec2.CreateTagsInput{Resources: batch,
-				Tags: []ec2types.Tag{{Key: aws.String(tags.FirstSeen), Value: aws.String(stamp)}}})
-			return err
-		})
-		if err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// forgetReattached removes the first-seen tag from volumes that are in use
-// again, so a later detachment starts a new grace period.
-func (tr *targetRun) forgetReattached(ctx context.Context) error {
-	vols, err := tr.describeVolumes(ctx, []ec2types.Filter{
-		{Name: aws.String("status"), Values: []string{"in-use", "creating"}},
-		{Name: aws.String("tag-key"), Values: []string{tags.FirstSeen}},
-	})
-	if err != nil {
-		return err
-	}
-	var volumeIDs []string
-	for _, v := range vols {
-		if _, ok := tagMap(v.Tags)[tags.FirstSeen]; ok && v.State != ec2types.VolumeStateAvailable {
-			volumeIDs = append(volumeIDs, aws.ToString(v.VolumeId))
-		}
-	}
-	for start := 0; start < len(volumeIDs); start += tagBatch {
-		batch := volumeIDs[start:min(start+tagBatch, len(volumeIDs))]
-		err := call(ctx, tr.lim.tags, func(ctx context.Context) error {
-			_, err := tr.ec2.DeleteTags(ctx, &ec2.DeleteTagsInput{Resources: batch, Tags: []ec2types.Tag{{Key: aws.String(tags.FirstSeen)}}})
-			return err
-		})
-		if err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // deleteVolume re-checks one volume by id and deletes it.
@@ -260,6 +210,10 @@ func (tr *targetRun) deleteVolume(ctx context.Context, v ec2types.Volume) {
 		return
 	}
 	tr.t.done(KindVolume, id, WhyOrphanVolume, size, false)
+	// Its sighting is done with (the next complete sweep would clear it too).
+	if err := tr.s.Store.Delete(context.WithoutCancel(ctx), store.KindSighting, sightingID(tr.target, id)); err != nil {
+		tr.s.log().Warn("clear sighting of a deleted volume", "volume_id", id, "error", err.Error())
+	}
 }
 
 // itemErr classifies an item's error; it returns true when the item is

@@ -15,9 +15,7 @@ const (
 	CEID    = "ceforge:ce-id"   // compute environment id
 	RunID   = "ceforge:run-id"  // run id, on run resources (instances, volumes, jobs)
 	Keep    = "ceforge:keep"    // set by a user to protect a resource from the sweeper
-	// FirstSeen records when the sweeper first saw an orphan (RFC 3339).
-	FirstSeen = "ceforge:first-seen"
-	Name      = "Name"
+	Name    = "Name"
 )
 
 // Tags is a set of AWS tags.
