@@ -246,12 +246,15 @@ const MaxBodyBytes = 256 << 10
 // would set name, and takes the last of repeated names): an unknown,
 // miscased or repeated name is a 400 naming it. Errors name the field.
 func Decode(w http.ResponseWriter, r *http.Request, v any) error {
-	if err := checkContentType(r.Header.Get("Content-Type")); err != nil {
-		return err
-	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
 	if err != nil {
 		return decodeError(err)
+	}
+	if len(body) == 0 {
+		return apierr.BadRequest("malformed_json", "", "the body is empty; send a JSON object")
+	}
+	if err := checkContentType(r.Header.Get("Content-Type")); err != nil {
+		return err
 	}
 	if !utf8.Valid(body) {
 		return apierr.BadRequest("malformed_json", "", "the body is not UTF-8")

@@ -111,3 +111,13 @@ func (tr *targetRun) forgetSightings(ctx context.Context, available map[string]b
 	}
 	return nil
 }
+
+// clearSightings removes the sightings of volumes this sweep deleted.
+func (tr *targetRun) clearSightings(ctx context.Context, volumeIDs []string) {
+	for _, id := range volumeIDs {
+		if err := tr.s.Store.Delete(ctx, store.KindSighting, sightingID(tr.target, id)); err != nil {
+			tr.s.log().Warn("clear the sighting of a deleted volume", "volume_id", id, "error", err.Error())
+			return
+		}
+	}
+}

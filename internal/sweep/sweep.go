@@ -480,6 +480,8 @@ type targetRun struct {
 	ec2    EC2API
 	batch  BatchAPI
 	lim    *limiters
+	// deletedVols are the volumes this target's sweep deleted (under sightMu).
+	deletedVols []string
 }
 
 // sweep runs the three kinds: instances first (terminating one frees its

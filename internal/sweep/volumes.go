@@ -11,7 +11,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
-	"github.com/ceforge/ceforge/internal/store"
 	"github.com/ceforge/ceforge/internal/tags"
 )
 
@@ -141,6 +140,9 @@ func (tr *targetRun) volumes(ctx context.Context) error {
 	})
 	tr.parallel(ctx, KindVolume, len(eligible), func(i int) string { return aws.ToString(eligible[i].VolumeId) },
 		func(ctx context.Context, i int) { tr.deleteVolume(ctx, eligible[i]) })
+	// Deleted volumes' sightings are done with, even when the sweep stopped
+	// early (the next complete sweep would clear them too).
+	tr.clearSightings(context.WithoutCancel(ctx), tr.deletedVols)
 	// Housekeeping last: sightings of volumes no longer orphaned here (in
 	// use again, or deleted) go, so a later detachment starts a new grace.
 	if !tr.r.DryRun && tr.stopped() == nil && ctx.Err() == nil {
@@ -210,10 +212,9 @@ func (tr *targetRun) deleteVolume(ctx context.Context, v ec2types.Volume) {
 		return
 	}
 	tr.t.done(KindVolume, id, WhyOrphanVolume, size, false)
-	// Its sighting is done with (the next complete sweep would clear it too).
-	if err := tr.s.Store.Delete(context.WithoutCancel(ctx), store.KindSighting, sightingID(tr.target, id)); err != nil {
-		tr.s.log().Warn("clear sighting of a deleted volume", "volume_id", id, "error", err.Error())
-	}
+	tr.sightMu.Lock()
+	tr.deletedVols = append(tr.deletedVols, id)
+	tr.sightMu.Unlock()
 }
 
 // itemErr classifies an item's error; it returns true when the item is
