@@ -123,7 +123,9 @@ func TestVolumeSweepAcrossDeadlineAndResume(t *testing.T) {
 	// Dry run past the grace period: reports what would go, changes nothing.
 	clk.Set(t0.Add(31 * time.Minute))
 	before := digest(listVolumes(t, ec2c))
+	dryStart := time.Now()
 	dry, err := sw.Sweep(ctx, true, sweep.TriggerAPI)
+	listing := time.Since(dryStart) // a whole pass without deletions: the time sweep 2 needs before it deletes
 	require.NoError(t, err)
 	require.Equal(t, sweep.StatusSucceeded, dry.Status, dry.Errors)
 	require.True(t, dry.DryRun)
@@ -139,12 +141,14 @@ func TestVolumeSweepAcrossDeadlineAndResume(t *testing.T) {
 	require.InDelta(t, float64(wantGiB)*sweep.DefaultGP3Price, dry.DollarsPerMonthSaved, 0.01)
 	require.True(t, before == digest(listVolumes(t, ec2c)), "a dry run changes nothing, not even tags")
 
-	// Sweep 2, cut short by its deadline.
-	dctx, cancel := context.WithTimeout(ctx, 3*time.Second+sweep.DefaultMargin/15)
+	// Sweep 2, cut short by its deadline: 3 s to delete after listing (twice
+	// as long as the dry run took, so a loaded machine still gets there).
+	dctx, cancel := context.WithTimeout(ctx, 2*listing+3*time.Second+sweep.DefaultMargin/15)
 	defer cancel()
 	sw.Options.DeadlineMargin = sweep.DefaultMargin / 15 // 2s
 	slow := sweep.DefaultLimits().Scale(20)
-	slow.DeleteVolume = sweep.Limit{Rate: float64(len(wantGone)) / 5, Burst: 1} // 5 s of work for a 3 s window
+	work := 2*listing + 5*time.Second // always more than the window leaves after listing
+	slow.DeleteVolume = sweep.Limit{Rate: float64(len(wantGone)) / work.Seconds(), Burst: 1}
 	sw.Options.Limits = &slow
 	r2, err := sw.Sweep(dctx, false, sweep.TriggerSchedule)
 	require.NoError(t, err)
