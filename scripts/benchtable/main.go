@@ -38,6 +38,8 @@ var targets = map[string]target{
 	"Load/runs_lost":                           {"<=", 0},
 	"Load/runs_duplicated":                     {"<=", 0},
 	"Load/instance_mismatches":                 {"<=", 0},
+	"CLIStartup/ratio":                         {"<=", 0.2},
+	"MakeLocalReady/ready_s":                   {"<=", 60},
 }
 
 var line = regexp.MustCompile(`^Benchmark(\S+?)(-\d+)?\s+(\d+)\s+(.+)$`)
