@@ -6,9 +6,11 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/jsii-runtime-go"
@@ -17,11 +19,58 @@ import (
 )
 
 func main() {
+	restore := quietJSII()
 	err := run()
 	jsii.Close()
+	restore()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "ceforge infra:", err)
 		os.Exit(1)
+	}
+}
+
+// benignExits are what jsii-runtime-go v1.119 prints when its two waits on
+// the node process race at Close (the loser gets one of these): the
+// synthesis succeeded and the runtime exited normally.
+var benignExits = []string{
+	"Runtime process exited abnormally: exec: Wait was already called",
+	"Runtime process exited abnormally: waitid: no child processes",
+}
+
+// quietJSII keeps a successful synthesis quiet: the benign-exit messages
+// are dropped, everything else jsii writes to stderr passes through (the
+// node end-of-life banner is silenced by JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION,
+// set by scripts/cdk.sh and cdk.json: the runtime starts before main).
+// restore waits for the filter to drain.
+func quietJSII() (restore func()) {
+	real := os.Stderr
+	r, w, err := os.Pipe()
+	if err != nil {
+		return func() {}
+	}
+	os.Stderr = w
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		b := make([]byte, 64<<10)
+		for {
+			n, err := r.Read(b)
+			if n > 0 {
+				chunk := string(b[:n])
+				for _, m := range benignExits {
+					chunk = strings.ReplaceAll(chunk, m, "")
+				}
+				_, _ = io.WriteString(real, chunk)
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	return func() {
+		os.Stderr = real
+		_ = w.Close()
+		<-done
 	}
 }
 

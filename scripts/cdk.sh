@@ -31,6 +31,10 @@ OUT="$ROOT/cdk.out"
 
 # The CLI must not phone home: no notices, no version check, no telemetry.
 export CDK_DISABLE_VERSION_CHECK=1 CDK_DISABLE_CLI_TELEMETRY=true
+# jsii prints a full-screen end-of-life banner on Node 18 and 20 at every
+# synth; synthesis works, and the README asks for Node 22 or later. Set the
+# variable to "" to see the banner.
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION="${JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION-18,20}"
 
 die() { echo "cdk.sh: $*" >&2; exit 1; }
 

@@ -1,0 +1,79 @@
+package handlers_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/ceforge/ceforge/internal/computeenv"
+	"github.com/ceforge/ceforge/internal/handlers"
+	"github.com/ceforge/ceforge/internal/run"
+	"github.com/ceforge/ceforge/internal/sweep"
+)
+
+// Every request body of the OpenAPI document has examples, and each one is
+// a body the API accepts: strict decoding (unknown fields refused, as the
+// API does) and the request's own validation.
+func TestOpenAPIRequestExamples(t *testing.T) {
+	type operation struct {
+		RequestBody *struct {
+			Content map[string]struct {
+				Examples map[string]struct {
+					Value json.RawMessage `json:"value"`
+				} `json:"examples"`
+			} `json:"content"`
+		} `json:"requestBody"`
+	}
+	var doc struct {
+		Paths map[string]map[string]json.RawMessage `json:"paths"`
+	}
+	require.NoError(t, json.Unmarshal(handlers.OpenAPIDocument(), &doc))
+	validate := map[string]func(json.RawMessage) error{
+		"POST /compute-envs": func(b json.RawMessage) error {
+			var r computeenv.CreateRequest
+			if err := strict(b, &r); err != nil {
+				return err
+			}
+			return r.Validate(nil)
+		},
+		"POST /runs": func(b json.RawMessage) error {
+			var r run.LaunchRequest
+			if err := strict(b, &r); err != nil {
+				return err
+			}
+			return r.Validate()
+		},
+		"POST /sweeps": func(b json.RawMessage) error { return strict(b, &sweep.CreateRequest{}) },
+	}
+	bodies := 0
+	for path, ops := range doc.Paths {
+		for method, raw := range ops {
+			if method == "parameters" {
+				continue
+			}
+			var op operation
+			require.NoError(t, json.Unmarshal(raw, &op), "%s %s", method, path)
+			if op.RequestBody == nil {
+				continue
+			}
+			bodies++
+			key := map[string]string{"post": "POST", "put": "PUT", "patch": "PATCH"}[method] + " " + path
+			examples := op.RequestBody.Content["application/json"].Examples
+			require.NotEmpty(t, examples, "%s has no request example", key)
+			check, ok := validate[key]
+			require.True(t, ok, "%s: add its request type to this test", key)
+			for name, ex := range examples {
+				require.NoError(t, check(ex.Value), "%s example %q", key, name)
+			}
+		}
+	}
+	require.GreaterOrEqual(t, bodies, 3)
+}
+
+func strict(b []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	return dec.Decode(v)
+}
