@@ -13,6 +13,7 @@ import (
 	"github.com/ceforge/ceforge/internal/apierr"
 	"github.com/ceforge/ceforge/internal/computeenv"
 	"github.com/ceforge/ceforge/internal/forge"
+	"github.com/ceforge/ceforge/internal/forge/hostinit"
 )
 
 // Provisioning models and allocation strategies.
@@ -238,6 +239,10 @@ func checkForge(ce *computeenv.ComputeEnv) ([]string, error) {
 	}
 	if f.EbsAutoScale && f.EbsBlockSize == 0 {
 		f.EbsBlockSize = forge.DefaultEbsBlockGiB
+	}
+	if f.EbsAutoScale {
+		warn = append(warn, "batch.forge.ebsAutoScale: compute hosts download amazon-ebs-autoscale (archived by AWS in 2024; ceforge pins its last commit) from GitHub at boot, so they need outbound HTTPS. "+
+			"A host that cannot install it keeps Docker's data on its boot volume, says why in "+hostinit.Log+", tags itself "+hostinit.SetupTag+", and this compute environment then names it in its warnings")
 	}
 
 	// Instance types and allocation.

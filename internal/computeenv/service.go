@@ -292,3 +292,48 @@ func (s *Service) Unstable(ctx context.Context) ([]string, error) {
 	}
 	return out, nil
 }
+
+// Checker is a Provisioner that can check a CE in service (AVAILABLE or
+// INVALID) against what it relies on outside ceforge: Check moves it to
+// INVALID with the reason when something drifted (and back to AVAILABLE
+// once it is repaired), may update its warnings, and reports whether it
+// changed ce.
+type Checker interface {
+	Check(ctx context.Context, ce *ComputeEnv) (changed bool, err error)
+}
+
+// CheckInService runs the platforms' drift checks on every CE in service
+// and saves the ones that changed (conditionally: a concurrent change wins
+// and the next pass looks again). One CE's failure does not stop the others.
+func (s *Service) CheckInService(ctx context.Context) error {
+	var errs []error
+	for _, status := range []string{StatusAvailable, StatusInvalid} {
+		ces, err := store.All[ComputeEnv](ctx, s.Store, store.Query{Kind: store.KindCE, Status: status})
+		if err != nil {
+			return errors.Join(append(errs, fmt.Errorf("list %s compute environments: %w", status, err))...)
+		}
+		for i := range ces {
+			ce := &ces[i]
+			c, ok := s.Provisioners[ce.Platform].(Checker)
+			if !ok {
+				continue
+			}
+			changed, err := c.Check(ctx, ce)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("check compute environment %s: %w", ce.ID, err))
+				continue
+			}
+			if !changed {
+				continue
+			}
+			if ce.Status != status {
+				s.log(ctx).Warn("compute environment status changed by its drift check", "ce_id", ce.ID, "from", status, "to", ce.Status, "reason", ce.StatusReason)
+			}
+			ce.UpdatedAt = s.now()
+			if _, err := s.Store.Save(ctx, store.KindCE, ce.ID, ce, ce.Version); err != nil && !errors.Is(err, store.ErrConflict) {
+				errs = append(errs, fmt.Errorf("save compute environment %s: %w", ce.ID, err))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}

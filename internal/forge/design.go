@@ -11,10 +11,10 @@ import (
 	"fmt"
 	"slices"
 	"sort"
-	"strings"
 
 	"github.com/ceforge/ceforge/internal/cloudinit"
 	"github.com/ceforge/ceforge/internal/computeenv"
+	"github.com/ceforge/ceforge/internal/forge/hostinit"
 	"github.com/ceforge/ceforge/internal/tags"
 )
 
@@ -272,6 +272,17 @@ func NewDesign(prefix string, ce *computeenv.ComputeEnv) Design {
 			"Action": EbsAutoScaleActions,
 		})
 	}
+	if f.FastStorage || f.EbsAutoScale || f.EfsCreate || f.EfsID != "" || f.FsxName != "" || f.FsxSize > 0 {
+		// A host whose setup failed says so on itself (hostinit): the
+		// reconciler reads that tag. Only that key, only on this CE's instances.
+		instInline = append(instInline, map[string]any{
+			"Sid": "ReportHostSetup", "Effect": "Allow", "Action": "ec2:CreateTags", "Resource": "arn:aws:ec2:*:*:instance/*",
+			"Condition": map[string]any{
+				"StringEquals":              map[string]any{"aws:ResourceTag/" + tags.CEID: ce.ID},
+				"ForAllValues:StringEquals": map[string]any{"aws:TagKeys": []string{hostinit.SetupTag}},
+			},
+		})
+	}
 	d.Roles = append(d.Roles, Role{Name: n.InstanceRole, Principal: "ec2.amazonaws.com", Managed: []string{PolicyECSForEC2, PolicySSMCore}, Inline: policyDoc(instInline...), Profile: true})
 	d.Profile = true
 
@@ -414,39 +425,32 @@ func JSON(doc map[string]any) string {
 	return string(b)
 }
 
-// UserData is the launch template's MIME multi-part user data (the format
-// Batch requires): ECS agent settings appended to /etc/ecs/ecs.config, the
-// FSx for Lustre mount, and the EBS auto-scale setup when asked. fsxDNS and
-// fsxMountName are known only once the file system exists.
+// UserData is the launch template's user data: MIME multi-part (the
+// format AWS Batch requires) holding the host setup script
+// (forge/hostinit). efsID, fsxDNS and fsxMountName are known only once the
+// file systems exist.
 func (d Design) UserData(efsID, fsxDNS, fsxMountName string) string {
-	var sh strings.Builder
-	sh.WriteString("#!/bin/bash\nset -euo pipefail\n")
-	sh.WriteString("echo ECS_IMAGE_PULL_BEHAVIOR=once >> /etc/ecs/ecs.config\n")
-	sh.WriteString("echo ECS_ENABLE_SPOT_INSTANCE_DRAINING=true >> /etc/ecs/ecs.config\n")
-	if d.EcsConfig != "" {
-		// A quoted here-document whose delimiter the text cannot contain.
-		cfg := strings.TrimRight(d.EcsConfig, "\n") + "\n"
-		eof := cloudinit.HeredocDelimiter("CEFORGE_ECS_EOF", cfg)
-		sh.WriteString("cat >> /etc/ecs/ecs.config <<'" + eof + "'\n" + cfg + eof + "\n")
-	}
-	if efsID != "" {
-		sh.WriteString("dnf install -y amazon-efs-utils\n")
-		sh.WriteString(fmt.Sprintf("mkdir -p '%s'\nmount -t efs -o tls,_netdev '%s:/' '%s'\n", d.EFSMount, efsID, d.EFSMount))
-	}
-	if fsxDNS != "" {
-		sh.WriteString("dnf install -y lustre-client\n")
-		sh.WriteString(fmt.Sprintf("mkdir -p %s\nmount -t lustre -o relatime,flock %s@tcp:/%s %s\n", d.FSxMount, fsxDNS, fsxMountName, d.FSxMount))
-	}
-	if d.EbsAutoScale {
-		sh.WriteString(fmt.Sprintf("# EBS auto-scale (deprecated): /var/lib/docker grows by %d GiB volumes\n", d.EbsBlockSize))
-		sh.WriteString("dnf install -y jq btrfs-progs lvm2 amazon-ebs-autoscale || true\n")
-	}
-	if d.FastStorage {
-		sh.WriteString("# Fusion caches on the instance-store NVMe disks\n")
-		sh.WriteString("echo ECS_CONTAINER_INSTANCE_TAGS='{\"ceforge:fast-storage\":\"true\"}' >> /etc/ecs/ecs.config\n")
-	}
+	script := hostinit.Render(d.HostSpec(efsID, fsxDNS, fsxMountName))
 	// The boundary is derived from the script and absent from it: no text in
 	// the script can end its part or start another.
-	mime := cloudinit.Multipart(cloudinit.Part{Type: cloudinit.ShellScript, Body: sh.String()})
+	mime := cloudinit.Multipart(cloudinit.Part{Type: cloudinit.ShellScript, Body: script})
 	return base64.StdEncoding.EncodeToString([]byte(mime))
+}
+
+// HostSpec is what the CE's hosts set up at boot.
+func (d Design) HostSpec(efsID, fsxDNS, fsxMountName string) hostinit.Spec {
+	s := hostinit.Spec{
+		Region: d.Region, EcsConfig: d.EcsConfig,
+		FastStorage: d.FastStorage, EbsAutoScale: d.EbsAutoScale, EbsBlockGiB: d.EbsBlockSize,
+	}
+	if efsID != "" {
+		s.EFSID, s.EFSMount = efsID, d.EFSMount
+	}
+	if fsxDNS != "" {
+		s.FSxDNS, s.FSxMountName, s.FSxMount = fsxDNS, fsxMountName, d.FSxMount
+	}
+	if d.FastStorage {
+		s.FastStorageMount, s.DockerDir, s.TaskScratchDir = FastStorageMount, DockerDir, TaskScratchDir
+	}
+	return s
 }

