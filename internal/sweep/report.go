@@ -47,7 +47,7 @@ const (
 	ReasonTermProtection    = "termination_protection"
 	ReasonNoRunTag          = "no_run_tag"
 	ReasonNoRunRecord       = "no_run_record"
-	ReasonQueueGone         = "queue_gone" // a manual compute environment's job queue no longer exists
+	ReasonQueueGone         = "queue_gone"    // a manual compute environment's job queue no longer exists
 	ReasonNotAttempted      = "not_attempted" // eligible, but the sweep stopped first (deadline, breaker)
 )
 
