@@ -12,13 +12,14 @@ import (
 	"github.com/ceforge/ceforge/internal/api"
 	"github.com/ceforge/ceforge/internal/app"
 	"github.com/ceforge/ceforge/internal/app/logsroutes"
+	"github.com/ceforge/ceforge/internal/awsclient/fsread"
 	"github.com/ceforge/ceforge/internal/awsclient/lambdainvoke"
 	"github.com/ceforge/ceforge/internal/awsclient/ssmparam"
 )
 
 func main() {
 	a := app.MustFromEnv("api",
-		app.Batch(nil, ssmparam.New),
+		app.Batch(nil, ssmparam.New, fsread.New),
 		app.Cloud(ssmparam.New, app.ProvisionElsewhere),
 		app.Sweeps(app.SweepsBy(lambdainvoke.Func)),
 		app.HandOff(lambdainvoke.Func),

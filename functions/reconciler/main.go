@@ -15,7 +15,7 @@ import (
 )
 
 func main() {
-	a := app.MustFromEnv("reconciler", app.Batch(steps.NewApplier, nil), app.Cloud(nil, app.ProvisionHere))
+	a := app.MustFromEnv("reconciler", app.Batch(steps.NewApplier, nil, nil), app.Cloud(nil, app.ProvisionHere))
 	lambda.Start(func(ctx context.Context, payload json.RawMessage) error {
 		return a.Reconcile(ctx, payload)
 	})

@@ -22,14 +22,15 @@ import (
 // Batch adds the aws-batch platform: forge/manual compute environments,
 // head jobs and the Batch Job State Change consumer. applier forges Batch
 // resources (forge/steps); nil in functions that leave forging to the
-// reconciler. params resolves the AMIs when a CE is validated
-// (awsclient/ssmparam); nil in functions that never validate one.
-func Batch(applier forge.ApplierFactory, params func(aws.Config) awsclient.ParameterReader) Feature {
+// reconciler. params resolves the AMIs and fs reads EFS/FSx file systems
+// when a CE is validated (awsclient/ssmparam, awsclient/fsread); nil in
+// functions that never validate one.
+func Batch(applier forge.ApplierFactory, params func(aws.Config) awsclient.ParameterReader, fs func(aws.Config) awsclient.FileSystemReader) Feature {
 	return func(_ context.Context, a *App) error {
 		log := a.Log.With("platform", computeenv.PlatformBatch)
 		sink := &batchce.Sink{Store: a.Store, Runs: a.Runs, Log: log}
 		a.ComputeEnvs.Provisioners[computeenv.PlatformBatch] = &batchce.Provisioner{
-			AWS: a.AWS, Prefix: a.Config.Prefix, Applier: applier, Parameters: params, Log: log,
+			AWS: a.AWS, Prefix: a.Config.Prefix, Applier: applier, Parameters: params, FileSystems: fs, Log: log,
 		}
 		a.Runs.Launchers[computeenv.PlatformBatch] = &batchce.Launcher{AWS: a.AWS, Prefix: a.Config.Prefix, Store: a.Store, Sink: sink, Log: log}
 		a.BatchEvents.Handle(sink, map[eventsrc.Kind]eventsrc.Parser{batchce.JobStateChange: batchce.Parser(a.Config.Prefix)})

@@ -17,6 +17,7 @@ import (
 	"github.com/ceforge/ceforge/internal/app"
 	"github.com/ceforge/ceforge/internal/apptest"
 	"github.com/ceforge/ceforge/internal/awsclient"
+	"github.com/ceforge/ceforge/internal/awsclient/fsread"
 	"github.com/ceforge/ceforge/internal/awsclient/ssmparam"
 	"github.com/ceforge/ceforge/internal/computeenv"
 	"github.com/ceforge/ceforge/internal/config"
@@ -73,9 +74,9 @@ func withReconciler(c *config.Config) { c.ReconcilerFunction = "ceforge-reconcil
 func TestAPIHandsForgingToTheReconciler(t *testing.T) {
 	queued := &invocations{}
 	api := apptest.NewWith(t, []app.Feature{
-		app.Batch(nil, ssmparam.New), app.Cloud(ssmparam.New, app.ProvisionElsewhere), app.HandOff(queued.factory),
+		app.Batch(nil, ssmparam.New, fsread.New), app.Cloud(ssmparam.New, app.ProvisionElsewhere), app.HandOff(queued.factory),
 	}, withReconciler)
-	reconciler := api.Wire(t, app.Batch(steps.NewApplier, nil), app.Cloud(nil, app.ProvisionHere))
+	reconciler := api.Wire(t, app.Batch(steps.NewApplier, nil, nil), app.Cloud(nil, app.ProvisionHere))
 	ctx := context.Background()
 	cfg := api.AWS.Config(testenv.Region)
 	makeBucket(t, cfg)
@@ -142,7 +143,7 @@ func TestAPIHandsForgingToTheReconciler(t *testing.T) {
 // picks the CE up.
 func TestHandOffNeedsTheReconcilerName(t *testing.T) {
 	queued := &invocations{}
-	api := apptest.NewWith(t, []app.Feature{app.Batch(nil, ssmparam.New), app.HandOff(queued.factory)})
+	api := apptest.NewWith(t, []app.Feature{app.Batch(nil, ssmparam.New, fsread.New), app.HandOff(queued.factory)})
 	makeBucket(t, api.AWS.Config(testenv.Region))
 	res := api.Do(t, "POST", "/compute-envs", forgeRequest("scheduled"))
 	require.Equal(t, 201, res.Status, string(res.Body))
@@ -159,7 +160,7 @@ func (deniedParameters) Parameter(context.Context, string) (string, error) {
 // is still created, with a warning, and AWS Batch picks the AMI itself.
 func TestForgeWithoutSSMAccess(t *testing.T) {
 	h := apptest.NewWith(t, []app.Feature{
-		app.Batch(steps.NewApplier, func(aws.Config) awsclient.ParameterReader { return deniedParameters{} }),
+		app.Batch(steps.NewApplier, func(aws.Config) awsclient.ParameterReader { return deniedParameters{} }, fsread.New),
 	})
 	ctx := context.Background()
 	cfg := h.AWS.Config(testenv.Region)

@@ -152,6 +152,36 @@ type ParameterReader interface {
 	Parameter(ctx context.Context, name string) (string, error)
 }
 
+// FileSystemReader answers, read-only, what validating a compute
+// environment asks about the EFS and FSx file systems it names.
+// awsclient/fsread implements it, in its own package so only the functions
+// that validate compute environments link the EFS and FSx clients.
+type FileSystemReader interface {
+	// EFS returns an EFS file system and its mount targets (nil when no
+	// such file system exists).
+	EFS(ctx context.Context, id string) (*EFSFileSystem, error)
+	// FSxByDNSName returns the FSx file system with that DNS name (nil
+	// when none).
+	FSxByDNSName(ctx context.Context, dns string) (*FSxFileSystem, error)
+}
+
+// EFSFileSystem is what validation needs of an EFS file system.
+type EFSFileSystem struct {
+	ID           string
+	State        string
+	MountTargets []EFSMountTarget
+}
+
+// EFSMountTarget is one mount target of an EFS file system.
+type EFSMountTarget struct {
+	SubnetID, AvailabilityZone, VpcID, State string
+}
+
+// FSxFileSystem is what validation needs of an FSx file system.
+type FSxFileSystem struct {
+	ID, Type, Lifecycle, VpcID string
+}
+
 // Endpoint returns the configured endpoint override ("" for real AWS).
 func (f *Factory) Endpoint() string { return f.opts.Endpoint }
 

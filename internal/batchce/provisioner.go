@@ -37,7 +37,11 @@ type Provisioner struct {
 	// creation and never needs SSM. Nil: AWS Batch picks the AMI of the
 	// image type itself.
 	Parameters func(aws.Config) awsclient.ParameterReader
-	Log        *slog.Logger
+	// FileSystems reads the EFS and FSx file systems a forge-mode CE names,
+	// to validate them at creation (awsclient/fsread). Nil in functions
+	// that never validate a CE.
+	FileSystems func(aws.Config) awsclient.FileSystemReader
+	Log         *slog.Logger
 }
 
 var _ computeenv.Provisioner = (*Provisioner)(nil)
@@ -86,6 +90,9 @@ func (p *Provisioner) Prepare(ctx context.Context, ce *computeenv.ComputeEnv) ([
 		}
 	} else {
 		if err := resolveNetwork(ctx, ec2.NewFromConfig(cfg), ce.Batch.Forge); err != nil {
+			return nil, err
+		}
+		if err := p.checkForgeInputs(ctx, cfg, ce); err != nil {
 			return nil, err
 		}
 		warn = append(warn, p.resolveAMIs(ctx, cfg, ce)...)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/ceforge/ceforge/internal/app"
 	"github.com/ceforge/ceforge/internal/app/logsroutes"
+	"github.com/ceforge/ceforge/internal/awsclient/fsread"
 	"github.com/ceforge/ceforge/internal/awsclient/ssmparam"
 	"github.com/ceforge/ceforge/internal/config"
 	"github.com/ceforge/ceforge/internal/forge/steps"
@@ -16,7 +17,7 @@ import (
 // Features are every feature, with sweeps run in this process.
 func Features() []app.Feature {
 	return []app.Feature{
-		app.Batch(steps.NewApplier, ssmparam.New),
+		app.Batch(steps.NewApplier, ssmparam.New, fsread.New),
 		app.Cloud(ssmparam.New, app.ProvisionHere),
 		app.Sweeps(app.SweepsHere),
 		logsroutes.Feature,
