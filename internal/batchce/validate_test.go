@@ -61,8 +61,12 @@ func TestForgeValidatesWhatItNames(t *testing.T) {
 		{"arm64 AMI for x86 instances", "image_architecture", "batch.forge.imageId", 422, func(_ *computeenv.BatchOptions, f *computeenv.ForgeOptions) { f.ImageID = "ami-0e9271c829888680e" }},
 		{"unknown key pair", "key_pair_not_found", "batch.forge.ec2KeyPair", 422, func(_ *computeenv.BatchOptions, f *computeenv.ForgeOptions) { f.EC2KeyPair = "nope" }},
 		{"unknown EFS", "efs_not_found", "batch.forge.efsId", 422, func(_ *computeenv.BatchOptions, f *computeenv.ForgeOptions) { f.EfsID = "fs-0123456789abcdef0" }},
-		{"EFS without mount targets", "efs_unreachable", "batch.forge.efsId", 422, func(_ *computeenv.BatchOptions, f *computeenv.ForgeOptions) { f.EfsID = aws.ToString(bare.FileSystemId) }},
-		{"EFS reachable from one zone only", "efs_unreachable", "batch.forge.efsId", 422, func(_ *computeenv.BatchOptions, f *computeenv.ForgeOptions) { f.EfsID = aws.ToString(half.FileSystemId) }},
+		{"EFS without mount targets", "efs_unreachable", "batch.forge.efsId", 422, func(_ *computeenv.BatchOptions, f *computeenv.ForgeOptions) {
+			f.EfsID = aws.ToString(bare.FileSystemId)
+		}},
+		{"EFS reachable from one zone only", "efs_unreachable", "batch.forge.efsId", 422, func(_ *computeenv.BatchOptions, f *computeenv.ForgeOptions) {
+			f.EfsID = aws.ToString(half.FileSystemId)
+		}},
 		{"unknown FSx", "fsx_not_found", "batch.forge.fsxName", 422, func(_ *computeenv.BatchOptions, f *computeenv.ForgeOptions) {
 			f.FsxName = "fs-0123456789abcdef0.fsx.us-east-1.amazonaws.com"
 		}},
@@ -79,7 +83,9 @@ func TestForgeValidatesWhatItNames(t *testing.T) {
 		})
 	}
 	// The zones the EFS misses are named.
-	res := h.Do(t, "POST", "/compute-envs", forgeBody("named", func(_ *computeenv.BatchOptions, f *computeenv.ForgeOptions) { f.EfsID = aws.ToString(half.FileSystemId) }))
+	res := h.Do(t, "POST", "/compute-envs", forgeBody("named", func(_ *computeenv.BatchOptions, f *computeenv.ForgeOptions) {
+		f.EfsID = aws.ToString(half.FileSystemId)
+	}))
 	_, _, msg := res.Error(t)
 	require.Contains(t, msg, "has no mount target in VPC vpc-")
 	first, err := e.DescribeSubnets(ctx, &ec2.DescribeSubnetsInput{SubnetIds: subnets[:1]})
