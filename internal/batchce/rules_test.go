@@ -147,7 +147,7 @@ func TestWarningsAndDefaults(t *testing.T) {
 			require.Contains(t, ce.Warnings[0], "20")
 		}},
 		{"fargate ignores custom AMI", []mut{fusion, func(_ *computeenv.BatchOptions, f *computeenv.ForgeOptions) {
-			f.FargateHeadEnabled, f.ImageID = true, "ami-0123456789abcdef0"
+			f.FargateHeadEnabled, f.ImageID = true, "ami-12c6146b" // an x86 AMI the emulator has
 		}}, func(t *testing.T, ce computeenv.ComputeEnv) {
 			require.Len(t, ce.Warnings, 1)
 			require.Contains(t, ce.Warnings[0], "Fargate")
