@@ -38,9 +38,9 @@ ceforge_copy() {
   case "$2" in
   s3://*)
     if command -v aws >/dev/null 2>&1; then
-      aws s3 cp --only-show-errors "$1" "$2"
+      aws s3 cp --only-show-errors --region "$CEFORGE_REGION" "$1" "$2"
     else
-      nextflow -q -log "$CEFORGE_DIR/copy.log" fs cp "$1" "$2"
+      AWS_REGION="$CEFORGE_REGION" nextflow -q -log "$CEFORGE_DIR/copy.log" fs cp "$1" "$2"
     fi ;;
   *) mkdir -p "$(dirname "$2")" && cp "$1" "$2" ;;
   esac

@@ -50,7 +50,7 @@ exit "${NF_EXIT:-0}"`)
 // headEnv is a run's head environment (as the launcher builds it).
 func headEnv(workDir string, extra ...string) []string {
 	return append([]string{
-		"CEFORGE_RUN_ID=r1", "CEFORGE_RUN_NAME=run-r1", "CEFORGE_PIPELINE=nf-core/rnaseq", "CEFORGE_WORK_DIR=" + workDir,
+		"CEFORGE_RUN_ID=r1", "CEFORGE_REGION=eu-west-1", "CEFORGE_RUN_NAME=run-r1", "CEFORGE_PIPELINE=nf-core/rnaseq", "CEFORGE_WORK_DIR=" + workDir,
 		"CEFORGE_NF_CONFIG=" + b64("process.executor = 'awsbatch'\n"), "CEFORGE_REVISION=3.14.0", "CEFORGE_PROFILES=test,docker",
 		"CEFORGE_PARAMS=" + b64(`{"outdir": "s3://b/out"}`),
 		"CEFORGE_PRE_RUN=" + b64(`echo "pre $(id -u >/dev/null; echo ok)" > "$STUB_ROOT/pre.txt"`),
@@ -124,7 +124,7 @@ func TestHeadScriptEnds(t *testing.T) {
 			if tc.noAWSCLI {
 				require.Equal(t, []string{"-q", "-log", s.Path("launch") + "/copy.log", "fs", "cp", "nextflow.log", "s3://bucket/work/.ceforge/runs/r1/nextflow.log"}, runs[1])
 			} else {
-				require.Contains(t, s.Called("aws"), "aws s3 cp --only-show-errors nextflow.log s3://bucket/work/.ceforge/runs/r1/nextflow.log")
+				require.Contains(t, s.Called("aws"), "aws s3 cp --only-show-errors --region eu-west-1 nextflow.log s3://bucket/work/.ceforge/runs/r1/nextflow.log")
 			}
 		})
 	}

@@ -199,6 +199,7 @@ func (l *Launcher) headEnv(ce *computeenv.ComputeEnv, r *run.Run, computeQueue s
 	}
 	env := map[string]string{
 		"CEFORGE_RUN_ID":    r.ID,
+		"CEFORGE_REGION":    ce.Region,
 		"CEFORGE_RUN_NAME":  nfRunName(r),
 		"CEFORGE_PIPELINE":  r.Pipeline,
 		"CEFORGE_WORK_DIR":  r.WorkDir,
