@@ -13,6 +13,7 @@ import (
 	"github.com/ceforge/ceforge/internal/cloudinit"
 	"github.com/ceforge/ceforge/internal/computeenv"
 	"github.com/ceforge/ceforge/internal/forge"
+	"github.com/ceforge/ceforge/internal/forge/hostinit/hostinittest"
 	"github.com/ceforge/ceforge/internal/store"
 )
 
@@ -65,5 +66,10 @@ func TestForgedLaunchTemplateUserDataIsOneShellPart(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, parts, 1, string(raw))
 	require.Equal(t, cloudinit.ShellScript, parts[0].Type)
-	require.Contains(t, parts[0].Body, "ECS_ENABLE_GPU_SUPPORT=true\nECS_RESERVED_MEMORY=\t256\nCEFORGE_ECS_EOF_")
+	// Run on a stubbed host, it appends exactly those settings to ecs.config.
+	s := hostinittest.Sandbox(t)
+	res := hostinittest.Run(t, s, parts[0].Body)
+	require.Equal(t, 0, res.ExitCode, res.Output)
+	require.Equal(t, "ECS_IMAGE_PULL_BEHAVIOR=once\nECS_ENABLE_SPOT_INSTANCE_DRAINING=true\n# agent settings\nECS_ENABLE_GPU_SUPPORT=true\nECS_RESERVED_MEMORY=\t256\n",
+		s.ReadFile("etc/ecs/ecs.config"))
 }
