@@ -11,6 +11,7 @@ import (
 	"mvdan.cc/sh/v3/syntax"
 
 	"github.com/ceforge/ceforge/internal/batchce"
+	"github.com/ceforge/ceforge/internal/computeenv"
 	"github.com/ceforge/ceforge/internal/shellstub"
 )
 
@@ -159,4 +160,25 @@ func lines(s string) []string {
 		return nil
 	}
 	return strings.Split(s, "\n")
+}
+
+// What Nextflow binds into every task: the hosts' file-system mounts at the
+// same path, and with fast storage the NVMe scratch as the tasks' /tmp.
+func TestTaskVolumes(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		b    computeenv.BatchOptions
+		want []string
+	}{
+		{"S3 only", computeenv.BatchOptions{Forge: &computeenv.ForgeOptions{}}, nil},
+		{"forge EFS and FSx", computeenv.BatchOptions{Forge: &computeenv.ForgeOptions{EfsMount: "/mnt/efs", FsxMount: "/mnt/fsx"}}, []string{"/mnt/efs", "/mnt/fsx"}},
+		{"forge fast storage", computeenv.BatchOptions{Forge: &computeenv.ForgeOptions{FastStorage: true}}, []string{"/scratch/tasks:/tmp"}},
+		{"manual mount", computeenv.BatchOptions{HeadQueue: "h", ComputeQueue: "c", WorkDirMount: "/shared"}, []string{"/shared"}},
+		{"manual S3", computeenv.BatchOptions{HeadQueue: "h", ComputeQueue: "c"}, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := tc.b
+			require.Equal(t, tc.want, batchce.TaskVolumes(&computeenv.ComputeEnv{Batch: &b}))
+		})
+	}
 }
