@@ -9,6 +9,8 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/awssqs"
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
+
+	"github.com/ceforge/ceforge/internal/eventsrc"
 )
 
 // EventBridge detail types the consumers handle.
@@ -22,7 +24,7 @@ const (
 const (
 	// MaxReceiveCount is how often a message is retried before it goes to
 	// the dead-letter queue.
-	MaxReceiveCount = 5
+	MaxReceiveCount = eventsrc.MaxReceiveCount
 	// EventBatchSize and EventBatchWindowSeconds: up to 25 events per
 	// invocation, waiting at most one second to fill a batch (latency of
 	// time-to-running matters more than invocation count).
@@ -49,34 +51,29 @@ func newEvents(scope constructs.Construct, cfg Config, fns *Functions) *Events {
 	c := constructs.NewConstruct(scope, jsii.String("Events"))
 	e := &Events{}
 
-	e.BatchQueue, e.BatchDLQ = eventQueue(c, "Batch", cfg.Prefix+"batch-events", fns.Fn[FnBatchEvents])
-	e.EC2Queue, e.EC2DLQ = eventQueue(c, "Ec2", cfg.Prefix+"ec2-events", fns.Fn[FnEC2Events])
+	e.BatchQueue, e.BatchDLQ = eventQueue(c, "Batch", cfg.Prefix+eventsrc.BatchQueue, fns.Fn[FnBatchEvents])
+	e.EC2Queue, e.EC2DLQ = eventQueue(c, "Ec2", cfg.Prefix+eventsrc.EC2Queue, fns.Fn[FnEC2Events])
 
-	// Batch: only jobs on our queues (<prefix>*, any region and account so
-	// events forwarded from member accounts also match).
-	e.BatchRule = awsevents.NewRule(c, jsii.String("BatchJobStateChange"), &awsevents.RuleProps{
-		RuleName:    jsii.String(cfg.Prefix + "batch-job-state-change"),
-		Description: jsii.String("ceforge: Batch Job State Change on job queues " + cfg.Prefix + "*"),
-		EventPattern: &awsevents.EventPattern{
-			Source:     jsii.Strings("aws.batch"),
-			DetailType: jsii.Strings(DetailBatchJobStateChange),
-			Detail: &map[string]any{
-				"jobQueue": awsevents.Match_Wildcard(jsii.String(BatchQueuePattern(*awscdk.Aws_PARTITION(), cfg.Prefix))),
-			},
-		},
-		Targets: &[]awsevents.IRuleTarget{awseventstargets.NewSqsQueue(e.BatchQueue, nil)},
-	})
-	// EC2: state changes and Spot interruptions; events carry no tags, so
-	// the consumer drops instances that are not ours with one table read.
-	e.EC2Rule = awsevents.NewRule(c, jsii.String("Ec2InstanceEvents"), &awsevents.RuleProps{
-		RuleName:    jsii.String(cfg.Prefix + "ec2-instance-events"),
-		Description: jsii.String("ceforge: EC2 instance state changes and Spot interruption warnings"),
-		EventPattern: &awsevents.EventPattern{
-			Source:     jsii.Strings("aws.ec2"),
-			DetailType: jsii.Strings(DetailEC2StateChange, DetailEC2SpotInterruption),
-		},
-		Targets: &[]awsevents.IRuleTarget{awseventstargets.NewSqsQueue(e.EC2Queue, nil)},
-	})
+	// Batch: every job state change of the account in the allowed regions,
+	// so runs on manual-mode CEs (the user's own queues) are seen too; the
+	// consumer drops other jobs from the event alone. EC2: state changes and
+	// Spot interruptions; events carry no tags, so the consumer drops
+	// instances that are not ours with one table read. Both patterns come
+	// from eventsrc.Rules, which the consumer tests deliver through.
+	rule := func(id string, r eventsrc.Rule, q awssqs.Queue, description string) awsevents.Rule {
+		p := &awsevents.EventPattern{Source: jsii.Strings(r.Source), DetailType: jsii.Strings(r.DetailTypes...)}
+		if len(cfg.AllowedRegions) > 0 {
+			p.Region = jsii.Strings(cfg.AllowedRegions...)
+		}
+		return awsevents.NewRule(c, jsii.String(id), &awsevents.RuleProps{
+			RuleName:     jsii.String(cfg.Prefix + r.Name),
+			Description:  jsii.String(description),
+			EventPattern: p,
+			Targets:      &[]awsevents.IRuleTarget{awseventstargets.NewSqsQueue(q, nil)},
+		})
+	}
+	e.BatchRule = rule("BatchJobStateChange", eventsrc.Rules[0], e.BatchQueue, "ceforge: Batch Job State Change (every queue: manual-mode CEs use the user's own)")
+	e.EC2Rule = rule("Ec2InstanceEvents", eventsrc.Rules[1], e.EC2Queue, "ceforge: EC2 instance state changes and Spot interruption warnings")
 
 	// Schedules. A failed or dropped tick is repaired by the next one, so
 	// the targets do not retry.
@@ -99,12 +96,6 @@ func newEvents(scope constructs.Construct, cfg Config, fns *Functions) *Events {
 		})},
 	})
 	return e
-}
-
-// BatchQueuePattern is the EventBridge wildcard matching the ARNs of the job
-// queues ceforge forges.
-func BatchQueuePattern(partition, prefix string) string {
-	return "arn:" + partition + ":batch:*:*:job-queue/" + prefix + "*"
 }
 
 // eventQueue makes a consumer queue with its own dead-letter queue, both

@@ -1,6 +1,8 @@
 package stack_test
 
 import (
+	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -12,6 +14,7 @@ import (
 	"github.com/aws/jsii-runtime-go"
 
 	"github.com/ceforge/ceforge/infra/stack"
+	"github.com/ceforge/ceforge/internal/eventsrc"
 	"github.com/ceforge/ceforge/internal/metrics"
 	"github.com/ceforge/ceforge/internal/store"
 )
@@ -246,31 +249,49 @@ func TestLogsFunctionURL(t *testing.T) {
 	})
 }
 
+// TestEventRules: the Batch rule matches every Batch job state change (no
+// queue filter: manual-mode CEs run on the user's own queues), in the
+// allowed regions when they are configured; both patterns are eventsrc's.
 func TestEventRules(t *testing.T) {
 	for _, s := range []*synthesis{synthDefault(t), synthVariant(t)} {
 		p := s.cfg.Prefix
 		batchQ := s.logicalID(t, "AWS::SQS::Queue", "QueueName", p+"batch-events")
 		ec2Q := s.logicalID(t, "AWS::SQS::Queue", "QueueName", p+"ec2-events")
-		s.has(t, "AWS::Events::Rule", obj(map[string]any{
-			"EventPattern": map[string]any{
-				"source":      []any{"aws.batch"},
-				"detail-type": []any{stack.DetailBatchJobStateChange},
-				"detail": map[string]any{"jobQueue": []any{map[string]any{"wildcard": map[string]any{
-					"Fn::Join": []any{"", []any{"arn:", map[string]any{"Ref": "AWS::Partition"}, ":batch:*:*:job-queue/" + p + "*"}},
-				}}}},
-			},
-			"Targets": []any{obj(map[string]any{"Arn": map[string]any{"Fn::GetAtt": []any{batchQ, "Arn"}}})},
-		}))
-		s.has(t, "AWS::Events::Rule", obj(map[string]any{
-			"EventPattern": map[string]any{
-				"source":      []any{"aws.ec2"},
-				"detail-type": []any{stack.DetailEC2StateChange, stack.DetailEC2SpotInterruption},
-			},
-			"Targets": []any{obj(map[string]any{"Arn": map[string]any{"Fn::GetAtt": []any{ec2Q, "Arn"}}})},
-		}))
+		want := map[string]string{p + "batch-job-state-change": batchQ, p + "ec2-instance-events": ec2Q}
+		rules := 0
+		for id, r := range s.resources("AWS::Events::Rule") {
+			m := props(r)
+			name, _ := m["Name"].(string)
+			queue, ok := want[name]
+			if !ok {
+				continue
+			}
+			rules++
+			var rule eventsrc.Rule
+			for _, er := range eventsrc.Rules {
+				if p+er.Name == name {
+					rule = er
+				}
+			}
+			got, _ := json.Marshal(m["EventPattern"])
+			exp, _ := json.Marshal(rule.Pattern(s.cfg.AllowedRegions))
+			if string(got) != string(exp) {
+				t.Errorf("rule %s (%s) pattern %s, want %s", name, id, got, exp)
+			}
+			if strings.Contains(string(got), "jobQueue") {
+				t.Errorf("rule %s filters on job queues: runs on manual-mode CEs would get no events", name)
+			}
+			targets, _ := m["Targets"].([]any)
+			if len(targets) != 1 || flat(targets[0].(map[string]any)["Arn"]) != "${"+queue+".Arn}" {
+				t.Errorf("rule %s targets %v, want queue %s", name, targets, queue)
+			}
+		}
+		if rules != 2 {
+			t.Errorf("found %d consumer rules, want 2", rules)
+		}
 	}
-	if got := stack.BatchQueuePattern("aws", "ceforge-"); got != "arn:aws:batch:*:*:job-queue/ceforge-*" {
-		t.Errorf("BatchQueuePattern = %s", got)
+	if r := synthVariant(t); !strings.Contains(fmt.Sprint(props(r.resources("AWS::Events::Rule")[r.logicalID(t, "AWS::Events::Rule", "Name", "acme-batch-job-state-change")])["EventPattern"]), "eu-west-1") {
+		t.Error("the variant's Batch rule is not limited to its allowed regions")
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/ceforge/ceforge/internal/eventsrc"
 	"github.com/ceforge/ceforge/internal/metrics"
@@ -26,6 +27,10 @@ func (s *nopStore) Get(_ context.Context, _ store.Kind, id string, out any) (int
 	rec := out.(*runRecord)
 	rec.ID, rec.Status = id, run.StatusRunning
 	return 1, nil
+}
+
+func (s *nopStore) GetRefs(context.Context, store.Kind, []string) (map[string]string, error) {
+	return map[string]string{}, nil
 }
 
 func (s *nopStore) Patch(context.Context, store.Kind, string, map[string]any, int64) error {
@@ -114,9 +119,11 @@ func BenchmarkBatchEventThroughput(b *testing.B) {
 	msgs := eventBodies(b, 10*batch, runs)
 	envs := make([]eventsrc.Envelope, len(msgs))
 	for i, m := range msgs {
-		if err := json.Unmarshal([]byte(m.Body), &envs[i]); err != nil {
+		env, err := eventsrc.DecodeEnvelope(m.Body, time.Now())
+		if err != nil {
 			b.Fatal(err)
 		}
+		envs[i] = env
 	}
 	st := &nopStore{}
 	sink := &Sink{Store: st, Runs: st, Workers: 1}
@@ -139,8 +146,8 @@ func BenchmarkBatchEventThroughput(b *testing.B) {
 			}
 			evs = append(evs, eventsrc.Event{MessageID: msgs[j].ID, Kind: JobStateChange, Envelope: envs[j], Value: v})
 		}
-		if failed := sink.Apply(ctx, evs); len(failed) > 0 {
-			b.Fatal("failed", failed)
+		if res := sink.Apply(ctx, evs); len(res.Failed) > 0 {
+			b.Fatal("failed", res.Failed)
 		}
 		events += batch
 	}

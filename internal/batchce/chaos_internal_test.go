@@ -54,6 +54,10 @@ func (m *memStore) apply(set map[string]any) {
 	m.writes++
 }
 
+func (m *memStore) GetRefs(context.Context, store.Kind, []string) (map[string]string, error) {
+	return map[string]string{}, nil
+}
+
 func (m *memStore) Patch(_ context.Context, _ store.Kind, _ string, set map[string]any, ifVersion int64) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()

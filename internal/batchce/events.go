@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ceforge/ceforge/internal/eventsrc"
+	"github.com/ceforge/ceforge/internal/ids"
 	"github.com/ceforge/ceforge/internal/run"
 	"github.com/ceforge/ceforge/internal/store"
 )
@@ -20,7 +21,11 @@ var JobStateChange = eventsrc.Kind{Source: "aws.batch", DetailType: "Batch Job S
 // Observation is one observed state of a Batch job of a run, from an event
 // or from DescribeJobs.
 type Observation struct {
-	RunID     string
+	RunID string
+	// Lookup: the event carried no run tag; the job is ours only if the
+	// reverse index written at launch (JOB#<job id>) names a run, and
+	// RunID is filled from it by the sink.
+	Lookup    bool
 	Head      bool
 	JobID     string
 	Status    string // Batch job status
@@ -52,8 +57,11 @@ type jobDetail struct {
 
 // Parser returns the parser of Batch Job State Change events. A job is
 // ours when it carries the run-id ownership tag (head jobs get it at
-// submit, compute jobs through Nextflow's resource labels); anything else
-// is dropped as eventsrc.ErrNotOurs after decoding, with no store access.
+// submit, compute jobs through Nextflow's resource labels). Events without
+// it (older event shapes carry no tags at all) are ours only when the
+// reverse index written at launch knows the job: the parser marks them for
+// that lookup when the job is named like a head job (prefix "head-" run id),
+// and drops every other job as eventsrc.ErrNotOurs with no store access.
 func Parser(prefix string) eventsrc.Parser {
 	headPrefix := HeadJobName(prefix, "")
 	return func(env eventsrc.Envelope) (any, error) {
@@ -61,13 +69,19 @@ func Parser(prefix string) eventsrc.Parser {
 		if err := scanDetail(env.Detail, &d); err != nil {
 			return nil, fmt.Errorf("decode Batch job detail: %w", err)
 		}
-		if d.Tags.RunID == "" || d.JobID == "" {
+		if d.JobID == "" {
 			return nil, eventsrc.ErrNotOurs
 		}
 		o := &Observation{
 			RunID: d.Tags.RunID, JobID: d.JobID, Status: d.Status, Reason: d.StatusReason,
 			ExitCode: d.Container.ExitCode, LogStream: d.Container.LogStreamName, At: env.Time,
 			Head: len(d.JobName) == len(headPrefix)+len(d.Tags.RunID) && strings.HasPrefix(d.JobName, headPrefix) && strings.HasSuffix(d.JobName, d.Tags.RunID),
+		}
+		if o.RunID == "" {
+			if !strings.HasPrefix(d.JobName, headPrefix) || !ids.Valid(d.JobName[len(headPrefix):]) {
+				return nil, eventsrc.ErrNotOurs
+			}
+			o.Lookup, o.Head = true, true
 		}
 		if o.Reason == "" {
 			o.Reason = d.Container.Reason
@@ -145,6 +159,7 @@ type runRecord struct {
 type RunStore interface {
 	Get(ctx context.Context, kind store.Kind, id string, out any) (int64, error)
 	Patch(ctx context.Context, kind store.Kind, id string, set map[string]any, ifVersion int64) error
+	GetRefs(ctx context.Context, kind store.Kind, ids []string) (map[string]string, error)
 }
 
 // Transitioner moves a run's status forward (run.Service).
@@ -180,24 +195,52 @@ const maxInlineTaskUpdates = 120
 // maxRetries bounds re-reads after a concurrent change of the same run.
 const maxRetries = 5
 
-// Apply implements eventsrc.Sink.
-func (s *Sink) Apply(ctx context.Context, events []eventsrc.Event) []string {
+// Apply implements eventsrc.Sink. Observations of tagless jobs are first
+// resolved through the reverse index (one batched read for the whole
+// batch); those it does not know are reported as not ours.
+func (s *Sink) Apply(ctx context.Context, events []eventsrc.Event) eventsrc.Result {
+	var res eventsrc.Result
 	obs := make([]Observation, 0, len(events))
 	msgs := make([]string, 0, len(events))
+	var lookup []string
 	for _, e := range events {
 		if o, ok := e.Value.(*Observation); ok {
 			obs = append(obs, *o)
 			msgs = append(msgs, e.MessageID)
+			if o.Lookup {
+				lookup = append(lookup, o.JobID)
+			}
 		}
+	}
+	if len(lookup) > 0 {
+		owners, err := s.Store.GetRefs(ctx, store.KindJob, lookup)
+		if err != nil {
+			s.log().Warn("reverse index of tagless Batch jobs not read; will be retried", "error", err.Error())
+		}
+		kept, keptMsgs := obs[:0], msgs[:0:0]
+		for i, o := range obs {
+			if o.Lookup {
+				switch {
+				case err != nil:
+					res.Failed = append(res.Failed, msgs[i])
+					continue
+				case owners[o.JobID] == "":
+					res.NotOurs = append(res.NotOurs, msgs[i])
+					continue
+				}
+				o.RunID = owners[o.JobID]
+			}
+			kept, keptMsgs = append(kept, o), append(keptMsgs, msgs[i])
+		}
+		obs, msgs = kept, keptMsgs
 	}
 	failedRuns := s.apply(ctx, obs)
-	var failed []string
 	for i, o := range obs {
 		if failedRuns[o.RunID] != nil {
-			failed = append(failed, msgs[i])
+			res.Failed = append(res.Failed, msgs[i])
 		}
 	}
-	return failed
+	return res
 }
 
 // ApplyObservations applies observations (the reconciler's) and joins the errors.
@@ -270,14 +313,32 @@ func planChange(rec *runRecord, obs []Observation) change {
 	var head *Observation
 	for i := range obs {
 		o := &obs[i]
+		if !o.Head {
+			continue
+		}
+		if rec.Backend != nil && rec.Backend.JobID != "" && o.JobID != rec.Backend.JobID {
+			continue // only the recorded head moves a run (a job of a superseded submit does not)
+		}
+		if head == nil || laterHead(o, head) {
+			head = o
+		}
+	}
+	// A run's counters stop at its end: task observations dated after it
+	// (recorded, or reached in this batch) change nothing. Earlier ones
+	// still count, however late they are delivered.
+	var end *time.Time
+	if run.Terminal(rec.Status) {
+		end = rec.Timeline.Completed
+	} else if head != nil && run.Terminal(headStatus(head.Status, false)) {
+		end = &head.At
+	}
+	for i := range obs {
+		o := &obs[i]
 		if o.Head {
-			if head == nil || run.Rank(headStatus(o.Status, false)) > run.Rank(headStatus(head.Status, false)) {
-				head = o
-			}
 			continue
 		}
 		code := taskCodes[o.Status]
-		if code == 0 {
+		if code == 0 || (end != nil && o.At.After(*end)) {
 			continue
 		}
 		old := rec.TaskStates[o.JobID]
@@ -318,7 +379,7 @@ func planChange(rec *runRecord, obs []Observation) change {
 			set["logs"] = lr
 		}
 		st := headStatus(head.Status, rec.CancelRequested)
-		if run.Rank(st) > run.Rank(rec.Status) {
+		if run.Moves(rec.Status, st) {
 			u := run.Update{Status: st, At: head.At}
 			switch st {
 			case run.StatusSucceeded:
@@ -330,16 +391,23 @@ func planChange(rec *runRecord, obs []Observation) change {
 			case run.StatusFailed:
 				u.Reason, u.ExitCode = nonEmpty(head.Reason, "head job failed"), head.ExitCode
 			case run.StatusCancelled:
-				u.Reason, u.ExitCode = "cancelled by user", head.ExitCode
+				u.Reason, u.ExitCode = rec.CancelledReason(), head.ExitCode
 			}
-			if run.Terminal(st) && rec.Timeline.Running == nil && !head.StartedAt.IsZero() {
-				set["timeline.running"] = head.StartedAt
+			if run.Terminal(st) {
+				u.RunningAt = head.StartedAt // recorded if the RUNNING event was missed
 			}
 			ch.Head = &u
 		}
 	}
 	ch.Set = set
 	return ch
+}
+
+// laterHead reports whether head observation a supersedes b: a higher
+// rank, or the same status later.
+func laterHead(a, b *Observation) bool {
+	ra, rb := run.Rank(headStatus(a.Status, false)), run.Rank(headStatus(b.Status, false))
+	return ra > rb || (ra == rb && a.At.After(b.At))
 }
 
 func nonEmpty(s, def string) string {
@@ -375,6 +443,7 @@ func (s *Sink) wrote() {
 
 // applyRun reads the run once and writes once (retrying on a concurrent change).
 func (s *Sink) applyRun(ctx context.Context, runID string, obs []Observation) error {
+	refused := int64(-1) // version at which a transition was refused
 	for attempt := 0; attempt < maxRetries; attempt++ {
 		var rec runRecord
 		v, err := s.Store.Get(ctx, store.KindRun, runID, &rec)
@@ -383,6 +452,11 @@ func (s *Sink) applyRun(ctx context.Context, runID string, obs []Observation) er
 		}
 		if err != nil {
 			return err
+		}
+		if v == refused {
+			// Nobody wrote since the transition was refused: it was stale
+			// (older evidence than the stored status), not a lost race.
+			return nil
 		}
 		rec.Version = v
 		ch := planChange(&rec, obs)
@@ -394,7 +468,8 @@ func (s *Sink) applyRun(ctx context.Context, runID string, obs []Observation) er
 			if err != nil || ok {
 				return err
 			}
-			continue // someone moved the run meanwhile: re-read and re-plan
+			refused = v
+			continue // moved meanwhile, or stale: re-read and re-plan
 		}
 		if len(ch.Set) == 0 {
 			return nil

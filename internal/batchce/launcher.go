@@ -471,10 +471,15 @@ func (l *Launcher) Reconcile(ctx context.Context, ce *computeenv.ComputeEnv, act
 		// observed again: say so instead of showing a stale status.
 		for i := range active {
 			r := &active[i]
-			if r.Backend == nil || r.Backend.JobID == "" || seen[r.Backend.JobID] || r.Status == run.StatusUnknown || l.now().Sub(r.CreatedAt) < LostHeadGrace {
+			if r.Backend == nil || r.Backend.JobID == "" || seen[r.Backend.JobID] || (r.Status == run.StatusUnknown && !r.CancelRequested) || l.now().Sub(r.CreatedAt) < LostHeadGrace {
 				continue
 			}
-			if _, err := l.Sink.Runs.Transition(ctx, r, run.Update{Status: run.StatusUnknown, At: l.now(), Reason: "head job " + r.Backend.JobID + " is no longer known to AWS Batch"}); err != nil {
+			u := run.Update{Status: run.StatusUnknown, At: l.now(), Reason: "head job " + r.Backend.JobID + " is no longer known to AWS Batch"}
+			if r.CancelRequested {
+				// Cancelled and gone: it ended, and how is known.
+				u = run.Update{Status: run.StatusCancelled, At: l.now(), Reason: r.CancelledReason()}
+			}
+			if _, err := l.Sink.Runs.Transition(ctx, r, u); err != nil {
 				errs = append(errs, err)
 			}
 		}
@@ -501,7 +506,12 @@ func (l *Launcher) adopt(ctx context.Context, client JobsAPI, ce *computeenv.Com
 	}
 	j := out.JobSummaryList[0]
 	b := run.Backend{Type: run.BackendBatch, JobID: aws.ToString(j.JobId), JobQueue: head, Region: ce.Region}
-	return l.Store.PatchWithRefs(ctx, store.KindRun, r.ID, map[string]any{"backend": b, "logs": run.LogRef{Group: LogGroup(l.Prefix, ce)}}, 0, store.Ref{Kind: store.KindJob, ID: b.JobID})
+	err = l.Store.PatchWhen(ctx, store.KindRun, r.ID, map[string]any{"backend": b, "logs": run.LogRef{Group: LogGroup(l.Prefix, ce)}},
+		store.Unset("backend"), store.Ref{Kind: store.KindJob, ID: b.JobID})
+	if errors.Is(err, store.ErrConflict) {
+		return nil // the launch recorded its head meanwhile: that one stays
+	}
+	return err
 }
 
 // observationOf turns a DescribeJobs entry into the same observation an event gives.

@@ -283,23 +283,25 @@ func TestManualCEQueueDisabled(t *testing.T) {
 func TestReconcileRepairsMissedTaskEvents(t *testing.T) {
 	h := newHarness(t)
 	ce := createCE(t, h, forgeBody("tasks"))
-	r := launch(t, h, ce.ID)
 	ctx := context.Background()
 	b := batch.NewFromConfig(h.AWS.Config(region))
 	jd, err := b.RegisterJobDefinition(ctx, &batch.RegisterJobDefinitionInput{JobDefinitionName: aws.String("nf-task"), Type: btypes.JobDefinitionTypeContainer,
 		ContainerProperties: &btypes.ContainerProperties{Image: aws.String("busybox"), Vcpus: aws.Int32(1), Memory: aws.Int32(512), Command: []string{"true"}}})
 	require.NoError(t, err)
+	// The emulator ends every job at once, the head included: the task runs
+	// (and ends) first, as in AWS, where the head ends after its tasks.
 	task, err := b.SubmitJob(ctx, &batch.SubmitJobInput{JobName: aws.String("nf-FASTQC"), JobQueue: aws.String(forge.NamesFor(prefix, ce.ID).WorkQueue),
-		JobDefinition: jd.JobDefinitionArn, Tags: map[string]string{"ceforge:run-id": r.ID}})
+		JobDefinition: jd.JobDefinitionArn})
 	require.NoError(t, err)
-	// Only the task's SUBMITTED event arrives; its end is missed.
-	failed, _ := h.App.BatchEvents.Process(ctx, messages(t, sample(t, "batch-compute-submitted", r.ID, aws.ToString(task.JobId), false, prefix)))
-	require.Empty(t, failed)
-	require.Equal(t, 1, getRun(t, h, r.ID).Progress.Submitted)
 	require.Eventually(t, func() bool {
 		out, err := b.DescribeJobs(ctx, &batch.DescribeJobsInput{Jobs: []string{aws.ToString(task.JobId)}})
 		return err == nil && len(out.Jobs) == 1 && (out.Jobs[0].Status == btypes.JobStatusSucceeded || out.Jobs[0].Status == btypes.JobStatusFailed)
 	}, 20*time.Second, 200*time.Millisecond)
+	r := launch(t, h, ce.ID)
+	// Only the task's SUBMITTED event arrives; its end is missed.
+	failed, _ := h.App.BatchEvents.Process(ctx, messages(t, sample(t, "batch-compute-submitted", r.ID, aws.ToString(task.JobId), false, prefix)))
+	require.Empty(t, failed)
+	require.Equal(t, 1, getRun(t, h, r.ID).Progress.Submitted)
 
 	require.NoError(t, h.App.Reconciler.Once(ctx))
 	p := getRun(t, h, r.ID).Progress

@@ -339,7 +339,7 @@ func TestCloudEndToEnd(t *testing.T) {
 	// An instance that is not ours costs one read and is dropped.
 	f.Calls.Reset()
 	out := f.feed(t, event(t, "ec2-running.json", "i-0fffffffffffffff0", t0))
-	require.Equal(t, 1, out.Applied)
+	require.Equal(t, eventsrc.Outcome{NotOurs: 1}, out)
 	require.Equal(t, 1, f.Calls.Total("DynamoDB"), f.Calls.Snapshot())
 	require.Zero(t, f.Calls.Total("EC2")+f.Calls.Total("S3"))
 

@@ -31,7 +31,6 @@ var (
 
 // Stable status reasons.
 const (
-	ReasonCancelled       = "cancelled"
 	ReasonSpot            = "spot interruption"
 	ReasonStopped         = "instance stopped outside ceforge"
 	ReasonMissingExit     = "exit-status file missing: the instance ended before the run finished"
@@ -60,6 +59,8 @@ func (p *Platform) Parsers() map[eventsrc.Kind]eventsrc.Parser {
 			if err != nil {
 				return nil, err
 			}
+			// AWS's own documented sample pads the id with a space.
+			v.InstanceID = strings.TrimSpace(v.InstanceID)
 			if v.InstanceID == "" || !knownStates[v.State] {
 				return nil, fmt.Errorf("state-change detail without instance id or with unknown state %q", v.State)
 			}
@@ -70,6 +71,7 @@ func (p *Platform) Parsers() map[eventsrc.Kind]eventsrc.Parser {
 			if err != nil {
 				return nil, err
 			}
+			v.InstanceID = strings.TrimSpace(v.InstanceID)
 			if v.InstanceID == "" {
 				return nil, errors.New("spot interruption detail without instance id")
 			}
@@ -89,18 +91,20 @@ func instanceOf(ev eventsrc.Event) string {
 }
 
 // Apply implements eventsrc.Sink: events are applied in event-time order,
-// one run lookup per instance per batch; an instance that is not ours costs
-// that one read and is dropped.
-func (p *Platform) Apply(ctx context.Context, events []eventsrc.Event) []string {
+// one run lookup per instance per batch. An instance is ours when the
+// reverse index written at launch (or adoption) names a run whose recorded
+// head it still is; anything else costs that one read and is dropped.
+func (p *Platform) Apply(ctx context.Context, events []eventsrc.Event) eventsrc.Result {
 	sorted := append([]eventsrc.Event(nil), events...)
 	sort.SliceStable(sorted, func(i, j int) bool { return sorted[i].Envelope.Time.Before(sorted[j].Envelope.Time) })
 	runs := map[string]*run.Run{}
 	notOurs := map[string]bool{}
 	ces := map[string]*computeenv.ComputeEnv{}
-	var failed []string
+	var res eventsrc.Result
 	for _, ev := range sorted {
 		id := instanceOf(ev)
 		if notOurs[id] {
+			res.NotOurs = append(res.NotOurs, ev.MessageID)
 			continue
 		}
 		r, ok := runs[id]
@@ -108,20 +112,29 @@ func (p *Platform) Apply(ctx context.Context, events []eventsrc.Event) []string 
 			got, err := p.Runs.ByBackend(ctx, store.KindInstance, id)
 			if errors.Is(err, store.ErrNotFound) {
 				notOurs[id] = true
+				res.NotOurs = append(res.NotOurs, ev.MessageID)
 				continue
 			}
 			if err != nil {
-				failed = append(failed, ev.MessageID)
+				res.Failed = append(res.Failed, ev.MessageID)
+				continue
+			}
+			if got.Backend == nil || got.Backend.InstanceID != id {
+				// A head the run no longer has (a duplicate the reconciler
+				// replaced): only the recorded head moves a run.
+				p.log().Info("event of an instance that is not its run's head", "run_id", got.ID, "instance_id", id)
+				notOurs[id] = true
+				res.NotOurs = append(res.NotOurs, ev.MessageID)
 				continue
 			}
 			r, runs[id] = got, got
 		}
 		if err := p.applyEvent(ctx, ces, r, ev); err != nil {
 			p.log().Warn("ec2 event failed", "run_id", r.ID, "instance_id", id, "error", err.Error())
-			failed = append(failed, ev.MessageID)
+			res.Failed = append(res.Failed, ev.MessageID)
 		}
 	}
-	return failed
+	return res
 }
 
 func (p *Platform) applyEvent(ctx context.Context, ces map[string]*computeenv.ComputeEnv, r *run.Run, ev eventsrc.Event) error {
@@ -129,8 +142,8 @@ func (p *Platform) applyEvent(ctx context.Context, ces map[string]*computeenv.Co
 		// Late or duplicate: terminal is final. A late "running" still
 		// completes the timeline, since EC2 events are the only record of
 		// when the head ran (the terminated event carries no such time).
-		if sc, ok := ev.Value.(StateChange); ok && sc.State == "running" && r.Timeline.Running == nil && !ev.Envelope.Time.IsZero() {
-			return p.lateRunning(ctx, r, ev.Envelope.Time)
+		if sc, ok := ev.Value.(StateChange); ok && sc.State == "running" && r.Timeline.Running == nil && !ev.Envelope.TimeReceived {
+			return p.Runs.RecordRunning(ctx, r, ev.Envelope.Time)
 		}
 		return nil
 	}
@@ -147,23 +160,6 @@ func (p *Platform) applyEvent(ctx context.Context, ces map[string]*computeenv.Co
 	case StateChange:
 		return p.applyState(ctx, ces, r, v.State, ev.Envelope.Time)
 	}
-	return nil
-}
-
-// lateRunning records when a run that already ended started running.
-func (p *Platform) lateRunning(ctx context.Context, r *run.Run, at time.Time) error {
-	at = at.UTC()
-	set := map[string]any{"timeline.running": at}
-	var ttr *int64
-	if sub := r.Timeline.Submitted; sub != nil {
-		ms := max(at.Sub(*sub).Milliseconds(), 0)
-		ttr = &ms
-		set["timeToRunningMs"] = ms
-	}
-	if err := p.Runs.Store.Patch(ctx, store.KindRun, r.ID, set, 0); err != nil {
-		return fmt.Errorf("record late running time of run %s: %w", r.ID, err)
-	}
-	r.Timeline.Running, r.TimeToRunningMs = &at, ttr
 	return nil
 }
 
@@ -193,7 +189,7 @@ func (p *Platform) applyState(ctx context.Context, ces map[string]*computeenv.Co
 // Spot interruption first, else the exit-status file the instance uploaded.
 func (p *Platform) outcome(ctx context.Context, ces map[string]*computeenv.ComputeEnv, r *run.Run) (run.Update, error) {
 	if r.CancelRequested {
-		return run.Update{Status: run.StatusCancelled, Reason: ReasonCancelled}, nil
+		return run.Update{Status: run.StatusCancelled, Reason: r.CancelledReason()}, nil
 	}
 	if r.SpotInterrupted {
 		return run.Update{Status: run.StatusFailed, Reason: ReasonSpot}, nil
@@ -297,10 +293,13 @@ func (p *Platform) Reconcile(ctx context.Context, ce *computeenv.ComputeEnv, act
 		switch {
 		case ok:
 			id := aws.ToString(inst.InstanceId)
-			if r.Backend == nil || r.Backend.InstanceID != id {
+			if r.Backend == nil {
 				if err := p.adopt(ctx, ce, r, id); err != nil {
 					errs = append(errs, err)
 					continue
+				}
+				if r.Backend == nil || r.Backend.InstanceID != id {
+					continue // another head was recorded meanwhile: the next pass looks at it
 				}
 			}
 			state := ""
@@ -327,7 +326,9 @@ func (p *Platform) Reconcile(ctx context.Context, ce *computeenv.ComputeEnv, act
 }
 
 // pick chooses a run's head among the instances tagged with it: the
-// recorded one, else the best by preferInstance. extra lists the other live ones.
+// recorded one (never another: the recorded head stays the head), else, for
+// a run with none recorded, the best by preferInstance. extra lists the
+// other live ones.
 func pick(r *run.Run, insts []ec2types.Instance) (ec2types.Instance, []string, bool) {
 	if len(insts) == 0 {
 		return ec2types.Instance{}, nil, false
@@ -338,6 +339,15 @@ func pick(r *run.Run, insts []ec2types.Instance) (ec2types.Instance, []string, b
 			best = i
 			break
 		}
+	}
+	if best < 0 && r.Backend != nil && r.Backend.InstanceID != "" {
+		var extra []string
+		for _, inst := range insts {
+			if inst.State == nil || inst.State.Name != ec2types.InstanceStateNameTerminated {
+				extra = append(extra, aws.ToString(inst.InstanceId))
+			}
+		}
+		return ec2types.Instance{}, extra, false
 	}
 	if best < 0 {
 		best = 0
@@ -377,12 +387,21 @@ func tagValue(ts []ec2types.Tag, key string) string {
 	return ""
 }
 
-// adopt records an instance found by its run tag as the run's head.
+// adopt records an instance found by its run tag as the head of a run that
+// has none recorded; if the launch records one first, that one stays.
 func (p *Platform) adopt(ctx context.Context, ce *computeenv.ComputeEnv, r *run.Run, instanceID string) error {
 	b := run.Backend{Type: run.BackendEC2, InstanceID: instanceID, Region: ce.Region}
 	logs := run.LogRef{Group: p.logGroup(), Stream: r.ID}
-	err := p.Runs.Store.PatchWithRefs(ctx, store.KindRun, r.ID, map[string]any{"backend": b, "logs": logs}, 0,
+	err := p.Runs.Store.PatchWhen(ctx, store.KindRun, r.ID, map[string]any{"backend": b, "logs": logs}, store.Unset("backend"),
 		store.Ref{Kind: store.KindInstance, ID: instanceID})
+	if errors.Is(err, store.ErrConflict) {
+		got, gerr := p.Runs.Get(ctx, r.ID)
+		if gerr != nil {
+			return gerr
+		}
+		*r = *got
+		return nil
+	}
 	if err != nil {
 		return fmt.Errorf("adopt instance %s for run %s: %w", instanceID, r.ID, err)
 	}

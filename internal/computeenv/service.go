@@ -215,38 +215,62 @@ func (s *Service) List(ctx context.Context, status, cursor string, limit int) ([
 	return out, page.NextCursor, nil
 }
 
+// deleteAttempts bounds re-reads when a launch or a run's end changes the
+// compute environment's records while Delete decides.
+const deleteAttempts = 3
+
 // Delete starts tearing a compute environment down. It refuses while runs
-// are active unless force, which cancels them first.
+// are active unless force, which cancels them. One conditional write
+// decides against concurrent launches: the move to DELETING checks (unless
+// force) that the CE counts no active run, and a launch records its run only
+// while the CE is AVAILABLE, counting it; so a run either exists before the
+// delete (refused, or cancelled with force) or is refused itself.
 func (s *Service) Delete(ctx context.Context, id string, force bool) (*ComputeEnv, error) {
-	ce, err := s.Get(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	if ce.Status == StatusDeleted {
-		return ce, nil
-	}
-	p, err := s.provisioner(ce.Platform)
-	if err != nil {
-		return nil, err
-	}
-	if s.Runs != nil {
-		active, err := s.Runs.ActiveRuns(ctx, id)
-		if err != nil {
+	var ce *ComputeEnv
+	var p Provisioner
+	for attempt := 1; ; attempt++ {
+		var err error
+		if ce, err = s.Get(ctx, id); err != nil {
 			return nil, err
 		}
-		if len(active) > 0 {
-			if !force {
-				return nil, apierr.Conflict("active_runs", "", "compute environment %s has %d active run(s); wait for them, cancel them, or delete with force=true", id, len(active))
-			}
-			if err := s.Runs.CancelRuns(ctx, id, "compute environment deleted"); err != nil {
-				return nil, fmt.Errorf("cancel runs of compute environment %s: %w", id, err)
-			}
+		if ce.Status == StatusDeleted {
+			return ce, nil
 		}
-	}
-	if ce.Status != StatusDeleting {
+		if p, err = s.provisioner(ce.Platform); err != nil {
+			return nil, err
+		}
+		if ce.Status == StatusDeleting {
+			break
+		}
+		var opts []store.Option
+		if !force {
+			// The listing names runs recorded before the count existed; the
+			// count, checked in the write itself, closes the race with a
+			// launch (and with the listing's index lagging behind).
+			if s.Runs != nil {
+				active, err := s.Runs.ActiveRuns(ctx, id)
+				if err != nil {
+					return nil, err
+				}
+				if len(active) > 0 {
+					return nil, activeRuns(id, len(active))
+				}
+			}
+			opts = append(opts, store.WithCheck(store.CountAtMost(store.KindCERuns, id, 0)))
+		}
 		ce.Status, ce.StatusReason = StatusDeleting, ""
 		ce.UpdatedAt = s.now()
-		v, err := s.Store.Save(ctx, store.KindCE, ce.ID, ce, ce.Version)
+		v, err := s.Store.Save(ctx, store.KindCE, ce.ID, ce, ce.Version, opts...)
+		if errors.Is(err, store.ErrCheckFailed) {
+			n, cerr := s.Store.GetCount(ctx, store.KindCERuns, id)
+			if cerr != nil {
+				return nil, cerr
+			}
+			return nil, activeRuns(id, int(max(n, 1)))
+		}
+		if errors.Is(err, store.ErrConflict) && attempt < deleteAttempts {
+			continue // changed meanwhile (advanced by the reconciler): decide again on the new state
+		}
 		if errors.Is(err, store.ErrConflict) {
 			return nil, apierr.Conflict("concurrent_change", "", "compute environment %s changed while deleting; retry", id)
 		}
@@ -254,12 +278,28 @@ func (s *Service) Delete(ctx context.Context, id string, force bool) (*ComputeEn
 			return nil, err
 		}
 		ce.Version = v
+		break
+	}
+	if force && s.Runs != nil {
+		// DELETING already refuses new launches; the runs recorded before
+		// are cancelled (and the reconciler cancels any this listing misses).
+		if err := s.Runs.CancelRuns(ctx, id, ReasonDeleted); err != nil {
+			return nil, fmt.Errorf("cancel runs of compute environment %s: %w", id, err)
+		}
 	}
 	if err := s.advance(ctx, p, ce); err != nil {
 		s.log(ctx).Warn("compute environment teardown will be retried", "ce_id", ce.ID, "error", err.Error())
 	}
 	return ce, nil
 }
+
+func activeRuns(id string, n int) error {
+	return apierr.Conflict("active_runs", "", "compute environment %s has %d active run(s); wait for them, cancel them, or delete with force=true", id, n)
+}
+
+// ReasonDeleted is the statusReason of runs cancelled because their
+// compute environment was deleted.
+const ReasonDeleted = "compute environment deleted"
 
 // Advance takes the next provisioning or teardown steps of one CE; the
 // reconciler calls it for every CE that is not stable.

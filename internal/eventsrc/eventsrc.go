@@ -1,8 +1,11 @@
 // Package eventsrc turns EventBridge events, delivered through SQS, into
 // typed domain events. One parser per event kind is registered by
 // {source, detail-type}; the envelope is decoded once; every message ends in
-// an explicit outcome: dropped (unparsable or not ours), done, or failed
-// (reported as a batch item failure so only that message is retried).
+// an explicit outcome: done, dropped (an unknown kind, or not ours), or
+// failed (reported as a batch item failure, so only that message is
+// retried and, after the queue's maxReceiveCount, parked in its dead-letter
+// queue). A message that cannot be decoded fails: it is never silently
+// dropped.
 package eventsrc
 
 import (
@@ -11,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
@@ -25,10 +29,42 @@ type Envelope struct {
 	DetailType string          `json:"detail-type"`
 	Source     string          `json:"source"`
 	Account    string          `json:"account"`
-	Time       time.Time       `json:"time"`
 	Region     string          `json:"region"`
 	Resources  []string        `json:"resources"`
 	Detail     json.RawMessage `json:"detail"`
+	// Time is the event's own time, or, when that is missing or not RFC 3339
+	// (AWS's documented samples carry placeholders such as
+	// "yyyy-mm-ddThh:mm:ssZ"), the time the queue received the message
+	// (TimeReceived is then true).
+	Time         time.Time `json:"-"`
+	TimeReceived bool      `json:"-"`
+}
+
+// DecodeEnvelope decodes an event; receivedAt stands in for a time that is
+// missing or unreadable. It fails only when the body is not a JSON object
+// with a source and a detail-type.
+func DecodeEnvelope(body string, receivedAt time.Time) (Envelope, error) {
+	var raw struct {
+		Envelope
+		Time json.RawMessage `json:"time"`
+	}
+	if err := json.Unmarshal([]byte(body), &raw); err != nil {
+		return Envelope{}, fmt.Errorf("decode event: %w", err)
+	}
+	env := raw.Envelope
+	if env.Source == "" || env.DetailType == "" {
+		return Envelope{}, errors.New("decode event: no source or detail-type")
+	}
+	var ts string
+	if json.Unmarshal(raw.Time, &ts) == nil {
+		if t, err := time.Parse(time.RFC3339, ts); err == nil {
+			env.Time = t.UTC()
+		}
+	}
+	if env.Time.IsZero() {
+		env.Time, env.TimeReceived = receivedAt.UTC(), true
+	}
+	return env, nil
 }
 
 // Kind identifies an event type.
@@ -43,6 +79,9 @@ func (k Kind) String() string { return k.Source + "/" + k.DetailType }
 type Message struct {
 	ID   string // SQS message id (the unit of retry)
 	Body string
+	// SentAt is when the queue received the message (SQS SentTimestamp);
+	// zero when unknown (the processor's clock is used then).
+	SentAt time.Time
 }
 
 // Event is a decoded event: the envelope and the parser's typed value.
@@ -60,23 +99,37 @@ var ErrNotOurs = errors.New("event is not ours")
 // Parser decodes the detail of one event kind.
 type Parser func(Envelope) (any, error)
 
-// Sink applies a batch of decoded events and returns the message ids that
-// failed and must be retried. Sinks see the whole batch so they can
-// aggregate (one store write per run per batch).
+// Result is what a sink did with a batch: the message ids that failed and
+// must be retried, and those it found are not ceforge's (after a lookup
+// the parser could not make, e.g. the reverse index of a tagless job).
+type Result struct {
+	Failed  []string
+	NotOurs []string
+}
+
+// Sink applies a batch of decoded events. Sinks see the whole batch so they
+// can aggregate (one store write per run per batch).
 type Sink interface {
-	Apply(ctx context.Context, events []Event) (failed []string)
+	Apply(ctx context.Context, events []Event) Result
 }
 
 // SinkFunc adapts a function to Sink.
-type SinkFunc func(ctx context.Context, events []Event) []string
+type SinkFunc func(ctx context.Context, events []Event) Result
 
 // Apply implements Sink.
-func (f SinkFunc) Apply(ctx context.Context, events []Event) []string { return f(ctx, events) }
+func (f SinkFunc) Apply(ctx context.Context, events []Event) Result { return f(ctx, events) }
 
 // Outcome counts what happened to a batch.
 type Outcome struct {
 	Unparsable, Unknown, NotOurs, Applied, Failed int
 }
+
+// Metric dimension values of EventsProcessed for messages without a
+// registered kind.
+const (
+	KindUndecodable = "undecodable" // not an event at all
+	KindOther       = "other"       // a kind no parser handles
+)
 
 // Processor decodes and dispatches batches. One processor serves one queue,
 // and one sink (the platform's) applies all of its kinds, so a batch's events
@@ -115,55 +168,83 @@ func (p *Processor) Kinds() []Kind {
 	return out
 }
 
-// Process handles a batch and returns the ids of messages to retry.
+// Process handles a batch and returns the ids of messages to retry: those
+// the sink failed, and those that cannot be decoded (retried, then parked in
+// the dead-letter queue where an operator sees them).
 func (p *Processor) Process(ctx context.Context, msgs []Message) ([]string, Outcome) {
 	var out Outcome
+	var failed []string
 	batch := make([]Event, 0, len(msgs))
 	maxLag := map[string]time.Duration{} // per detail type: one metric per batch, not per event
+	counts := map[[2]string]int{}        // {kind, outcome} -> messages
+	kindOf := map[string]string{}        // message id -> detail type (metric dimension)
 	now := p.now()
 	for _, m := range msgs {
-		var env Envelope
-		if err := json.Unmarshal([]byte(m.Body), &env); err != nil || env.Source == "" || env.DetailType == "" {
+		received := m.SentAt
+		if received.IsZero() {
+			received = now
+		}
+		env, err := DecodeEnvelope(m.Body, received)
+		if err != nil {
 			out.Unparsable++
-			p.log.Warn("dropping unparsable event", "message_id", m.ID)
+			counts[[2]string{KindUndecodable, "unparsable"}]++
+			failed = append(failed, m.ID)
+			p.log.Warn("undecodable event; will be retried, then dead-lettered", "message_id", m.ID, "bytes", len(m.Body), "error", err.Error())
 			continue
 		}
 		k := Kind{env.Source, env.DetailType}
 		parse, ok := p.parsers[k]
 		if !ok || p.sink == nil {
 			out.Unknown++
+			counts[[2]string{KindOther, "unknown"}]++
 			p.log.Info("dropping event of unknown kind", "message_id", m.ID, "kind", k.String())
 			continue
 		}
 		v, err := parse(env)
 		if errors.Is(err, ErrNotOurs) {
 			out.NotOurs++
+			counts[[2]string{k.DetailType, "not_ours"}]++
 			continue
 		}
 		if err != nil {
 			out.Unparsable++
-			p.log.Warn("dropping event with unparsable detail", "message_id", m.ID, "kind", k.String(), "error", err.Error())
+			counts[[2]string{k.DetailType, "unparsable"}]++
+			failed = append(failed, m.ID)
+			p.log.Warn("event with undecodable detail; will be retried, then dead-lettered", "message_id", m.ID, "kind", k.String(), "error", err.Error())
 			continue
 		}
-		if !env.Time.IsZero() {
-			if lag := now.Sub(env.Time); lag > maxLag[k.DetailType] {
-				maxLag[k.DetailType] = lag
-			}
+		if env.TimeReceived {
+			p.log.Info("event time missing or not RFC 3339; using the receive time", "message_id", m.ID, "kind", k.String())
+		} else if lag := now.Sub(env.Time); lag > maxLag[k.DetailType] {
+			maxLag[k.DetailType] = lag
 		}
+		kindOf[m.ID] = k.DetailType
 		batch = append(batch, Event{MessageID: m.ID, Kind: k, Envelope: env, Value: v})
 	}
-	var failed []string
 	if len(batch) > 0 {
-		failed = p.sink.Apply(ctx, batch)
+		res := p.sink.Apply(ctx, batch)
+		out.Failed, out.NotOurs = len(res.Failed), out.NotOurs+len(res.NotOurs)
+		out.Applied = len(batch) - len(res.Failed) - len(res.NotOurs)
+		failed = append(failed, res.Failed...)
+		for _, id := range res.Failed {
+			counts[[2]string{kindOf[id], "failed"}]++
+		}
+		for _, id := range res.NotOurs {
+			counts[[2]string{kindOf[id], "not_ours"}]++
+		}
+		for _, e := range batch {
+			counts[[2]string{e.Kind.DetailType, "applied"}]++
+		}
+		for _, id := range append(res.Failed, res.NotOurs...) {
+			counts[[2]string{kindOf[id], "applied"}]--
+		}
 	}
-	out.Failed = len(failed)
-	out.Applied = len(batch) - len(failed)
 	for kind, lag := range maxLag {
 		p.metrics.Put(metrics.EventLag, float64(lag.Milliseconds()), metrics.Milliseconds, map[string]string{"Kind": kind})
 	}
-	for name, n := range map[string]int{"applied": out.Applied, "failed": out.Failed, "not_ours": out.NotOurs, "unknown": out.Unknown, "unparsable": out.Unparsable} {
+	for ko, n := range counts {
 		if n > 0 {
-			p.metrics.Put(metrics.EventsProcessed, float64(n), metrics.Count, map[string]string{"Outcome": name})
+			p.metrics.Put(metrics.EventsProcessed, float64(n), metrics.Count, map[string]string{"Kind": ko[0], "Outcome": ko[1]})
 		}
 	}
 	p.log.Info("event batch", "messages", len(msgs), "applied", out.Applied, "failed", out.Failed,
@@ -172,20 +253,30 @@ func (p *Processor) Process(ctx context.Context, msgs []Message) ([]string, Outc
 }
 
 // SQSHandler is the Lambda entry point for an SQS event source with
-// ReportBatchItemFailures enabled.
+// ReportBatchItemFailures enabled (the local poller calls the same).
 func (p *Processor) SQSHandler() func(context.Context, events.SQSEvent) (events.SQSEventResponse, error) {
 	return func(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
 		msgs := make([]Message, len(ev.Records))
 		for i, r := range ev.Records {
-			msgs[i] = Message{ID: r.MessageId, Body: r.Body}
+			msgs[i] = Message{ID: r.MessageId, Body: r.Body, SentAt: SentTimestamp(r.Attributes)}
 		}
 		failed, _ := p.Process(ctx, msgs)
-		var res events.SQSEventResponse
+		res := events.SQSEventResponse{BatchItemFailures: []events.SQSBatchItemFailure{}}
 		for _, id := range failed {
 			res.BatchItemFailures = append(res.BatchItemFailures, events.SQSBatchItemFailure{ItemIdentifier: id})
 		}
 		return res, nil
 	}
+}
+
+// SentTimestamp reads an SQS message's SentTimestamp attribute (epoch
+// milliseconds); zero when absent or malformed.
+func SentTimestamp(attrs map[string]string) time.Time {
+	ms, err := strconv.ParseInt(attrs["SentTimestamp"], 10, 64)
+	if err != nil || ms <= 0 {
+		return time.Time{}
+	}
+	return time.UnixMilli(ms).UTC()
 }
 
 // Decode is a helper for parsers: unmarshal the detail into T.

@@ -62,6 +62,9 @@ type Rule struct {
 	// MaxFaults bounds how many errors and drops this rule injects in
 	// total (0 = unbounded): "fail the first three calls".
 	MaxFaults int
+	// Skip lets the first Skip matching requests through untouched: "fail
+	// the second call" (Skip 1, MaxFaults 1).
+	Skip int
 
 	// ThrottleStatus and ThrottleCode override the throttling answer
 	// (defaults: EC2/query 503 RequestLimitExceeded; JSON 400
@@ -103,8 +106,9 @@ type Proxy struct {
 
 type ruleState struct {
 	Rule
-	bucket *rate.Limiter
-	faults int
+	bucket  *rate.Limiter
+	faults  int
+	skipped int
 }
 
 // New returns a proxy to target (e.g. the emulator's endpoint) applying
@@ -251,6 +255,10 @@ func (p *Proxy) decide(service, op string) (v verdict, rule *ruleState, delay ti
 	}
 	for _, r := range p.rules {
 		if !r.matches(service, op) {
+			continue
+		}
+		if r.skipped < r.Skip {
+			r.skipped++
 			continue
 		}
 		delay += time.Duration(float64(r.Latency) / p.timeScale)

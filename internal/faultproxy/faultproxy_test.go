@@ -157,6 +157,18 @@ func TestMaxFaultsThenForward(t *testing.T) {
 	require.Equal(t, 3, p.Stats()["DescribeVolumes"].Total())
 }
 
+func TestSkipThenFault(t *testing.T) {
+	env := testenv.New(t)
+	p := newProxy(t, env, faultproxy.Rule{ErrorRate: 1, MaxFaults: 1, Skip: 2})
+	ec2c, _ := clients(t, env, p)
+	ctx := context.Background()
+	for i, fails := range []bool{false, false, true, false} {
+		_, err := ec2c.DescribeVolumes(ctx, &ec2.DescribeVolumesInput{})
+		require.Equal(t, fails, err != nil, "call %d: %v", i, err)
+	}
+	require.Equal(t, faultproxy.OpStats{Forwarded: 3, Errors: 1}, p.Stats()["DescribeVolumes"])
+}
+
 func TestNewRejectsBadTarget(t *testing.T) {
 	_, err := faultproxy.New("not a url")
 	require.Error(t, err)

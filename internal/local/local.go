@@ -146,7 +146,7 @@ func Start(ctx context.Context, a *app.App, opts Options) (*Stack, error) {
 		}()
 	}
 	for name, proc := range map[string]*eventsrc.Processor{eventsrc.BatchQueue: a.BatchEvents, eventsrc.EC2Queue: a.EC2Events} {
-		p := &sqspoll.Poller{Queue: q, QueueURL: urls[name], Processor: proc, BatchSize: 10, Wait: time.Second}
+		p := &sqspoll.Poller{Queue: q, QueueURL: urls[name], Handler: proc.SQSHandler(), BatchSize: 10, Wait: time.Second}
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()

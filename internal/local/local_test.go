@@ -28,11 +28,11 @@ type sink struct {
 	got []eventsrc.Event
 }
 
-func (s *sink) Apply(_ context.Context, evs []eventsrc.Event) []string {
+func (s *sink) Apply(_ context.Context, evs []eventsrc.Event) eventsrc.Result {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.got = append(s.got, evs...)
-	return nil
+	return eventsrc.Result{}
 }
 
 func (s *sink) count() int {

@@ -85,7 +85,7 @@ func (f *fixture) setStatus(t testing.TB, id, status string) {
 	if run.Terminal(status) {
 		set["timeline.completed"] = time.Now().UTC()
 	}
-	ok, err := f.h.Store.Transition(context.Background(), store.KindRun, id, status, run.Rank(status), set)
+	ok, err := f.h.Store.Transition(context.Background(), store.KindRun, id, store.Move{Status: status, Rank: run.Rank(status), Revisable: run.Revisable(status), At: time.Now(), Set: set})
 	require.NoError(t, err)
 	require.True(t, ok)
 }

@@ -198,8 +198,8 @@ func TestFollowDeliversEveryLineOnceAcrossReconnects(t *testing.T) {
 			time.Sleep(15 * time.Millisecond)
 		}
 		// The run ends either way, so the follower below always finishes.
-		if _, err := f.h.Store.Transition(context.Background(), store.KindRun, r.ID, run.StatusSucceeded,
-			run.Rank(run.StatusSucceeded), map[string]any{"timeline.completed": time.Now().UTC()}); err != nil {
+		if _, err := f.h.Store.Transition(context.Background(), store.KindRun, r.ID, store.Move{Status: run.StatusSucceeded,
+			Rank: run.Rank(run.StatusSucceeded), At: time.Now(), Set: map[string]any{"timeline.completed": time.Now().UTC()}}); err != nil {
 			t.Error(err)
 		}
 	}()

@@ -39,11 +39,9 @@ func (r *Reconciler) Once(ctx context.Context) error {
 	if err := r.CEs.CheckInService(ctx); err != nil {
 		errs = append(errs, err)
 	}
-	available, err := store.All[computeenv.ComputeEnv](ctx, r.CEs.Store, store.Query{Kind: store.KindCE, Status: computeenv.StatusAvailable})
-	if err != nil {
-		return errors.Join(append(errs, fmt.Errorf("list available compute environments: %w", err))...)
-	}
-	if err := r.Runs.Reconcile(ctx, available); err != nil {
+	// Every active run, whatever its CE's status: runs of a CE being
+	// deleted, or that errored, are repaired until they end.
+	if err := r.Runs.Reconcile(ctx); err != nil {
 		errs = append(errs, err)
 	}
 	err = errors.Join(errs...)

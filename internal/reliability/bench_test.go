@@ -5,8 +5,9 @@ import (
 	"time"
 )
 
-// BenchmarkScenarioEventChaos is TestEventChaos at 500 runs (250 per
-// platform). Run with -benchtime=1x.
+// BenchmarkScenarioEventChaos is TestEventChaos at 500 runs (250 AWS
+// Cloud, 250 Batch split between a forged and a manual-mode CE, a tenth
+// with tagless head events). Run with -benchtime=1x.
 func BenchmarkScenarioEventChaos(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		f, _ := proxied(b, 3)
@@ -17,6 +18,8 @@ func BenchmarkScenarioEventChaos(b *testing.B) {
 			b.Log(w)
 		}
 		b.ReportMetric(float64(res.runs), "runs")
+		b.ReportMetric(float64(res.manual), "runs_manual_ce")
+		b.ReportMetric(float64(res.tagless), "runs_tagless_head_events")
 		b.ReportMetric(float64(res.events), "events")
 		b.ReportMetric(float64(res.dropped), "events_dropped")
 		b.ReportMetric(float64(len(res.wrong)), "runs_wrong")

@@ -18,7 +18,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/ceforge/ceforge/internal/batchce"
+	"github.com/ceforge/ceforge/internal/computeenv"
 	"github.com/ceforge/ceforge/internal/eventsrc"
+	"github.com/ceforge/ceforge/internal/forge"
 	"github.com/ceforge/ceforge/internal/run"
 )
 
@@ -40,10 +42,21 @@ import (
 //     repaired by the reconciler only while the run is active; after the
 //     head's end is recorded nothing looks at the run's tasks again
 //     (reported; in AWS the head ends after its tasks, so a reconcile pass
-//     usually falls in between, but nothing guarantees it).
+//     usually falls in between, but nothing guarantees it). Task events are
+//     dated before their head's end, as in AWS: a run's counters stop at
+//     its end.
 //
-// Everything is checked exactly: status, exit code, both timeline times,
-// task counters, and that every launched run is listed once.
+// The events also carry AWS's documented oddities: a tenth of the Batch
+// runs' head events come without tags or jobArn (older event shapes: the
+// reverse index finds the run), half the Batch runs are on a manual-mode CE
+// (the user's own queues), some EC2 instance ids are padded with spaces,
+// and some events that carry no time the truth depends on come with
+// AWS's placeholder time or without a version.
+//
+// Everything is checked exactly: status, exit code, both timeline times
+// (as placed: running after the submission, completed after running, by
+// at least a millisecond), task counters, and that every launched run is
+// listed once.
 
 // chaosEvent is one event of the truth.
 type chaosEvent struct {
@@ -68,6 +81,7 @@ type truth struct {
 
 type chaosResult struct {
 	runs, events, messages, dropped, batches, retried int
+	manual, tagless                                   int // Batch runs on the manual CE; with tagless head events
 	wrong, lost                                       []string
 	launch, deliver, reconcile                        time.Duration
 }
@@ -87,17 +101,55 @@ func envelope(source, detailType string, at time.Time, resource string, detail m
 	return string(b)
 }
 
+// oddly gives an event that carries no time the truth depends on the shape
+// of AWS's documented samples: the placeholder time, or no version.
+func oddly(rng *rand.Rand, body string) string {
+	var ev map[string]any
+	if err := json.Unmarshal([]byte(body), &ev); err != nil {
+		panic(err)
+	}
+	switch rng.IntN(10) {
+	case 0:
+		ev["time"] = "yyyy-mm-ddThh:mm:ssZ"
+	case 1:
+		delete(ev, "version")
+	default:
+		return body
+	}
+	b, _ := json.Marshal(ev)
+	return string(b)
+}
+
+// placed is where a run's timeline puts a time observed at at, given the
+// previous phase's time: at least a millisecond after it.
+func placed(prev *time.Time, at time.Time) *time.Time {
+	if prev != nil && !at.After(*prev) {
+		return tp(prev.Add(time.Millisecond))
+	}
+	return tp(at)
+}
+
 // cloudTruth decides a cloud run's end and its EC2 events.
 func cloudTruth(rng *rand.Rand, i int, r run.Run, base time.Time) (truth, []chaosEvent) {
 	tr := truth{r: r, cloud: true}
 	id := r.Backend.InstanceID
 	ev := func(state string, at time.Time, carries string) chaosEvent {
-		return chaosEvent{run: i, droppable: true, carries: carries, body: envelope("aws.ec2", "EC2 Instance State-change Notification", at,
-			"arn:aws:ec2:"+region+":123456789012:instance/"+id, map[string]any{"instance-id": id, "state": state})}
+		iid := id
+		if rng.IntN(8) == 0 {
+			iid = " " + id // as in EventBridge's documented sample
+		}
+		body := envelope("aws.ec2", "EC2 Instance State-change Notification", at,
+			"arn:aws:ec2:"+region+":123456789012:instance/"+id, map[string]any{"instance-id": iid, "state": state})
+		if carries == "" {
+			body = oddly(rng, body)
+		}
+		return chaosEvent{run: i, droppable: true, carries: carries, body: body}
 	}
-	t0 := base.Add(time.Duration(i) * time.Second)
+	// After every launch, and within the clock skew a run accepts (whole
+	// seconds: event times have no fraction).
+	t0 := base.Add(time.Duration(i/4) * time.Second)
 	evs := []chaosEvent{ev("pending", t0.Add(time.Second), ""), ev("running", t0.Add(2*time.Second), "running")}
-	tr.running = tp(t0.Add(2 * time.Second))
+	tr.running = placed(r.Timeline.Submitted, t0.Add(2*time.Second))
 	switch p := rng.IntN(10); {
 	case p < 3: // still running
 		tr.status = run.StatusRunning
@@ -111,33 +163,41 @@ func cloudTruth(rng *rand.Rand, i int, r run.Run, base time.Time) (truth, []chao
 		if code != 0 {
 			tr.status = run.StatusFailed
 		}
-		tr.completed = tp(t0.Add(4 * time.Second))
+		tr.completed = placed(tr.running, t0.Add(4*time.Second))
 		evs = append(evs, ev("shutting-down", t0.Add(3*time.Second), ""), ev("terminated", t0.Add(4*time.Second), "completed"))
 	}
 	return tr, evs
 }
 
 // batchTruth decides a Batch run's end, its tasks and their events. job is
-// the emulator's view of the head (SUCCEEDED, with its times).
-func batchTruth(rng *rand.Rand, i int, r run.Run, ceID string, started, stopped time.Time) (truth, []chaosEvent) {
+// the emulator's view of the head (SUCCEEDED, with its times); headQ and
+// workQ are the run's queues (forged, or the user's own on a manual CE);
+// tagless runs' head events come without tags and jobArn.
+func batchTruth(rng *rand.Rand, i int, r run.Run, ceID, headQ, workQ string, tagless bool, started, stopped time.Time) (truth, []chaosEvent) {
 	tr := truth{r: r}
 	head := r.Backend.JobID
 	tags := map[string]string{"ceforge:managed": "true", "ceforge:ce-id": ceID, "ceforge:run-id": r.ID}
-	ev := func(job, name, status string, at time.Time, extra map[string]any) map[string]any {
+	ev := func(job, name, queue, status string, extra map[string]any) map[string]any {
 		d := map[string]any{
 			"jobArn": "arn:aws:batch:" + region + ":123456789012:job/" + job, "jobId": job, "jobName": name,
-			"jobQueue": "arn:aws:batch:" + region + ":123456789012:job-queue/" + prefix + ceID + "-head", "status": status, "tags": tags,
+			"jobQueue": "arn:aws:batch:" + region + ":123456789012:job-queue/" + queue, "status": status, "tags": tags,
+		}
+		if tagless && job == head {
+			delete(d, "tags")
+			delete(d, "jobArn")
 		}
 		for k, v := range extra {
 			d[k] = v
 		}
-		_ = at
 		return d
 	}
 	var evs []chaosEvent
 	add := func(d map[string]any, at time.Time, droppable bool, carries string) {
-		evs = append(evs, chaosEvent{run: i, droppable: droppable, carries: carries,
-			body: envelope("aws.batch", "Batch Job State Change", at, d["jobArn"].(string), d)})
+		body := envelope("aws.batch", "Batch Job State Change", at, "arn:aws:batch:"+region+":123456789012:job/"+d["jobId"].(string), d)
+		if carries == "" {
+			body = oddly(rng, body)
+		}
+		evs = append(evs, chaosEvent{run: i, droppable: droppable, carries: carries, body: body})
 	}
 	failed := rng.IntN(10) < 3
 	code, reason := 0, "Essential container in task exited"
@@ -150,21 +210,24 @@ func batchTruth(rng *rand.Rand, i int, r run.Run, ceID string, started, stopped 
 	} else {
 		tr.status = run.StatusSucceeded
 	}
-	tr.exitCode, tr.running, tr.completed = &code, tp(started), tp(stopped)
+	tr.exitCode = &code
+	tr.running = placed(r.Timeline.Submitted, started)
+	tr.completed = placed(tr.running, stopped)
 	name := batchce.HeadJobName(prefix, r.ID)
 	sub := r.CreatedAt
 	for k, st := range []string{"SUBMITTED", "PENDING", "RUNNABLE", "STARTING"} {
-		add(ev(head, name, st, sub, nil), sub.Add(time.Duration(k)*100*time.Millisecond), true, "")
+		add(ev(head, name, headQ, st, nil), sub.Add(time.Duration(k)*100*time.Millisecond), true, "")
 	}
-	add(ev(head, name, "RUNNING", started, map[string]any{"startedAt": ms(started), "container": map[string]any{"logStreamName": "head/default/" + head}}), started, true, "running")
+	add(ev(head, name, headQ, "RUNNING", map[string]any{"startedAt": ms(started), "container": map[string]any{"logStreamName": "head/default/" + head}}), started, true, "running")
 	final := "SUCCEEDED"
 	if failed {
 		final = "FAILED"
 	}
-	add(ev(head, name, final, stopped, map[string]any{"startedAt": ms(started), "stoppedAt": ms(stopped), "statusReason": reason,
+	add(ev(head, name, headQ, final, map[string]any{"startedAt": ms(started), "stoppedAt": ms(stopped), "statusReason": reason,
 		"container": map[string]any{"exitCode": code, "logStreamName": "head/default/" + head}}), stopped, !failed, "completed")
 
-	// Tasks between the head's start and end.
+	// Tasks, all dated before the head's end (the emulator's heads end at
+	// once, so some tasks "ran" before the head: only their counters matter).
 	for k := 0; k < 3; k++ {
 		job := fmt.Sprintf("%s-task-%d", r.ID, k)
 		tname := fmt.Sprintf("nf-PROCESS_%d", k)
@@ -175,7 +238,7 @@ func batchTruth(rng *rand.Rand, i int, r run.Run, ceID string, started, stopped 
 		} else {
 			tr.progress.Succeeded++
 		}
-		t0 := started.Add(time.Duration(k+1) * time.Second)
+		t0 := stopped.Add(-time.Duration(10-k) * time.Second)
 		for s, st := range []string{"SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING", end} {
 			at := t0.Add(time.Duration(s) * time.Second)
 			extra := map[string]any{}
@@ -185,7 +248,7 @@ func batchTruth(rng *rand.Rand, i int, r run.Run, ceID string, started, stopped 
 			if s == 5 {
 				extra["stoppedAt"] = ms(at)
 			}
-			add(ev(job, tname, st, at, extra), at, s < 5, "")
+			add(ev(job, tname, workQ, st, extra), at, s < 5, "")
 		}
 	}
 	return tr, evs
@@ -206,15 +269,20 @@ func runEventChaos(tb testing.TB, f *fixture, o chaosOpts) chaosResult {
 	rng := rand.New(rand.NewPCG(o.seed, o.seed^0x9e3779b97f4a7c15))
 	var res chaosResult
 
-	// Setup: one CE per platform, then the runs through the API.
+	// Setup: an AWS Cloud CE, a forged Batch CE and a manual-mode Batch CE
+	// on the user's own queues, then the runs through the API.
 	cloudCE := f.createCE(tb, cloudCEBody("chaos-cloud"))
 	batchCE := f.createCE(tb, batchCEBody("chaos-batch"))
+	userHead, userWork := f.userQueues(tb, "genomics")
+	manualCE := f.createCE(tb, computeenv.CreateRequest{Name: "chaos-manual", Platform: computeenv.PlatformBatch, Region: region,
+		WorkDir: "s3://" + bucket + "/work", Batch: &computeenv.BatchOptions{HeadQueue: userHead, ComputeQueue: userWork}})
 	start := time.Now()
 	cloudRuns, err := launchMany(f.Router, []string{cloudCE.ID}, o.cloudRuns, 6)
 	require.NoError(tb, err)
-	batchRuns, err := launchMany(f.Router, []string{batchCE.ID}, o.batchRuns, 6)
+	batchRuns, err := launchMany(f.Router, []string{batchCE.ID, manualCE.ID}, o.batchRuns, 6)
 	require.NoError(tb, err)
 	res.launch = time.Since(start)
+	forged := forge.NamesFor(prefix, batchCE.ID)
 
 	// The emulator's view of the heads (it ends every job at submit).
 	jobTimes := map[string][2]time.Time{}
@@ -233,7 +301,7 @@ func runEventChaos(tb testing.TB, f *fixture, o chaosOpts) chaosResult {
 	}
 
 	// The truth and its events; the emulator is made to match it.
-	base := time.Now().UTC().Truncate(time.Second).Add(time.Minute)
+	base := time.Now().UTC().Truncate(time.Second).Add(time.Second)
 	var truths []truth
 	var events []chaosEvent
 	var toTerminate []string
@@ -255,7 +323,16 @@ func runEventChaos(tb testing.TB, f *fixture, o chaosOpts) chaosResult {
 	for _, r := range batchRuns {
 		jt, ok := jobTimes[r.Backend.JobID]
 		require.True(tb, ok, "head job %s not in the emulator", r.Backend.JobID)
-		tr, evs := batchTruth(rng, len(truths), r, batchCE.ID, jt[0], jt[1])
+		headQ, workQ := forged.HeadQueue, forged.WorkQueue
+		if r.ComputeEnvID == manualCE.ID {
+			headQ, workQ = userHead, userWork
+			res.manual++
+		}
+		tagless := rng.IntN(10) == 0
+		if tagless {
+			res.tagless++
+		}
+		tr, evs := batchTruth(rng, len(truths), r, r.ComputeEnvID, headQ, workQ, tagless, jt[0], jt[1])
 		truths = append(truths, tr)
 		events = append(events, evs...)
 	}
@@ -379,7 +456,7 @@ func runEventChaos(tb testing.TB, f *fixture, o chaosOpts) chaosResult {
 	// Compare with the truth.
 	inWindow := func(t *time.Time) bool { return t != nil && !t.Before(recStart) && !t.After(recEnd) }
 	listed := map[string]int{}
-	for _, ce := range []string{cloudCE.ID, batchCE.ID} {
+	for _, ce := range []string{cloudCE.ID, batchCE.ID, manualCE.ID} {
 		for _, r := range f.allRuns(tb, ce) {
 			listed[r.ID]++
 		}
@@ -457,11 +534,13 @@ func deref(p *int) any {
 func TestEventChaos(t *testing.T) {
 	f, _ := proxied(t, 3)
 	res := runEventChaos(t, f, chaosOpts{cloudRuns: 50, batchRuns: 50, dropRate: 0.05, seed: 8, workers: 4})
-	t.Logf("runs %d, events %d, messages %d, dropped %d, batches %d, redelivered %d; launch %s, delivery %s, reconcile %s",
-		res.runs, res.events, res.messages, res.dropped, res.batches, res.retried, res.launch, res.deliver, res.reconcile)
+	t.Logf("runs %d (batch: %d manual-mode, %d with tagless head events), events %d, messages %d, dropped %d, batches %d, redelivered %d; launch %s, delivery %s, reconcile %s",
+		res.runs, res.manual, res.tagless, res.events, res.messages, res.dropped, res.batches, res.retried, res.launch, res.deliver, res.reconcile)
 	require.Empty(t, res.lost, "runs lost or duplicated")
 	require.Empty(t, res.wrong, "runs that differ from the truth")
 	require.Positive(t, res.dropped)
+	require.Positive(t, res.manual)
+	require.Positive(t, res.tagless)
 }
 
 // TestLateRunningEventCompletesTimeline: an EC2 "running" event that

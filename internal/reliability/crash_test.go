@@ -430,8 +430,9 @@ func TestLaunchCrashAndRetry(t *testing.T) {
 	t.Run("cloud/record-failed", func(t *testing.T) {
 		f, p := proxied(t, 1)
 		ce := f.createCE(t, cloudCEBody("c3"))
-		// No key: the run is created with PutItem, the backend recorded with a transaction.
-		p.SetRules(faultproxy.Rule{Service: "dynamodb", Operation: "TransactWriteItems", ErrorRate: 1, MaxFaults: 1})
+		// The run is created with a transaction (it counts as one of the
+		// CE's active runs), the backend recorded with the second: that one fails.
+		p.SetRules(faultproxy.Rule{Service: "dynamodb", Operation: "TransactWriteItems", ErrorRate: 1, MaxFaults: 1, Skip: 1})
 		status, _, err := call(f.Router, http.MethodPost, "/runs", pipelineReq(ce.ID))
 		require.NoError(t, err)
 		p.SetRules()
@@ -480,7 +481,7 @@ func TestLaunchCrashAndRetry(t *testing.T) {
 	t.Run("batch/record-failed", func(t *testing.T) {
 		f, p := proxied(t, 1)
 		ce := f.createCE(t, batchCEBody("b3"))
-		p.SetRules(faultproxy.Rule{Service: "dynamodb", Operation: "TransactWriteItems", ErrorRate: 1, MaxFaults: 1})
+		p.SetRules(faultproxy.Rule{Service: "dynamodb", Operation: "TransactWriteItems", ErrorRate: 1, MaxFaults: 1, Skip: 1})
 		status, _, err := call(f.Router, http.MethodPost, "/runs", pipelineReq(ce.ID))
 		require.NoError(t, err)
 		p.SetRules()

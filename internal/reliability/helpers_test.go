@@ -17,7 +17,9 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/batch"
+	btypes "github.com/aws/aws-sdk-go-v2/service/batch/types"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/stretchr/testify/require"
 
@@ -29,6 +31,7 @@ import (
 	"github.com/ceforge/ceforge/internal/computeenv"
 	"github.com/ceforge/ceforge/internal/config"
 	"github.com/ceforge/ceforge/internal/faultproxy"
+	"github.com/ceforge/ceforge/internal/forge"
 	"github.com/ceforge/ceforge/internal/metrics"
 	"github.com/ceforge/ceforge/internal/run"
 	"github.com/ceforge/ceforge/internal/testenv"
@@ -256,4 +259,25 @@ func fmtTime(t *time.Time) string {
 		return "nil"
 	}
 	return t.UTC().Format(time.RFC3339Nano)
+}
+
+// userQueues creates a user's own Batch queues (named without ceforge's
+// prefix, as a manual-mode CE uses them) on an unmanaged compute environment.
+func (f *fixture) userQueues(tb testing.TB, name string) (head, work string) {
+	tb.Helper()
+	ctx := context.Background()
+	role, err := iam.NewFromConfig(f.AWS.Config(region)).CreateRole(ctx, &iam.CreateRoleInput{RoleName: aws.String(name + "-batch"),
+		AssumeRolePolicyDocument: aws.String(forge.TrustPolicy("batch.amazonaws.com"))})
+	require.NoError(tb, err)
+	c, err := f.Batch.CreateComputeEnvironment(ctx, &batch.CreateComputeEnvironmentInput{
+		ComputeEnvironmentName: aws.String(name), Type: btypes.CETypeUnmanaged, ServiceRole: role.Role.Arn,
+	})
+	require.NoError(tb, err)
+	head, work = name+"-head", name+"-work"
+	for _, q := range []string{head, work} {
+		_, err := f.Batch.CreateJobQueue(ctx, &batch.CreateJobQueueInput{JobQueueName: aws.String(q), Priority: aws.Int32(1), State: btypes.JQStateEnabled,
+			ComputeEnvironmentOrder: []btypes.ComputeEnvironmentOrder{{Order: aws.Int32(1), ComputeEnvironment: c.ComputeEnvironmentArn}}})
+		require.NoError(tb, err)
+	}
+	return head, work
 }

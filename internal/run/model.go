@@ -25,25 +25,72 @@ const (
 	StatusCancelled = "CANCELLED"
 )
 
-// Rank orders statuses: a run only moves to a higher rank, so duplicate and
-// late events are no-ops. Terminal statuses share the top rank: the first
-// one recorded is final.
+// Rank orders statuses. A run moves to a higher rank at any time, so
+// duplicate and late events are no-ops; terminal statuses share the top rank
+// and the first one recorded is final. RUNNING and UNKNOWN share a rank: each
+// replaces the other only on newer evidence (an observation dated after the
+// one that set the current status; see Revisable), so a head seen stopped
+// and then running again is RUNNING again, while a late copy of the old
+// "stopped" event changes nothing.
 func Rank(status string) int {
 	switch status {
 	case StatusSubmitted:
 		return 10
-	case StatusRunning:
+	case StatusRunning, StatusUnknown:
 		return 20
-	case StatusUnknown:
-		return 25
 	case StatusSucceeded, StatusFailed, StatusCancelled:
 		return 30
 	}
 	return 0
 }
 
+// Revisable reports whether status may be replaced by another status of its
+// rank on newer evidence (RUNNING and UNKNOWN).
+func Revisable(status string) bool { return Rank(status) == 20 }
+
+// Moves reports whether a run in status from may move to status to under
+// the rank rules, before the evidence times are compared (which the store's
+// conditional write does): a higher rank, or another status of a
+// revisable rank.
+func Moves(from, to string) bool {
+	rf, rt := Rank(from), Rank(to)
+	return rt > rf || (rt == rf && from != to && Revisable(to))
+}
+
 // Terminal reports whether status is final.
 func Terminal(status string) bool { return Rank(status) == 30 }
+
+// MaxClockSkew is how far in the future an observation may be dated; a
+// later time (a wrong clock, a placeholder) is taken as the time it is
+// applied.
+const MaxClockSkew = 5 * time.Minute
+
+// Place returns the time to record for a run reaching status (RUNNING or a
+// terminal status) as observed at at, applied at now. The timeline stays
+// ordered and every duration positive: running after submitted, completed
+// after running (or submitted), each at least a millisecond later; a zero
+// or far-future at is taken as now.
+func (t Timeline) Place(status string, at, now time.Time) time.Time {
+	at, now = at.UTC(), now.UTC()
+	if at.IsZero() || at.After(now.Add(MaxClockSkew)) {
+		at = now
+	}
+	floor := t.Submitted
+	if Terminal(status) && t.Running != nil && (floor == nil || t.Running.After(*floor)) {
+		floor = t.Running
+	}
+	if floor != nil && !at.After(*floor) {
+		at = floor.Add(time.Millisecond)
+	}
+	if status == StatusRunning && t.Completed != nil && !at.Before(*t.Completed) {
+		// A late running time of an ended run: before its end.
+		at = t.Completed.Add(-time.Millisecond)
+		if floor != nil && !at.After(*floor) {
+			at = floor.Add(time.Millisecond)
+		}
+	}
+	return at
+}
 
 // ActiveStatuses are the statuses of runs that have not ended.
 var ActiveStatuses = []string{StatusSubmitted, StatusRunning, StatusUnknown}
@@ -79,6 +126,7 @@ type Run struct {
 	Backend         *Backend  `json:"backend,omitempty"`
 	Logs            *LogRef   `json:"logs,omitempty"`
 	CancelRequested bool      `json:"cancelRequested,omitempty"`
+	CancelReason    string    `json:"cancelReason,omitempty"`
 	SpotInterrupted bool      `json:"spotInterrupted,omitempty"`
 
 	CreatedBy string    `json:"createdBy,omitempty"`

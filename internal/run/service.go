@@ -105,7 +105,14 @@ func (s *Service) Launch(ctx context.Context, req LaunchRequest, createdBy, idem
 		return nil, false, err
 	}
 
-	opts := []store.Option{store.WithStatusRank(Rank(StatusSubmitted))}
+	// One transaction decides against a concurrent delete: the run is
+	// recorded only while the CE is AVAILABLE, and counts as one of its
+	// active runs (released by its end), which a delete checks.
+	opts := []store.Option{
+		store.WithStatusRank(Rank(StatusSubmitted)),
+		store.WithCheck(store.StatusIs(store.KindCE, ce.ID, computeenv.StatusAvailable)),
+		store.WithCount(store.Count{Kind: store.KindCERuns, ID: ce.ID, Delta: 1}),
+	}
 	var guardID, fingerprint string
 	if idempotencyKey != "" {
 		// Keys are per caller: two callers choosing the same key never collide.
@@ -119,6 +126,9 @@ func (s *Service) Launch(ctx context.Context, req LaunchRequest, createdBy, idem
 	if errors.As(err, &exists) && exists.Kind == store.KindIdempotency {
 		prev, gerr := s.replay(ctx, guardID, fingerprint)
 		return prev, false, gerr
+	}
+	if errors.Is(err, store.ErrCheckFailed) {
+		return nil, false, apierr.Conflict("compute_env_not_available", "computeEnvId", "compute environment %s is no longer AVAILABLE (being deleted or changed)", ce.ID)
 	}
 	if err != nil {
 		return nil, false, fmt.Errorf("record run %s: %w", r.ID, err)
@@ -145,7 +155,19 @@ func (s *Service) Launch(ctx context.Context, req LaunchRequest, createdBy, idem
 	if backend.JobID != "" {
 		refs = append(refs, store.Ref{Kind: store.KindJob, ID: backend.JobID})
 	}
-	if err := s.Store.PatchWithRefs(ctx, store.KindRun, r.ID, set, 0, refs...); err != nil {
+	// The first recorded head stays: the reconciler may have adopted one
+	// meanwhile (found by its run tag); ours is then a duplicate that the
+	// reconciler terminates, and the run shows the recorded head.
+	err = s.Store.PatchWhen(ctx, store.KindRun, r.ID, set, store.Unset("backend"), refs...)
+	if errors.Is(err, store.ErrConflict) {
+		s.log(ctx).Warn("head recorded by another writer first", "run_id", r.ID, "ours", backend)
+		cur, gerr := s.Get(ctx, r.ID)
+		if gerr != nil {
+			return nil, false, gerr
+		}
+		return cur, true, nil
+	}
+	if err != nil {
 		// The head runs but is not recorded: the reconciler adopts it by its run tag.
 		return nil, false, fmt.Errorf("record backend of run %s: %w", r.ID, err)
 	}
@@ -241,7 +263,7 @@ func (s *Service) Cancel(ctx context.Context, id string) (*Run, error) {
 		}
 		return nil, apierr.Conflict("run_finished", "", "run %s already ended with status %s", id, r.Status)
 	}
-	if err := s.cancel(ctx, r, "cancelled by user"); err != nil {
+	if err := s.cancel(ctx, r, ReasonCancelledByUser); err != nil {
 		return nil, err
 	}
 	return s.Get(ctx, id)
@@ -249,10 +271,12 @@ func (s *Service) Cancel(ctx context.Context, id string) (*Run, error) {
 
 func (s *Service) cancel(ctx context.Context, r *Run, reason string) error {
 	if !r.CancelRequested {
-		if err := s.Store.Patch(ctx, store.KindRun, r.ID, map[string]any{"cancelRequested": true}, 0); err != nil {
+		// The reason is kept for the end: the head's end arrives later (an
+		// event, or the reconciler) and reports it.
+		if err := s.Store.Patch(ctx, store.KindRun, r.ID, map[string]any{"cancelRequested": true, "cancelReason": reason}, 0); err != nil {
 			return fmt.Errorf("cancel run %s: %w", r.ID, err)
 		}
-		r.CancelRequested = true
+		r.CancelRequested, r.CancelReason = true, reason
 	}
 	l, ok := s.Launchers[r.Platform]
 	if !ok && r.Backend != nil {
@@ -275,6 +299,18 @@ func (s *Service) cancel(ctx context.Context, r *Run, reason string) error {
 		return err
 	}
 	return nil
+}
+
+// ReasonCancelledByUser is the statusReason of runs cancelled through the
+// API (computeenv.ReasonDeleted that of runs of a force-deleted CE).
+const ReasonCancelledByUser = "cancelled by user"
+
+// CancelledReason is the statusReason of a run that ended after a cancel request.
+func (r *Run) CancelledReason() string {
+	if r.CancelReason != "" {
+		return r.CancelReason
+	}
+	return ReasonCancelledByUser
 }
 
 // ActiveRuns returns the ids of the CE's runs that have not ended.
@@ -322,45 +358,75 @@ func (s *Service) CancelRuns(ctx context.Context, ceID, reason string) error {
 	return errors.Join(errs...)
 }
 
-// Update is a status change observed from an event or the reconciler.
+// Update is a status change observed from an event, the reconciler or the API.
 type Update struct {
-	Status   string
-	At       time.Time // when it happened (the event's time)
+	Status string
+	// At is when it happened (the event's own time); zero means now. It is
+	// placed on the run's timeline by Timeline.Place (ordered, positive
+	// durations, no far-future times) and is the evidence time that decides
+	// between RUNNING and UNKNOWN (see Rank).
+	At       time.Time
 	Reason   string
 	ExitCode *int
-	// Fields are further attributes to write with the change (json names or dotted paths).
+	// RunningAt, with a terminal Status, is when the head started running,
+	// recorded when the run has no running time yet (its RUNNING event was
+	// missed).
+	RunningAt time.Time
+	// Fields are further attributes to write with the change (json names or
+	// dotted paths).
 	Fields map[string]any
 }
 
-// Transition applies u to r if it moves r forward (one conditional write);
-// duplicates and late updates are no-ops reported as false. r is updated
-// in memory when the change applies.
+// Transition applies u to r if it moves r forward under the rank rules (one
+// conditional write; a run's end also releases its compute environment's
+// active-run count in the same transaction). Duplicates, late and stale
+// updates are no-ops reported as false. r is updated in memory when the
+// change applies.
 func (s *Service) Transition(ctx context.Context, r *Run, u Update) (bool, error) {
 	rank := Rank(u.Status)
 	if rank == 0 {
 		return false, fmt.Errorf("transition run %s: unknown status %q", r.ID, u.Status)
 	}
+	now := s.now()
 	at := u.At.UTC()
-	if at.IsZero() {
-		at = s.now()
+	if at.IsZero() || at.After(now.Add(MaxClockSkew)) {
+		at = now
 	}
 	set := map[string]any{}
 	for k, v := range u.Fields {
 		set[k] = v
 	}
+	tl := r.Timeline
 	var ttr *int64
 	switch {
 	case u.Status == StatusRunning:
-		set["timeline.running"] = at
-		if sub := r.Timeline.Submitted; sub != nil {
-			ms := at.Sub(*sub).Milliseconds()
-			if ms < 0 {
-				ms = 0
+		if tl.Running == nil {
+			// The first start: a restart (UNKNOWN -> RUNNING) keeps it.
+			at = tl.Place(StatusRunning, at, now)
+			tl.Running = &at
+			set["timeline.running"] = at
+			if sub := tl.Submitted; sub != nil {
+				ms := at.Sub(*sub).Milliseconds()
+				ttr = &ms
+				set["timeToRunningMs"] = ms
 			}
-			ttr = &ms
-			set["timeToRunningMs"] = ms
+		}
+		if u.Reason == "" && r.StatusReason != "" {
+			set["statusReason"] = nil // a reason belongs to the status it explained (UNKNOWN)
 		}
 	case Terminal(u.Status):
+		if tl.Running == nil && !u.RunningAt.IsZero() {
+			started := tl.Place(StatusRunning, u.RunningAt, now)
+			tl.Running = &started
+			set["timeline.running"] = started
+			if sub := tl.Submitted; sub != nil {
+				ms := started.Sub(*sub).Milliseconds()
+				ttr = &ms
+				set["timeToRunningMs"] = ms
+			}
+		}
+		at = tl.Place(u.Status, at, now)
+		tl.Completed = &at
 		set["timeline.completed"] = at
 	}
 	if u.Reason != "" {
@@ -369,28 +435,70 @@ func (s *Service) Transition(ctx context.Context, r *Run, u Update) (bool, error
 	if u.ExitCode != nil {
 		set["exitCode"] = *u.ExitCode
 	}
-	ok, err := s.Store.Transition(ctx, store.KindRun, r.ID, u.Status, rank, set)
+	m := store.Move{Status: u.Status, Rank: rank, Revisable: Revisable(u.Status), At: at, Set: set}
+	if Terminal(u.Status) && r.ComputeEnvID != "" {
+		m.Count = &store.Count{Kind: store.KindCERuns, ID: r.ComputeEnvID, Delta: -1}
+	}
+	ok, err := s.Store.Transition(ctx, store.KindRun, r.ID, m)
+	if err == nil && !ok && u.Status == StatusRunning && r.Timeline.Running == nil {
+		// Refused: the run may have ended meanwhile (its end applied by a
+		// concurrent consumer). When it ran is still worth recording.
+		cur, gerr := s.Get(ctx, r.ID)
+		if gerr != nil {
+			return false, gerr
+		}
+		if Terminal(cur.Status) {
+			*r = *cur
+			return false, s.RecordRunning(ctx, r, u.At)
+		}
+	}
 	if err != nil || !ok {
 		return ok, err
 	}
-	r.Status = u.Status
-	switch {
-	case u.Status == StatusRunning:
-		r.Timeline.Running, r.TimeToRunningMs = &at, ttr
-		if ttr != nil {
+	r.Status, r.Timeline = u.Status, tl
+	if ttr != nil {
+		r.TimeToRunningMs = ttr
+		if u.Status == StatusRunning {
 			s.Metrics.Put(metrics.TimeToRunning, float64(*ttr), metrics.Milliseconds, map[string]string{"Platform": r.Platform})
 		}
-	case Terminal(u.Status):
-		r.Timeline.Completed = &at
 	}
-	if u.Reason != "" {
+	switch {
+	case u.Reason != "":
 		r.StatusReason = u.Reason
+	case u.Status == StatusRunning:
+		r.StatusReason = ""
 	}
 	if u.ExitCode != nil {
 		r.ExitCode = u.ExitCode
 	}
 	s.Metrics.Put(metrics.RunStatus, 1, metrics.Count, map[string]string{"Status": u.Status})
 	return true, nil
+}
+
+// RecordRunning records when an ended run's head started running, learnt
+// after its end (a late RUNNING event): the status stays, the time goes on
+// the timeline (placed before the end) unless one is there already.
+func (s *Service) RecordRunning(ctx context.Context, r *Run, at time.Time) error {
+	if r.Timeline.Running != nil || at.IsZero() {
+		return nil
+	}
+	at = r.Timeline.Place(StatusRunning, at, s.now())
+	set := map[string]any{"timeline.running": at}
+	var ttr *int64
+	if sub := r.Timeline.Submitted; sub != nil {
+		ms := at.Sub(*sub).Milliseconds()
+		ttr = &ms
+		set["timeToRunningMs"] = ms
+	}
+	err := s.Store.PatchWhen(ctx, store.KindRun, r.ID, set, store.Unset("timeline.running"))
+	if errors.Is(err, store.ErrConflict) {
+		return nil // recorded meanwhile
+	}
+	if err != nil {
+		return fmt.Errorf("record running time of run %s: %w", r.ID, err)
+	}
+	r.Timeline.Running, r.TimeToRunningMs = &at, ttr
+	return nil
 }
 
 // ByBackend returns the run whose head is the given EC2 instance or Batch
@@ -410,24 +518,53 @@ func (s *Service) ByBackend(ctx context.Context, kind store.Kind, backendID stri
 	return &r, nil
 }
 
-// Reconcile asks each platform to repair the active runs of every CE.
-func (s *Service) Reconcile(ctx context.Context, ces []computeenv.ComputeEnv) error {
+// Reconcile repairs every active run, whatever its compute environment's
+// status: the runs are listed by status (not by CE), grouped by CE, and each
+// platform asks AWS for the state of their heads. Runs of a CE being deleted
+// (DELETING, DELETED) that no cancel reached yet are cancelled first, with
+// the reason computeenv.ReasonDeleted, so they end CANCELLED with it even
+// when their head's end event never comes.
+func (s *Service) Reconcile(ctx context.Context) error {
+	var all []Run
+	for _, st := range ActiveStatuses {
+		runs, err := store.All[Run](ctx, s.Store, store.Query{Kind: store.KindRun, Status: st})
+		if err != nil {
+			return fmt.Errorf("list %s runs: %w", st, err)
+		}
+		all = append(all, runs...)
+	}
+	byCE := map[string][]Run{}
+	var order []string
+	for _, r := range all {
+		if _, ok := byCE[r.ComputeEnvID]; !ok {
+			order = append(order, r.ComputeEnvID)
+		}
+		byCE[r.ComputeEnvID] = append(byCE[r.ComputeEnvID], r)
+	}
 	var errs []error
-	for i := range ces {
-		ce := &ces[i]
+	for _, ceID := range order {
+		var ce computeenv.ComputeEnv
+		v, err := s.Store.Get(ctx, store.KindCE, ceID, &ce)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("reconcile runs of compute environment %s: %w", ceID, err))
+			continue
+		}
+		ce.Version = v
+		active := byCE[ceID]
+		if ce.Status == computeenv.StatusDeleting || ce.Status == computeenv.StatusDeleted {
+			for i := range active {
+				if r := &active[i]; !r.CancelRequested {
+					if err := s.cancel(ctx, r, computeenv.ReasonDeleted); err != nil {
+						errs = append(errs, err)
+					}
+				}
+			}
+		}
 		rec, ok := s.Launchers[ce.Platform].(Reconciler)
 		if !ok {
 			continue
 		}
-		active, err := s.activeRuns(ctx, ce.ID)
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		if len(active) == 0 {
-			continue
-		}
-		if err := rec.Reconcile(ctx, ce, active); err != nil {
+		if err := rec.Reconcile(ctx, &ce, active); err != nil {
 			errs = append(errs, fmt.Errorf("reconcile runs of compute environment %s: %w", ce.ID, err))
 		}
 	}

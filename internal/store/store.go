@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"sort"
 	"strings"
 	"time"
@@ -33,6 +34,7 @@ const (
 	KindIdempotency Kind = "IDEMPOTENCY" // launch idempotency key -> run id
 	KindCEName      Kind = "CENAME"      // compute-environment name guard (uniqueness)
 	KindSighting    Kind = "SIGHTING"    // the sweeper's first sighting of an orphan volume
+	KindCERuns      Kind = "CERUNS"      // active-run count of a compute environment (launch vs delete)
 )
 
 // Attribute and index names of the table.
@@ -47,6 +49,8 @@ const (
 	attrExpiresAt  = "expiresAt"   // TTL, epoch seconds
 	attrTarget     = "target"      // reverse indexes and guards: the id they point to
 	attrPrint      = "fingerprint" // guards: what the guarded request was (idempotency keys)
+	attrStatusAt   = "statusAt"    // epoch ms of the observation that set the status (Transition)
+	attrCount      = "count"       // counters (WithCount)
 
 	IndexByKind   = "byKind"
 	IndexByStatus = "byStatus"
@@ -62,7 +66,22 @@ var (
 	ErrExists    = errors.New("record already exists")
 	ErrConflict  = errors.New("record was changed concurrently (version mismatch)")
 	ErrBadCursor = errors.New("invalid pagination cursor")
+	// ErrCheckFailed: a condition on another item (WithCheck) did not hold.
+	ErrCheckFailed = errors.New("a checked record is not in the required state")
 )
+
+// CheckError says which checked item (WithCheck) failed its condition.
+type CheckError struct {
+	Kind Kind
+	ID   string
+}
+
+func (e *CheckError) Error() string {
+	return fmt.Sprintf("%s %q is not in the required state", e.Kind, e.ID)
+}
+
+// Unwrap makes errors.Is(err, ErrCheckFailed) true.
+func (e *CheckError) Unwrap() error { return ErrCheckFailed }
 
 // ExistsError says which key of a conditional create already existed.
 type ExistsError struct {
@@ -126,6 +145,8 @@ type writeOpts struct {
 	rank    int
 	expires time.Time
 	guards  []guard
+	checks  []Check
+	counts  []Count
 }
 
 type guard struct {
@@ -153,6 +174,133 @@ func WithGuard(kind Kind, id string) Option {
 // with), read back with GetGuard.
 func WithFingerprintedGuard(kind Kind, id, fingerprint string) Option {
 	return func(o *writeOpts) { o.guards = append(o.guards, guard{kind, id, fingerprint}) }
+}
+
+// Check is a condition on another record, checked in the same transaction
+// as the write it goes with (WithCheck). Build it with StatusIs or CountAtMost.
+type Check struct {
+	Kind   Kind
+	ID     string
+	expr   string
+	values map[string]types.AttributeValue
+}
+
+// StatusIs checks that the record kind#id exists with the given status.
+func StatusIs(kind Kind, id, status string) Check {
+	return Check{Kind: kind, ID: id, expr: "attribute_exists(pk) AND #status = :want",
+		values: map[string]types.AttributeValue{":want": &types.AttributeValueMemberS{Value: status}}}
+}
+
+// CountAtMost checks that the counter kind#id (WithCount) is at most n; a
+// counter never written counts zero.
+func CountAtMost(kind Kind, id string, n int64) Check {
+	return Check{Kind: kind, ID: id, expr: "attribute_not_exists(#count) OR #count <= :want",
+		values: map[string]types.AttributeValue{":want": &types.AttributeValueMemberN{Value: fmt.Sprint(n)}}}
+}
+
+// WithCheck makes a Create or Save apply only if c holds, in one
+// transaction; otherwise it fails with *CheckError.
+func WithCheck(c Check) Option { return func(o *writeOpts) { o.checks = append(o.checks, c) } }
+
+// Count adds Delta to the counter item kind#id in the same transaction as
+// the write it goes with (a run's create and its end, for example).
+type Count struct {
+	Kind  Kind
+	ID    string
+	Delta int64
+}
+
+// WithCount adjusts a counter in the same transaction as a Create.
+func WithCount(c Count) Option { return func(o *writeOpts) { o.counts = append(o.counts, c) } }
+
+// GetCount reads a counter (zero when never written).
+func (s *Store) GetCount(ctx context.Context, kind Kind, id string) (int64, error) {
+	res, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{TableName: &s.table, Key: pkOf(kind, id), ConsistentRead: aws.Bool(true)})
+	if err != nil {
+		return 0, fmt.Errorf("get %s %s: %w", kind, id, err)
+	}
+	return numberAttr(res.Item, attrCount), nil
+}
+
+func (s *Store) checkItem(c Check) types.TransactWriteItem {
+	names := map[string]string{}
+	if strings.Contains(c.expr, "#status") {
+		names["#status"] = "status"
+	}
+	if strings.Contains(c.expr, "#count") {
+		names["#count"] = attrCount
+	}
+	return types.TransactWriteItem{ConditionCheck: &types.ConditionCheck{
+		TableName: &s.table, Key: pkOf(c.Kind, c.ID), ConditionExpression: aws.String(c.expr),
+		ExpressionAttributeNames: names, ExpressionAttributeValues: c.values,
+	}}
+}
+
+func (s *Store) countItem(c Count) types.TransactWriteItem {
+	return types.TransactWriteItem{Update: &types.Update{
+		TableName: &s.table, Key: pkOf(c.Kind, c.ID),
+		UpdateExpression:         aws.String("SET #kind = :kind ADD #count :d"),
+		ExpressionAttributeNames: map[string]string{"#kind": attrKind, "#count": attrCount},
+		ExpressionAttributeValues: map[string]types.AttributeValue{
+			":kind": &types.AttributeValueMemberS{Value: string(c.Kind)},
+			":d":    &types.AttributeValueMemberN{Value: fmt.Sprint(c.Delta)},
+		},
+	}}
+}
+
+// transact runs a transaction, retrying a few times when it was cancelled
+// only because another transaction touched one of its items at the same
+// time (TransactionConflict: the SDK does not retry it). Counters make
+// that expected: concurrent launches on one compute environment share one.
+func (s *Store) transact(ctx context.Context, items []types.TransactWriteItem) error {
+	var err error
+	for attempt := 0; attempt < transactAttempts; attempt++ {
+		_, err = s.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: items})
+		if !transactionConflict(err) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return errors.Join(err, ctx.Err())
+		case <-time.After(time.Duration(attempt+1) * time.Duration(5+rand.IntN(20)) * time.Millisecond):
+		}
+	}
+	return err
+}
+
+const transactAttempts = 6
+
+func transactionConflict(err error) bool {
+	var tce *types.TransactionCanceledException
+	if errors.As(err, &tce) {
+		conflict := false
+		for _, r := range tce.CancellationReasons {
+			switch aws.ToString(r.Code) {
+			case "TransactionConflict":
+				conflict = true
+			case "", "None":
+			default:
+				return false // a condition failed: that is an answer, not a conflict
+			}
+		}
+		return conflict
+	}
+	var tc *types.TransactionConflictException
+	return errors.As(err, &tc)
+}
+
+// cancelled returns the index of the first item whose condition failed in a
+// cancelled transaction, or -1.
+func cancelled(err error) int {
+	var tce *types.TransactionCanceledException
+	if errors.As(err, &tce) {
+		for i, r := range tce.CancellationReasons {
+			if aws.ToString(r.Code) == "ConditionalCheckFailed" {
+				return i
+			}
+		}
+	}
+	return -1
 }
 
 // item builds the stored item: the domain fields plus keys and index attributes.
@@ -216,7 +364,7 @@ func (s *Store) Create(ctx context.Context, kind Kind, id string, v any, opts ..
 		return err
 	}
 	notExists := aws.String("attribute_not_exists(pk)")
-	if len(o.guards) == 0 {
+	if len(o.guards) == 0 && len(o.checks) == 0 && len(o.counts) == 0 {
 		_, err = s.db.PutItem(ctx, &dynamodb.PutItemInput{TableName: &s.table, Item: item, ConditionExpression: notExists})
 		if isConditionFailed(err) {
 			return &ExistsError{Kind: kind, ID: id}
@@ -226,24 +374,28 @@ func (s *Store) Create(ctx context.Context, kind Kind, id string, v any, opts ..
 		}
 		return nil
 	}
+	// The record, its guards, checks and counters: all or nothing.
 	items := []types.TransactWriteItem{{Put: &types.Put{TableName: &s.table, Item: item, ConditionExpression: notExists}}}
 	for _, g := range o.guards {
 		gi := s.guardItem(g, id, o.expires)
 		items = append(items, types.TransactWriteItem{Put: &types.Put{TableName: &s.table, Item: gi, ConditionExpression: notExists}})
 	}
-	_, err = s.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: items})
-	var tce *types.TransactionCanceledException
-	if errors.As(err, &tce) {
-		for i, r := range tce.CancellationReasons {
-			if aws.ToString(r.Code) != "ConditionalCheckFailed" {
-				continue
-			}
-			if i == 0 {
-				return &ExistsError{Kind: kind, ID: id}
-			}
-			g := o.guards[i-1]
-			return &ExistsError{Kind: g.kind, ID: g.id}
-		}
+	for _, c := range o.checks {
+		items = append(items, s.checkItem(c))
+	}
+	for _, c := range o.counts {
+		items = append(items, s.countItem(c))
+	}
+	err = s.transact(ctx, items)
+	switch i := cancelled(err); {
+	case i == 0:
+		return &ExistsError{Kind: kind, ID: id}
+	case i > 0 && i <= len(o.guards):
+		g := o.guards[i-1]
+		return &ExistsError{Kind: g.kind, ID: g.id}
+	case i > len(o.guards):
+		c := o.checks[i-1-len(o.guards)]
+		return &CheckError{Kind: c.Kind, ID: c.ID}
 	}
 	if err != nil {
 		return fmt.Errorf("create %s %s: %w", kind, id, err)
@@ -282,7 +434,8 @@ func (s *Store) Get(ctx context.Context, kind Kind, id string, out any) (int64, 
 }
 
 // Save replaces a record if its stored version is still version, and returns
-// the new version. A concurrent change gives ErrConflict.
+// the new version. A concurrent change gives ErrConflict; a failed
+// WithCheck gives *CheckError.
 func (s *Store) Save(ctx context.Context, kind Kind, id string, v any, version int64, opts ...Option) (int64, error) {
 	var o writeOpts
 	for _, opt := range opts {
@@ -294,19 +447,44 @@ func (s *Store) Save(ctx context.Context, kind Kind, id string, v any, version i
 	}
 	if o.rank == 0 {
 		// Keep the rank Transition relies on when the caller did not restate it.
-		cur, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{TableName: &s.table, Key: pkOf(kind, id), ConsistentRead: aws.Bool(true), ProjectionExpression: aws.String(attrStatusRank)})
+		cur, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{TableName: &s.table, Key: pkOf(kind, id), ConsistentRead: aws.Bool(true),
+			ProjectionExpression: aws.String(attrStatusRank + ", " + attrStatusAt)})
 		if err != nil {
 			return 0, fmt.Errorf("save %s %s: %w", kind, id, err)
 		}
-		if r, ok := cur.Item[attrStatusRank]; ok {
-			item[attrStatusRank] = r
+		for _, a := range []string{attrStatusRank, attrStatusAt} {
+			if r, ok := cur.Item[a]; ok {
+				item[a] = r
+			}
 		}
 	}
-	_, err = s.db.PutItem(ctx, &dynamodb.PutItemInput{
+	put := &types.Put{
 		TableName:                 &s.table,
 		Item:                      item,
 		ConditionExpression:       aws.String("attribute_exists(pk) AND version = :v"),
 		ExpressionAttributeValues: map[string]types.AttributeValue{":v": &types.AttributeValueMemberN{Value: fmt.Sprint(version)}},
+	}
+	if len(o.checks) > 0 {
+		items := []types.TransactWriteItem{{Put: put}}
+		for _, c := range o.checks {
+			items = append(items, s.checkItem(c))
+		}
+		err = s.transact(ctx, items)
+		switch i := cancelled(err); {
+		case i == 0:
+			return 0, fmt.Errorf("save %s %s at version %d: %w", kind, id, version, ErrConflict)
+		case i > 0:
+			c := o.checks[i-1]
+			return 0, fmt.Errorf("save %s %s: %w", kind, id, &CheckError{Kind: c.Kind, ID: c.ID})
+		}
+		if err != nil {
+			return 0, fmt.Errorf("save %s %s: %w", kind, id, err)
+		}
+		return version + 1, nil
+	}
+	_, err = s.db.PutItem(ctx, &dynamodb.PutItemInput{
+		TableName: put.TableName, Item: put.Item, ConditionExpression: put.ConditionExpression,
+		ExpressionAttributeValues: put.ExpressionAttributeValues,
 	})
 	if isConditionFailed(err) {
 		return 0, fmt.Errorf("save %s %s at version %d: %w", kind, id, version, ErrConflict)
@@ -374,33 +552,117 @@ func (s *Store) GetGuard(ctx context.Context, kind Kind, id string) (target, fin
 	return stringAttr(res.Item, attrTarget), stringAttr(res.Item, attrPrint), nil
 }
 
-// Transition moves a record's status forward in one conditional update: it
-// applies only when the stored rank is lower than rank. A duplicate or stale
-// transition changes nothing and returns (false, nil); a missing record
-// returns ErrNotFound. set holds further attributes to write with the change
-// (timestamps, exit code, reason), keyed by their json names.
-func (s *Store) Transition(ctx context.Context, kind Kind, id, status string, rank int, set map[string]any) (bool, error) {
-	names := map[string]string{"#status": "status", "#ks": attrKindStatus, "#rank": attrStatusRank, "#v": attrVersion}
+// maxBatchGet is how many keys one BatchGetItem takes.
+const maxBatchGet = 100
+
+// GetRefs reads the targets of reverse-index items of one kind, many at
+// once (consistent, one BatchGetItem per 100 ids); ids without an item are
+// absent from the result.
+func (s *Store) GetRefs(ctx context.Context, kind Kind, ids []string) (map[string]string, error) {
+	out := make(map[string]string, len(ids))
+	seen := map[string]bool{}
+	var keys []map[string]types.AttributeValue
+	for _, id := range ids {
+		if !seen[id] {
+			seen[id] = true
+			keys = append(keys, pkOf(kind, id))
+		}
+	}
+	prefix := string(kind) + "#"
+	for start := 0; start < len(keys); start += maxBatchGet {
+		pending := map[string]types.KeysAndAttributes{s.table: {
+			Keys: keys[start:min(start+maxBatchGet, len(keys))], ConsistentRead: aws.Bool(true),
+			ProjectionExpression: aws.String("#pk, #t"), ExpressionAttributeNames: map[string]string{"#pk": attrPK, "#t": attrTarget},
+		}}
+		for attempt := 0; len(pending) > 0; attempt++ {
+			if attempt == transactAttempts {
+				return nil, fmt.Errorf("get %s refs: keys still unprocessed after %d attempts", kind, attempt)
+			}
+			res, err := s.db.BatchGetItem(ctx, &dynamodb.BatchGetItemInput{RequestItems: pending})
+			if err != nil {
+				return nil, fmt.Errorf("get %s refs: %w", kind, err)
+			}
+			for _, item := range res.Responses[s.table] {
+				out[strings.TrimPrefix(stringAttr(item, attrPK), prefix)] = stringAttr(item, attrTarget)
+			}
+			pending = res.UnprocessedKeys
+			if len(pending) > 0 {
+				time.Sleep(time.Duration(attempt+1) * 20 * time.Millisecond)
+			}
+		}
+	}
+	return out, nil
+}
+
+// Move is a status change for Transition.
+type Move struct {
+	Status string
+	// Rank orders statuses: a move applies when Rank is above the stored
+	// rank or, with Revisable, equal to it with another Status and an At
+	// later than the stored status's time.
+	Rank int
+	// Revisable: the statuses of this rank replace each other on newer
+	// evidence (RUNNING and UNKNOWN); without it a rank is final once
+	// reached (terminal statuses: the first recorded stays).
+	Revisable bool
+	// At is when the change was observed (stored as the status's time).
+	At time.Time
+	// Set holds further attributes to write with the change (timestamps,
+	// exit code, reason), keyed by their json names or dotted paths; a nil
+	// value removes the attribute.
+	Set map[string]any
+	// Count, when set, is adjusted in the same transaction (a run's end
+	// releases its compute environment's active-run count).
+	Count *Count
+}
+
+// Transition applies m in one conditional update (see Move.Rank). A
+// duplicate or stale move changes nothing and returns (false, nil); a
+// missing record returns ErrNotFound.
+func (s *Store) Transition(ctx context.Context, kind Kind, id string, m Move) (bool, error) {
+	names := map[string]string{"#status": "status", "#ks": attrKindStatus, "#rank": attrStatusRank, "#v": attrVersion, "#at": attrStatusAt}
 	values := map[string]types.AttributeValue{
-		":status": &types.AttributeValueMemberS{Value: status},
-		":ks":     &types.AttributeValueMemberS{Value: string(kind) + "#" + status},
-		":rank":   &types.AttributeValueMemberN{Value: fmt.Sprint(rank)},
+		":status": &types.AttributeValueMemberS{Value: m.Status},
+		":ks":     &types.AttributeValueMemberS{Value: string(kind) + "#" + m.Status},
+		":rank":   &types.AttributeValueMemberN{Value: fmt.Sprint(m.Rank)},
+		":at":     &types.AttributeValueMemberN{Value: fmt.Sprint(m.At.UnixMilli())},
 		":one":    &types.AttributeValueMemberN{Value: "1"},
 	}
-	sets, err := setClauses(set, names, values)
+	sets, removes, err := setClauses(m.Set, names, values)
 	if err != nil {
 		return false, fmt.Errorf("transition %s %s: %w", kind, id, err)
 	}
-	sets = append([]string{"#status = :status", "#ks = :ks", "#rank = :rank"}, sets...)
-	_, err = s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+	sets = append([]string{"#status = :status", "#ks = :ks", "#rank = :rank", "#at = :at"}, sets...)
+	expr := "SET " + strings.Join(sets, ", ") + " ADD #v :one"
+	if len(removes) > 0 {
+		expr += " REMOVE " + strings.Join(removes, ", ")
+	}
+	cond := "attribute_exists(pk) AND (attribute_not_exists(#rank) OR #rank < :rank"
+	if m.Revisable {
+		cond += " OR (#rank = :rank AND #status <> :status AND (attribute_not_exists(#at) OR #at < :at))"
+	}
+	cond += ")"
+	update := &types.Update{
 		TableName:                           &s.table,
 		Key:                                 pkOf(kind, id),
-		UpdateExpression:                    aws.String("SET " + strings.Join(sets, ", ") + " ADD #v :one"),
-		ConditionExpression:                 aws.String("attribute_exists(pk) AND (attribute_not_exists(#rank) OR #rank < :rank)"),
+		UpdateExpression:                    aws.String(expr),
+		ConditionExpression:                 aws.String(cond),
 		ExpressionAttributeNames:            names,
 		ExpressionAttributeValues:           values,
 		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
-	})
+	}
+	if m.Count != nil {
+		err = s.transact(ctx, []types.TransactWriteItem{{Update: update}, s.countItem(*m.Count)})
+		if cancelled(err) == 0 {
+			err = &types.ConditionalCheckFailedException{Message: aws.String("transaction: record condition failed")}
+		}
+	} else {
+		_, err = s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+			TableName: update.TableName, Key: update.Key, UpdateExpression: update.UpdateExpression,
+			ConditionExpression: update.ConditionExpression, ExpressionAttributeNames: names,
+			ExpressionAttributeValues: values, ReturnValuesOnConditionCheckFailure: update.ReturnValuesOnConditionCheckFailure,
+		})
+	}
 	if err == nil {
 		return true, nil
 	}
@@ -418,12 +680,12 @@ func (s *Store) Transition(ctx context.Context, kind Kind, id, status string, ra
 		}
 		return false, nil
 	}
-	return false, fmt.Errorf("transition %s %s to %s: %w", kind, id, status, err)
+	return false, fmt.Errorf("transition %s %s to %s: %w", kind, id, m.Status, err)
 }
 
 // Patch sets attributes on an existing record without touching its status
-// (counters, backend references). With ifVersion > 0 it applies only at
-// that version (ErrConflict otherwise).
+// (counters, backend references); a nil value removes the attribute. With
+// ifVersion > 0 it applies only at that version (ErrConflict otherwise).
 func (s *Store) Patch(ctx context.Context, kind Kind, id string, set map[string]any, ifVersion int64) error {
 	return s.PatchWithRefs(ctx, kind, id, set, ifVersion)
 }
@@ -437,20 +699,83 @@ type Ref struct {
 // PatchWithRefs is Patch plus, in the same transaction, reverse-index items
 // pointing at the record (e.g. the EC2 instance id of a run): one call.
 func (s *Store) PatchWithRefs(ctx context.Context, kind Kind, id string, set map[string]any, ifVersion int64, refs ...Ref) error {
+	var c Cond
+	if ifVersion > 0 {
+		c = Cond{expr: "#v = :ver", values: map[string]types.AttributeValue{":ver": &types.AttributeValueMemberN{Value: fmt.Sprint(ifVersion)}}}
+	}
+	err := s.patch(ctx, kind, id, set, c, refs)
+	if errors.Is(err, errCondition) {
+		if ifVersion > 0 {
+			return fmt.Errorf("patch %s %s: %w", kind, id, ErrConflict)
+		}
+		return fmt.Errorf("patch %s %s: %w", kind, id, ErrNotFound)
+	}
+	return err
+}
+
+// Cond is a condition on a record's own attributes for PatchWhen.
+type Cond struct {
+	expr   string
+	names  map[string]string
+	values map[string]types.AttributeValue
+}
+
+// Unset holds when the record has no attribute at path (a json name or a
+// dotted path into maps, e.g. "timeline.running").
+func Unset(path string) Cond {
+	parts := strings.Split(path, ".")
+	names := map[string]string{}
+	for i, p := range parts {
+		alias := fmt.Sprintf("#c%d", i)
+		names[alias] = p
+		parts[i] = alias
+	}
+	return Cond{expr: "attribute_not_exists(" + strings.Join(parts, ".") + ")", names: names}
+}
+
+// PatchWhen is PatchWithRefs that applies only while c holds: a write that
+// must not replace another writer's value (a run's backend) uses it.
+// ErrConflict when c does not hold, ErrNotFound without the record.
+func (s *Store) PatchWhen(ctx context.Context, kind Kind, id string, set map[string]any, c Cond, refs ...Ref) error {
+	err := s.patch(ctx, kind, id, set, c, refs)
+	if errors.Is(err, errCondition) {
+		res, gerr := s.db.GetItem(ctx, &dynamodb.GetItemInput{TableName: &s.table, Key: pkOf(kind, id), ProjectionExpression: aws.String(attrPK)})
+		if gerr != nil {
+			return fmt.Errorf("patch %s %s: %w", kind, id, gerr)
+		}
+		if res.Item == nil {
+			return fmt.Errorf("patch %s %s: %w", kind, id, ErrNotFound)
+		}
+		return fmt.Errorf("patch %s %s: %w", kind, id, ErrConflict)
+	}
+	return err
+}
+
+var errCondition = errors.New("condition failed")
+
+func (s *Store) patch(ctx context.Context, kind Kind, id string, set map[string]any, c Cond, refs []Ref) error {
 	names := map[string]string{"#v": attrVersion}
 	values := map[string]types.AttributeValue{":one": &types.AttributeValueMemberN{Value: "1"}}
-	sets, err := setClauses(set, names, values)
+	sets, removes, err := setClauses(set, names, values)
 	if err != nil {
 		return fmt.Errorf("patch %s %s: %w", kind, id, err)
 	}
 	cond := "attribute_exists(pk)"
-	if ifVersion > 0 {
-		cond += " AND #v = :ver"
-		values[":ver"] = &types.AttributeValueMemberN{Value: fmt.Sprint(ifVersion)}
+	if c.expr != "" {
+		cond += " AND " + c.expr
+		for k, v := range c.names {
+			names[k] = v
+		}
+		for k, v := range c.values {
+			values[k] = v
+		}
 	}
 	expr := "ADD #v :one"
 	if len(sets) > 0 {
 		expr = "SET " + strings.Join(sets, ", ") + " " + expr
+	}
+	if len(removes) > 0 {
+		expr += " REMOVE " + strings.Join(removes, ", ")
 	}
 	update := &types.Update{
 		TableName: &s.table, Key: pkOf(kind, id), UpdateExpression: &expr,
@@ -462,22 +787,18 @@ func (s *Store) PatchWithRefs(ctx context.Context, kind Kind, id string, set map
 		for _, r := range refs {
 			items = append(items, types.TransactWriteItem{Put: &types.Put{TableName: &s.table, Item: s.guardItem(guard{kind: r.Kind, id: r.ID}, id, time.Time{})}})
 		}
-		_, err = s.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: items})
-		var tce *types.TransactionCanceledException
-		if errors.As(err, &tce) && len(tce.CancellationReasons) > 0 && aws.ToString(tce.CancellationReasons[0].Code) == "ConditionalCheckFailed" {
-			err = &types.ConditionalCheckFailedException{Message: aws.String("transaction: record condition failed")}
+		err = s.transact(ctx, items)
+		if cancelled(err) == 0 {
+			return errCondition
 		}
 	} else {
 		_, err = s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 			TableName: update.TableName, Key: update.Key, UpdateExpression: update.UpdateExpression,
 			ConditionExpression: update.ConditionExpression, ExpressionAttributeNames: names, ExpressionAttributeValues: values,
 		})
-	}
-	if isConditionFailed(err) {
-		if ifVersion > 0 {
-			return fmt.Errorf("patch %s %s: %w", kind, id, ErrConflict)
+		if isConditionFailed(err) {
+			return errCondition
 		}
-		return fmt.Errorf("patch %s %s: %w", kind, id, ErrNotFound)
 	}
 	if err != nil {
 		return fmt.Errorf("patch %s %s: %w", kind, id, err)
@@ -486,31 +807,34 @@ func (s *Store) PatchWithRefs(ctx context.Context, kind Kind, id string, set map
 }
 
 // setClauses renders "SET" clauses for set, whose keys are json attribute
-// names or dotted paths into maps ("timeline.running"); it fills the
-// expression name and value maps.
-func setClauses(set map[string]any, names map[string]string, values map[string]types.AttributeValue) ([]string, error) {
+// names or dotted paths into maps ("timeline.running"), and "REMOVE"
+// clauses for its nil values; it fills the expression name and value maps.
+func setClauses(set map[string]any, names map[string]string, values map[string]types.AttributeValue) (sets, removes []string, err error) {
 	keys := make([]string, 0, len(set))
 	for k := range set {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys) // deterministic expressions
-	var sets []string
 	for i, path := range keys {
-		av, err := attributevalue.MarshalWithOptions(set[path], encOpts)
-		if err != nil {
-			return nil, fmt.Errorf("marshal %s: %w", path, err)
-		}
 		parts := strings.Split(path, ".")
 		for j, part := range parts {
 			alias := fmt.Sprintf("#f%d_%d", i, j)
 			names[alias] = part
 			parts[j] = alias
 		}
+		if set[path] == nil {
+			removes = append(removes, strings.Join(parts, "."))
+			continue
+		}
+		av, err := attributevalue.MarshalWithOptions(set[path], encOpts)
+		if err != nil {
+			return nil, nil, fmt.Errorf("marshal %s: %w", path, err)
+		}
 		val := fmt.Sprintf(":f%d", i)
 		values[val] = av
 		sets = append(sets, strings.Join(parts, ".")+" = "+val)
 	}
-	return sets, nil
+	return sets, removes, nil
 }
 
 // Query selects a page of records of one kind, newest first.

@@ -93,6 +93,7 @@ func TestTransitionIsMonotonic(t *testing.T) {
 	ctx := context.Background()
 	s := env.Store
 	require.NoError(t, s.Create(ctx, store.KindRun, "r1", rec{ID: "r1", Status: "SUBMITTED", CreatedAt: time.Now()}, store.WithStatusRank(10)))
+	t0 := time.Now()
 
 	steps := []struct {
 		status  string
@@ -111,7 +112,7 @@ func TestTransitionIsMonotonic(t *testing.T) {
 	for i, st := range steps {
 		t.Run(fmt.Sprintf("%d-%s", i, st.status), func(t *testing.T) {
 			code := i
-			applied, err := s.Transition(ctx, store.KindRun, "r1", st.status, st.rank, map[string]any{"exitCode": code})
+			applied, err := s.Transition(ctx, store.KindRun, "r1", store.Move{Status: st.status, Rank: st.rank, At: t0.Add(time.Duration(i) * time.Second), Set: map[string]any{"exitCode": code}})
 			require.NoError(t, err)
 			require.Equal(t, st.applied, applied)
 			var got rec
@@ -126,7 +127,7 @@ func TestTransitionIsMonotonic(t *testing.T) {
 	require.NotNil(t, got.ExitCode)
 	require.Equal(t, 4, *got.ExitCode, "only applied transitions write their fields")
 
-	_, err = s.Transition(ctx, store.KindRun, "nope", "RUNNING", 20, nil)
+	_, err = s.Transition(ctx, store.KindRun, "nope", store.Move{Status: "RUNNING", Rank: 20, At: t0})
 	require.ErrorIs(t, err, store.ErrNotFound)
 }
 
@@ -135,7 +136,7 @@ func TestTransitionUpdatesStatusIndex(t *testing.T) {
 	ctx := context.Background()
 	s := env.Store
 	require.NoError(t, s.Create(ctx, store.KindRun, "r1", rec{ID: "r1", Status: "SUBMITTED", CreatedAt: time.Now()}, store.WithStatusRank(10)))
-	_, err := s.Transition(ctx, store.KindRun, "r1", "RUNNING", 20, nil)
+	_, err := s.Transition(ctx, store.KindRun, "r1", store.Move{Status: "RUNNING", Rank: 20, At: time.Now()})
 	require.NoError(t, err)
 
 	page, err := s.List(ctx, store.Query{Kind: store.KindRun, Status: "RUNNING"})
@@ -264,7 +265,7 @@ func TestPatchWithRefsAndNestedPaths(t *testing.T) {
 	_, err = s.GetRef(ctx, store.KindInstance, "i-2")
 	require.ErrorIs(t, err, store.ErrNotFound, "a failed patch must not leave its reverse index behind")
 
-	ok, err := s.Transition(ctx, store.KindRun, "r1", "RUNNING", 20, map[string]any{"timeline.running": "t1"})
+	ok, err := s.Transition(ctx, store.KindRun, "r1", store.Move{Status: "RUNNING", Rank: 20, At: time.Now(), Set: map[string]any{"timeline.running": "t1"}})
 	require.NoError(t, err)
 	require.True(t, ok)
 	var got nested
@@ -325,4 +326,138 @@ func TestAllReadsEveryPage(t *testing.T) {
 	none, err := store.All[rec](ctx, env.Store, store.Query{Kind: store.KindRun, Status: "FAILED"})
 	require.NoError(t, err)
 	require.Empty(t, none)
+}
+
+// TestTransitionEqualRankNeedsNewerEvidence: two statuses of one rank
+// replace each other only with a later observation time; the same status
+// is never rewritten, so its first time stays.
+func TestTransitionEqualRankNeedsNewerEvidence(t *testing.T) {
+	env := testenv.New(t)
+	ctx := context.Background()
+	s := env.Store
+	require.NoError(t, s.Create(ctx, store.KindRun, "r1", rec{ID: "r1", Status: "SUBMITTED", CreatedAt: time.Now()}, store.WithStatusRank(10)))
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	steps := []struct {
+		status  string
+		at      time.Duration
+		applied bool
+		want    string
+	}{
+		{"RUNNING", 10 * time.Second, true, "RUNNING"},
+		{"UNKNOWN", 5 * time.Second, false, "RUNNING"},  // older than the running evidence
+		{"UNKNOWN", 20 * time.Second, true, "UNKNOWN"},  // stopped later
+		{"RUNNING", 15 * time.Second, false, "UNKNOWN"}, // the original running event, late
+		{"UNKNOWN", 30 * time.Second, false, "UNKNOWN"}, // same status: no rewrite
+		{"RUNNING", 40 * time.Second, true, "RUNNING"},  // restarted
+		{"SUCCEEDED", time.Second, true, "SUCCEEDED"},   // a higher rank needs no newer time
+		{"RUNNING", time.Hour, false, "SUCCEEDED"},      // terminal is final
+	}
+	for i, st := range steps {
+		rank := map[string]int{"RUNNING": 20, "UNKNOWN": 20, "SUCCEEDED": 30}[st.status]
+		applied, err := s.Transition(ctx, store.KindRun, "r1", store.Move{Status: st.status, Rank: rank, Revisable: rank == 20, At: t0.Add(st.at)})
+		require.NoError(t, err)
+		require.Equal(t, st.applied, applied, "step %d", i)
+		var got rec
+		_, err = s.Get(ctx, store.KindRun, "r1", &got)
+		require.NoError(t, err)
+		require.Equal(t, st.want, got.Status, "step %d", i)
+	}
+}
+
+func TestNilRemovesAttributes(t *testing.T) {
+	env := testenv.New(t)
+	ctx := context.Background()
+	s := env.Store
+	require.NoError(t, s.Create(ctx, store.KindRun, "r1", rec{ID: "r1", Name: "n", Status: "SUBMITTED", CreatedAt: time.Now()}, store.WithStatusRank(10)))
+	ok, err := s.Transition(ctx, store.KindRun, "r1", store.Move{Status: "RUNNING", Rank: 20, At: time.Now(), Set: map[string]any{"name": nil, "exitCode": 3}})
+	require.NoError(t, err)
+	require.True(t, ok)
+	var got rec
+	_, err = s.Get(ctx, store.KindRun, "r1", &got)
+	require.NoError(t, err)
+	require.Empty(t, got.Name)
+	require.Equal(t, 3, *got.ExitCode)
+	require.NoError(t, s.Patch(ctx, store.KindRun, "r1", map[string]any{"exitCode": nil}, 0))
+	got = rec{}
+	_, err = s.Get(ctx, store.KindRun, "r1", &got)
+	require.NoError(t, err)
+	require.Nil(t, got.ExitCode)
+}
+
+// TestPatchWhenUnsetOneWriterWins: the first writer of an attribute wins;
+// a second is refused with ErrConflict and leaves no reverse index.
+func TestPatchWhenUnsetOneWriterWins(t *testing.T) {
+	env := testenv.New(t)
+	ctx := context.Background()
+	s := env.Store
+	type owned struct {
+		ID        string    `json:"id"`
+		Owner     string    `json:"owner,omitempty"`
+		CreatedAt time.Time `json:"createdAt"`
+	}
+	require.NoError(t, s.Create(ctx, store.KindRun, "r1", owned{ID: "r1", CreatedAt: time.Now()}))
+	require.NoError(t, s.PatchWhen(ctx, store.KindRun, "r1", map[string]any{"owner": "i-1"}, store.Unset("owner"), store.Ref{Kind: store.KindInstance, ID: "i-1"}))
+	err := s.PatchWhen(ctx, store.KindRun, "r1", map[string]any{"owner": "i-2"}, store.Unset("owner"), store.Ref{Kind: store.KindInstance, ID: "i-2"})
+	require.ErrorIs(t, err, store.ErrConflict)
+	err = s.PatchWhen(ctx, store.KindRun, "r1", map[string]any{"owner": "i-3"}, store.Unset("owner"))
+	require.ErrorIs(t, err, store.ErrConflict)
+	var got owned
+	_, err = s.Get(ctx, store.KindRun, "r1", &got)
+	require.NoError(t, err)
+	require.Equal(t, "i-1", got.Owner)
+	_, err = s.GetRef(ctx, store.KindInstance, "i-2")
+	require.ErrorIs(t, err, store.ErrNotFound)
+	err = s.PatchWhen(ctx, store.KindRun, "missing", map[string]any{"owner": "x"}, store.Unset("owner"))
+	require.ErrorIs(t, err, store.ErrNotFound)
+}
+
+// TestChecksAndCounts: a create conditioned on another record's status
+// moves a counter with it, and a save conditioned on that counter sees it:
+// the two writes exclude each other.
+func TestChecksAndCounts(t *testing.T) {
+	env := testenv.New(t)
+	ctx := context.Background()
+	s := env.Store
+	require.NoError(t, s.Create(ctx, store.KindCE, "ce1", rec{ID: "ce1", Status: "AVAILABLE", CreatedAt: time.Now()}))
+	count := store.Count{Kind: store.KindCERuns, ID: "ce1", Delta: 1}
+	available := store.WithCheck(store.StatusIs(store.KindCE, "ce1", "AVAILABLE"))
+	require.NoError(t, s.Create(ctx, store.KindRun, "r1", rec{ID: "r1", Status: "SUBMITTED", CreatedAt: time.Now()}, available, store.WithCount(count)))
+	n, err := s.GetCount(ctx, store.KindCERuns, "ce1")
+	require.NoError(t, err)
+	require.EqualValues(t, 1, n)
+
+	// A save that needs no active run is refused while the count is 1.
+	var ce rec
+	v, err := s.Get(ctx, store.KindCE, "ce1", &ce)
+	require.NoError(t, err)
+	ce.Status = "DELETING"
+	_, err = s.Save(ctx, store.KindCE, "ce1", ce, v, store.WithCheck(store.CountAtMost(store.KindCERuns, "ce1", 0)))
+	var ce2 *store.CheckError
+	require.ErrorAs(t, err, &ce2)
+	require.Equal(t, store.KindCERuns, ce2.Kind)
+
+	// The run ends: the count drops in the same write, and the save passes.
+	ok, err := s.Transition(ctx, store.KindRun, "r1", store.Move{Status: "FAILED", Rank: 30, At: time.Now(), Count: &store.Count{Kind: store.KindCERuns, ID: "ce1", Delta: -1}})
+	require.NoError(t, err)
+	require.True(t, ok)
+	ok, err = s.Transition(ctx, store.KindRun, "r1", store.Move{Status: "CANCELLED", Rank: 30, At: time.Now(), Count: &store.Count{Kind: store.KindCERuns, ID: "ce1", Delta: -1}})
+	require.NoError(t, err)
+	require.False(t, ok, "a refused move must not move the counter")
+	n, err = s.GetCount(ctx, store.KindCERuns, "ce1")
+	require.NoError(t, err)
+	require.EqualValues(t, 0, n)
+	_, err = s.Save(ctx, store.KindCE, "ce1", ce, v, store.WithCheck(store.CountAtMost(store.KindCERuns, "ce1", 0)))
+	require.NoError(t, err)
+
+	// Now DELETING: a create that needs AVAILABLE is refused and counts nothing.
+	err = s.Create(ctx, store.KindRun, "r2", rec{ID: "r2", Status: "SUBMITTED", CreatedAt: time.Now()}, available, store.WithCount(count))
+	require.ErrorIs(t, err, store.ErrCheckFailed)
+	_, err = s.Get(ctx, store.KindRun, "r2", &rec{})
+	require.ErrorIs(t, err, store.ErrNotFound)
+	n, err = s.GetCount(ctx, store.KindCERuns, "ce1")
+	require.NoError(t, err)
+	require.EqualValues(t, 0, n)
+	// A check on a record that does not exist fails too.
+	err = s.Create(ctx, store.KindRun, "r3", rec{ID: "r3", Status: "SUBMITTED", CreatedAt: time.Now()}, store.WithCheck(store.StatusIs(store.KindCE, "nope", "AVAILABLE")))
+	require.ErrorIs(t, err, store.ErrCheckFailed)
 }

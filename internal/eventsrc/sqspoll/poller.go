@@ -3,14 +3,12 @@ package sqspoll
 import (
 	"context"
 	"fmt"
-	"slices"
 	"time"
 
+	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
-
-	"github.com/ceforge/ceforge/internal/eventsrc"
 )
 
 // QueueAPI is the part of the SQS client the poller uses.
@@ -19,14 +17,20 @@ type QueueAPI interface {
 	DeleteMessageBatch(context.Context, *sqs.DeleteMessageBatchInput, ...func(*sqs.Options)) (*sqs.DeleteMessageBatchOutput, error)
 }
 
+// Handler is what consumes a batch: the Lambda handler itself
+// (eventsrc.Processor.SQSHandler), so the local path is the one AWS runs.
+type Handler func(context.Context, events.SQSEvent) (events.SQSEventResponse, error)
+
 // Poller plays the part of Lambda's SQS event source locally: it receives
-// batches, hands them to the processor, and deletes the messages that did
-// not fail (failed ones reappear after the visibility timeout, and after
-// maxReceiveCount go to the dead-letter queue, as in AWS).
+// batches with their system attributes, hands them to the handler as the
+// Lambda SQS event, and deletes the messages the handler did not report as
+// failed (failed ones reappear after the visibility timeout and, after
+// maxReceiveCount, go to the dead-letter queue, as in AWS).
 type Poller struct {
-	Queue     QueueAPI
-	QueueURL  string
-	Processor *eventsrc.Processor
+	Queue    QueueAPI
+	QueueURL string
+	QueueARN string // eventSourceARN of the records (optional)
+	Handler  Handler
 	// BatchSize up to 10 (SQS maximum per receive).
 	BatchSize int32
 	// Wait is the long-poll time per receive.
@@ -41,6 +45,7 @@ func (p *Poller) PollOnce(ctx context.Context) (int, error) {
 	}
 	out, err := p.Queue.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{
 		QueueUrl: &p.QueueURL, MaxNumberOfMessages: size, WaitTimeSeconds: int32(p.Wait / time.Second),
+		MessageSystemAttributeNames: []types.MessageSystemAttributeName{types.MessageSystemAttributeNameAll},
 	})
 	if err != nil {
 		return 0, fmt.Errorf("receive from %s: %w", p.QueueURL, err)
@@ -48,14 +53,25 @@ func (p *Poller) PollOnce(ctx context.Context) (int, error) {
 	if len(out.Messages) == 0 {
 		return 0, nil
 	}
-	msgs := make([]eventsrc.Message, len(out.Messages))
+	ev := events.SQSEvent{Records: make([]events.SQSMessage, len(out.Messages))}
 	for i, m := range out.Messages {
-		msgs[i] = eventsrc.Message{ID: aws.ToString(m.MessageId), Body: aws.ToString(m.Body)}
+		ev.Records[i] = events.SQSMessage{
+			MessageId: aws.ToString(m.MessageId), ReceiptHandle: aws.ToString(m.ReceiptHandle), Body: aws.ToString(m.Body),
+			Md5OfBody: aws.ToString(m.MD5OfBody), Attributes: m.Attributes, EventSource: "aws:sqs", EventSourceARN: p.QueueARN,
+		}
 	}
-	failed, _ := p.Processor.Process(ctx, msgs)
+	res, err := p.Handler(ctx, ev)
+	if err != nil {
+		// Lambda retries the whole batch after a handler error.
+		return len(out.Messages), fmt.Errorf("handle batch from %s: %w", p.QueueURL, err)
+	}
+	failed := map[string]bool{}
+	for _, f := range res.BatchItemFailures {
+		failed[f.ItemIdentifier] = true
+	}
 	var del []types.DeleteMessageBatchRequestEntry
 	for i, m := range out.Messages {
-		if !slices.Contains(failed, aws.ToString(m.MessageId)) {
+		if !failed[aws.ToString(m.MessageId)] {
 			del = append(del, types.DeleteMessageBatchRequestEntry{Id: aws.String(fmt.Sprint(i)), ReceiptHandle: m.ReceiptHandle})
 		}
 	}
