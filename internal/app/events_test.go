@@ -98,7 +98,7 @@ func newPipeline(t *testing.T) *pipeline {
 	}
 	makeBucket(t, cfg)
 	// Each consumer as functions/batchevents and functions/ec2events wire it.
-	features := map[string]app.Feature{eventsrc.BatchQueue: app.Batch(nil, nil), eventsrc.EC2Queue: app.Cloud(nil, app.ProvisionElsewhere)}
+	features := map[string]app.Feature{eventsrc.BatchQueue: app.Batch(nil, nil, nil), eventsrc.EC2Queue: app.Cloud(nil, app.ProvisionElsewhere)}
 	for _, r := range eventsrc.Rules {
 		url, err := sqspoll.EnsureQueue(ctx, p.SQS, prefix+r.Queue)
 		require.NoError(t, err)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/ceforge/ceforge/internal/app"
 	"github.com/ceforge/ceforge/internal/app/logsroutes"
+	"github.com/ceforge/ceforge/internal/awsclient/fsread"
 	"github.com/ceforge/ceforge/internal/awsclient/ssmparam"
 	"github.com/ceforge/ceforge/internal/computeenv"
 	"github.com/ceforge/ceforge/internal/config"
@@ -99,9 +100,9 @@ func TestFunctionsEmitWhatTheDashboardReads(t *testing.T) {
 	api := p.function(t, emf, func(c *config.Config) {
 		c.ReconcilerFunction, c.SweeperFunction = "ceforge-reconciler", "ceforge-sweeper"
 	},
-		app.Batch(nil, ssmparam.New), app.Cloud(ssmparam.New, app.ProvisionElsewhere), app.Sweeps(app.SweepsBy(queued.factory)),
+		app.Batch(nil, ssmparam.New, fsread.New), app.Cloud(ssmparam.New, app.ProvisionElsewhere), app.Sweeps(app.SweepsBy(queued.factory)),
 		app.HandOff(queued.factory), logsroutes.Feature)
-	reconciler := p.function(t, emf, nil, app.Batch(steps.NewApplier, nil), app.Cloud(nil, app.ProvisionHere))
+	reconciler := p.function(t, emf, nil, app.Batch(steps.NewApplier, nil, nil), app.Cloud(nil, app.ProvisionHere))
 	sweeper := p.function(t, emf, nil)
 	p.Router = api.Router() // requests go to the api function
 
