@@ -166,6 +166,10 @@ func TestNoWildcardActions(t *testing.T) {
 	}
 }
 
+// batchSLR is the Batch service-linked role, the service role of forged
+// compute environments.
+const batchSLR = "arn:${AWS::Partition}:iam::${AWS::AccountId}:role/aws-service-role/batch.amazonaws.com/AWSServiceRoleForBatch"
+
 func TestPassRoleOnlyForgedRolesToComputeServices(t *testing.T) {
 	for _, s := range []*synthesis{synthDefault(t), synthVariant(t)} {
 		found := 0
@@ -177,13 +181,16 @@ func TestPassRoleOnlyForgedRolesToComputeServices(t *testing.T) {
 			if len(st.actions) != 1 {
 				t.Errorf("%s: PassRole shares a statement with %v", st.where, st.actions)
 			}
+			eq, _ := st.condition["StringEquals"].(map[string]any)
+			services := strs(eq["iam:PassedToService"])
 			for _, r := range st.resources {
+				if r == batchSLR && slices.Equal(services, []string{"batch.amazonaws.com"}) {
+					continue // Batch's own role, to Batch only
+				}
 				if r != "arn:${AWS::Partition}:iam::${AWS::AccountId}:role/"+s.cfg.Prefix+"*" {
 					t.Errorf("%s: PassRole on %s", st.where, r)
 				}
 			}
-			eq, _ := st.condition["StringEquals"].(map[string]any)
-			services := strs(eq["iam:PassedToService"])
 			if len(services) == 0 {
 				t.Errorf("%s: PassRole without iam:PassedToService", st.where)
 			}
@@ -262,6 +269,9 @@ func TestScoping(t *testing.T) {
 					}
 				case strings.HasPrefix(a, "iam:") && a != "iam:GetRole" && a != "iam:GetInstanceProfile" && a != "iam:CreateServiceLinkedRole":
 					for _, r := range st.resources {
+						if a == "iam:PassRole" && r == batchSLR {
+							continue
+						}
 						if !strings.HasSuffix(r, ":role/"+p+"*") && !strings.HasSuffix(r, ":instance-profile/"+p+"*") {
 							t.Errorf("%s on %s: want %s* roles or instance profiles", where, r, p)
 						}
@@ -310,7 +320,18 @@ func TestScoping(t *testing.T) {
 func TestAllowedRegionsCondition(t *testing.T) {
 	s := synthVariant(t)
 	conditioned := 0
+	boundary := s.boundaryID(t)
+	regionDeny := false
 	for _, st := range s.statements() {
+		if st.owner == boundary {
+			// The boundary holds one Deny outside the allowed regions
+			// instead of a condition on every statement (its size).
+			ne, _ := st.condition["StringNotEquals"].(map[string]any)
+			if st.effect == "Deny" && slices.Equal(strs(ne["aws:RequestedRegion"]), variantRegions) {
+				regionDeny = true
+			}
+			continue
+		}
 		eq, _ := st.condition["StringEquals"].(map[string]any)
 		regions := strs(eq["aws:RequestedRegion"])
 		if len(regions) > 0 {
@@ -332,6 +353,9 @@ func TestAllowedRegionsCondition(t *testing.T) {
 	}
 	if conditioned < 10 {
 		t.Errorf("only %d region-conditioned statements", conditioned)
+	}
+	if !regionDeny {
+		t.Error("the permissions boundary does not deny requests outside the allowed regions")
 	}
 	for _, st := range synthDefault(t).statements() {
 		if eq, _ := st.condition["StringEquals"].(map[string]any); eq["aws:RequestedRegion"] != nil {

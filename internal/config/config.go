@@ -6,6 +6,7 @@ package config
 import (
 	"fmt"
 	"os"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -55,6 +56,12 @@ type Config struct {
 	LogsURL string
 	// LogLevel is debug|info|warn|error (CEFORGE_LOG_LEVEL, default info).
 	LogLevel string
+	// PermissionsBoundary is the ARN of the managed policy every IAM role
+	// ceforge forges is created under (CEFORGE_PERMISSIONS_BOUNDARY, set by
+	// the CDK app to its <prefix>boundary policy). The functions that forge
+	// roles refuse to start without it; in another account the policy of
+	// the same name is used.
+	PermissionsBoundary string
 }
 
 // FromEnv reads the configuration from the process environment.
@@ -79,6 +86,8 @@ func FromLookup(lookup func(string) (string, bool)) (Config, error) {
 		SweeperFunction:    get("CEFORGE_SWEEPER_FUNCTION", ""),
 		ReconcilerFunction: get("CEFORGE_RECONCILER_FUNCTION", ""),
 		LogsURL:            get("CEFORGE_LOGS_URL", ""),
+
+		PermissionsBoundary: get("CEFORGE_PERMISSIONS_BOUNDARY", ""),
 	}
 	if v := get("CEFORGE_ALLOWED_REGIONS", ""); v != "" {
 		for _, r := range strings.Split(v, ",") {
@@ -103,6 +112,9 @@ func FromLookup(lookup func(string) (string, bool)) (Config, error) {
 	if !validPrefix(c.Prefix) {
 		return c, fmt.Errorf("CEFORGE_PREFIX %q: use 1-20 characters of a-z, 0-9 and '-'", c.Prefix)
 	}
+	if b := c.PermissionsBoundary; b != "" && !boundaryRE.MatchString(b) {
+		return c, fmt.Errorf("CEFORGE_PERMISSIONS_BOUNDARY %q: use the ARN of a customer managed policy (arn:aws:iam::<account>:policy/<name>)", b)
+	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":
 	default:
@@ -110,6 +122,8 @@ func FromLookup(lookup func(string) (string, bool)) (Config, error) {
 	}
 	return c, nil
 }
+
+var boundaryRE = regexp.MustCompile(`^arn:aws[a-z-]*:iam::[0-9]{12}:policy/[\w+=,.@/-]{1,128}$`)
 
 func validPrefix(p string) bool {
 	if len(p) == 0 || len(p) > 20 {
