@@ -242,7 +242,8 @@ func TestEbsAutoScaleRoleCoversTheDaemon(t *testing.T) {
 	d := NewDesign("ceforge-", ce(func(_ *computeenv.BatchOptions, f *computeenv.ForgeOptions) {
 		f.EbsAutoScale, f.EbsBlockSize = true, 100
 	}))
-	inline := JSON(d.Roles[1].Inline)
+	require.Equal(t, d.Names.InstanceRole, d.Roles[0].Name)
+	inline := JSON(d.Roles[0].Inline)
 	// The daemon copies the instance's tags (ceforge:managed, ceforge:ce-id)
 	// onto its volumes: it must be able to read them.
 	for _, a := range []string{"ec2:DescribeTags", "ec2:CreateVolume", "ec2:AttachVolume", "ec2:DeleteVolume", "ec2:ModifyInstanceAttribute", "ec2:CreateTags"} {
