@@ -96,8 +96,15 @@ func (p permissions) batch(kind string) string {
 func (p permissions) ec2(kind string) string { return p.arn("ec2", "*", p.account, kind+"/*") }
 
 // runArtifacts is where a run's files live under its work directory
-// (<workDir>/.ceforge/runs/<run-id>/...): exit status, nextflow.log.
-func (p permissions) runArtifacts() string { return "arn:" + p.partition + ":s3:::*/.ceforge/runs/*" }
+// (<workDir>/.ceforge/runs/<run-id>/...: exit status, nextflow.log), in
+// the allowed buckets: at the bucket's root or under a key prefix.
+func (p permissions) runArtifacts() []string {
+	var out []string
+	for _, b := range p.bucketARNs() {
+		out = append(out, b+"/.ceforge/runs/*", b+"/*/.ceforge/runs/*")
+	}
+	return out
+}
 
 // logGroups are the log groups ceforge creates and deletes: a forged
 // compute environment's /aws/batch/job/<prefix><ce-id> (internal/forge),
@@ -120,6 +127,9 @@ func tagIs(op string) map[string]map[string]any {
 var (
 	requestTagged  = tagIs("aws:RequestTag")
 	resourceTagged = tagIs("aws:ResourceTag")
+	// viaService: only an AWS service acting with the caller's
+	// credentials (a forward access session), never the caller directly.
+	viaService = map[string]map[string]any{"Bool": {"aws:ViaAWSService": "true"}}
 )
 
 func createAction(action string) map[string]map[string]any {
@@ -141,15 +151,13 @@ func (p permissions) validate() []perm {
 	return []perm{
 		{
 			sid: "DescribeComputeInputs",
-			why: "EC2, Batch, EFS and FSx Describe* calls and logs:DescribeLogGroups do not support resource-level permissions; read-only.",
+			why: "EC2, Batch, EFS and FSx Describe* calls do not support resource-level permissions; read-only.",
 			actions: []string{
-				"ec2:DescribeAccountAttributes", "ec2:DescribeAvailabilityZones", "ec2:DescribeImages",
-				"ec2:DescribeInstanceTypeOfferings", "ec2:DescribeInstanceTypes", "ec2:DescribeKeyPairs",
-				"ec2:DescribeLaunchTemplates", "ec2:DescribeLaunchTemplateVersions", "ec2:DescribeSecurityGroups",
-				"ec2:DescribeSubnets", "ec2:DescribeVpcs",
+				"ec2:DescribeImages", "ec2:DescribeInstanceTypes", "ec2:DescribeKeyPairs",
+				"ec2:DescribeLaunchTemplates", "ec2:DescribeSecurityGroups", "ec2:DescribeSubnets", "ec2:DescribeVpcs",
 				"batch:DescribeComputeEnvironments", "batch:DescribeJobDefinitions", "batch:DescribeJobQueues",
 				"elasticfilesystem:DescribeFileSystems", "elasticfilesystem:DescribeMountTargets",
-				"fsx:DescribeFileSystems", "logs:DescribeLogGroups",
+				"fsx:DescribeFileSystems",
 			},
 			resources: []string{"*"},
 			regional:  true,
@@ -169,9 +177,9 @@ func (p permissions) validate() []perm {
 		},
 		{
 			sid:       "CheckWorkDirBuckets",
-			why:       "Work directories are user-chosen buckets; bucket-level reads only (location, listing) to validate them.",
+			why:       "Work directories are in the deployment's allowed buckets (allowedBuckets); bucket-level reads only (location, listing) to validate them.",
 			actions:   []string{"s3:GetBucketLocation", "s3:ListBucket"},
-			resources: []string{"arn:" + p.partition + ":s3:::*"},
+			resources: p.bucketARNs(),
 		},
 	}
 }
@@ -299,7 +307,7 @@ func (p permissions) create() []perm {
 		{
 			sid:       "ForgeLogGroups",
 			why:       "Log groups of forged compute environments (/aws/batch/job/<prefix>*), under /ceforge/, and the configured run log group only.",
-			actions:   []string{"logs:CreateLogGroup", "logs:PutRetentionPolicy", "logs:TagResource", "logs:TagLogGroup", "logs:ListTagsForResource"},
+			actions:   []string{"logs:CreateLogGroup", "logs:TagResource", "logs:TagLogGroup"},
 			resources: p.logGroups(),
 			regional:  true,
 		},
@@ -317,17 +325,19 @@ func (p permissions) create() []perm {
 		{
 			sid:       "ManageOwnedFileSystems",
 			why:       "Only file systems tagged ceforge:managed=true (aws:ResourceTag).",
-			actions:   []string{"elasticfilesystem:CreateMountTarget", "elasticfilesystem:PutLifecycleConfiguration", "elasticfilesystem:UpdateFileSystem"},
+			actions:   []string{"elasticfilesystem:CreateMountTarget"},
 			resources: []string{p.arn("elasticfilesystem", "*", p.account, "file-system/*")},
 			cond:      resourceTagged,
 			regional:  true,
 		},
 		{
-			// EFS mount targets are network interfaces the caller creates.
+			// EFS mount targets are network interfaces EFS creates with the
+			// caller's permissions (a forward access session).
 			sid:       "MountTargetInterfaces",
-			why:       "EFS mount targets create network interfaces in user-chosen subnets and security groups; ids are unknown in advance.",
+			why:       "EFS mount targets create network interfaces in user-chosen subnets and security groups; ids are unknown in advance. Only EFS, on the reconciler's behalf (aws:ViaAWSService), never the reconciler itself.",
 			actions:   []string{"ec2:CreateNetworkInterface"},
 			resources: []string{p.ec2("network-interface"), p.ec2("subnet"), p.ec2("security-group")},
+			cond:      viaService,
 			regional:  true,
 		},
 		{
@@ -393,11 +403,13 @@ func (p permissions) delete() []perm {
 		},
 		{
 			// Deleting an EFS mount target deletes its network interface
-			// with the caller's permissions.
+			// with the caller's permissions (a forward access session): the
+			// reconciler itself may delete no interface.
 			sid:       "MountTargetInterfacesDelete",
-			why:       "DeleteMountTarget deletes the mount target's requester-managed interface with the caller's permissions; its id is unknown in advance.",
+			why:       "DeleteMountTarget deletes the mount target's interface with the caller's permissions; its id is unknown in advance. Only EFS, on the reconciler's behalf (aws:ViaAWSService), never the reconciler itself.",
 			actions:   []string{"ec2:DeleteNetworkInterface"},
 			resources: []string{p.ec2("network-interface")},
+			cond:      viaService,
 			regional:  true,
 		},
 	}
@@ -406,12 +418,9 @@ func (p permissions) delete() []perm {
 // observe: read the state of runs (instances and jobs).
 func (p permissions) observe() []perm {
 	return []perm{{
-		sid: "DescribeRunBackends",
-		why: "EC2 Describe* and batch:DescribeJobs/ListJobs do not support resource-level permissions; read-only.",
-		actions: []string{
-			"ec2:DescribeInstances", "ec2:DescribeInstanceStatus", "ec2:DescribeSpotInstanceRequests",
-			"batch:DescribeJobs", "batch:ListJobs",
-		},
+		sid:       "DescribeRunBackends",
+		why:       "EC2 Describe* and batch:DescribeJobs/ListJobs do not support resource-level permissions; read-only.",
+		actions:   []string{"ec2:DescribeInstances", "batch:DescribeJobs", "batch:ListJobs"},
 		resources: []string{"*"},
 		regional:  true,
 	}}
@@ -468,10 +477,19 @@ func (p permissions) launch() []perm {
 			regional:  true,
 		},
 		{
-			sid:       "ManageJobs",
-			why:       "Batch job ids are generated at submission.",
-			actions:   []string{"batch:TagResource", "batch:TerminateJob", "batch:CancelJob"},
+			sid:       "TagJobsOnSubmit",
+			why:       "Batch job ids are generated at submission; tags only with the ceforge:managed=true request tag (the head's ownership tags).",
+			actions:   []string{"batch:TagResource"},
 			resources: []string{p.arn("batch", "*", p.account, "job/*")},
+			cond:      requestTagged,
+			regional:  true,
+		},
+		{
+			sid:       "TerminateOwnedJobs",
+			why:       "Batch job ids are generated at submission; only jobs tagged ceforge:managed=true (heads, and tasks through resourceLabels).",
+			actions:   []string{"batch:TerminateJob"},
+			resources: []string{p.arn("batch", "*", p.account, "job/*")},
+			cond:      resourceTagged,
 			regional:  true,
 		},
 	}...)
@@ -486,7 +504,7 @@ func (p permissions) logs() []perm {
 		{
 			sid:       "ReadRunLogs",
 			why:       "Run log groups (/ceforge/*, Batch's /aws/batch/job) and their streams, in any compute environment region; read-only.",
-			actions:   []string{"logs:GetLogEvents", "logs:FilterLogEvents", "logs:DescribeLogStreams", "logs:StartLiveTail"},
+			actions:   []string{"logs:GetLogEvents"},
 			resources: groups,
 			regional:  true,
 		},
@@ -502,15 +520,15 @@ func (p permissions) readRunArtifacts() []perm {
 	return []perm{
 		{
 			sid:       "ReadRunArtifacts",
-			why:       "Run artifacts under <workDir>/.ceforge/runs/ in user-chosen work-directory buckets; read-only.",
+			why:       "Run artifacts under <workDir>/.ceforge/runs/ in the deployment's allowed buckets; read-only.",
 			actions:   []string{"s3:GetObject"},
-			resources: []string{p.runArtifacts()},
+			resources: p.runArtifacts(),
 		},
 		{
 			sid:       "NotFoundForMissingArtifacts",
-			why:       "Work-directory buckets are user-chosen; ListBucket makes S3 answer 404 (not 403) for a run artifact that does not exist yet.",
+			why:       "Work directories are in the deployment's allowed buckets; ListBucket makes S3 answer 404 (not 403) for a run artifact that does not exist yet.",
 			actions:   []string{"s3:ListBucket"},
-			resources: []string{"arn:" + p.partition + ":s3:::*"},
+			resources: p.bucketARNs(),
 		},
 	}
 }
@@ -551,9 +569,10 @@ func (p permissions) sweep() []perm {
 		},
 		{
 			sid:       "TerminateOrphanJobs",
-			why:       "Batch job ids are generated at submission.",
+			why:       "Batch job ids are generated at submission; only jobs tagged ceforge:managed=true.",
 			actions:   []string{"batch:TerminateJob"},
 			resources: []string{p.arn("batch", "*", p.account, "job/*")},
+			cond:      resourceTagged,
 			regional:  true,
 		},
 	}
@@ -565,7 +584,7 @@ func (p permissions) assume() []perm {
 	return []perm{{
 		sid:       "AssumeCustomerRoles",
 		why:       "Customer roles named with the ceforge prefix in the accounts compute environments use (credentials.roleArn); each role's trust policy names the control plane and an external id.",
-		actions:   []string{"sts:AssumeRole", "sts:TagSession"},
+		actions:   []string{"sts:AssumeRole"},
 		resources: []string{p.arn("iam", "", "*", "role/"+p.cfg.Prefix+"*")},
 	}}
 }
@@ -866,6 +885,9 @@ func newPolicies(scope constructs.Construct, cfg Config, fns *Functions, data *D
 			fns.Role[name].AddManagedPolicy(pol.ByGroup[g])
 		}
 		data.grant(fns.Role[name], name != FnLogs)
+		if name == FnLogs {
+			data.grantLeases(fns.Role[name])
+		}
 	}
 	return pol
 }

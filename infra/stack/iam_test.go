@@ -88,7 +88,7 @@ func TestFunctionCapabilities(t *testing.T) {
 		},
 		stack.FnBatchEvents: {"dynamodb:UpdateItem", "s3:GetObject", "batch:DescribeJobs", "sqs:ReceiveMessage", "sqs:DeleteMessage"},
 		stack.FnEC2Events:   {"dynamodb:UpdateItem", "s3:GetObject", "batch:DescribeJobs", "sqs:ReceiveMessage", "sqs:DeleteMessage"},
-		stack.FnLogs:        {"logs:GetLogEvents", "logs:FilterLogEvents", "logs:DescribeLogStreams", "s3:GetObject", "dynamodb:GetItem", "dynamodb:Query"},
+		stack.FnLogs:        {"logs:GetLogEvents", "s3:GetObject", "dynamodb:GetItem", "dynamodb:Query", "secretsmanager:GetSecretValue"},
 		stack.FnSweeper: {
 			"ec2:DescribeVolumes", "ec2:DeleteVolume", "ec2:DescribeInstances", "ec2:TerminateInstances",
 			"batch:ListJobs", "batch:DescribeJobs", "batch:TerminateJob", "dynamodb:PutItem", "dynamodb:DeleteItem",
@@ -104,7 +104,7 @@ func TestFunctionCapabilities(t *testing.T) {
 		stack.FnReconciler:  {"ec2:RunInstances", "batch:SubmitJob", "lambda:InvokeFunction"},
 		stack.FnBatchEvents: {"iam:CreateRole", "iam:PassRole", "ec2:RunInstances", "ec2:TerminateInstances", "lambda:InvokeFunction"},
 		stack.FnEC2Events:   {"iam:CreateRole", "iam:PassRole", "ec2:RunInstances", "ec2:TerminateInstances", "lambda:InvokeFunction"},
-		stack.FnLogs:        {"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "iam:PassRole", "ec2:RunInstances", "lambda:InvokeFunction"},
+		stack.FnLogs:        {"dynamodb:UpdateItem", "iam:PassRole", "ec2:RunInstances", "lambda:InvokeFunction"},
 		stack.FnSweeper:     {"iam:CreateRole", "iam:DeleteRole", "iam:PassRole", "ec2:RunInstances", "batch:SubmitJob", "lambda:InvokeFunction", "ec2:CreateTags", "ec2:DeleteTags"},
 	}
 	for fn, actions := range must {
@@ -117,6 +117,19 @@ func TestFunctionCapabilities(t *testing.T) {
 		for _, a := range mustNot[fn] {
 			if len(have[a]) > 0 {
 				t.Errorf("%s must not have %s (%s)", fn, a, have[a][0].where)
+			}
+		}
+	}
+	// The logs function writes follow-slot leases only (partition key LEASE#*).
+	for _, a := range []string{"dynamodb:PutItem", "dynamodb:DeleteItem"} {
+		sts := s.actionsOf(t, stack.FnLogs)[a]
+		if len(sts) == 0 {
+			t.Errorf("logs lacks %s for follow slots", a)
+		}
+		for _, st := range sts {
+			like, _ := st.condition["ForAllValues:StringLike"].(map[string]any)
+			if got := strs(like["dynamodb:LeadingKeys"]); !slices.Equal(got, []string{"LEASE#*"}) {
+				t.Errorf("logs %s (%s) beyond the lease records: %v", a, st.sid, got)
 			}
 		}
 	}
@@ -297,18 +310,32 @@ func TestScoping(t *testing.T) {
 					}
 				case a == "s3:ListBucket" || a == "s3:GetBucketLocation":
 					for _, r := range st.resources {
-						if r != "arn:${AWS::Partition}:s3:::*" {
-							t.Errorf("%s on %s: bucket-level actions name buckets, not objects", where, r)
+						if r != "arn:${AWS::Partition}:s3:::"+p+"*" {
+							t.Errorf("%s on %s: bucket-level actions name the allowed buckets (%s*) only", where, r, p)
 						}
 					}
 				case strings.HasPrefix(a, "s3:") && a != "s3:GetObject":
 					t.Errorf("%s: unexpected S3 action", where)
 				case a == "s3:GetObject":
 					for _, r := range st.resources {
-						if r != "arn:${AWS::Partition}:s3:::*/.ceforge/runs/*" {
-							t.Errorf("%s on %s: want run artifacts only", where, r)
+						if r != "arn:${AWS::Partition}:s3:::"+p+"*/.ceforge/runs/*" && r != "arn:${AWS::Partition}:s3:::"+p+"*/*/.ceforge/runs/*" {
+							t.Errorf("%s on %s: want run artifacts in the allowed buckets only", where, r)
 						}
 					}
+				case a == "batch:TerminateJob":
+					if got := cond(st, "StringEquals", "aws:ResourceTag/ceforge:managed"); !slices.Equal(got, []string{"true"}) {
+						t.Errorf("%s: TerminateJob on jobs not tagged ceforge:managed=true", where)
+					}
+				case a == "batch:TagResource" && slices.Contains(st.resources, "arn:${AWS::Partition}:batch:*:${AWS::AccountId}:job/*"):
+					if got := cond(st, "StringEquals", "aws:RequestTag/ceforge:managed"); !slices.Equal(got, []string{"true"}) {
+						t.Errorf("%s: jobs tagged without the ownership request tag", where)
+					}
+				case a == "ec2:DeleteNetworkInterface" || a == "ec2:CreateNetworkInterface":
+					if got := cond(st, "Bool", "aws:ViaAWSService"); !slices.Equal(got, []string{"true"}) {
+						t.Errorf("%s: network interfaces only through EFS (aws:ViaAWSService)", where)
+					}
+				case a == "batch:CancelJob":
+					t.Errorf("%s: no code cancels jobs (TerminateJob stops them)", where)
 				}
 			}
 		}

@@ -62,6 +62,9 @@ type Service struct {
 	Store          *store.Store
 	Provisioners   map[string]Provisioner
 	AllowedRegions []string
+	// AllowedBuckets are the buckets work directories and allowBuckets may
+	// name (patterns with '*'); empty allows any.
+	AllowedBuckets []string
 	Runs           RunTracker
 	// Handoff, when set, asks the provisioning function to advance a CE
 	// now (an asynchronous invoke of the reconciler) instead of at its
@@ -94,6 +97,9 @@ func (s *Service) provisioner(platform string) (Provisioner, error) {
 // steps. With dryRun it returns the plan and writes nothing.
 func (s *Service) Create(ctx context.Context, req CreateRequest, createdBy string, dryRun bool) (*ComputeEnv, *Plan, error) {
 	if err := req.Validate(s.AllowedRegions); err != nil {
+		return nil, nil, err
+	}
+	if err := req.CheckBuckets(s.AllowedBuckets); err != nil {
 		return nil, nil, err
 	}
 	p, err := s.provisioner(req.Platform)

@@ -61,6 +61,7 @@ func lambdaEnv(api, name string) []string {
 		"CEFORGE_TABLE=ceforge", "CEFORGE_AWS_ENDPOINT=http://127.0.0.1:9", "HOME=/tmp",
 		"CEFORGE_SWEEPER_FUNCTION=ceforge-sweeper", "CEFORGE_RECONCILER_FUNCTION=ceforge-reconciler",
 		"CEFORGE_PERMISSIONS_BOUNDARY=arn:aws:iam::123456789012:policy/ceforge-boundary",
+		"CEFORGE_CURSOR_KEY_SECRET=arn:aws:secretsmanager:us-east-1:123456789012:secret:control-plane/ceforge-log-cursor-key-AbCdEf",
 	}
 }
 
