@@ -1,12 +1,17 @@
 package stack_test
 
 import (
+	"encoding/json"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/ceforge/ceforge/infra/stack"
+	"github.com/ceforge/ceforge/internal/cloudce"
+	"github.com/ceforge/ceforge/internal/computeenv"
 	"github.com/ceforge/ceforge/internal/forge"
+	"github.com/ceforge/ceforge/internal/forge/hostinit"
 	"github.com/ceforge/ceforge/internal/forgedrole"
 )
 
@@ -192,6 +197,170 @@ func TestForgedRolesCannotBeEscalated(t *testing.T) {
 			if !slices.Equal(denies[a], []string{boundary}) {
 				t.Errorf("%s is not denied on the boundary policy: %v", a, denies[a])
 			}
+		}
+	}
+}
+
+// grant is one action on one resource a forged role's own policy names.
+type grant struct{ role, action, resource string }
+
+// designedGrants lists what ceforge writes into the roles it forges: a
+// Batch forge CE with every option that adds a grant (EBS auto-scaling,
+// fast storage and file systems, whose hosts report their setup; Fargate
+// head; forged job roles), and an AWS Cloud CE's instance role.
+func designedGrants(t *testing.T, prefix, bucket string) []grant {
+	t.Helper()
+	var out []grant
+	add := func(role string, doc any) {
+		b, err := json.Marshal(doc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var d struct{ Statement []map[string]any }
+		if err := json.Unmarshal(b, &d); err != nil {
+			t.Fatal(err)
+		}
+		for _, st := range d.Statement {
+			for _, a := range strs(st["Action"]) {
+				for _, r := range strs(st["Resource"]) {
+					out = append(out, grant{role, a, r})
+				}
+			}
+		}
+	}
+	f := &computeenv.ForgeOptions{
+		Type: "SPOT", MaxCpus: 64, Subnets: []string{"subnet-1"}, SecurityGroups: []string{"sg-1"},
+		FargateHeadEnabled: true, FastStorage: true, EbsAutoScale: true, EbsBlockSize: 100,
+		EfsCreate: true, EfsMount: "/mnt/efs", AllowBuckets: []string{"s3://" + bucket + "-data"},
+	}
+	ce := &computeenv.ComputeEnv{
+		ID: "abc123def456gh", Region: "eu-west-1", WorkDir: "s3://" + bucket + "/work",
+		Batch: &computeenv.BatchOptions{HeadJobCpus: 1, HeadJobMemoryMb: 4096, Forge: f},
+	}
+	for _, r := range forge.NewDesign(prefix, ce).Roles {
+		if r.Inline != nil {
+			add(r.Name, r.Inline)
+		}
+	}
+	cloud := &computeenv.ComputeEnv{
+		ID: "abc123def456gh", Region: "eu-west-1", WorkDir: "s3://" + bucket + "/work",
+		Cloud: &computeenv.CloudOptions{AllowBuckets: []string{"s3://" + bucket + "-data"}},
+	}
+	for name, doc := range (&cloudce.Platform{Prefix: prefix}).InlinePolicies(cloud) {
+		var d any
+		if err := json.Unmarshal([]byte(doc), &d); err != nil {
+			t.Fatal(err)
+		}
+		add(name, d)
+	}
+	return out
+}
+
+// globMatch reports whether pattern (IAM '*' and '?' wildcards, CloudFormation
+// tokens counting as '*') covers s.
+func globMatch(pattern, s string) bool {
+	pattern = regexp.MustCompile(`\$\{[^}]+\}`).ReplaceAllString(pattern, "*")
+	var re strings.Builder
+	re.WriteString("^")
+	for _, c := range pattern {
+		switch c {
+		case '*':
+			re.WriteString(".*")
+		case '?':
+			re.WriteString(".")
+		default:
+			re.WriteString(regexp.QuoteMeta(string(c)))
+		}
+	}
+	re.WriteString("$")
+	return regexp.MustCompile(re.String()).MatchString(s)
+}
+
+// Whatever ceforge grants a forged role, the boundary lets it do: a grant
+// the boundary cuts off is a feature that fails only on AWS (a host that
+// cannot report its setup, EBS auto-scaling that cannot create a volume).
+// A grant on "*" needs the action; one on a resource needs a boundary
+// statement whose resources cover it. Wildcard actions need some action
+// of theirs allowed.
+func TestBoundaryCoversForgedRoles(t *testing.T) {
+	s := synthDefault(t)
+	id := s.boundaryID(t)
+	var boundary []statement
+	for _, st := range s.statements() {
+		if st.owner == id && st.effect == "Allow" {
+			boundary = append(boundary, st)
+		}
+	}
+	grants := designedGrants(t, s.cfg.Prefix, s.cfg.Prefix+"work")
+	if len(grants) < 30 {
+		t.Fatalf("only %d grants read from the designs: the walk is broken", len(grants))
+	}
+	for _, g := range grants {
+		ok := false
+		for _, st := range boundary {
+			for _, a := range st.actions {
+				if !globMatch(g.action, a) {
+					continue
+				}
+				for _, r := range st.resources {
+					ok = ok || g.resource == "*" || globMatch(r, g.resource)
+				}
+			}
+		}
+		if !ok {
+			t.Errorf("%s may %s on %s, but the boundary does not allow it", g.role, g.action, g.resource)
+		}
+	}
+}
+
+// EBS auto-scaling and host reporting write EC2 from forged hosts: every
+// such write in the boundary is held to ceforge's own resources. Volumes
+// are created only tagged ceforge:managed=true and tagged only in that
+// call; instances get only the host-setup tag, and only ceforge's.
+func TestBoundaryEC2WritesAreCeforgesOnly(t *testing.T) {
+	for _, s := range []*synthesis{synthDefault(t), synthVariant(t)} {
+		id := s.boundaryID(t)
+		instance := "arn:${AWS::Partition}:ec2:*:${AWS::AccountId}:instance/*"
+		volume := "arn:${AWS::Partition}:ec2:*:${AWS::AccountId}:volume/*"
+		reportsSetup := false
+		for _, st := range s.statements() {
+			if st.owner != id || st.effect != "Allow" {
+				continue
+			}
+			eq, _ := st.condition["StringEquals"].(map[string]any)
+			for _, a := range st.actions {
+				if !strings.HasPrefix(a, "ec2:") || strings.HasPrefix(a, "ec2:Describe") {
+					continue
+				}
+				switch a {
+				case "ec2:CreateVolume":
+					if !slices.Equal(st.resources, []string{volume}) || !slices.Equal(strs(eq["aws:RequestTag/ceforge:managed"]), []string{"true"}) {
+						t.Errorf("%s: CreateVolume on %v without the ceforge:managed request tag", st.where, st.resources)
+					}
+				case "ec2:CreateTags":
+					switch {
+					case slices.Equal(st.resources, []string{volume}):
+						if !slices.Equal(strs(eq["ec2:CreateAction"]), []string{"CreateVolume"}) {
+							t.Errorf("%s: CreateTags on volumes outside CreateVolume", st.where)
+						}
+					case slices.Equal(st.resources, []string{instance}):
+						all, _ := st.condition["ForAllValues:StringEquals"].(map[string]any)
+						if !slices.Equal(strs(eq["aws:ResourceTag/ceforge:managed"]), []string{"true"}) || !slices.Equal(strs(all["aws:TagKeys"]), []string{hostinit.SetupTag}) {
+							t.Errorf("%s: CreateTags on instances beyond ceforge's host-setup tag: %v", st.where, st.condition)
+						}
+						reportsSetup = true
+					default:
+						t.Errorf("%s: CreateTags on %v", st.where, st.resources)
+					}
+				default:
+					if !slices.Equal(strs(eq["aws:ResourceTag/ceforge:managed"]), []string{"true"}) {
+						t.Errorf("%s: %s on resources not ceforge's (%v)", st.where, a, st.resources)
+					}
+				}
+			}
+		}
+		if !reportsSetup {
+			t.Errorf("%s: forged hosts cannot tag their setup outcome (%s)", s.cfg.Prefix, hostinit.SetupTag)
 		}
 	}
 }

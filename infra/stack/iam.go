@@ -11,6 +11,7 @@ import (
 	"github.com/aws/jsii-runtime-go"
 	"github.com/cdklabs/cdk-nag-go/cdknag/v2"
 
+	"github.com/ceforge/ceforge/internal/forge/hostinit"
 	"github.com/ceforge/ceforge/internal/forgedrole"
 )
 
@@ -700,10 +701,32 @@ func (p permissions) boundaryPerms() []perm {
 			cond:      resourceTagged,
 		},
 		{
+			// amazon-ebs-autoscale copies the instance's tags onto every
+			// volume it creates, in the CreateVolume call itself.
 			sid:       "AutoScaleVolumes",
-			why:       "EBS auto-scaling creates and attaches volumes of generated ids.",
-			actions:   []string{"ec2:CreateVolume", "ec2:AttachVolume", "ec2:CreateTags"},
+			why:       "EBS auto-scaling creates volumes of generated ids, only tagged ceforge:managed=true at creation (aws:RequestTag).",
+			actions:   []string{"ec2:CreateVolume"},
 			resources: []string{p.ec2("volume")},
+			cond:      requestTagged,
+		},
+		{
+			sid:       "TagVolumesAtCreation",
+			why:       "Volumes of generated ids, tagged only within the CreateVolume call (ec2:CreateAction).",
+			actions:   []string{"ec2:CreateTags"},
+			resources: []string{p.ec2("volume")},
+			cond:      map[string]map[string]any{"StringEquals": {"ec2:CreateAction": "CreateVolume"}},
+		},
+		{
+			// forge/hostinit: a host whose setup failed says so on itself,
+			// for the reconciler to report.
+			sid:       "ReportHostSetup",
+			why:       "ceforge's instances (aws:ResourceTag ceforge:managed=true), the host-setup tag key only (aws:TagKeys).",
+			actions:   []string{"ec2:CreateTags"},
+			resources: []string{p.ec2("instance")},
+			cond: map[string]map[string]any{
+				"StringEquals":              {"aws:ResourceTag/" + ManagedTagKey: ManagedTagValue},
+				"ForAllValues:StringEquals": {"aws:TagKeys": []string{hostinit.SetupTag}},
+			},
 		},
 		{
 			sid:       "PrefixedSecrets",

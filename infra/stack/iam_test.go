@@ -81,10 +81,15 @@ func TestFunctionCapabilities(t *testing.T) {
 			"ec2:RunInstances", "ec2:CreateTags", "batch:SubmitJob", "batch:TerminateJob",
 			"ec2:TerminateInstances", "dynamodb:PutItem", "dynamodb:Query", "lambda:InvokeFunction", "sts:AssumeRole",
 			"logs:GetLogEvents", "s3:GetObject",
+			// Validation of what a CE names (issue 14): key pair, file systems, Batch quotas.
+			"ec2:DescribeKeyPairs", "elasticfilesystem:DescribeFileSystems", "elasticfilesystem:DescribeMountTargets",
+			"fsx:DescribeFileSystems", "batch:DescribeJobQueues", "batch:DescribeComputeEnvironments",
 		},
 		stack.FnReconciler: {
 			"iam:CreateRole", "iam:DeleteRole", "batch:CreateComputeEnvironment", "batch:DeleteJobQueue",
 			"ec2:DescribeInstances", "batch:DescribeJobs", "dynamodb:UpdateItem", "iam:PassRole", "s3:GetObject",
+			// Drift: queues changed outside ceforge, hosts tagged with a failed setup.
+			"batch:DescribeJobQueues",
 		},
 		stack.FnBatchEvents: {"dynamodb:UpdateItem", "s3:GetObject", "batch:DescribeJobs", "sqs:ReceiveMessage", "sqs:DeleteMessage"},
 		stack.FnEC2Events:   {"dynamodb:UpdateItem", "s3:GetObject", "batch:DescribeJobs", "sqs:ReceiveMessage", "sqs:DeleteMessage"},

@@ -10,6 +10,7 @@ import (
 
 	"github.com/ceforge/ceforge/internal/cloudce"
 	"github.com/ceforge/ceforge/internal/computeenv"
+	"github.com/ceforge/ceforge/internal/forgedrole"
 	"github.com/ceforge/ceforge/internal/testenv"
 )
 
@@ -67,4 +68,14 @@ func TestInstanceRoleUnderBoundary(t *testing.T) {
 		}
 	}
 	require.True(t, found)
+}
+
+// The reconciler may attach only forgedrole's exact AWS managed policies:
+// one the instance role needs beyond them would fail only on AWS.
+func TestInstanceRolePoliciesAreAttachable(t *testing.T) {
+	require.NotEmpty(t, cloudce.ManagedPolicies)
+	for _, arn := range cloudce.ManagedPolicies {
+		require.True(t, forgedrole.Attachable(arn), arn)
+	}
+	require.Contains(t, cloudce.ManagedPolicies, forgedrole.ManagedPolicyARN(forgedrole.PolicySSMCore), "studio connect needs Session Manager")
 }

@@ -117,8 +117,10 @@ func (p *Platform) InlinePolicies(ce *computeenv.ComputeEnv) map[string]string {
 	viaS3 := map[string]any{"StringLike": map[string]string{"kms:ViaService": "s3.*.amazonaws.com"}}
 	docs := []policyDoc{
 		{Version: "2012-10-17", Statement: s3},
+		// No ListSecrets: it takes no resource, so on these ARNs it never
+		// applied (and the permissions boundary leaves it out).
 		{Version: "2012-10-17", Statement: []statement{{
-			Sid: "ReadPrefixedSecrets", Effect: "Allow", Action: []string{"secretsmanager:GetSecretValue", "secretsmanager:ListSecrets"},
+			Sid: "ReadPrefixedSecrets", Effect: "Allow", Action: []string{"secretsmanager:GetSecretValue"},
 			Resource: []string{fmt.Sprintf("arn:aws:secretsmanager:%s:*:secret:%s*", ce.Region, p.prefix())},
 		}}},
 		{Version: "2012-10-17", Statement: []statement{
