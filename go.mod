@@ -20,6 +20,7 @@ require (
 	github.com/aws/aws-sdk-go-v2/service/iam v1.64.9
 	github.com/aws/aws-sdk-go-v2/service/lambda v1.108.0 // pinned: see README "SDK pins"
 	github.com/aws/aws-sdk-go-v2/service/s3 v1.114.9
+	github.com/aws/aws-sdk-go-v2/service/secretsmanager v1.49.0 // pinned: see README "SDK pins"
 	github.com/aws/aws-sdk-go-v2/service/sqs v1.52.11
 	github.com/aws/aws-sdk-go-v2/service/ssm v1.79.3 // pinned: see README "SDK pins"
 	github.com/aws/aws-sdk-go-v2/service/sts v1.51.9

@@ -30,6 +30,14 @@ type Config struct {
 	// "allowedRegions": a comma list or a JSON array; default empty (the
 	// platform's supported list, no region condition).
 	AllowedRegions []string
+	// AllowedBuckets are the S3 buckets compute environments may use for
+	// work directories and allowBuckets, and the only ones a forged role
+	// (head job, task, instance) can reach: the permissions boundary and
+	// the functions' bucket-level S3 grants name exactly these, and the API
+	// refuses any other (CEFORGE_ALLOWED_BUCKETS). Context "allowedBuckets":
+	// bucket names, '*' allowed as a wildcard (e.g. "genomics-*"); default
+	// empty: buckets named with the prefix (<prefix>*).
+	AllowedBuckets []string
 	// SweeperDryRun makes scheduled sweeps report without deleting
 	// (CEFORGE_SWEEP_DRY_RUN). Context "sweeperDryRun", default false.
 	SweeperDryRun bool
@@ -91,9 +99,22 @@ func DefaultConfig() Config {
 // ContextKeys lists every context key the app reads (for documentation
 // and to warn about typos).
 var ContextKeys = []string{
-	"stackName", "prefix", "allowedRegions", "sweeperDryRun", "sweeperSchedule",
+	"stackName", "prefix", "allowedRegions", "allowedBuckets", "sweeperDryRun", "sweeperSchedule",
 	"sweeperGrace", "logRetentionDays", "logLevel", "runLogGroup", "jwtIssuer",
 	"jwtAudience", "alarmEmail", "assetDir", "apiRateLimit", "apiBurstLimit",
+}
+
+// MaxAllowedBuckets bounds allowedBuckets: each one is named twice in the
+// permissions boundary, which must fit IAM's 6,144 characters.
+const MaxAllowedBuckets = 4
+
+// Buckets returns the bucket patterns compute environments may use:
+// AllowedBuckets, or every bucket named with the prefix.
+func (c Config) Buckets() []string {
+	if len(c.AllowedBuckets) > 0 {
+		return c.AllowedBuckets
+	}
+	return []string{c.Prefix + "*"}
 }
 
 // ConfigFromContext reads the configuration from CDK context on top of the
@@ -171,6 +192,7 @@ func ConfigFromMap(lookup func(key string) (any, bool)) (Config, error) {
 	str("stackName", &c.StackName)
 	str("prefix", &c.Prefix)
 	list("allowedRegions", &c.AllowedRegions)
+	list("allowedBuckets", &c.AllowedBuckets)
 	boolean("sweeperDryRun", &c.SweeperDryRun)
 	str("sweeperSchedule", &c.SweeperSchedule)
 	str("sweeperGrace", &c.SweeperGrace)
@@ -239,12 +261,13 @@ func toList(v any) ([]string, error) {
 }
 
 var (
-	prefixRe    = regexp.MustCompile(`^[a-z0-9-]{1,20}$`)
-	regionRe    = regexp.MustCompile(`^[a-z]{2}(-[a-z]+)+-\d$`)
-	scheduleRe  = regexp.MustCompile(`^(rate|cron)\(.+\)$`)
-	logGroupRe  = regexp.MustCompile(`^[\.\-_/#A-Za-z0-9]{1,512}$`)
-	stackNameRe = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9-]{0,127}$`)
-	emailRe     = regexp.MustCompile(`^[^@\s]+@[^@\s]+\.[^@\s]+$`)
+	prefixRe        = regexp.MustCompile(`^[a-z0-9-]{1,20}$`)
+	regionRe        = regexp.MustCompile(`^[a-z]{2}(-[a-z]+)+-\d$`)
+	scheduleRe      = regexp.MustCompile(`^(rate|cron)\(.+\)$`)
+	logGroupRe      = regexp.MustCompile(`^[\.\-_/#A-Za-z0-9]{1,512}$`)
+	stackNameRe     = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9-]{0,127}$`)
+	bucketPatternRe = regexp.MustCompile(`^[a-z0-9*][a-z0-9.*-]{1,61}[a-z0-9*]$`)
+	emailRe         = regexp.MustCompile(`^[^@\s]+@[^@\s]+\.[^@\s]+$`)
 )
 
 // retentionDays are the values CloudWatch Logs accepts.
@@ -269,6 +292,14 @@ func (c Config) Validate() error {
 	for _, r := range c.AllowedRegions {
 		if !regionRe.MatchString(r) {
 			bad("allowedRegions: %q is not a region name", r)
+		}
+	}
+	if len(c.AllowedBuckets) > MaxAllowedBuckets {
+		bad("allowedBuckets: at most %d buckets or patterns (the permissions boundary must fit one managed policy); use a wildcard such as \"genomics-*\"", MaxAllowedBuckets)
+	}
+	for _, b := range c.AllowedBuckets {
+		if !bucketPatternRe.MatchString(b) || b == "*" {
+			bad("allowedBuckets: %q is not a bucket name or pattern (3-63 of a-z, 0-9, '.', '-', and '*' as a wildcard; not '*' alone)", b)
 		}
 	}
 	if !scheduleRe.MatchString(c.SweeperSchedule) {

@@ -79,6 +79,18 @@ func (d *Data) grant(role awsiam.Role, write bool) {
 	}}, jsii.Bool(true))
 }
 
+// grantLeases lets role take and release leases (store.KindLease: the log
+// function's follow slots) and write nothing else: a condition on the
+// partition key (dynamodb:LeadingKeys) keeps it off every other record.
+func (d *Data) grantLeases(role awsiam.Role) {
+	role.AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Sid:        jsii.String("FollowSlotLeases"),
+		Actions:    jsii.Strings("dynamodb:PutItem", "dynamodb:DeleteItem"),
+		Resources:  jsii.Strings(*d.Table.TableArn()),
+		Conditions: &map[string]any{"ForAllValues:StringLike": map[string]any{"dynamodb:LeadingKeys": []string{store.Key(store.KindLease, "*")}}},
+	}))
+}
+
 func indexNames() string {
 	var names []string
 	for _, ix := range store.Indexes() {

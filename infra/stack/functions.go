@@ -44,6 +44,28 @@ type FunctionSpec struct {
 	MaxEventAge  time.Duration
 }
 
+// Reserved concurrency. Reserved concurrency is both a floor and a cap: the
+// event consumers and the reconciler always have theirs, however many API
+// calls and log followers arrive, and the API and the log function can
+// never take more than theirs from the account's pool. Together 96, so an
+// account needs a Lambda concurrency quota of at least 196 (AWS keeps 100
+// unreserved); the default quota is 1,000.
+const (
+	// APIConcurrency serves the stage's 50 requests/s (burst 100) at
+	// sub-second latencies with room to spare.
+	APIConcurrency = 50
+	// LogsConcurrency caps concurrent log follows (each holds an execution
+	// for up to MaxFollow); MaxFollowsPerCaller shares it out.
+	LogsConcurrency = 20
+	// EventConcurrency equals the SQS event sources' maximum concurrency
+	// (EventMaxConcurrency), so a consumer is never throttled by its own cap.
+	EventConcurrency = EventMaxConcurrency
+	// ReconcilerConcurrency: the minute's pass plus the API's hand-offs.
+	ReconcilerConcurrency = 5
+	// SweeperConcurrency: one sweep at a time.
+	SweeperConcurrency = 1
+)
+
 // FunctionSpecs returns the sizing of every function. Timeouts follow the
 // trigger: API Gateway HTTP APIs stop waiting after 30 s; a Function URL
 // stream may stay open for the 15-minute Lambda maximum; SQS consumers get a
@@ -51,16 +73,16 @@ type FunctionSpec struct {
 // reconciler runs every minute; the sweeper resumes across invocations.
 func FunctionSpecs() []FunctionSpec {
 	return []FunctionSpec{
-		{Name: FnAPI, Description: "ceforge HTTP API (API Gateway HTTP API, IAM auth)", MemoryMB: 512, Timeout: 29 * time.Second},
-		{Name: FnLogs, Description: "ceforge run logs: follow (response streaming) and download, behind a Function URL", MemoryMB: 256, Timeout: 15 * time.Minute},
-		{Name: FnBatchEvents, Description: "ceforge Batch Job State Change consumer (SQS)", MemoryMB: 256, Timeout: time.Minute},
-		{Name: FnEC2Events, Description: "ceforge EC2 state-change and Spot interruption consumer (SQS)", MemoryMB: 256, Timeout: time.Minute},
+		{Name: FnAPI, Description: "ceforge HTTP API (API Gateway HTTP API, IAM auth)", MemoryMB: 512, Timeout: 29 * time.Second, Reserved: APIConcurrency},
+		{Name: FnLogs, Description: "ceforge run logs: follow (response streaming) and download, behind a Function URL", MemoryMB: 256, Timeout: 15 * time.Minute, Reserved: LogsConcurrency},
+		{Name: FnBatchEvents, Description: "ceforge Batch Job State Change consumer (SQS)", MemoryMB: 256, Timeout: time.Minute, Reserved: EventConcurrency},
+		{Name: FnEC2Events, Description: "ceforge EC2 state-change and Spot interruption consumer (SQS)", MemoryMB: 256, Timeout: time.Minute, Reserved: EventConcurrency},
 		// A missed tick is repaired by the next one: no retries, and a
 		// throttled tick older than a minute is dropped.
-		{Name: FnReconciler, Description: "ceforge reconciler: advances compute environments, repairs run states (every minute)", MemoryMB: 512, Timeout: 2 * time.Minute, AsyncRetries: 0, MaxEventAge: time.Minute},
+		{Name: FnReconciler, Description: "ceforge reconciler: advances compute environments, repairs run states (every minute)", MemoryMB: 512, Timeout: 2 * time.Minute, Reserved: ReconcilerConcurrency, AsyncRetries: 0, MaxEventAge: time.Minute},
 		// One sweeper at a time; a sweep requested while another runs waits
 		// (throttled async event) for up to an hour.
-		{Name: FnSweeper, Description: "ceforge sweeper: deletes orphaned ceforge-owned resources", MemoryMB: 512, Timeout: 15 * time.Minute, Reserved: 1, AsyncRetries: 0, MaxEventAge: time.Hour},
+		{Name: FnSweeper, Description: "ceforge sweeper: deletes orphaned ceforge-owned resources", MemoryMB: 512, Timeout: 15 * time.Minute, Reserved: SweeperConcurrency, AsyncRetries: 0, MaxEventAge: time.Hour},
 	}
 }
 
@@ -98,6 +120,7 @@ func newFunctions(scope constructs.Construct, cfg Config, tableName *string) *Fu
 		"CEFORGE_TABLE":           tableName,
 		"CEFORGE_PREFIX":          jsii.String(cfg.Prefix),
 		"CEFORGE_ALLOWED_REGIONS": jsii.String(strings.Join(cfg.AllowedRegions, ",")),
+		"CEFORGE_ALLOWED_BUCKETS": jsii.String(strings.Join(cfg.Buckets(), ",")),
 		"CEFORGE_RUN_LOG_GROUP":   jsii.String(cfg.RunLogGroup),
 		"CEFORGE_SWEEP_DRY_RUN":   jsii.String(strconv.FormatBool(cfg.SweeperDryRun)),
 		"CEFORGE_SWEEP_GRACE":     jsii.String(cfg.SweeperGrace),

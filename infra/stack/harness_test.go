@@ -72,6 +72,17 @@ func synthDefault(t *testing.T) *synthesis {
 // regions), the worst case for policy sizes.
 var variantRegions = []string{"eu-west-1", "us-east-1", "us-west-2", "eu-west-2", "us-east-2", "eu-central-1", "us-west-1", "eu-west-3", "ap-southeast-1"}
 
+// variantBuckets is the longest allowedBuckets list, the worst case for the
+// permissions boundary's size: 63-character names without a wildcard (each
+// is named twice, bucket and objects), but one pattern.
+var variantBuckets = func() []string {
+	out := []string{"acme-*"}
+	for i := 1; i < stack.MaxAllowedBuckets; i++ {
+		out = append(out, fmt.Sprintf("acme-genomics-%d-%s", i, strings.Repeat("w", 46)))
+	}
+	return out
+}()
+
 // synthVariant exercises every optional setting: another prefix (and a
 // stack name that starts with it), region restriction, JWT authorizer,
 // alarm e-mail, dry-run sweeper on another schedule, longer retention.
@@ -82,6 +93,7 @@ func synthVariant(t *testing.T) *synthesis {
 		cfg.StackName = "acme-ceforge"
 		cfg.Prefix = "acme-"
 		cfg.AllowedRegions = variantRegions
+		cfg.AllowedBuckets = variantBuckets
 		cfg.SweeperDryRun = true
 		cfg.SweeperSchedule = "rate(30 minutes)"
 		cfg.SweeperGrace = "2h"

@@ -10,6 +10,9 @@ import (
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
 	"github.com/cdklabs/cdk-nag-go/cdknag/v2"
+
+	"github.com/ceforge/ceforge/internal/forge/hostinit"
+	"github.com/ceforge/ceforge/internal/forgedrole"
 )
 
 // The permission groups of the reference documents (create / validate /
@@ -59,12 +62,18 @@ type perm struct {
 	// regional statements get an aws:RequestedRegion condition when the
 	// deployment restricts regions.
 	regional bool
+	// deny makes it a Deny statement (guard rails no Allow can override).
+	deny bool
+	// notActions, with deny, denies every action but these.
+	notActions []string
 }
 
 type permissions struct {
 	cfg       Config
 	partition string
 	account   string
+	// boundary is the ARN of the permissions boundary policy (a token).
+	boundary string
 }
 
 func newPermissions(cfg Config) permissions {
@@ -88,8 +97,15 @@ func (p permissions) batch(kind string) string {
 func (p permissions) ec2(kind string) string { return p.arn("ec2", "*", p.account, kind+"/*") }
 
 // runArtifacts is where a run's files live under its work directory
-// (<workDir>/.ceforge/runs/<run-id>/...): exit status, nextflow.log.
-func (p permissions) runArtifacts() string { return "arn:" + p.partition + ":s3:::*/.ceforge/runs/*" }
+// (<workDir>/.ceforge/runs/<run-id>/...: exit status, nextflow.log), in
+// the allowed buckets: at the bucket's root or under a key prefix.
+func (p permissions) runArtifacts() []string {
+	var out []string
+	for _, b := range p.bucketARNs() {
+		out = append(out, b+"/.ceforge/runs/*", b+"/*/.ceforge/runs/*")
+	}
+	return out
+}
 
 // logGroups are the log groups ceforge creates and deletes: a forged
 // compute environment's /aws/batch/job/<prefix><ce-id> (internal/forge),
@@ -112,6 +128,9 @@ func tagIs(op string) map[string]map[string]any {
 var (
 	requestTagged  = tagIs("aws:RequestTag")
 	resourceTagged = tagIs("aws:ResourceTag")
+	// viaService: only an AWS service acting with the caller's
+	// credentials (a forward access session), never the caller directly.
+	viaService = map[string]map[string]any{"Bool": {"aws:ViaAWSService": "true"}}
 )
 
 func createAction(action string) map[string]map[string]any {
@@ -133,15 +152,13 @@ func (p permissions) validate() []perm {
 	return []perm{
 		{
 			sid: "DescribeComputeInputs",
-			why: "EC2, Batch, EFS and FSx Describe* calls and logs:DescribeLogGroups do not support resource-level permissions; read-only.",
+			why: "EC2, Batch, EFS and FSx Describe* calls do not support resource-level permissions; read-only.",
 			actions: []string{
-				"ec2:DescribeAccountAttributes", "ec2:DescribeAvailabilityZones", "ec2:DescribeImages",
-				"ec2:DescribeInstanceTypeOfferings", "ec2:DescribeInstanceTypes", "ec2:DescribeKeyPairs",
-				"ec2:DescribeLaunchTemplates", "ec2:DescribeLaunchTemplateVersions", "ec2:DescribeSecurityGroups",
-				"ec2:DescribeSubnets", "ec2:DescribeVpcs",
+				"ec2:DescribeImages", "ec2:DescribeInstanceTypes", "ec2:DescribeKeyPairs",
+				"ec2:DescribeLaunchTemplates", "ec2:DescribeSecurityGroups", "ec2:DescribeSubnets", "ec2:DescribeVpcs",
 				"batch:DescribeComputeEnvironments", "batch:DescribeJobDefinitions", "batch:DescribeJobQueues",
 				"elasticfilesystem:DescribeFileSystems", "elasticfilesystem:DescribeMountTargets",
-				"fsx:DescribeFileSystems", "logs:DescribeLogGroups",
+				"fsx:DescribeFileSystems",
 			},
 			resources: []string{"*"},
 			regional:  true,
@@ -161,40 +178,91 @@ func (p permissions) validate() []perm {
 		},
 		{
 			sid:       "CheckWorkDirBuckets",
-			why:       "Work directories are user-chosen buckets; bucket-level reads only (location, listing) to validate them.",
+			why:       "Work directories are in the deployment's allowed buckets (allowedBuckets); bucket-level reads only (location, listing) to validate them.",
 			actions:   []string{"s3:GetBucketLocation", "s3:ListBucket"},
-			resources: []string{"arn:" + p.partition + ":s3:::*"},
+			resources: p.bucketARNs(),
 		},
 	}
 }
 
+// attachablePolicies are the ARNs of the AWS managed policies ceforge
+// attaches to forged roles (forgedrole.AttachablePolicies).
+func (p permissions) attachablePolicies() []string {
+	out := make([]string, 0, len(forgedrole.AttachablePolicies))
+	for _, path := range forgedrole.AttachablePolicies {
+		out = append(out, "arn:"+p.partition+":iam::aws:policy/"+path)
+	}
+	return out
+}
+
+// batchServiceLinkedRole is the role forged Batch compute environments
+// name as their service role.
+func (p permissions) batchServiceLinkedRole() string {
+	return p.arn("iam", "", p.account, "role/aws-service-role/"+forgedrole.PrincipalBatch+"/"+forgedrole.BatchServiceLinkedRole)
+}
+
+// underBoundary conditions a statement on the permissions boundary of the
+// role it creates or changes.
+func (p permissions) underBoundary() map[string]map[string]any {
+	return map[string]map[string]any{"StringEquals": {"iam:PermissionsBoundary": p.boundary}}
+}
+
 // createIdentity: the IAM side of forging a compute environment (roles,
-// instance profiles, service-linked roles, passing forged roles).
+// instance profiles, service-linked roles, passing forged roles). Every
+// role the reconciler creates or changes carries the permissions boundary
+// (iam:PermissionsBoundary), which caps whatever it is given: a role it
+// forges can never do more than the boundary, whatever the reconciler
+// writes into it. It may attach only the AWS managed policies ceforge
+// uses, never remove a boundary, and never change the boundary policy.
 func (p permissions) createIdentity() []perm {
+	attach := p.underBoundary()
+	attach["ArnEquals"] = map[string]any{"iam:PolicyARN": p.attachablePolicies()}
 	return []perm{
 		{
-			sid: "ForgeRoles",
-			why: "Roles named with the ceforge prefix only; the name suffix is chosen when a compute environment is created.",
-			actions: []string{
-				"iam:CreateRole", "iam:TagRole", "iam:PutRolePolicy", "iam:GetRole", "iam:GetRolePolicy",
-				"iam:ListRolePolicies", "iam:ListAttachedRolePolicies", "iam:ListInstanceProfilesForRole",
-			},
+			sid:       "ForgeRolesUnderBoundary",
+			why:       "Roles named with the ceforge prefix only, created and changed only under the permissions boundary (iam:PermissionsBoundary).",
+			actions:   []string{"iam:CreateRole", "iam:PutRolePolicy", "iam:PutRolePermissionsBoundary"},
+			resources: []string{p.prefixedRoles()},
+			cond:      p.underBoundary(),
+		},
+		{
+			sid:       "AttachCeforgePoliciesUnderBoundary",
+			why:       "Roles named with the ceforge prefix under the permissions boundary, and only the AWS managed policies ceforge attaches (iam:PolicyARN, exact ARNs).",
+			actions:   []string{"iam:AttachRolePolicy"},
+			resources: []string{p.prefixedRoles()},
+			cond:      attach,
+		},
+		{
+			sid:       "TagAndReadForgedRoles",
+			why:       "Roles named with the ceforge prefix only: tags at creation, reads to adopt a role a crashed attempt created.",
+			actions:   []string{"iam:TagRole", "iam:GetRole", "iam:ListRolePolicies", "iam:ListAttachedRolePolicies"},
 			resources: []string{p.prefixedRoles()},
 		},
 		{
-			// Only AWS managed policies: a forged role never gets one of the
-			// account's own (possibly broader) policies.
-			sid:       "AttachAwsManagedPoliciesToForgedRoles",
-			why:       "Roles named with the ceforge prefix only, and only AWS managed policies (iam:PolicyARN).",
-			actions:   []string{"iam:AttachRolePolicy"},
-			resources: []string{p.prefixedRoles()},
-			cond:      map[string]map[string]any{"ArnLike": {"iam:PolicyARN": "arn:" + p.partition + ":iam::aws:policy/*"}},
+			sid:     "NeverLiftTheBoundary",
+			deny:    true,
+			actions: []string{"iam:DeleteRolePermissionsBoundary"},
+			// Every role: no function ever removes a boundary.
+			resources: []string{p.arn("iam", "", p.account, "role/*")},
+		},
+		{
+			sid:       "NeverChangeTheBoundaryPolicy",
+			deny:      true,
+			actions:   []string{"iam:CreatePolicyVersion", "iam:DeletePolicy", "iam:DeletePolicyVersion", "iam:SetDefaultPolicyVersion"},
+			resources: []string{p.boundary},
 		},
 		{
 			sid:       "ForgeInstanceProfiles",
 			why:       "Instance profiles named with the ceforge prefix only.",
 			actions:   []string{"iam:CreateInstanceProfile", "iam:TagInstanceProfile", "iam:GetInstanceProfile", "iam:AddRoleToInstanceProfile"},
 			resources: []string{p.prefixedProfiles()},
+		},
+		{
+			// Batch may check PassRole on the service role it is given.
+			sid:       "PassBatchServiceLinkedRole",
+			actions:   []string{"iam:PassRole"},
+			resources: []string{p.batchServiceLinkedRole()},
+			cond:      map[string]map[string]any{"StringEquals": {"iam:PassedToService": forgedrole.PrincipalBatch}},
 		},
 		{
 			sid:       "CreateServiceLinkedRoles",
@@ -240,7 +308,7 @@ func (p permissions) create() []perm {
 		{
 			sid:       "ForgeLogGroups",
 			why:       "Log groups of forged compute environments (/aws/batch/job/<prefix>*), under /ceforge/, and the configured run log group only.",
-			actions:   []string{"logs:CreateLogGroup", "logs:PutRetentionPolicy", "logs:TagResource", "logs:TagLogGroup", "logs:ListTagsForResource"},
+			actions:   []string{"logs:CreateLogGroup", "logs:TagResource", "logs:TagLogGroup"},
 			resources: p.logGroups(),
 			regional:  true,
 		},
@@ -258,17 +326,19 @@ func (p permissions) create() []perm {
 		{
 			sid:       "ManageOwnedFileSystems",
 			why:       "Only file systems tagged ceforge:managed=true (aws:ResourceTag).",
-			actions:   []string{"elasticfilesystem:CreateMountTarget", "elasticfilesystem:PutLifecycleConfiguration", "elasticfilesystem:UpdateFileSystem"},
+			actions:   []string{"elasticfilesystem:CreateMountTarget"},
 			resources: []string{p.arn("elasticfilesystem", "*", p.account, "file-system/*")},
 			cond:      resourceTagged,
 			regional:  true,
 		},
 		{
-			// EFS mount targets are network interfaces the caller creates.
+			// EFS mount targets are network interfaces EFS creates with the
+			// caller's permissions (a forward access session).
 			sid:       "MountTargetInterfaces",
-			why:       "EFS mount targets create network interfaces in user-chosen subnets and security groups; ids are unknown in advance.",
+			why:       "EFS mount targets create network interfaces in user-chosen subnets and security groups; ids are unknown in advance. Only EFS, on the reconciler's behalf (aws:ViaAWSService), never the reconciler itself.",
 			actions:   []string{"ec2:CreateNetworkInterface"},
 			resources: []string{p.ec2("network-interface"), p.ec2("subnet"), p.ec2("security-group")},
+			cond:      viaService,
 			regional:  true,
 		},
 		{
@@ -289,8 +359,7 @@ func (p permissions) delete() []perm {
 			why: "Roles named with the ceforge prefix only.",
 			actions: []string{
 				"iam:DeleteRole", "iam:DeleteRolePolicy", "iam:DetachRolePolicy", "iam:GetRole",
-				"iam:ListRolePolicies", "iam:ListAttachedRolePolicies", "iam:ListInstanceProfilesForRole",
-				"iam:RemoveRoleFromInstanceProfile",
+				"iam:ListRolePolicies", "iam:ListAttachedRolePolicies", "iam:RemoveRoleFromInstanceProfile",
 			},
 			resources: []string{p.prefixedRoles()},
 		},
@@ -335,11 +404,13 @@ func (p permissions) delete() []perm {
 		},
 		{
 			// Deleting an EFS mount target deletes its network interface
-			// with the caller's permissions.
+			// with the caller's permissions (a forward access session): the
+			// reconciler itself may delete no interface.
 			sid:       "MountTargetInterfacesDelete",
-			why:       "DeleteMountTarget deletes the mount target's requester-managed interface with the caller's permissions; its id is unknown in advance.",
+			why:       "DeleteMountTarget deletes the mount target's interface with the caller's permissions; its id is unknown in advance. Only EFS, on the reconciler's behalf (aws:ViaAWSService), never the reconciler itself.",
 			actions:   []string{"ec2:DeleteNetworkInterface"},
 			resources: []string{p.ec2("network-interface")},
+			cond:      viaService,
 			regional:  true,
 		},
 	}
@@ -348,12 +419,9 @@ func (p permissions) delete() []perm {
 // observe: read the state of runs (instances and jobs).
 func (p permissions) observe() []perm {
 	return []perm{{
-		sid: "DescribeRunBackends",
-		why: "EC2 Describe* and batch:DescribeJobs/ListJobs do not support resource-level permissions; read-only.",
-		actions: []string{
-			"ec2:DescribeInstances", "ec2:DescribeInstanceStatus", "ec2:DescribeSpotInstanceRequests",
-			"batch:DescribeJobs", "batch:ListJobs",
-		},
+		sid:       "DescribeRunBackends",
+		why:       "EC2 Describe* and batch:DescribeJobs/ListJobs do not support resource-level permissions; read-only.",
+		actions:   []string{"ec2:DescribeInstances", "batch:DescribeJobs", "batch:ListJobs"},
 		resources: []string{"*"},
 		regional:  true,
 	}}
@@ -410,10 +478,19 @@ func (p permissions) launch() []perm {
 			regional:  true,
 		},
 		{
-			sid:       "ManageJobs",
-			why:       "Batch job ids are generated at submission.",
-			actions:   []string{"batch:TagResource", "batch:TerminateJob", "batch:CancelJob"},
+			sid:       "TagJobsOnSubmit",
+			why:       "Batch job ids are generated at submission; tags only with the ceforge:managed=true request tag (the head's ownership tags).",
+			actions:   []string{"batch:TagResource"},
 			resources: []string{p.arn("batch", "*", p.account, "job/*")},
+			cond:      requestTagged,
+			regional:  true,
+		},
+		{
+			sid:       "TerminateOwnedJobs",
+			why:       "Batch job ids are generated at submission; only jobs tagged ceforge:managed=true (heads, and tasks through resourceLabels).",
+			actions:   []string{"batch:TerminateJob"},
+			resources: []string{p.arn("batch", "*", p.account, "job/*")},
+			cond:      resourceTagged,
 			regional:  true,
 		},
 	}...)
@@ -428,7 +505,7 @@ func (p permissions) logs() []perm {
 		{
 			sid:       "ReadRunLogs",
 			why:       "Run log groups (/ceforge/*, Batch's /aws/batch/job) and their streams, in any compute environment region; read-only.",
-			actions:   []string{"logs:GetLogEvents", "logs:FilterLogEvents", "logs:DescribeLogStreams", "logs:StartLiveTail"},
+			actions:   []string{"logs:GetLogEvents"},
 			resources: groups,
 			regional:  true,
 		},
@@ -444,15 +521,15 @@ func (p permissions) readRunArtifacts() []perm {
 	return []perm{
 		{
 			sid:       "ReadRunArtifacts",
-			why:       "Run artifacts under <workDir>/.ceforge/runs/ in user-chosen work-directory buckets; read-only.",
+			why:       "Run artifacts under <workDir>/.ceforge/runs/ in the deployment's allowed buckets; read-only.",
 			actions:   []string{"s3:GetObject"},
-			resources: []string{p.runArtifacts()},
+			resources: p.runArtifacts(),
 		},
 		{
 			sid:       "NotFoundForMissingArtifacts",
-			why:       "Work-directory buckets are user-chosen; ListBucket makes S3 answer 404 (not 403) for a run artifact that does not exist yet.",
+			why:       "Work directories are in the deployment's allowed buckets; ListBucket makes S3 answer 404 (not 403) for a run artifact that does not exist yet.",
 			actions:   []string{"s3:ListBucket"},
-			resources: []string{"arn:" + p.partition + ":s3:::*"},
+			resources: p.bucketARNs(),
 		},
 	}
 }
@@ -493,9 +570,10 @@ func (p permissions) sweep() []perm {
 		},
 		{
 			sid:       "TerminateOrphanJobs",
-			why:       "Batch job ids are generated at submission.",
+			why:       "Batch job ids are generated at submission; only jobs tagged ceforge:managed=true.",
 			actions:   []string{"batch:TerminateJob"},
 			resources: []string{p.arn("batch", "*", p.account, "job/*")},
+			cond:      resourceTagged,
 			regional:  true,
 		},
 	}
@@ -507,9 +585,174 @@ func (p permissions) assume() []perm {
 	return []perm{{
 		sid:       "AssumeCustomerRoles",
 		why:       "Customer roles named with the ceforge prefix in the accounts compute environments use (credentials.roleArn); each role's trust policy names the control plane and an external id.",
-		actions:   []string{"sts:AssumeRole", "sts:TagSession"},
+		actions:   []string{"sts:AssumeRole"},
 		resources: []string{p.arn("iam", "", "*", "role/"+p.cfg.Prefix+"*")},
 	}}
+}
+
+// bucketARNs returns the ARNs of the allowed buckets (Config.Buckets).
+func (p permissions) bucketARNs() []string {
+	var out []string
+	for _, b := range p.cfg.Buckets() {
+		out = append(out, "arn:"+p.partition+":s3:::"+b)
+	}
+	return out
+}
+
+// bucketResources returns the allowed buckets and their objects: a
+// pattern ending in '*' names both (the wildcard spans the '/'), a bucket
+// name needs its object ARN beside it.
+func (p permissions) bucketResources() []string {
+	var out []string
+	for _, arn := range p.bucketARNs() {
+		out = append(out, arn)
+		if !strings.HasSuffix(arn, "*") {
+			out = append(out, arn+"/*")
+		}
+	}
+	return out
+}
+
+// boundaryPerms is the permissions boundary of every role ceforge forges
+// (managed policy <prefix>boundary): the most a Nextflow head job, a task,
+// a Batch container instance or an AWS Cloud head instance may ever do,
+// whatever policies the role holds. What the AWS managed policies ceforge
+// attaches grant beyond it (S3 read of every bucket, SSM parameters,
+// X-Ray) is cut off. It grants no IAM action but passing ceforge's own
+// roles to Batch and ECS tasks, so a forged role can create or change no
+// identity.
+func (p permissions) boundaryPerms() []perm {
+	logs := append(p.logGroups(), p.arn("logs", "*", p.account, "log-group:/aws/batch/job*"))
+	out := []perm{
+		{
+			sid: "AllowedBuckets",
+			why: "Work directories, inputs and outputs in the deployment's allowed buckets (allowedBuckets, default <prefix>*) and their objects.",
+			actions: []string{
+				"s3:ListBucket", "s3:GetBucketLocation", "s3:ListBucketMultipartUploads",
+				"s3:GetObject", "s3:GetObjectVersion", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload",
+				"s3:ListMultipartUploadParts", "s3:GetObjectTagging", "s3:PutObjectTagging", "s3:RestoreObject",
+			},
+			resources: p.bucketResources(),
+		},
+		{
+			sid:       "NextflowBatch",
+			why:       "Nextflow submits tasks to the CE's prefixed job queues with job definitions it registers (nf-*); job ids are generated.",
+			actions:   []string{"batch:SubmitJob", "batch:RegisterJobDefinition", "batch:TagResource", "batch:CancelJob", "batch:TerminateJob"},
+			resources: []string{p.batch("job-queue"), p.arn("batch", "*", p.account, "job-definition/*"), p.arn("batch", "*", p.account, "job/*")},
+		},
+		{
+			sid:       "PassJobRoles",
+			why:       "Nextflow passes the CE's job roles (named with the prefix) to its task job definitions; to Batch and ECS tasks only.",
+			actions:   []string{"iam:PassRole"},
+			resources: []string{p.prefixedRoles()},
+			cond:      map[string]map[string]any{"StringEquals": {"iam:PassedToService": []string{forgedrole.PrincipalBatch, forgedrole.PrincipalECSTasks}}},
+		},
+		{
+			// One statement: these take no resource-level permissions, or
+			// name resources Batch and ECS create with generated names.
+			sid: "Agents",
+			why: "Describe/List calls (Nextflow, CloudWatch agent), the ECS agent on Batch instances (clusters and container instances Batch names), ECR pulls, SSM Agent registration, Session Manager and Run Command channels (no inventory, patching or associations): no resource-level permissions or generated names.",
+			actions: []string{
+				"batch:DescribeJobs", "batch:ListJobs", "batch:DescribeJobQueues", "batch:DescribeComputeEnvironments", "batch:DescribeJobDefinitions",
+				"ec2:DescribeInstances", "ec2:DescribeInstanceStatus", "ec2:DescribeInstanceAttribute", "ec2:DescribeInstanceTypes",
+				"ec2:DescribeTags", "ec2:DescribeVolumes", "ec2:DescribeVolumeStatus", "ec2:DescribeVolumeAttribute",
+				"ecs:DescribeTasks", "ecs:DescribeContainerInstances", "ecs:DiscoverPollEndpoint", "ecs:CreateCluster",
+				"ecs:RegisterContainerInstance", "ecs:DeregisterContainerInstance", "ecs:Poll", "ecs:StartTelemetrySession",
+				"ecs:UpdateContainerInstancesState", "ecs:SubmitAttachmentStateChanges", "ecs:SubmitContainerStateChange",
+				"ecs:SubmitTaskStateChange", "ecs:ListTagsForResource", "ecs:TagResource",
+				"ecr:GetAuthorizationToken", "ecr:BatchCheckLayerAvailability", "ecr:GetDownloadUrlForLayer", "ecr:BatchGetImage",
+				"logs:DescribeLogGroups", "cloudwatch:PutMetricData",
+				"ssm:UpdateInstanceInformation", "ssm:ListInstanceAssociations",
+				"ssmmessages:CreateControlChannel", "ssmmessages:CreateDataChannel", "ssmmessages:OpenControlChannel", "ssmmessages:OpenDataChannel",
+				"ec2messages:AcknowledgeMessage", "ec2messages:DeleteMessage", "ec2messages:FailMessage", "ec2messages:GetEndpoint",
+				"ec2messages:GetMessages", "ec2messages:SendReply",
+			},
+			resources: []string{"*"},
+		},
+		{
+			sid:       "WriteLogs",
+			why:       "Container and console logs into any log group of the account (a CE may name its own); writes only.",
+			actions:   []string{"logs:CreateLogStream", "logs:PutLogEvents"},
+			resources: []string{p.arn("logs", "*", p.account, "log-group:*")},
+		},
+		{
+			sid:       "RunLogs",
+			why:       "Log groups of runs and Batch jobs (/aws/batch/job*, /ceforge/*, the run log group): task logs, the run log group.",
+			actions:   []string{"logs:GetLogEvents", "logs:DescribeLogStreams", "logs:CreateLogGroup", "logs:PutRetentionPolicy"},
+			resources: logs,
+		},
+		{
+			sid:       "AwsParameters",
+			why:       "SSM parameters: AWS public ones (/aws/service/) and the CloudWatch agent's (AmazonCloudWatch-*) only.",
+			actions:   []string{"ssm:GetParameter", "ssm:GetParameters"},
+			resources: []string{p.arn("ssm", "*", "*", "parameter/aws/service/*"), p.arn("ssm", "*", p.account, "parameter/AmazonCloudWatch-*")},
+		},
+		{
+			sid:       "FileSystems",
+			why:       "EFS mounts with IAM authorization; file systems of forged and user-supplied CEs.",
+			actions:   []string{"elasticfilesystem:ClientMount", "elasticfilesystem:ClientWrite", "elasticfilesystem:DescribeMountTargets"},
+			resources: []string{p.arn("elasticfilesystem", "*", p.account, "file-system/*")},
+		},
+		{
+			sid:       "GrowOwnInstances",
+			why:       "EBS auto-scaling grows disks of ceforge's instances, and deletes its volumes (tagged like the instance), only (aws:ResourceTag ceforge:managed=true).",
+			actions:   []string{"ec2:AttachVolume", "ec2:ModifyInstanceAttribute", "ec2:DeleteVolume"},
+			resources: []string{p.ec2("instance"), p.ec2("volume")},
+			cond:      resourceTagged,
+		},
+		{
+			// amazon-ebs-autoscale copies the instance's tags onto every
+			// volume it creates, in the CreateVolume call itself.
+			sid:       "AutoScaleVolumes",
+			why:       "EBS auto-scaling creates volumes of generated ids, only tagged ceforge:managed=true at creation (aws:RequestTag).",
+			actions:   []string{"ec2:CreateVolume"},
+			resources: []string{p.ec2("volume")},
+			cond:      requestTagged,
+		},
+		{
+			sid:       "TagVolumesAtCreation",
+			why:       "Volumes of generated ids, tagged only within the CreateVolume call (ec2:CreateAction).",
+			actions:   []string{"ec2:CreateTags"},
+			resources: []string{p.ec2("volume")},
+			cond:      map[string]map[string]any{"StringEquals": {"ec2:CreateAction": "CreateVolume"}},
+		},
+		{
+			// forge/hostinit: a host whose setup failed says so on itself,
+			// for the reconciler to report.
+			sid:       "ReportHostSetup",
+			why:       "ceforge's instances (aws:ResourceTag ceforge:managed=true), the host-setup tag key only (aws:TagKeys).",
+			actions:   []string{"ec2:CreateTags"},
+			resources: []string{p.ec2("instance")},
+			cond: map[string]map[string]any{
+				"StringEquals":              {"aws:ResourceTag/" + ManagedTagKey: ManagedTagValue},
+				"ForAllValues:StringEquals": {"aws:TagKeys": []string{hostinit.SetupTag}},
+			},
+		},
+		{
+			sid:       "PrefixedSecrets",
+			why:       "Secrets named with the ceforge prefix only.",
+			actions:   []string{"secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"},
+			resources: []string{p.arn("secretsmanager", "*", p.account, "secret:"+p.cfg.Prefix+"*")},
+		},
+		{
+			sid:       "KeysViaS3",
+			why:       "KMS keys of encrypted buckets and secrets, only as S3 or Secrets Manager use them (kms:ViaService).",
+			actions:   []string{"kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKey", "kms:ReEncryptFrom", "kms:ReEncryptTo"},
+			resources: []string{p.arn("kms", "*", p.account, "key/*")},
+			cond:      map[string]map[string]any{"StringLike": {"kms:ViaService": []string{"s3.*.amazonaws.com", "secretsmanager.*.amazonaws.com"}}},
+		},
+	}
+	if len(p.cfg.AllowedRegions) > 0 {
+		// One Deny instead of a region condition on every statement: the
+		// boundary must stay within one managed policy's size.
+		out = append(out, perm{
+			sid: "AllowedRegionsOnly", deny: true,
+			notActions: []string{"s3:*", "iam:PassRole"},
+			resources:  []string{"*"},
+			cond:       map[string]map[string]any{"StringNotEquals": {"aws:RequestedRegion": slices.Clone(p.cfg.AllowedRegions)}},
+		})
+	}
+	return out
 }
 
 // statements turns perms into CDK statements, and their wildcard resources
@@ -527,7 +770,7 @@ func (p permissions) statements(perms []perm) ([]awsiam.PolicyStatement, []*cdkn
 		}
 		var findings []any
 		for _, r := range s.resources {
-			if strings.Contains(r, "*") {
+			if strings.Contains(r, "*") && !s.deny {
 				findings = append(findings, "Resource::"+p.nagForm(r))
 			}
 		}
@@ -553,11 +796,22 @@ func (p permissions) statements(perms []perm) ([]awsiam.PolicyStatement, []*cdkn
 			eq["aws:RequestedRegion"] = slices.Clone(p.cfg.AllowedRegions)
 			cond["StringEquals"] = eq
 		}
+		effect := awsiam.Effect_ALLOW
+		if s.deny {
+			effect = awsiam.Effect_DENY
+		}
 		props := &awsiam.PolicyStatementProps{
 			Sid:       jsii.String(s.sid),
-			Effect:    awsiam.Effect_ALLOW,
-			Actions:   jsii.Strings(s.actions...),
+			Effect:    effect,
 			Resources: jsii.Strings(s.resources...),
+		}
+		if len(s.notActions) > 0 {
+			if !s.deny {
+				panic("NotAction in an Allow statement " + s.sid)
+			}
+			props.NotActions = jsii.Strings(s.notActions...)
+		} else {
+			props.Actions = jsii.Strings(s.actions...)
 		}
 		if len(cond) > 0 {
 			props.Conditions = &cond
@@ -576,6 +830,8 @@ func (p permissions) nagForm(resource string) string {
 // Policies are the permission groups as managed policies.
 type Policies struct {
 	ByGroup map[string]awsiam.ManagedPolicy
+	// Boundary is the permissions boundary of every role ceforge forges.
+	Boundary awsiam.ManagedPolicy
 }
 
 // Permission group names (the managed policies' construct ids).
@@ -608,6 +864,18 @@ var FunctionGroups = map[string][]string{
 func newPolicies(scope constructs.Construct, cfg Config, fns *Functions, data *Data) *Policies {
 	c := constructs.NewConstruct(scope, jsii.String("Permissions"))
 	p := newPermissions(cfg)
+	// The boundary first: the reconciler's IAM conditions name its ARN.
+	bstmts, bsup := p.statements(p.boundaryPerms())
+	boundary := awsiam.NewManagedPolicy(c, jsii.String("Boundary"), &awsiam.ManagedPolicyProps{
+		ManagedPolicyName: jsii.String(forgedrole.BoundaryName(cfg.Prefix)),
+		Description:       jsii.String("ceforge permissions boundary: the most any role ceforge forges (" + cfg.Prefix + "*) may ever do"),
+		Statements:        &bstmts,
+	})
+	cdknag.NagSuppressions_AddResourceSuppressions(boundary, &bsup, jsii.Bool(false))
+	p.boundary = *boundary.ManagedPolicyArn()
+	for _, name := range FunctionNames {
+		fns.Fn[name].AddEnvironment(jsii.String("CEFORGE_PERMISSIONS_BOUNDARY"), boundary.ManagedPolicyArn(), nil)
+	}
 	groups := []struct {
 		name, description string
 		perms             []perm
@@ -623,7 +891,7 @@ func newPolicies(scope constructs.Construct, cfg Config, fns *Functions, data *D
 		{GroupSweep, "sweep: find and delete orphaned ceforge-owned resources", p.sweep()},
 		{GroupAssume, "assume: cross-account compute environment credentials (roles " + cfg.Prefix + "*)", p.assume()},
 	}
-	pol := &Policies{ByGroup: map[string]awsiam.ManagedPolicy{}}
+	pol := &Policies{ByGroup: map[string]awsiam.ManagedPolicy{}, Boundary: boundary}
 	for _, g := range groups {
 		stmts, sup := p.statements(g.perms)
 		mp := awsiam.NewManagedPolicy(c, jsii.String(g.name), &awsiam.ManagedPolicyProps{
@@ -640,6 +908,9 @@ func newPolicies(scope constructs.Construct, cfg Config, fns *Functions, data *D
 			fns.Role[name].AddManagedPolicy(pol.ByGroup[g])
 		}
 		data.grant(fns.Role[name], name != FnLogs)
+		if name == FnLogs {
+			data.grantLeases(fns.Role[name])
+		}
 	}
 	return pol
 }

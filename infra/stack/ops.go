@@ -26,20 +26,23 @@ type Ops struct {
 func newOps(scope constructs.Construct, cfg Config, fns *Functions, ev *Events, api *API) *Ops {
 	c := constructs.NewConstruct(scope, jsii.String("Ops"))
 	o := &Ops{}
+	// Every alarm notifies this topic (output AlarmTopicArn: subscribe a
+	// pager, chat or ticketing endpoint); alarmEmail adds an e-mail
+	// subscription.
+	o.Topic = awssns.NewTopic(c, jsii.String("AlarmTopic"), &awssns.TopicProps{
+		TopicName:   jsii.String(cfg.Prefix + "alarms"),
+		DisplayName: jsii.String("ceforge alarms"),
+		EnforceSSL:  jsii.Bool(true),
+	})
 	if cfg.AlarmEmail != "" {
-		o.Topic = awssns.NewTopic(c, jsii.String("AlarmTopic"), &awssns.TopicProps{
-			TopicName:   jsii.String(cfg.Prefix + "alarms"),
-			DisplayName: jsii.String("ceforge alarms"),
-			EnforceSSL:  jsii.Bool(true),
-		})
 		o.Topic.AddSubscription(awssnssubscriptions.NewEmailSubscription(jsii.String(cfg.AlarmEmail), nil))
-		cdknag.NagSuppressions_AddResourceSuppressions(o.Topic, &[]*cdknag.NagPackSuppression{{
-			Id: jsii.String("AwsSolutions-SNS2"),
-			Reason: jsii.String("Alarm notifications carry alarm names and states only. CloudWatch alarms cannot publish " +
-				"to a topic encrypted with the AWS managed SNS key, and a customer managed key for this topic alone " +
-				"is not worth its cost; the topic enforces TLS (SNS3)."),
-		}}, jsii.Bool(true))
 	}
+	cdknag.NagSuppressions_AddResourceSuppressions(o.Topic, &[]*cdknag.NagPackSuppression{{
+		Id: jsii.String("AwsSolutions-SNS2"),
+		Reason: jsii.String("Alarm notifications carry alarm names and states only. CloudWatch alarms cannot publish " +
+			"to a topic encrypted with the AWS managed SNS key, and a customer managed key for this topic alone " +
+			"is not worth its cost; the topic enforces TLS (SNS3)."),
+	}}, jsii.Bool(true))
 
 	fiveMin := awscdk.Duration_Minutes(jsii.Number(5))
 	alarm := func(id, name, description string, metric awscloudwatch.IMetric, threshold float64) {
@@ -52,9 +55,7 @@ func newOps(scope constructs.Construct, cfg Config, fns *Functions, ev *Events, 
 			ComparisonOperator: awscloudwatch.ComparisonOperator_GREATER_THAN_THRESHOLD,
 			TreatMissingData:   awscloudwatch.TreatMissingData_NOT_BREACHING,
 		})
-		if o.Topic != nil {
-			a.AddAlarmAction(awscloudwatchactions.NewSnsAction(o.Topic))
-		}
+		a.AddAlarmAction(awscloudwatchactions.NewSnsAction(o.Topic))
 		o.Alarms = append(o.Alarms, a)
 	}
 	sum := &awscloudwatch.MetricOptions{Period: fiveMin, Statistic: jsii.String("Sum")}

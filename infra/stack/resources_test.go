@@ -398,23 +398,27 @@ func TestAlarms(t *testing.T) {
 			}))
 		}
 	}
-	// Alarm actions only when an e-mail address is configured.
-	d := synthDefault(t)
-	d.count(t, "AWS::SNS::Topic", 0)
-	for id, a := range d.resources("AWS::CloudWatch::Alarm") {
-		if _, ok := props(a)["AlarmActions"]; ok {
-			t.Errorf("alarm %s has actions without alarmEmail", id)
+	// Every alarm notifies the alarm topic, with or without an e-mail
+	// subscription (alarmEmail adds one).
+	for _, s := range []*synthesis{synthDefault(t), synthVariant(t)} {
+		s.count(t, "AWS::SNS::Topic", 1)
+		topic := s.logicalID(t, "AWS::SNS::Topic", "TopicName", s.cfg.Prefix+"alarms")
+		alarms := s.resources("AWS::CloudWatch::Alarm")
+		if len(alarms) < 10 {
+			t.Errorf("%s: only %d alarms", s.cfg.Prefix, len(alarms))
+		}
+		for id, a := range alarms {
+			if acts := strs(props(a)["AlarmActions"]); len(acts) != 1 || acts[0] != "${"+topic+"}" {
+				t.Errorf("alarm %s actions %v, want the alarm topic", id, acts)
+			}
+		}
+		if out, _ := s.tmpl["Outputs"].(map[string]any)["AlarmTopicArn"].(map[string]any); flat(out["Value"]) != "${"+topic+"}" {
+			t.Errorf("%s: output AlarmTopicArn = %v", s.cfg.Prefix, out)
 		}
 	}
+	synthDefault(t).count(t, "AWS::SNS::Subscription", 0)
 	v := synthVariant(t)
-	v.count(t, "AWS::SNS::Topic", 1)
 	v.has(t, "AWS::SNS::Subscription", obj(map[string]any{"Protocol": "email", "Endpoint": v.cfg.AlarmEmail}))
-	topic := v.logicalID(t, "AWS::SNS::Topic", "TopicName", v.cfg.Prefix+"alarms")
-	for id, a := range v.resources("AWS::CloudWatch::Alarm") {
-		if acts := strs(props(a)["AlarmActions"]); len(acts) != 1 || acts[0] != "${"+topic+"}" {
-			t.Errorf("alarm %s actions %v, want the alarm topic", id, acts)
-		}
-	}
 }
 
 func TestDashboard(t *testing.T) {

@@ -6,6 +6,7 @@ package stack
 
 import (
 	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awssecretsmanager"
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
 )
@@ -23,6 +24,7 @@ type Stack struct {
 	Data      *Data
 	Functions *Functions
 	Policies  *Policies
+	CursorKey awssecretsmanager.Secret
 	API       *API
 	Events    *Events
 	Ops       *Ops
@@ -51,6 +53,7 @@ func NewCeforgeStack(scope constructs.Construct, id string, props *Props) (*Stac
 	s.Data = newData(st)
 	s.Functions = newFunctions(st, cfg, s.Data.Table.TableName())
 	s.Policies = newPolicies(st, cfg, s.Functions, s.Data)
+	s.CursorKey = newCursorKey(st, cfg, s.Functions)
 	s.API = newAPI(st, cfg, s.Functions)
 	s.Events = newEvents(st, cfg, s.Functions)
 	s.Ops = newOps(st, cfg, s.Functions, s.Events, s.API)
@@ -64,5 +67,6 @@ func NewCeforgeStack(scope constructs.Construct, id string, props *Props) (*Stac
 	out("TableName", *s.Data.Table.TableName(), "DynamoDB table")
 	out("DashboardName", cfg.Prefix+"control-plane", "CloudWatch dashboard")
 	out("ClientPolicyArn", *s.API.ClientPolicy.ManagedPolicyArn(), "Managed policy for ceforge users (API calls, log follow)")
+	out("AlarmTopicArn", *s.Ops.Topic.TopicArn(), "SNS topic every alarm notifies (subscribe your on-call endpoint)")
 	return s, nil
 }

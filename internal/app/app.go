@@ -47,6 +47,9 @@ type App struct {
 	EC2Events   *eventsrc.Processor
 	// Routes are extra API routes registered by platforms and features.
 	Routes []func(*api.Router)
+	// CursorKey is where the log routes get the key that signs log cursors
+	// (set by app/logsroutes).
+	CursorKey func(context.Context) ([]byte, error)
 }
 
 // Options adjust New for tests and the local server.
@@ -79,10 +82,10 @@ func New(ctx context.Context, cfg config.Config, opts Options, features ...Featu
 		a.AWS = f
 	}
 	a.Store = store.New(dynamodb.NewFromConfig(a.AWS.Config("")), cfg.Table)
-	a.Runs = &run.Service{Store: a.Store, Launchers: map[string]run.Launcher{}, Metrics: a.Metrics, Log: a.Log}
+	a.Runs = &run.Service{Store: a.Store, Launchers: map[string]run.Launcher{}, Metrics: a.Metrics, Log: a.Log, AllowedBuckets: cfg.AllowedBuckets}
 	a.ComputeEnvs = &computeenv.Service{
 		Store: a.Store, Provisioners: map[string]computeenv.Provisioner{},
-		AllowedRegions: cfg.AllowedRegions, Runs: a.Runs, Log: a.Log,
+		AllowedRegions: cfg.AllowedRegions, AllowedBuckets: cfg.AllowedBuckets, Runs: a.Runs, Log: a.Log,
 	}
 	a.Reconciler = &reconcile.Reconciler{CEs: a.ComputeEnvs, Runs: a.Runs, Log: a.Log}
 	a.BatchEvents = eventsrc.NewProcessor(a.Log.With("consumer", "batchevents"), a.Metrics)

@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 
@@ -27,16 +28,24 @@ import (
 // functions that never validate one.
 func Batch(applier forge.ApplierFactory, params func(aws.Config) awsclient.ParameterReader, fs func(aws.Config) awsclient.FileSystemReader) Feature {
 	return func(_ context.Context, a *App) error {
+		if applier != nil && a.Config.PermissionsBoundary == "" {
+			return errNoBoundary
+		}
 		log := a.Log.With("platform", computeenv.PlatformBatch)
 		sink := &batchce.Sink{Store: a.Store, Runs: a.Runs, Log: log}
 		a.ComputeEnvs.Provisioners[computeenv.PlatformBatch] = &batchce.Provisioner{
 			AWS: a.AWS, Prefix: a.Config.Prefix, Applier: applier, Parameters: params, FileSystems: fs, Log: log,
+			Boundary: a.Config.PermissionsBoundary,
 		}
 		a.Runs.Launchers[computeenv.PlatformBatch] = &batchce.Launcher{AWS: a.AWS, Prefix: a.Config.Prefix, Store: a.Store, Sink: sink, Log: log}
 		a.BatchEvents.Handle(sink, map[eventsrc.Kind]eventsrc.Parser{batchce.JobStateChange: batchce.Parser(a.Config.Prefix)})
 		return nil
 	}
 }
+
+// errNoBoundary fails the start of a function that would forge IAM roles
+// with no permissions boundary to put them under.
+var errNoBoundary = errors.New("CEFORGE_PERMISSIONS_BOUNDARY is not set: this function forges IAM roles and creates none without a permissions boundary")
 
 // Provisioning says whether a function creates and deletes compute
 // environment resources itself or hands those steps on (to the reconciler).
@@ -54,10 +63,13 @@ const (
 // (awsclient/ssmparam); nil in functions that never validate one.
 func Cloud(params func(aws.Config) awsclient.ParameterReader, provisioning Provisioning) Feature {
 	return func(_ context.Context, a *App) error {
+		if provisioning == ProvisionHere && a.Config.PermissionsBoundary == "" {
+			return errNoBoundary
+		}
 		c := cloudce.Config{
 			AWS: a.AWS, Runs: a.Runs, Prefix: a.Config.Prefix, LogGroup: a.Config.RunLogGroup,
 			AllowedRegions: a.Config.AllowedRegions, Parameters: params, Log: a.Log.With("platform", computeenv.PlatformCloud),
-			ProvisionElsewhere: provisioning == ProvisionElsewhere,
+			ProvisionElsewhere: provisioning == ProvisionElsewhere, Boundary: a.Config.PermissionsBoundary,
 		}
 		p := cloudce.New(c)
 		a.ComputeEnvs.Provisioners[computeenv.PlatformCloud] = p

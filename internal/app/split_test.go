@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
+	"log/slog"
 	"os"
 	"sync"
 	"testing"
@@ -23,6 +25,7 @@ import (
 	"github.com/ceforge/ceforge/internal/config"
 	"github.com/ceforge/ceforge/internal/forge"
 	"github.com/ceforge/ceforge/internal/forge/steps"
+	"github.com/ceforge/ceforge/internal/metrics"
 	"github.com/ceforge/ceforge/internal/testenv"
 )
 
@@ -112,7 +115,7 @@ func TestAPIHandsForgingToTheReconciler(t *testing.T) {
 	require.NoError(t, reconciler.Reconcile(ctx, payload))
 	got = settle(t, reconciler, ce.ID)
 	require.Equal(t, computeenv.StatusDeleted, got.Status, got.StatusReason)
-	_, err = iam.NewFromConfig(cfg).GetRole(ctx, &iam.GetRoleInput{RoleName: aws.String(names.ServiceRole)})
+	_, err = iam.NewFromConfig(cfg).GetRole(ctx, &iam.GetRoleInput{RoleName: aws.String(names.InstanceRole)})
 	require.Error(t, err, "the reconciler removed the forged roles")
 
 	// An AWS Cloud CE: the API validates it (resolving its AMI) and the
@@ -216,4 +219,23 @@ func settle(t *testing.T, a *app.App, id string) computeenv.ComputeEnv {
 	}
 	t.Fatalf("compute environment %s did not settle", id)
 	return computeenv.ComputeEnv{}
+}
+
+// A function that forges IAM roles refuses to start without a permissions
+// boundary to put them under; the API (which hands forging on) needs none.
+func TestForgingFunctionsNeedABoundary(t *testing.T) {
+	env := testenv.New(t)
+	cfg, err := config.FromLookup(func(string) (string, bool) { return "", false })
+	require.NoError(t, err)
+	cfg.Table, cfg.Region, cfg.Endpoint = testenv.Table, testenv.Region, env.Endpoint
+	opts := app.Options{AWS: env.AWS, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Metrics: metrics.Discard}
+	for name, f := range map[string]app.Feature{
+		"batch forge": app.Batch(steps.NewApplier, nil, nil),
+		"cloud roles": app.Cloud(nil, app.ProvisionHere),
+	} {
+		_, err := app.New(context.Background(), cfg, opts, f)
+		require.ErrorContains(t, err, "CEFORGE_PERMISSIONS_BOUNDARY", name)
+	}
+	_, err = app.New(context.Background(), cfg, opts, app.Batch(nil, nil, nil), app.Cloud(nil, app.ProvisionElsewhere))
+	require.NoError(t, err)
 }

@@ -60,6 +60,10 @@ func (h *Harness) Wire(t testing.TB, features ...app.Feature) *app.App {
 	for _, m := range h.mutate {
 		m(&cfg)
 	}
+	if cfg.PermissionsBoundary == "" {
+		// What the CDK app sets: the deployment's <prefix>boundary policy.
+		cfg.PermissionsBoundary = testenv.Boundary(cfg.Prefix)
+	}
 	a, err := app.New(context.Background(), cfg, app.Options{AWS: h.AWS, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Metrics: metrics.Discard}, features...)
 	if err != nil {
 		t.Fatal(err)

@@ -3,6 +3,7 @@ package batchce_test
 import (
 	"context"
 	"encoding/json"
+	"net/url"
 	"sort"
 	"strings"
 	"testing"
@@ -20,7 +21,9 @@ import (
 	"github.com/ceforge/ceforge/internal/apptest"
 	"github.com/ceforge/ceforge/internal/computeenv"
 	"github.com/ceforge/ceforge/internal/forge"
+	"github.com/ceforge/ceforge/internal/forgedrole"
 	"github.com/ceforge/ceforge/internal/run"
+	"github.com/ceforge/ceforge/internal/testenv"
 )
 
 type dryRun struct {
@@ -126,9 +129,18 @@ func TestForgeSpotCE(t *testing.T) {
 	planned := forge.NewDesign("ceforge-", &ce).Plan()
 	require.Equal(t, created(planned), forged(ce))
 	for _, r := range ce.ForgedResources {
-		if r.Type != forge.TypeAMI {
+		if r.Type != forge.TypeAMI && r.Name != forge.BatchServiceLinkedRole {
 			require.Equal(t, forge.StateCreated, r.State, r.Name)
 		}
+	}
+	// Batch's service-linked role is the compute environments' service role:
+	// used, never forged (nor deleted).
+	slr := forge.Find(&ce, forge.TypeRole, forge.BatchServiceLinkedRole)
+	require.NotNil(t, slr)
+	require.Equal(t, forge.StateUsed, slr.State)
+	ceMap, _ := describe(t, h, names)
+	for name, c := range ceMap {
+		require.Equal(t, slr.ARN, aws.ToString(c.ServiceRole), name)
 	}
 	// The AMI was resolved once, at validation (the API function), and the
 	// reconciler forged with that id: it needs no SSM access of its own.
@@ -172,14 +184,22 @@ func TestForgeSpotCE(t *testing.T) {
 	}
 	require.True(t, kinds["instance"] && kinds["volume"], "ownership tags on instances and volumes: %v", kinds)
 
-	// Roles: service, instance (+profile), head and compute job roles; no execution role without Fargate.
+	// Roles: instance (+profile), head and compute job roles, each under the
+	// permissions boundary and trusted by a compute service only; no
+	// execution role without Fargate, no forged Batch service role.
 	iamc := iam.NewFromConfig(h.AWS.Config(region))
-	for _, role := range []string{names.ServiceRole, names.InstanceRole, names.HeadJobRole, names.ComputeJobRole} {
-		_, err := iamc.GetRole(ctx, &iam.GetRoleInput{RoleName: aws.String(role)})
+	for _, role := range []string{names.InstanceRole, names.HeadJobRole, names.ComputeJobRole} {
+		got, err := iamc.GetRole(ctx, &iam.GetRoleInput{RoleName: aws.String(role)})
 		require.NoError(t, err, role)
+		require.NotNil(t, got.Role.PermissionsBoundary, role)
+		require.Equal(t, testenv.Boundary(prefixName), aws.ToString(got.Role.PermissionsBoundary.PermissionsBoundaryArn), role)
+		require.Equal(t, testenv.Boundary(prefixName), forge.Find(&ce, forge.TypeRole, role).PermissionsBoundary, role)
+		requireComputeTrust(t, aws.ToString(got.Role.AssumeRolePolicyDocument))
 	}
-	_, err = iamc.GetRole(ctx, &iam.GetRoleInput{RoleName: aws.String(names.ExecutionRole)})
-	require.Error(t, err)
+	for _, role := range []string{names.ExecutionRole, names.ServiceRole} {
+		_, err = iamc.GetRole(ctx, &iam.GetRoleInput{RoleName: aws.String(role)})
+		require.Error(t, err, role)
+	}
 
 	// Head job definition registered at creation.
 	jd, err := batch.NewFromConfig(h.AWS.Config(region)).DescribeJobDefinitions(ctx, &batch.DescribeJobDefinitionsInput{JobDefinitionName: aws.String(names.JobDefinition), Status: aws.String("ACTIVE")})
@@ -290,8 +310,8 @@ func TestDeleteWithAndWithoutDispose(t *testing.T) {
 				require.Empty(t, jd.JobDefinitions)
 				for _, r := range ce.ForgedResources {
 					want := forge.StateDeleted
-					if r.Type == forge.TypeAMI {
-						want = forge.StateUsed // public AMIs are never ours to delete
+					if r.Type == forge.TypeAMI || r.Name == forge.BatchServiceLinkedRole {
+						want = forge.StateUsed // public AMIs and Batch's own role are never ours to delete
 					}
 					require.Equal(t, want, r.State, r.Type+" "+r.Name)
 				}
@@ -325,7 +345,7 @@ func TestForgeRefusalErrorsWithReasonAndLeftovers(t *testing.T) {
 	require.Equal(t, 202, res.Status, string(res.Body))
 	ce = settle(t, h, ce.ID)
 	require.Equal(t, computeenv.StatusDeleted, ce.Status, ce.StatusReason)
-	_, err := iam.NewFromConfig(h.AWS.Config(region)).GetRole(context.Background(), &iam.GetRoleInput{RoleName: aws.String(forge.NamesFor(prefixName, ce.ID).ServiceRole)})
+	_, err := iam.NewFromConfig(h.AWS.Config(region)).GetRole(context.Background(), &iam.GetRoleInput{RoleName: aws.String(forge.NamesFor(prefixName, ce.ID).InstanceRole)})
 	require.Error(t, err)
 }
 
@@ -425,4 +445,37 @@ func TestForgeFSxCreateWaitsThenDeletes(t *testing.T) {
 	left, err := fsx.NewFromConfig(h.AWS.Config(region)).DescribeFileSystems(ctx, &fsx.DescribeFileSystemsInput{})
 	require.NoError(t, err)
 	require.Empty(t, left.FileSystems)
+}
+
+// requireComputeTrust asserts a forged role's trust policy names only the
+// compute services forgedrole allows: no account, user or other service.
+func requireComputeTrust(t *testing.T, doc string) {
+	t.Helper()
+	if u, err := url.QueryUnescape(doc); err == nil {
+		doc = u // IAM returns the document URL-encoded
+	}
+	var p struct {
+		Statement []struct {
+			Principal map[string]any
+		}
+	}
+	require.NoError(t, json.Unmarshal([]byte(doc), &p), doc)
+	require.NotEmpty(t, p.Statement)
+	for _, st := range p.Statement {
+		require.Len(t, st.Principal, 1, doc)
+		var services []string
+		switch v := st.Principal["Service"].(type) {
+		case string:
+			services = []string{v}
+		case []any:
+			for _, e := range v {
+				services = append(services, e.(string))
+			}
+		default:
+			t.Fatalf("trust policy names a non-service principal: %s", doc)
+		}
+		for _, s := range services {
+			require.Contains(t, forgedrole.Principals, s, doc)
+		}
+	}
 }

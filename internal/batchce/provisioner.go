@@ -19,6 +19,7 @@ import (
 	"github.com/ceforge/ceforge/internal/awsclient"
 	"github.com/ceforge/ceforge/internal/computeenv"
 	"github.com/ceforge/ceforge/internal/forge"
+	"github.com/ceforge/ceforge/internal/forgedrole"
 	"github.com/ceforge/ceforge/internal/tags"
 )
 
@@ -41,7 +42,10 @@ type Provisioner struct {
 	// to validate them at creation (awsclient/fsread). Nil in functions
 	// that never validate a CE.
 	FileSystems func(aws.Config) awsclient.FileSystemReader
-	Log         *slog.Logger
+	// Boundary is the permissions boundary (ARN in the control plane's
+	// account) every forged role is created under; see forgedrole.
+	Boundary string
+	Log      *slog.Logger
 }
 
 var _ computeenv.Provisioner = (*Provisioner)(nil)
@@ -51,6 +55,30 @@ func (p *Provisioner) log() *slog.Logger {
 		return p.Log
 	}
 	return slog.Default()
+}
+
+// design is the CE's forge design, its roles under the boundary of the
+// account they are forged in.
+func (p *Provisioner) design(ce *computeenv.ComputeEnv) forge.Design {
+	d := forge.NewDesign(p.Prefix, ce)
+	role := ""
+	if ce.Credentials != nil {
+		role = ce.Credentials.RoleARN
+	}
+	if p.Boundary != "" {
+		d.Boundary = forgedrole.BoundaryIn(p.Boundary, role)
+	}
+	return d
+}
+
+// Bound puts the roles a forged CE recorded under the permissions
+// boundary (roles forged before ceforge set one); the reconciler calls it
+// for every stable CE. It reports whether the record changed.
+func (p *Provisioner) Bound(ctx context.Context, ce *computeenv.ComputeEnv) (bool, error) {
+	if p.Applier == nil || p.Boundary == "" || ce.ConfigMode == computeenv.ModeManual || ce.Batch == nil || ce.Batch.Forge == nil {
+		return false, nil
+	}
+	return p.Applier(configFor(p.AWS, ce)).Bound(ctx, ce, p.design(ce))
 }
 
 // config returns the AWS configuration acting in the CE's account and region.
@@ -263,7 +291,7 @@ func (p *Provisioner) Plan(_ context.Context, ce *computeenv.ComputeEnv) (comput
 			}},
 		}}, nil
 	}
-	return forge.NewDesign(p.Prefix, ce).Plan(), nil
+	return p.design(ce).Plan(), nil
 }
 
 // Advance is the lifecycle step machine: CREATING → AVAILABLE | ERRORED,
@@ -288,7 +316,7 @@ func (p *Provisioner) create(ctx context.Context, ce *computeenv.ComputeEnv) err
 	if ce.ConfigMode == computeenv.ModeManual {
 		ok, err = p.createManual(ctx, batch.NewFromConfig(cfg), ce)
 	} else {
-		ok, err = p.Applier(cfg).Create(ctx, ce, forge.NewDesign(p.Prefix, ce))
+		ok, err = p.Applier(cfg).Create(ctx, ce, p.design(ce))
 	}
 	var se *forge.StepError
 	if errors.As(err, &se) {
@@ -391,7 +419,7 @@ func (p *Provisioner) delete(ctx context.Context, ce *computeenv.ComputeEnv) err
 		}
 		ok = err == nil
 	} else {
-		ok, err = p.Applier(cfg).Delete(ctx, ce, forge.NewDesign(p.Prefix, ce))
+		ok, err = p.Applier(cfg).Delete(ctx, ce, p.design(ce))
 	}
 	var se *forge.StepError
 	if errors.As(err, &se) {

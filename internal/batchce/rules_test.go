@@ -15,7 +15,8 @@ type mut = func(b *computeenv.BatchOptions, f *computeenv.ForgeOptions)
 
 func TestOptionRules(t *testing.T) {
 	h := newHarness(t)
-	makeBucket(t, h, "far-away", "eu-west-1")
+	makeBucket(t, h, "ceforge-far-away", "eu-west-1")
+	makeBucket(t, h, "other-team", region) // exists, but outside the allowed buckets (ceforge-*)
 	cases := []struct {
 		name   string
 		req    computeenv.CreateRequest
@@ -56,8 +57,12 @@ func TestOptionRules(t *testing.T) {
 		}), 400, "batch.forge.instanceTypes[1]"},
 		{"EBS autoscale excludes fusion2", forgeBody("r", fusion, func(_ *computeenv.BatchOptions, f *computeenv.ForgeOptions) { f.EbsAutoScale = true }), 400, "batch.forge.ebsAutoScale"},
 		{"block size needs autoscale", forgeBody("r", func(_ *computeenv.BatchOptions, f *computeenv.ForgeOptions) { f.EbsBlockSize = 50 }), 400, "batch.forge.ebsBlockSize"},
-		{"bucket in another region", withWorkDir(forgeBody("r"), "s3://far-away/work"), 400, "workDir"},
-		{"bucket missing", withWorkDir(forgeBody("r"), "s3://no-such-bucket/work"), 400, "workDir"},
+		{"bucket in another region", withWorkDir(forgeBody("r"), "s3://ceforge-far-away/work"), 400, "workDir"},
+		{"work dir outside the allowed buckets", withWorkDir(forgeBody("r"), "s3://other-team/work"), 400, "workDir"},
+		{"allowBuckets outside the allowed buckets", forgeBody("r", func(_ *computeenv.BatchOptions, f *computeenv.ForgeOptions) {
+			f.AllowBuckets = []string{"s3://other-team"}
+		}), 400, "batch.forge.allowBuckets[0]"},
+		{"bucket missing", withWorkDir(forgeBody("r"), "s3://ceforge-no-such-bucket/work"), 400, "workDir"},
 		{"path work dir outside the mount", withWorkDir(forgeBody("r", func(_ *computeenv.BatchOptions, f *computeenv.ForgeOptions) { f.EfsCreate = true }), "/data/work"), 400, "workDir"},
 		{"path work dir without file system", withWorkDir(forgeBody("r"), "/mnt/efs/work"), 400, "workDir"},
 		{"type missing", forgeBody("r", func(_ *computeenv.BatchOptions, f *computeenv.ForgeOptions) { f.Type = "" }), 400, "batch.forge.type"},

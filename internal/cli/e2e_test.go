@@ -75,6 +75,7 @@ func stack(t *testing.T) *e2e {
 			return
 		}
 		cfg.Table, cfg.Region, cfg.Endpoint = testenv.Table, testenv.Region, env.Endpoint
+		cfg.PermissionsBoundary = testenv.Boundary(cfg.Prefix)
 		ctx := context.Background()
 		a, err := allinone.New(ctx, cfg, app.Options{AWS: env.AWS, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Metrics: metrics.Discard})
 		if err != nil {

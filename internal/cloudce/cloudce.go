@@ -107,6 +107,7 @@ type IAMAPI interface {
 	DeleteInstanceProfile(context.Context, *iam.DeleteInstanceProfileInput, ...func(*iam.Options)) (*iam.DeleteInstanceProfileOutput, error)
 	AddRoleToInstanceProfile(context.Context, *iam.AddRoleToInstanceProfileInput, ...func(*iam.Options)) (*iam.AddRoleToInstanceProfileOutput, error)
 	RemoveRoleFromInstanceProfile(context.Context, *iam.RemoveRoleFromInstanceProfileInput, ...func(*iam.Options)) (*iam.RemoveRoleFromInstanceProfileOutput, error)
+	PutRolePermissionsBoundary(context.Context, *iam.PutRolePermissionsBoundaryInput, ...func(*iam.Options)) (*iam.PutRolePermissionsBoundaryOutput, error)
 }
 
 // S3API is the part of S3 this package calls.
@@ -131,6 +132,9 @@ type Platform struct {
 	// profile to another function (the API hands them to the reconciler,
 	// so it holds no IAM write permission).
 	ProvisionElsewhere bool
+	// Boundary is the permissions boundary (ARN in the control plane's
+	// account) the instance role is created under; see forgedrole.
+	Boundary string
 	// Sleep waits between launch retries (tests shorten it).
 	Sleep func(time.Duration)
 }
@@ -147,7 +151,9 @@ type Config struct {
 	Parameters func(aws.Config) awsclient.ParameterReader
 	// ProvisionElsewhere: see Platform.ProvisionElsewhere.
 	ProvisionElsewhere bool
-	Log                *slog.Logger
+	// Boundary: see Platform.Boundary.
+	Boundary string
+	Log      *slog.Logger
 }
 
 // New returns the platform with SDK clients from the factory, acting
@@ -185,7 +191,7 @@ func New(c Config) *Platform {
 			return cl
 		},
 		Runs: c.Runs, Prefix: c.Prefix, LogGroup: c.LogGroup, AllowedRegions: c.AllowedRegions, Log: c.Log,
-		ProvisionElsewhere: c.ProvisionElsewhere,
+		ProvisionElsewhere: c.ProvisionElsewhere, Boundary: c.Boundary,
 	}
 }
 

@@ -62,6 +62,10 @@ func TestInvalidRequestsCreateNothing(t *testing.T) {
 	otherSG := aws.ToString(sg.GroupId)
 	_, err = f.S3.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String("ceforge-eu"), CreateBucketConfiguration: &s3types.CreateBucketConfiguration{LocationConstraint: s3types.BucketLocationConstraintEuWest1}})
 	require.NoError(t, err)
+	// A bucket that exists, in the region, but outside the deployment's
+	// allowed buckets (ceforge-*): only that rule refuses it.
+	_, err = f.S3.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String("other-team")})
+	require.NoError(t, err)
 	armAMI, err := f.SSM.GetParameter(ctx, &ssm.GetParameterInput{Name: aws.String("/aws/service/ecs/optimized-ami/amazon-linux-2023/arm64/recommended/image_id")})
 	require.NoError(t, err)
 	ce := f.createCE(t, ceBody()) // spotStudios off
@@ -112,15 +116,18 @@ func TestInvalidRequestsCreateNothing(t *testing.T) {
 		{"boot disk smaller than the AMI", "/compute-envs", ceCase(cloud{"ebsBootSize": 8}), 422, "cloud.ebsBootSize"},
 		{"negative boot disk", "/compute-envs", ceCase(cloud{"ebsBootSize": -1}), 400, "cloud.ebsBootSize"},
 		{"max run hours too long", "/compute-envs", ceCase(cloud{"maxRunHours": 100000}), 400, "cloud.maxRunHours"},
-		{"missing work-dir bucket", "/compute-envs", ceCase(nil, func(b map[string]any) { b["workDir"] = "s3://no-such-bucket/w" }), 422, "workDir"},
+		{"missing work-dir bucket", "/compute-envs", ceCase(nil, func(b map[string]any) { b["workDir"] = "s3://ceforge-no-such-bucket/w" }), 422, "workDir"},
 		{"work-dir bucket in another region", "/compute-envs", ceCase(nil, func(b map[string]any) { b["workDir"] = "s3://ceforge-eu/w" }), 422, "workDir"},
 		{"unknown instance profile", "/compute-envs", ceCase(cloud{"instanceProfileArn": "arn:aws:iam::123456789012:instance-profile/nope"}), 422, "cloud.instanceProfileArn"},
 		{"malformed instance profile", "/compute-envs", ceCase(cloud{"instanceProfileArn": "arn:aws:iam::123456789012:role/nope"}), 400, "cloud.instanceProfileArn"},
+		{"work dir outside the allowed buckets", "/compute-envs", ceCase(nil, func(b map[string]any) { b["workDir"] = "s3://other-team/w" }), 400, "workDir"},
+		{"allowBuckets outside the allowed buckets", "/compute-envs", ceCase(cloud{"allowBuckets": []string{"s3://" + otherBucket, "s3://other-team/x"}}), 400, "cloud.allowBuckets[1]"},
+		{"run work dir outside the allowed buckets", "/runs", runCase(func(b map[string]any) { b["workDir"] = "s3://other-team/w" }), 400, "workDir"},
 		{"allowed bucket not an S3 URI", "/compute-envs", ceCase(cloud{"allowBuckets": []string{"https://x"}}), 400, "cloud.allowBuckets[0]"},
 		{"batch options on a cloud CE", "/compute-envs", ceCase(nil, func(b map[string]any) { b["batch"] = map[string]any{"headQueue": "q"} }), 400, "batch"},
 		{"Spot studio on a CE without Spot", "/runs", map[string]any{"kind": "studio", "computeEnvId": ce.ID, "studio": map[string]any{"image": "jupyter/base:1", "spot": true}}, 400, "studio.spot"},
 		{"head CPUs on a cloud CE", "/runs", runCase(func(b map[string]any) { b["headJobCpus"] = 4 }), 400, "headJobCpus"},
-		{"work dir in a bucket the role cannot write", "/runs", runCase(func(b map[string]any) { b["workDir"] = "s3://someone-else/w" }), 400, "workDir"},
+		{"work dir in a bucket the role cannot write", "/runs", runCase(func(b map[string]any) { b["workDir"] = "s3://ceforge-someone-else/w" }), 400, "workDir"},
 		{"user-data over 16 KB even compressed", "/runs", runCase(func(b map[string]any) { b["configText"] = bigConfig }), 400, "configText"},
 		{"unknown compute environment", "/runs", runCase(func(b map[string]any) { b["computeEnvId"] = "zzzzzzzzzzzzzz" }), 400, "computeEnvId"},
 	}

@@ -3,6 +3,7 @@ package cloudce
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 
@@ -11,20 +12,63 @@ import (
 	iamtypes "github.com/aws/aws-sdk-go-v2/service/iam/types"
 
 	"github.com/ceforge/ceforge/internal/computeenv"
+	"github.com/ceforge/ceforge/internal/forgedrole"
 	"github.com/ceforge/ceforge/internal/tags"
 )
 
-// ManagedPolicies are attached to the instance role ceforge creates.
+// ManagedPolicies are attached to the instance role ceforge creates (S3
+// read-only is cut to the allowed buckets by the permissions boundary).
 // SSM core lets users reach studios through Session Manager port
 // forwarding, with no inbound rule (ceforge studio connect).
 var ManagedPolicies = []string{
-	"arn:aws:iam::aws:policy/CloudWatchAgentServerPolicy",
-	"arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess",
-	"arn:aws:iam::aws:policy/AmazonEC2ContainerRegistryPullOnly",
-	"arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore",
+	forgedrole.ManagedPolicyARN(forgedrole.PolicyCloudWatchAgent),
+	forgedrole.ManagedPolicyARN(forgedrole.PolicyS3ReadOnly),
+	forgedrole.ManagedPolicyARN(forgedrole.PolicyECRPullOnly),
+	forgedrole.ManagedPolicyARN(forgedrole.PolicySSMCore),
 }
 
-const ec2TrustPolicy = `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}`
+// ec2TrustPolicy lets EC2 (the head instances) assume the instance role.
+var ec2TrustPolicy = func() string {
+	doc, err := forgedrole.TrustPolicy(forgedrole.PrincipalEC2)
+	if err != nil {
+		panic(err)
+	}
+	return doc
+}()
+
+// boundary is the permissions boundary of the CE's account.
+func (p *Platform) boundary(ce *computeenv.ComputeEnv) string {
+	if p.Boundary == "" {
+		return ""
+	}
+	role := ""
+	if ce.Credentials != nil {
+		role = ce.Credentials.RoleARN
+	}
+	return forgedrole.BoundaryIn(p.Boundary, role)
+}
+
+// Bound puts the CE's instance role under the permissions boundary (a role
+// forged before ceforge set one); the reconciler calls it for every stable
+// CE. It reports whether the record changed.
+func (p *Platform) Bound(ctx context.Context, ce *computeenv.ComputeEnv) (bool, error) {
+	if p.ProvisionElsewhere || p.Boundary == "" || !forged(ce) {
+		return false, nil
+	}
+	b := p.boundary(ce)
+	r := ce.Resource(ResRole)
+	if r == nil || r.State != StateReady || r.PermissionsBoundary == b {
+		return false, nil
+	}
+	if _, err := forgedrole.Ensure(ctx, p.ClientsFor(ce).IAM, r.Name, b); err != nil {
+		if errorCode(err) == "NoSuchEntity" {
+			return false, nil // deleted outside ceforge: nothing to bound
+		}
+		return false, err
+	}
+	r.PermissionsBoundary = b
+	return true, nil
+}
 
 type policyDoc struct {
 	Version   string      `json:"Version"`
@@ -73,8 +117,10 @@ func (p *Platform) InlinePolicies(ce *computeenv.ComputeEnv) map[string]string {
 	viaS3 := map[string]any{"StringLike": map[string]string{"kms:ViaService": "s3.*.amazonaws.com"}}
 	docs := []policyDoc{
 		{Version: "2012-10-17", Statement: s3},
+		// No ListSecrets: it takes no resource, so on these ARNs it never
+		// applied (and the permissions boundary leaves it out).
 		{Version: "2012-10-17", Statement: []statement{{
-			Sid: "ReadPrefixedSecrets", Effect: "Allow", Action: []string{"secretsmanager:GetSecretValue", "secretsmanager:ListSecrets"},
+			Sid: "ReadPrefixedSecrets", Effect: "Allow", Action: []string{"secretsmanager:GetSecretValue"},
 			Resource: []string{fmt.Sprintf("arn:aws:secretsmanager:%s:*:secret:%s*", ce.Region, p.prefix())},
 		}}},
 		{Version: "2012-10-17", Statement: []statement{
@@ -114,7 +160,7 @@ func (p *Platform) Plan(_ context.Context, ce *computeenv.ComputeEnv) (computeen
 	plan.Resources = append(plan.Resources,
 		computeenv.PlannedResource{Action: "create", Type: ResRole, Name: name, Properties: map[string]any{
 			"assumeRolePolicy": json.RawMessage(ec2TrustPolicy), "managedPolicies": ManagedPolicies, "inlinePolicies": inline,
-			"tags": p.tags(ce),
+			"tags": p.tags(ce), "permissionsBoundary": p.boundary(ce),
 		}},
 		computeenv.PlannedResource{Action: "create", Type: ResProfile, Name: name, Properties: map[string]any{"role": name}},
 	)
@@ -133,6 +179,9 @@ func (p *Platform) iamTags(ce *computeenv.ComputeEnv) []iamtypes.Tag {
 	}
 	return out
 }
+
+// errNoBoundary refuses to forge a role without a permissions boundary.
+var errNoBoundary = errors.New("no permissions boundary is configured (CEFORGE_PERMISSIONS_BOUNDARY); ceforge forges no role without one")
 
 // permanentCodes are IAM errors a retry cannot fix: the CE becomes ERRORED.
 var permanentCodes = []string{
@@ -159,7 +208,7 @@ func (p *Platform) Advance(ctx context.Context, ce *computeenv.ComputeEnv) error
 			ce.Status, ce.StatusReason = computeenv.StatusAvailable, ""
 			return nil
 		}
-		if slices.Contains(permanentCodes, errorCode(err)) {
+		if errors.Is(err, errNoBoundary) || slices.Contains(permanentCodes, errorCode(err)) {
 			ce.Status, ce.StatusReason = computeenv.StatusErrored, err.Error()
 			return nil
 		}
@@ -184,10 +233,15 @@ func (p *Platform) Advance(ctx context.Context, ce *computeenv.ComputeEnv) error
 func (p *Platform) create(ctx context.Context, api IAMAPI, ce *computeenv.ComputeEnv) error {
 	name := p.RoleName(ce.ID)
 	role := aws.String(name)
+	boundary := p.boundary(ce)
+	if boundary == "" {
+		return errNoBoundary
+	}
 	var roleARN string
 	out, err := api.CreateRole(ctx, &iam.CreateRoleInput{
 		RoleName: role, AssumeRolePolicyDocument: aws.String(ec2TrustPolicy), Tags: p.iamTags(ce),
-		Description: aws.String("ceforge instance role of compute environment " + ce.ID),
+		Description:         aws.String("ceforge instance role of compute environment " + ce.ID),
+		PermissionsBoundary: aws.String(boundary),
 	})
 	switch {
 	case err == nil:
@@ -198,10 +252,14 @@ func (p *Platform) create(ctx context.Context, api IAMAPI, ce *computeenv.Comput
 			return fmt.Errorf("read instance role %s: %w", name, gerr)
 		}
 		roleARN = aws.ToString(got.Role.Arn)
+		// A previous attempt created it; one that predates boundaries did so without.
+		if _, err := forgedrole.Ensure(ctx, api, name, boundary); err != nil {
+			return err
+		}
 	default:
 		return fmt.Errorf("create instance role %s: %w", name, err)
 	}
-	setResource(ce, computeenv.Resource{Type: ResRole, Name: name, ARN: roleARN, State: "CREATING"})
+	setResource(ce, computeenv.Resource{Type: ResRole, Name: name, ARN: roleARN, State: "CREATING", PermissionsBoundary: boundary})
 	for _, arn := range ManagedPolicies {
 		if _, err := api.AttachRolePolicy(ctx, &iam.AttachRolePolicyInput{RoleName: role, PolicyArn: aws.String(arn)}); err != nil {
 			return fmt.Errorf("attach %s to %s: %w", arn, name, err)
@@ -233,7 +291,7 @@ func (p *Platform) create(ctx context.Context, api IAMAPI, ce *computeenv.Comput
 			return fmt.Errorf("add role to instance profile %s: %w", name, err)
 		}
 	}
-	setResource(ce, computeenv.Resource{Type: ResRole, Name: name, ARN: roleARN, State: StateReady})
+	setResource(ce, computeenv.Resource{Type: ResRole, Name: name, ARN: roleARN, State: StateReady, PermissionsBoundary: boundary})
 	setResource(ce, computeenv.Resource{Type: ResProfile, Name: name, ARN: profileARN, State: StateReady})
 	return nil
 }

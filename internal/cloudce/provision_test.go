@@ -22,7 +22,7 @@ import (
 )
 
 func newPlatform(env *testenv.Env) *cloudce.Platform {
-	return cloudce.New(cloudce.Config{AWS: env.AWS, Runs: &run.Service{Store: env.Store}, Prefix: "ceforge-"})
+	return cloudce.New(cloudce.Config{AWS: env.AWS, Runs: &run.Service{Store: env.Store}, Prefix: "ceforge-", Boundary: testenv.Boundary("ceforge-")})
 }
 
 func creatingCE(id string) *computeenv.ComputeEnv {
@@ -99,14 +99,18 @@ func TestAdvanceErrors(t *testing.T) {
 	for _, tc := range []struct {
 		name       string
 		api        cloudce.IAMAPI
+		boundary   string
 		wantStatus string
 		transient  bool
+		reason     string
 	}{
-		{"permission denied ends in ERRORED with the reason", deniedIAM{}, computeenv.StatusErrored, false},
-		{"throttling stays CREATING for the reconciler", throttledIAM{}, computeenv.StatusCreating, true},
+		{"permission denied ends in ERRORED with the reason", deniedIAM{}, testenv.Boundary("ceforge-"), computeenv.StatusErrored, false, "AccessDenied"},
+		{"throttling stays CREATING for the reconciler", throttledIAM{}, testenv.Boundary("ceforge-"), computeenv.StatusCreating, true, ""},
+		// No IAM call at all: IAM would refuse a role without the boundary anyway.
+		{"no permissions boundary ends in ERRORED before any call", nil, "", computeenv.StatusErrored, false, "no permissions boundary"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			p := &cloudce.Platform{ClientsFor: func(*computeenv.ComputeEnv) cloudce.Clients { return cloudce.Clients{IAM: tc.api} }}
+			p := &cloudce.Platform{Boundary: tc.boundary, ClientsFor: func(*computeenv.ComputeEnv) cloudce.Clients { return cloudce.Clients{IAM: tc.api} }}
 			ce := creatingCE("errors00000001")
 			err := p.Advance(ctx, ce)
 			require.Equal(t, tc.wantStatus, ce.Status)
@@ -115,7 +119,7 @@ func TestAdvanceErrors(t *testing.T) {
 				return
 			}
 			require.NoError(t, err)
-			require.Contains(t, ce.StatusReason, "AccessDenied")
+			require.Contains(t, ce.StatusReason, tc.reason)
 		})
 	}
 }

@@ -82,6 +82,9 @@ type Resource struct {
 	ARN   string `json:"arn,omitempty"`
 	ID    string `json:"id,omitempty"`
 	State string `json:"state,omitempty"` // platform-specific progress, e.g. "CREATING", "DELETED"
+	// PermissionsBoundary is the boundary policy a forged IAM role carries
+	// (set when ceforge created it under one or put it there).
+	PermissionsBoundary string `json:"permissionsBoundary,omitempty"`
 }
 
 // BatchOptions are the AWS Batch platform options (forge when Forge is set,

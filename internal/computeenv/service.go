@@ -62,6 +62,9 @@ type Service struct {
 	Store          *store.Store
 	Provisioners   map[string]Provisioner
 	AllowedRegions []string
+	// AllowedBuckets are the buckets work directories and allowBuckets may
+	// name (patterns with '*'); empty allows any.
+	AllowedBuckets []string
 	Runs           RunTracker
 	// Handoff, when set, asks the provisioning function to advance a CE
 	// now (an asynchronous invoke of the reconciler) instead of at its
@@ -94,6 +97,9 @@ func (s *Service) provisioner(platform string) (Provisioner, error) {
 // steps. With dryRun it returns the plan and writes nothing.
 func (s *Service) Create(ctx context.Context, req CreateRequest, createdBy string, dryRun bool) (*ComputeEnv, *Plan, error) {
 	if err := req.Validate(s.AllowedRegions); err != nil {
+		return nil, nil, err
+	}
+	if err := req.CheckBuckets(s.AllowedBuckets); err != nil {
 		return nil, nil, err
 	}
 	p, err := s.provisioner(req.Platform)
@@ -316,6 +322,61 @@ func (s *Service) Advance(ctx context.Context, id string) error {
 		return err
 	}
 	return s.advance(ctx, p, ce)
+}
+
+// Bounder is implemented by the platforms that forge IAM roles: Bound puts
+// the roles a CE's record names under the permissions boundary (roles
+// forged before ceforge set one) and reports whether it changed the record.
+type Bounder interface {
+	Bound(ctx context.Context, ce *ComputeEnv) (bool, error)
+}
+
+// BoundRoles brings the forged roles of every stable compute environment
+// that still has them under the permissions boundary; the reconciler calls
+// it on each pass. A CE whose roles all carry the boundary costs no AWS
+// call (its record says so). Errors of single CEs are collected.
+func (s *Service) BoundRoles(ctx context.Context) error {
+	var errs []error
+	for _, status := range []string{StatusAvailable, StatusErrored, StatusInvalid} {
+		ces, err := store.All[ComputeEnv](ctx, s.Store, store.Query{Kind: store.KindCE, Status: status})
+		if err != nil {
+			return fmt.Errorf("list %s compute environments: %w", status, err)
+		}
+		for i := range ces {
+			ce := &ces[i]
+			b, ok := s.Provisioners[ce.Platform].(Bounder)
+			if !ok {
+				continue
+			}
+			if err := s.bound(ctx, b, ce); err != nil {
+				errs = append(errs, fmt.Errorf("bound roles of compute environment %s: %w", ce.ID, err))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// bound runs b on a listed CE and, when that changed roles, records it on
+// a fresh read (the listing may lag): Bound is idempotent, so the second
+// run only reads the roles it just bounded.
+func (s *Service) bound(ctx context.Context, b Bounder, listed *ComputeEnv) error {
+	changed, err := b.Bound(ctx, listed)
+	if err != nil || !changed {
+		return err
+	}
+	ce, err := s.Get(ctx, listed.ID)
+	if err != nil {
+		return err
+	}
+	if changed, err = b.Bound(ctx, ce); err != nil || !changed {
+		return err
+	}
+	ce.UpdatedAt = s.now()
+	if _, err := s.Store.Save(ctx, store.KindCE, ce.ID, ce, ce.Version); err != nil && !errors.Is(err, store.ErrConflict) {
+		// On a conflict the next pass records it, at one GetRole per role.
+		return fmt.Errorf("save: %w", err)
+	}
+	return nil
 }
 
 // Unstable lists the ids of CEs in CREATING or DELETING.

@@ -6,6 +6,7 @@ package config
 import (
 	"fmt"
 	"os"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -27,6 +28,12 @@ type Config struct {
 	// (CEFORGE_ALLOWED_REGIONS, comma-separated; empty means the platform's
 	// supported list).
 	AllowedRegions []string
+	// AllowedBuckets are the buckets compute environments and runs may use
+	// for work directories and allowBuckets: names or patterns with '*'
+	// (CEFORGE_ALLOWED_BUCKETS, comma-separated, set by the CDK app from
+	// its allowedBuckets; default: buckets named with the prefix, <prefix>*).
+	// The permissions boundary lets forged roles reach these only.
+	AllowedBuckets []string
 	// RunLogGroup receives the console logs of EC2 head instances
 	// (CEFORGE_RUN_LOG_GROUP, default /ceforge/runs).
 	RunLogGroup string
@@ -50,11 +57,22 @@ type Config struct {
 	// (CEFORGE_RECONCILER_FUNCTION). Unset, the reconciler's next scheduled
 	// pass takes them.
 	ReconcilerFunction string
+	// CursorKeySecret is the Secrets Manager secret (ARN) holding the key
+	// that signs log cursors, generated at deploy (CEFORGE_CURSOR_KEY_SECRET,
+	// set by the CDK app on the api and logs functions). Unset against the
+	// local emulator: a random key per process.
+	CursorKeySecret string
 	// LogsURL is the log-follow Function URL the API points follow clients to
 	// (CEFORGE_LOGS_URL, set by the CDK app).
 	LogsURL string
 	// LogLevel is debug|info|warn|error (CEFORGE_LOG_LEVEL, default info).
 	LogLevel string
+	// PermissionsBoundary is the ARN of the managed policy every IAM role
+	// ceforge forges is created under (CEFORGE_PERMISSIONS_BOUNDARY, set by
+	// the CDK app to its <prefix>boundary policy). The functions that forge
+	// roles refuse to start without it; in another account the policy of
+	// the same name is used.
+	PermissionsBoundary string
 }
 
 // FromEnv reads the configuration from the process environment.
@@ -79,12 +97,23 @@ func FromLookup(lookup func(string) (string, bool)) (Config, error) {
 		SweeperFunction:    get("CEFORGE_SWEEPER_FUNCTION", ""),
 		ReconcilerFunction: get("CEFORGE_RECONCILER_FUNCTION", ""),
 		LogsURL:            get("CEFORGE_LOGS_URL", ""),
+		CursorKeySecret:    get("CEFORGE_CURSOR_KEY_SECRET", ""),
+
+		PermissionsBoundary: get("CEFORGE_PERMISSIONS_BOUNDARY", ""),
 	}
 	if v := get("CEFORGE_ALLOWED_REGIONS", ""); v != "" {
 		for _, r := range strings.Split(v, ",") {
 			if r = strings.TrimSpace(r); r != "" {
 				c.AllowedRegions = append(c.AllowedRegions, r)
 			}
+		}
+	}
+	for _, b := range strings.Split(get("CEFORGE_ALLOWED_BUCKETS", c.Prefix+"*"), ",") {
+		if b = strings.TrimSpace(b); b != "" {
+			if !bucketPatternRE.MatchString(b) || b == "*" {
+				return c, fmt.Errorf("CEFORGE_ALLOWED_BUCKETS: %q is not a bucket name or pattern ('*' alone is not allowed)", b)
+			}
+			c.AllowedBuckets = append(c.AllowedBuckets, b)
 		}
 	}
 	var err error
@@ -103,6 +132,9 @@ func FromLookup(lookup func(string) (string, bool)) (Config, error) {
 	if !validPrefix(c.Prefix) {
 		return c, fmt.Errorf("CEFORGE_PREFIX %q: use 1-20 characters of a-z, 0-9 and '-'", c.Prefix)
 	}
+	if b := c.PermissionsBoundary; b != "" && !boundaryRE.MatchString(b) {
+		return c, fmt.Errorf("CEFORGE_PERMISSIONS_BOUNDARY %q: use the ARN of a customer managed policy (arn:aws:iam::<account>:policy/<name>)", b)
+	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":
 	default:
@@ -110,6 +142,10 @@ func FromLookup(lookup func(string) (string, bool)) (Config, error) {
 	}
 	return c, nil
 }
+
+var bucketPatternRE = regexp.MustCompile(`^[a-z0-9*][a-z0-9.*-]{1,61}[a-z0-9*]$`)
+
+var boundaryRE = regexp.MustCompile(`^arn:aws[a-z-]*:iam::[0-9]{12}:policy/[\w+=,.@/-]{1,128}$`)
 
 func validPrefix(p string) bool {
 	if len(p) == 0 || len(p) > 20 {

@@ -31,8 +31,10 @@ func TestValues(t *testing.T) {
 		"CEFORGE_SWEEP_MAX_DELETIONS": "10", "CEFORGE_SWEEPER_FUNCTION": "ceforge-sweeper",
 		"CEFORGE_RECONCILER_FUNCTION": "ceforge-reconciler",
 		"CEFORGE_LOGS_URL":            "https://x.lambda-url.us-east-1.on.aws/", "CEFORGE_SWEEP_DRY_RUN": "true",
+		"CEFORGE_PERMISSIONS_BOUNDARY": "arn:aws:iam::123456789012:policy/ceforge-boundary",
 	}))
 	require.NoError(t, err)
+	require.Equal(t, "arn:aws:iam::123456789012:policy/ceforge-boundary", c.PermissionsBoundary)
 	require.Equal(t, []string{"eu-west-1", "us-east-1"}, c.AllowedRegions)
 	require.Equal(t, 0.1, c.SweepGP3Price)
 	require.Equal(t, 10, c.SweepMaxDeletions)
@@ -50,6 +52,8 @@ func TestInvalid(t *testing.T) {
 		"price":         {"CEFORGE_SWEEP_GP3_PRICE": "-1"},
 		"max deletions": {"CEFORGE_SWEEP_MAX_DELETIONS": "0"},
 		"log level":     {"CEFORGE_LOG_LEVEL": "loud"},
+		"boundary":      {"CEFORGE_PERMISSIONS_BOUNDARY": "arn:aws:iam::aws:policy/AdministratorAccess"},
+		"boundary role": {"CEFORGE_PERMISSIONS_BOUNDARY": "arn:aws:iam::123456789012:role/x"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := FromLookup(lookup(env))

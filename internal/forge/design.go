@@ -15,6 +15,7 @@ import (
 	"github.com/ceforge/ceforge/internal/cloudinit"
 	"github.com/ceforge/ceforge/internal/computeenv"
 	"github.com/ceforge/ceforge/internal/forge/hostinit"
+	"github.com/ceforge/ceforge/internal/forgedrole"
 	"github.com/ceforge/ceforge/internal/tags"
 )
 
@@ -75,19 +76,27 @@ var EbsAutoScaleActions = []string{
 	"ec2:DescribeVolumeAttribute", "ec2:DescribeVolumeStatus", "ec2:DescribeVolumes", "ec2:ModifyInstanceAttribute",
 }
 
-// AWS managed policies attached to forged roles.
-const (
-	PolicyBatchService     = "arn:aws:iam::aws:policy/service-role/AWSBatchServiceRole"
-	PolicyECSForEC2        = "arn:aws:iam::aws:policy/service-role/AmazonEC2ContainerServiceforEC2Role"
-	PolicySSMCore          = "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"
-	PolicyECSTaskExecution = "arn:aws:iam::aws:policy/service-role/AmazonECSTaskExecutionRolePolicy"
+// AWS managed policies attached to forged roles (forgedrole.AttachablePolicies).
+var (
+	PolicyECSForEC2        = forgedrole.ManagedPolicyARN(forgedrole.PolicyECSForEC2)
+	PolicySSMCore          = forgedrole.ManagedPolicyARN(forgedrole.PolicySSMCore)
+	PolicyECSTaskExecution = forgedrole.ManagedPolicyARN(forgedrole.PolicyECSTaskExecution)
 )
+
+// BatchServiceLinkedRole is the service role of forged compute
+// environments (see forgedrole.BatchServiceLinkedRole).
+const BatchServiceLinkedRole = forgedrole.BatchServiceLinkedRole
 
 // Names are the deterministic names of a CE's forged resources: prefix + CE
 // id + role, so IAM policies can be scoped to the prefix and a retry after a
 // crash finds what the previous attempt created.
 type Names struct {
-	Base           string // prefix + CE id
+	Base string // prefix + CE id
+	// ServiceRole is the Batch service role forged before compute
+	// environments used Batch's service-linked role; only legacy records
+	// name it (torn down with the CE, never put under the boundary: Batch
+	// cannot move a compute environment to the service-linked role and
+	// the boundary would strip what Batch needs from it).
 	ServiceRole    string
 	InstanceRole   string // also the instance profile
 	HeadJobRole    string
@@ -147,11 +156,14 @@ type QueueSpec struct {
 
 // Design is everything forge creates for one CE, fully resolved and deterministic.
 type Design struct {
-	Names   Names
-	Region  string
-	Tags    tags.Tags
-	Roles   []Role
-	Profile bool
+	Names  Names
+	Region string
+	// Boundary is the permissions boundary every forged role is created
+	// under (forgedrole); empty refuses to forge any role.
+	Boundary string
+	Tags     tags.Tags
+	Roles    []Role
+	Profile  bool
 	// Role ARNs given by the user (used, not created).
 	HeadJobRoleARN, ComputeJobRoleARN, ExecutionRoleARN string
 
@@ -261,7 +273,6 @@ func NewDesign(prefix string, ce *computeenv.ComputeEnv) Design {
 		s3 = []any{s3Statement(buckets)}
 	}
 
-	d.Roles = append(d.Roles, Role{Name: n.ServiceRole, Principal: "batch.amazonaws.com", Managed: []string{PolicyBatchService}})
 	instInline := slices.Clone(s3)
 	if f.EbsAutoScale {
 		// What amazon-ebs-autoscale calls from the host: it creates, tags
@@ -283,16 +294,16 @@ func NewDesign(prefix string, ce *computeenv.ComputeEnv) Design {
 			},
 		})
 	}
-	d.Roles = append(d.Roles, Role{Name: n.InstanceRole, Principal: "ec2.amazonaws.com", Managed: []string{PolicyECSForEC2, PolicySSMCore}, Inline: policyDoc(instInline...), Profile: true})
+	d.Roles = append(d.Roles, Role{Name: n.InstanceRole, Principal: forgedrole.PrincipalEC2, Managed: []string{PolicyECSForEC2, PolicySSMCore}, Inline: policyDoc(instInline...), Profile: true})
 	d.Profile = true
 
 	d.ComputeJobRoleARN = b.ComputeJobRole
 	if b.ComputeJobRole == "" {
-		d.Roles = append(d.Roles, Role{Name: n.ComputeJobRole, Principal: "ecs-tasks.amazonaws.com", Inline: policyDoc(s3...)})
+		d.Roles = append(d.Roles, Role{Name: n.ComputeJobRole, Principal: forgedrole.PrincipalECSTasks, Inline: policyDoc(s3...)})
 	}
 	d.HeadJobRoleARN = b.HeadJobRole
 	if b.HeadJobRole == "" {
-		d.Roles = append(d.Roles, Role{Name: n.HeadJobRole, Principal: "ecs-tasks.amazonaws.com", Inline: policyDoc(append(slices.Clone(s3), map[string]any{
+		d.Roles = append(d.Roles, Role{Name: n.HeadJobRole, Principal: forgedrole.PrincipalECSTasks, Inline: policyDoc(append(slices.Clone(s3), map[string]any{
 			"Sid": "NextflowBatch", "Effect": "Allow", "Resource": "*",
 			"Action": []string{"batch:CancelJob", "batch:DescribeComputeEnvironments", "batch:DescribeJobDefinitions", "batch:DescribeJobQueues",
 				"batch:DescribeJobs", "batch:ListJobs", "batch:RegisterJobDefinition", "batch:SubmitJob", "batch:TagResource", "batch:TerminateJob",
@@ -306,7 +317,7 @@ func NewDesign(prefix string, ce *computeenv.ComputeEnv) Design {
 	// Fargate tasks need an execution role to pull the image and write logs.
 	d.ExecutionRoleARN = b.ExecutionRole
 	if b.ExecutionRole == "" && f.FargateHeadEnabled {
-		d.Roles = append(d.Roles, Role{Name: n.ExecutionRole, Principal: "ecs-tasks.amazonaws.com", Managed: []string{PolicyECSTaskExecution}})
+		d.Roles = append(d.Roles, Role{Name: n.ExecutionRole, Principal: forgedrole.PrincipalECSTasks, Managed: []string{PolicyECSTaskExecution}})
 	}
 
 	d.LogGroup = b.LogGroup
@@ -411,12 +422,14 @@ func policyDoc(statements ...any) map[string]any {
 	return map[string]any{"Version": "2012-10-17", "Statement": statements}
 }
 
-// TrustPolicy returns the assume-role policy for a service principal.
+// TrustPolicy returns the assume-role policy for a service principal, or
+// the refusal of forgedrole for a principal no forged role may trust.
 func TrustPolicy(principal string) string {
-	b, _ := json.Marshal(policyDoc(map[string]any{
-		"Effect": "Allow", "Principal": map[string]any{"Service": principal}, "Action": "sts:AssumeRole",
-	}))
-	return string(b)
+	doc, err := forgedrole.TrustPolicy(principal)
+	if err != nil {
+		return err.Error()
+	}
+	return doc
 }
 
 // JSON renders a policy document.

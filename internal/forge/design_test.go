@@ -11,6 +11,7 @@ import (
 
 	"github.com/ceforge/ceforge/internal/computeenv"
 	"github.com/ceforge/ceforge/internal/forge/hostinit"
+	"github.com/ceforge/ceforge/internal/forgedrole"
 )
 
 func ce(mutate func(b *computeenv.BatchOptions, f *computeenv.ForgeOptions)) *computeenv.ComputeEnv {
@@ -44,11 +45,11 @@ func TestPlanIsDeterministicAndOrdered(t *testing.T) {
 	}
 	got := types(NewDesign("ceforge-", ce(nil)).Plan())
 	require.Equal(t, []string{
-		"create iam-role ceforge-abc123def456gh-service",
 		"create iam-role ceforge-abc123def456gh-instance",
 		"create iam-instance-profile ceforge-abc123def456gh-instance",
 		"create iam-role ceforge-abc123def456gh-computejob",
 		"create iam-role ceforge-abc123def456gh-headjob",
+		"use iam-role AWSServiceRoleForBatch",
 		"create logs-log-group /aws/batch/job/ceforge-abc123def456gh",
 		"create ec2-launch-template ceforge-abc123def456gh",
 		"create batch-compute-environment ceforge-abc123def456gh-head",
@@ -68,7 +69,7 @@ func TestDesignVariants(t *testing.T) {
 		{"user roles are used, not created", func(b *computeenv.BatchOptions, _ *computeenv.ForgeOptions) {
 			b.HeadJobRole, b.ComputeJobRole = "arn:aws:iam::111122223333:role/h", "arn:aws:iam::111122223333:role/c"
 		}, func(t *testing.T, d Design, plan []string) {
-			require.Len(t, d.Roles, 2)
+			require.Len(t, d.Roles, 1, "the instance role only")
 			require.Contains(t, plan, "use iam-role arn:aws:iam::111122223333:role/h")
 			require.Contains(t, plan, "use iam-role arn:aws:iam::111122223333:role/c")
 		}},
@@ -116,7 +117,7 @@ func TestDesignVariants(t *testing.T) {
 		{"ebs autoscale lets instances grow volumes", func(_ *computeenv.BatchOptions, f *computeenv.ForgeOptions) {
 			f.EbsAutoScale, f.EbsBlockSize = true, 50
 		}, func(t *testing.T, d Design, _ []string) {
-			require.Contains(t, JSON(d.Roles[1].Inline), "ec2:CreateVolume")
+			require.Contains(t, JSON(d.Roles[0].Inline), "ec2:CreateVolume")
 		}},
 	}
 	for _, tc := range cases {
@@ -129,10 +130,29 @@ func TestDesignVariants(t *testing.T) {
 
 func TestPoliciesScopeBuckets(t *testing.T) {
 	d := NewDesign("ceforge-", ce(nil))
-	inline := JSON(d.Roles[1].Inline)
+	require.Equal(t, d.Names.InstanceRole, d.Roles[0].Name)
+	inline := JSON(d.Roles[0].Inline)
 	require.Contains(t, inline, "arn:aws:s3:::work/*")
 	require.Contains(t, inline, "arn:aws:s3:::other/*")
 	require.Contains(t, TrustPolicy("batch.amazonaws.com"), `"Service":"batch.amazonaws.com"`)
+}
+
+// Every role a design forges trusts a compute service only and gets only
+// AWS managed policies the reconciler may attach; no design forges a Batch
+// service role (compute environments use Batch's service-linked role).
+func TestDesignRolesWithinForgedRoleRules(t *testing.T) {
+	d := NewDesign("ceforge-", ce(func(b *computeenv.BatchOptions, f *computeenv.ForgeOptions) {
+		f.FargateHeadEnabled, f.EbsAutoScale, f.EbsBlockSize = true, true, 100
+	}))
+	require.Len(t, d.Roles, 4, "instance, compute job, head job and execution roles")
+	for _, r := range d.Roles {
+		require.Contains(t, forgedrole.Principals, r.Principal, r.Name)
+		require.NotEqual(t, d.Names.ServiceRole, r.Name)
+		for _, m := range r.Managed {
+			require.True(t, forgedrole.Attachable(m), m)
+		}
+	}
+	require.Contains(t, TrustPolicy("lambda.amazonaws.com"), "forged roles trust only")
 }
 
 func TestUserDataCarriesTheHostSetup(t *testing.T) {
@@ -153,7 +173,8 @@ func TestUserDataCarriesTheHostSetup(t *testing.T) {
 	require.Contains(t, string(raw), hostinit.Render(spec))
 
 	// The instance role may tag its own instance with the setup outcome, and nothing else.
-	inline := JSON(d.Roles[1].Inline)
+	require.Equal(t, d.Names.InstanceRole, d.Roles[0].Name)
+	inline := JSON(d.Roles[0].Inline)
 	require.Contains(t, inline, `"Sid":"ReportHostSetup"`)
 	require.Contains(t, inline, `"aws:ResourceTag/ceforge:ce-id":"abc123def456gh"`)
 	require.Contains(t, inline, `"aws:TagKeys":["ceforge:host-setup"]`)
@@ -221,7 +242,8 @@ func TestEbsAutoScaleRoleCoversTheDaemon(t *testing.T) {
 	d := NewDesign("ceforge-", ce(func(_ *computeenv.BatchOptions, f *computeenv.ForgeOptions) {
 		f.EbsAutoScale, f.EbsBlockSize = true, 100
 	}))
-	inline := JSON(d.Roles[1].Inline)
+	require.Equal(t, d.Names.InstanceRole, d.Roles[0].Name)
+	inline := JSON(d.Roles[0].Inline)
 	// The daemon copies the instance's tags (ceforge:managed, ceforge:ce-id)
 	// onto its volumes: it must be able to read them.
 	for _, a := range []string{"ec2:DescribeTags", "ec2:CreateVolume", "ec2:AttachVolume", "ec2:DeleteVolume", "ec2:ModifyInstanceAttribute", "ec2:CreateTags"} {

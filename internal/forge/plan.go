@@ -13,7 +13,7 @@ func (d Design) Plan() computeenv.Plan {
 		out = append(out, computeenv.PlannedResource{Action: action, Type: typ, Name: name, Properties: props})
 	}
 	for _, r := range d.Roles {
-		props := map[string]any{"assumeRolePolicy": TrustPolicy(r.Principal), "trustedService": r.Principal}
+		props := map[string]any{"assumeRolePolicy": TrustPolicy(r.Principal), "trustedService": r.Principal, "permissionsBoundary": d.Boundary}
 		if len(r.Managed) > 0 {
 			props["managedPolicies"] = r.Managed
 		}
@@ -25,6 +25,9 @@ func (d Design) Plan() computeenv.Plan {
 		if r.Profile {
 			add("create", TypeInstanceProfile, r.Name, map[string]any{"role": r.Name})
 		}
+	}
+	if len(d.ComputeEnvs) > 0 {
+		add("use", TypeRole, BatchServiceLinkedRole, map[string]any{"purpose": "service role of the Batch compute environments (created by IAM when the account has none)"})
 	}
 	for _, u := range []struct{ field, arn string }{{"headJobRole", d.HeadJobRoleARN}, {"computeJobRole", d.ComputeJobRoleARN}, {"executionRole", d.ExecutionRoleARN}} {
 		if u.arn != "" {
@@ -56,7 +59,7 @@ func (d Design) Plan() computeenv.Plan {
 	}
 	add("create", TypeLaunchTemplate, d.Names.LaunchTemplate, lt)
 	for _, c := range d.ComputeEnvs {
-		props := map[string]any{"type": c.Type, "maxvCpus": c.MaxCpus, "subnets": d.Subnets, "securityGroupIds": d.SecurityGroups, "serviceRole": d.Names.ServiceRole}
+		props := map[string]any{"type": c.Type, "maxvCpus": c.MaxCpus, "subnets": d.Subnets, "securityGroupIds": d.SecurityGroups, "serviceRole": BatchServiceLinkedRole}
 		if c.Type != "FARGATE" {
 			props["minvCpus"] = c.MinCpus
 			props["instanceTypes"] = c.InstanceTypes

@@ -39,6 +39,9 @@ func Record(ce *computeenv.ComputeEnv, r computeenv.Resource) {
 		if r.ID == "" {
 			r.ID = cur.ID
 		}
+		if r.PermissionsBoundary == "" {
+			r.PermissionsBoundary = cur.PermissionsBoundary
+		}
 		*cur = r
 		return
 	}
@@ -58,6 +61,10 @@ func Done(ce *computeenv.ComputeEnv, typ, name string) bool {
 type Applier interface {
 	Create(ctx context.Context, ce *computeenv.ComputeEnv, d Design) (bool, error)
 	Delete(ctx context.Context, ce *computeenv.ComputeEnv, d Design) (bool, error)
+	// Bound puts every role the CE's record names under d.Boundary (roles
+	// forged before ceforge set boundaries) and reports whether it changed
+	// the record.
+	Bound(ctx context.Context, ce *computeenv.ComputeEnv, d Design) (bool, error)
 }
 
 // ApplierFactory returns the Applier acting with cfg (the CE's account and region).

@@ -59,7 +59,7 @@ func newHarness(t testing.TB) (*apptest.Harness, *instantProvisioner) {
 }
 
 func validCE(name string) map[string]any {
-	return map[string]any{"name": name, "platform": testPlatform, "region": "eu-west-1", "workDir": "s3://my-bucket/work"}
+	return map[string]any{"name": name, "platform": testPlatform, "region": "eu-west-1", "workDir": "s3://ceforge-my-bucket/work"}
 }
 
 func with(base map[string]any, kv ...any) map[string]any {

@@ -2,6 +2,7 @@ package logs
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,6 +12,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatchlogs"
 
 	"github.com/ceforge/ceforge/internal/api"
+	"github.com/ceforge/ceforge/internal/apierr"
+	"github.com/ceforge/ceforge/internal/ids"
 	"github.com/ceforge/ceforge/internal/run"
 )
 
@@ -46,6 +49,9 @@ const maxFollowErrors = 5
 // received (or an EventSource sending Last-Event-ID) loses and repeats nothing.
 func (s *Service) follow(w http.ResponseWriter, r *http.Request, runID, cursor string) error {
 	ctx := r.Context()
+	if err := s.loadKey(ctx); err != nil {
+		return err
+	}
 	t, err := s.resolve(ctx, runID)
 	if err != nil {
 		return err
@@ -54,6 +60,11 @@ func (s *Service) follow(w http.ResponseWriter, r *http.Request, runID, cursor s
 	if err != nil {
 		return err // before any byte is sent: a normal JSON error
 	}
+	release, err := s.takeFollowSlot(ctx)
+	if err != nil {
+		return err
+	}
+	defer release()
 	log := api.Logger(ctx).With("run_id", runID)
 
 	h := w.Header()
@@ -185,6 +196,42 @@ func (s *Service) follow(w http.ResponseWriter, r *http.Request, runID, cursor s
 		}
 		nextPoll = now.Add(interval)
 	}
+}
+
+// takeFollowSlot takes one of the caller's follow slots (a lease per slot
+// in the table, so the cap holds across every instance of the function),
+// or answers 429 too_many_follows. The lease outlives the longest follow;
+// a follower that dies frees its slot when the lease expires.
+func (s *Service) takeFollowSlot(ctx context.Context) (func(), error) {
+	if s.deps.Leases == nil {
+		return func() {}, nil
+	}
+	caller := api.IdentityFrom(ctx)
+	if caller == "" {
+		caller = "anonymous"
+	}
+	holder := ids.New()
+	now := time.Now()
+	until := now.Add(s.opts.MaxFollow + time.Minute)
+	for i := range s.opts.MaxFollowsPerCaller {
+		slot := fmt.Sprintf("follow#%s#%d", caller, i)
+		ok, err := s.deps.Leases.Lease(ctx, slot, holder, now, until)
+		if err != nil {
+			return nil, fmt.Errorf("take a follow slot: %w", err)
+		}
+		if ok {
+			return func() {
+				// The request's context may be done: release on a fresh one.
+				rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+				defer cancel()
+				if err := s.deps.Leases.Release(rctx, slot, holder); err != nil {
+					s.deps.Log.Warn("release follow slot", "slot", slot, "error", err.Error())
+				}
+			}, nil
+		}
+	}
+	return nil, &apierr.Error{Status: http.StatusTooManyRequests, Code: "too_many_follows",
+		Message: fmt.Sprintf("%s already follows %d logs, the most one caller may follow at once; end a follow stream (or wait for one to end) and retry", caller, s.opts.MaxFollowsPerCaller)}
 }
 
 func sameStream(a, b *run.LogRef) bool {

@@ -52,8 +52,8 @@ func newFixture(t testing.TB, o logs.Options) *fixture {
 	h := apptest.New(t)
 	// The app's own logs routes (used by getPage through h.Do) sign cursors
 	// with this key; the test service must accept them and vice versa.
-	o.CursorKey = logs.CursorKeyFrom(h.App.Config.Table, h.App.Config.Prefix)
-	svc := logs.New(logs.Deps{Runs: h.App.Runs, CEs: h.App.ComputeEnvs, AWS: h.AWS, Log: quiet}, o)
+	o.CursorKey = h.App.CursorKey
+	svc := logs.New(logs.Deps{Runs: h.App.Runs, CEs: h.App.ComputeEnvs, AWS: h.AWS, Log: quiet, Leases: h.App.Store}, o)
 	rt := handlers.New(handlers.Deps{ComputeEnvs: h.App.ComputeEnvs, Runs: h.App.Runs, Log: quiet, Extra: []func(*api.Router){svc.Routes}})
 	srv := httptest.NewServer(api.LocalIdentity(rt, apptest.Caller))
 	t.Cleanup(srv.Close)

@@ -2,9 +2,13 @@ package logs_test
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -17,7 +21,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/ceforge/ceforge/internal/api"
+	"github.com/ceforge/ceforge/internal/apptest"
 	"github.com/ceforge/ceforge/internal/computeenv"
+	"github.com/ceforge/ceforge/internal/handlers"
 	"github.com/ceforge/ceforge/internal/ids"
 	"github.com/ceforge/ceforge/internal/logs"
 	"github.com/ceforge/ceforge/internal/run"
@@ -142,6 +148,9 @@ func TestLogsRequestValidation(t *testing.T) {
 	_, pa, _ := f.getPage(t, a.ID, "", 0)
 	tampered := []byte(pa.NextCursor)
 	tampered[3] ^= 1
+	// A cursor signed with the key ceforge once derived from its table and
+	// prefix (names anyone can read): valid in form, forged in fact.
+	forged := forgeCursor(t, a.ID, f.h.App.Config.Table, f.h.App.Config.Prefix)
 
 	tests := []struct {
 		name, path      string
@@ -152,6 +161,8 @@ func TestLogsRequestValidation(t *testing.T) {
 		{"cursor of another run", "/runs/" + b.ID + "/logs?cursor=" + pa.NextCursor, 400, "invalid_field", "cursor", "another run"},
 		{"garbage cursor", "/runs/" + a.ID + "/logs?cursor=abc", 400, "invalid_field", "cursor", "not valid"},
 		{"tampered cursor", "/runs/" + a.ID + "/logs?cursor=" + string(tampered), 400, "invalid_field", "cursor", "not valid"},
+		{"cursor signed with a name-derived key", "/runs/" + a.ID + "/logs?cursor=" + forged, 400, "invalid_field", "cursor", "not valid"},
+		{"forged cursor in follow", "/runs/" + a.ID + "/logs?follow=true&cursor=" + forged, 400, "invalid_field", "cursor", "not valid"},
 		{"cursor of another run in follow", "/runs/" + b.ID + "/logs?follow=true&cursor=" + pa.NextCursor, 400, "invalid_field", "cursor", "another run"},
 		{"unknown parameter", "/runs/" + a.ID + "/logs?tail=1", 400, "unknown_parameter", "tail", ""},
 		{"limit zero", "/runs/" + a.ID + "/logs?limit=0", 400, "invalid_parameter", "limit", "10000"},
@@ -174,6 +185,24 @@ func TestLogsRequestValidation(t *testing.T) {
 			require.Contains(t, msg, tc.messageContains)
 		})
 	}
+}
+
+// forgeCursor signs a cursor of runID with the key older versions derived
+// from the table and prefix.
+func forgeCursor(t *testing.T, runID string, parts ...string) string {
+	t.Helper()
+	h := sha256.New()
+	h.Write([]byte("ceforge/logs/cursor/v1"))
+	for _, p := range parts {
+		h.Write([]byte{0})
+		h.Write([]byte(p))
+	}
+	body, err := json.Marshal(map[string]any{"v": 1, "r": runID})
+	require.NoError(t, err)
+	b := base64.RawURLEncoding.EncodeToString(body)
+	m := hmac.New(sha256.New, h.Sum(nil))
+	m.Write([]byte(b))
+	return b + "." + base64.RawURLEncoding.EncodeToString(m.Sum(nil)[:16])
 }
 
 // TestFollowDeliversEveryLineOnceAcrossReconnects follows a run while its
@@ -500,4 +529,54 @@ func TestEmulatorForwardTokenAtEnd(t *testing.T) {
 	more := get(end.NextForwardToken)
 	require.Len(t, more.Events, 2)
 	require.NotEqual(t, aws.ToString(end.NextForwardToken), aws.ToString(more.NextForwardToken))
+}
+
+// One caller may hold MaxFollowsPerCaller follow streams at once, however
+// many function instances serve them (the slots are leases in the table);
+// one more is a 429 too_many_follows that streams nothing, and a slot is
+// free again once a stream ends.
+func TestFollowsPerCallerAreCapped(t *testing.T) {
+	o := fastFollow
+	o.MaxFollowsPerCaller = 2
+	o.MaxFollow = time.Minute
+	f := newFixture(t, o)
+	// A second service over the same table: another instance of the function.
+	other := logs.New(logs.Deps{Runs: f.h.App.Runs, CEs: f.h.App.ComputeEnvs, AWS: f.h.AWS, Log: quiet, Leases: f.h.App.Store}, o)
+	otherSrv := httptest.NewServer(api.LocalIdentity(handlers.New(handlers.Deps{ComputeEnvs: f.h.App.ComputeEnvs, Runs: f.h.App.Runs, Log: quiet,
+		Extra: []func(*api.Router){other.Routes}}), apptest.Caller))
+	defer otherSrv.Close()
+	r := f.createRun(t, run.StatusRunning, &run.LogRef{Group: testGroup, Stream: "capped"})
+	f.ensureStream(t, testGroup, "capped")
+
+	first, stop1 := f.followStream(t, r.ID, "")
+	defer stop1()
+	<-first // status event: the stream is open
+	second, stop2 := f.followStream(t, r.ID, "")
+	defer stop2()
+	<-second
+
+	get := func(base string) *http.Response {
+		res, err := http.Get(base + "/runs/" + r.ID + "/logs?follow=true")
+		require.NoError(t, err)
+		return res
+	}
+	for _, base := range []string{f.srv.URL, otherSrv.URL} {
+		res := get(base)
+		body, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		require.Equal(t, http.StatusTooManyRequests, res.StatusCode, string(body))
+		require.Contains(t, string(body), `"too_many_follows"`)
+		require.NotEqual(t, "text/event-stream", res.Header.Get("Content-Type"))
+	}
+	// Another caller is not affected.
+	n, err := f.h.Store.Lease(context.Background(), "follow#someone-else#0", "x", time.Now(), time.Now().Add(time.Minute))
+	require.NoError(t, err)
+	require.True(t, n)
+
+	stop1()
+	require.Eventually(t, func() bool {
+		res := get(otherSrv.URL)
+		defer res.Body.Close()
+		return res.StatusCode == http.StatusOK
+	}, 10*time.Second, 50*time.Millisecond, "a slot frees when a stream ends")
 }

@@ -6,11 +6,12 @@ package logs
 
 import (
 	"context"
-	"crypto/sha256"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -55,8 +56,16 @@ type Options struct {
 	Settle time.Duration
 	// PresignTTL is the validity of download URLs (default 5m).
 	PresignTTL time.Duration
-	// CursorKey signs cursors.
-	CursorKey []byte
+	// CursorKey returns the key that signs cursors (at least 32 bytes),
+	// asked once, at the first page or follow: the deployment's secret in
+	// AWS (every instance of the api and logs functions must share it),
+	// a fixed or random one in tests and locally. Nil: a random key of this
+	// Service (cursors die with it).
+	CursorKey func(context.Context) ([]byte, error)
+	// MaxFollowsPerCaller bounds one caller's concurrent follow streams
+	// (default DefaultMaxFollowsPerCaller), so no caller can hold every
+	// execution the logs function may run.
+	MaxFollowsPerCaller int
 	// FollowURL is the base URL of the logs function (Function URL), named
 	// to clients that ask the buffered API endpoint to follow.
 	FollowURL string
@@ -77,6 +86,9 @@ func (o Options) withDefaults() Options {
 	def(&o.RunRefresh, 5*time.Second)
 	def(&o.Settle, 5*time.Second)
 	def(&o.PresignTTL, 5*time.Minute)
+	if o.MaxFollowsPerCaller <= 0 {
+		o.MaxFollowsPerCaller = DefaultMaxFollowsPerCaller
+	}
 	if o.MaxIdleInterval < o.PollInterval {
 		o.MaxIdleInterval = o.PollInterval
 	}
@@ -86,16 +98,27 @@ func (o Options) withDefaults() Options {
 	return o
 }
 
-// CursorKeyFrom derives a cursor key from deployment-stable settings, so
-// every function instance of one deployment accepts the others' cursors.
-func CursorKeyFrom(parts ...string) []byte {
-	h := sha256.New()
-	h.Write([]byte("ceforge/logs/cursor/v1"))
-	for _, p := range parts {
-		h.Write([]byte{0})
-		h.Write([]byte(p))
+// DefaultMaxFollowsPerCaller is how many follow streams one caller may
+// hold at once: with the logs function's reserved concurrency (20 in the
+// stack), at least six callers can always follow.
+const DefaultMaxFollowsPerCaller = 3
+
+// MinCursorKeyBytes is the shortest cursor key accepted.
+const MinCursorKeyBytes = 32
+
+// FixedKey is a CursorKey source of one key.
+func FixedKey(key []byte) func(context.Context) ([]byte, error) {
+	return func(context.Context) ([]byte, error) { return key, nil }
+}
+
+// RandomKey returns a random key: cursors are valid as long as the process
+// that holds it (the local server: one per start).
+func RandomKey() []byte {
+	b := make([]byte, MinCursorKeyBytes)
+	if _, err := rand.Read(b); err != nil {
+		panic(err) // crypto/rand never fails on supported platforms
 	}
-	return h.Sum(nil)
+	return b
 }
 
 // RunGetter reads runs.
@@ -109,19 +132,29 @@ type CEGetter interface {
 	Get(ctx context.Context, id string) (*computeenv.ComputeEnv, error)
 }
 
+// Leaser holds short leases (store.Store): follow slots.
+type Leaser interface {
+	Lease(ctx context.Context, id, holder string, now, until time.Time) (bool, error)
+	Release(ctx context.Context, id, holder string) error
+}
+
 // Deps are the services logs relies on.
 type Deps struct {
 	Runs RunGetter
 	CEs  CEGetter
 	AWS  *awsclient.Factory
 	Log  *slog.Logger
+	// Leases bound the concurrent follows of each caller across every
+	// instance of the function (Options.MaxFollowsPerCaller); nil: no cap.
+	Leases Leaser
 }
 
 // Service serves run logs.
 type Service struct {
 	deps    Deps
 	opts    Options
-	cursors cursorCodec
+	keyMu   sync.Mutex
+	cursors atomic.Pointer[cursorCodec] // nil until the key is read
 
 	mu      sync.Mutex
 	clients map[clientKey]*clients
@@ -141,11 +174,33 @@ func New(d Deps, o Options) *Service {
 		d.Log = slog.Default()
 	}
 	o = o.withDefaults()
-	key := o.CursorKey
-	if len(key) == 0 {
-		key = CursorKeyFrom()
+	if o.CursorKey == nil {
+		o.CursorKey = FixedKey(RandomKey())
 	}
-	return &Service{deps: d, opts: o, cursors: cursorCodec{key: key}, clients: map[clientKey]*clients{}}
+	return &Service{deps: d, opts: o, clients: map[clientKey]*clients{}}
+}
+
+// loadKey reads the cursor key once (retried on the next request if it
+// failed). Without it no page is served: a cursor the service cannot check
+// must never be taken on trust.
+func (s *Service) loadKey(ctx context.Context) error {
+	if s.cursors.Load() != nil {
+		return nil
+	}
+	s.keyMu.Lock()
+	defer s.keyMu.Unlock()
+	if s.cursors.Load() != nil {
+		return nil
+	}
+	key, err := s.opts.CursorKey(ctx)
+	if err != nil {
+		return fmt.Errorf("read the log cursor key: %w", err)
+	}
+	if len(key) < MinCursorKeyBytes {
+		return fmt.Errorf("the log cursor key has %d bytes, fewer than %d", len(key), MinCursorKeyBytes)
+	}
+	s.cursors.Store(&cursorCodec{key: key})
+	return nil
 }
 
 // target is a run with the clients of the account its log lives in.
@@ -225,7 +280,7 @@ func (s *Service) start(t *target, cursor string) (position, error) {
 	if cursor == "" {
 		return position{}, nil
 	}
-	d, err := s.cursors.decode(t.run.ID, cursor)
+	d, err := s.cursors.Load().decode(t.run.ID, cursor)
 	if err != nil {
 		return position{}, err
 	}
@@ -240,7 +295,7 @@ func (s *Service) cursorFor(r *run.Run, p position) string {
 	if r.Logs != nil {
 		stream = streamKey(r.Logs.Group, r.Logs.Stream)
 	}
-	return s.cursors.encode(r.ID, stream, p)
+	return s.cursors.Load().encode(r.ID, stream, p)
 }
 
 // producing reports whether the run may still add lines.
@@ -257,6 +312,9 @@ const maxCallsPerPage = 3
 
 // Page returns up to limit lines from cursor.
 func (s *Service) Page(ctx context.Context, runID, cursor string, limit int) (*Page, error) {
+	if err := s.loadKey(ctx); err != nil {
+		return nil, err
+	}
 	t, err := s.resolve(ctx, runID)
 	if err != nil {
 		return nil, err

@@ -39,7 +39,7 @@ func TestThrottledReadsBackOff(t *testing.T) {
 	o.PollInterval = 10 * time.Millisecond
 	o.MaxThrottleInterval = 320 * time.Millisecond
 	o.MaxFollow = 1500 * time.Millisecond
-	o.CursorKey = logs.CursorKeyFrom(f.h.App.Config.Table, f.h.App.Config.Prefix)
+	o.CursorKey = f.h.App.CursorKey
 	svc := logs.New(logs.Deps{Runs: f.h.App.Runs, CEs: f.h.App.ComputeEnvs, AWS: throughProxy, Log: quiet}, o)
 	rt := handlers.New(handlers.Deps{ComputeEnvs: f.h.App.ComputeEnvs, Runs: f.h.App.Runs, Log: quiet, Extra: []func(*api.Router){svc.Routes}})
 	srv := httptest.NewServer(api.LocalIdentity(rt, apptest.Caller))

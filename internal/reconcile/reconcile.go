@@ -44,6 +44,10 @@ func (r *Reconciler) Once(ctx context.Context) error {
 	if err := r.Runs.Reconcile(ctx); err != nil {
 		errs = append(errs, err)
 	}
+	// Roles forged before ceforge set permissions boundaries get one.
+	if err := r.CEs.BoundRoles(ctx); err != nil {
+		errs = append(errs, err)
+	}
 	err = errors.Join(errs...)
 	if err != nil && r.Log != nil {
 		r.Log.Warn("reconcile pass had errors", "error", err.Error())

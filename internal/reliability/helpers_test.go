@@ -91,6 +91,7 @@ func proxied(tb testing.TB, attempts int) (*fixture, *faultproxy.Proxy) {
 	cfg, err := config.FromLookup(func(string) (string, bool) { return "", false })
 	require.NoError(tb, err)
 	cfg.Table, cfg.Region, cfg.Endpoint = testenv.Table, testenv.Region, srv.URL
+	cfg.PermissionsBoundary = testenv.Boundary(cfg.Prefix)
 	a, err := allinone.New(context.Background(), cfg, app.Options{AWS: fac, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Metrics: metrics.Discard})
 	require.NoError(tb, err)
 	f := fixtureOf(tb, &apptest.Harness{Env: env, App: a, Router: a.Router()})

@@ -48,6 +48,9 @@ type Service struct {
 	Metrics   *metrics.Emitter
 	Log       *slog.Logger
 	Now       func() time.Time
+	// AllowedBuckets are the buckets a run's work directory may name
+	// (patterns with '*'); empty allows any.
+	AllowedBuckets []string
 }
 
 func (s *Service) now() time.Time {
@@ -67,6 +70,9 @@ func (s *Service) Launch(ctx context.Context, req LaunchRequest, createdBy, idem
 		return nil, false, apierr.BadRequest("invalid_header", "Idempotency-Key", "Idempotency-Key must be 1-%d printable ASCII characters", MaxIdempotencyKeyLen)
 	}
 	if err := req.Validate(); err != nil {
+		return nil, false, err
+	}
+	if err := computeenv.CheckBucket("workDir", req.WorkDir, s.AllowedBuckets); err != nil {
 		return nil, false, err
 	}
 	if !ids.Valid(req.ComputeEnvID) {

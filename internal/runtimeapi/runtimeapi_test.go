@@ -60,6 +60,8 @@ func lambdaEnv(api, name string) []string {
 		"AWS_LAMBDA_FUNCTION_VERSION=$LATEST", "AWS_REGION=us-east-1", "AWS_ACCESS_KEY_ID=x", "AWS_SECRET_ACCESS_KEY=x",
 		"CEFORGE_TABLE=ceforge", "CEFORGE_AWS_ENDPOINT=http://127.0.0.1:9", "HOME=/tmp",
 		"CEFORGE_SWEEPER_FUNCTION=ceforge-sweeper", "CEFORGE_RECONCILER_FUNCTION=ceforge-reconciler",
+		"CEFORGE_PERMISSIONS_BOUNDARY=arn:aws:iam::123456789012:policy/ceforge-boundary",
+		"CEFORGE_CURSOR_KEY_SECRET=arn:aws:secretsmanager:us-east-1:123456789012:secret:control-plane/ceforge-log-cursor-key-AbCdEf",
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/iam"
 
 	"github.com/ceforge/ceforge/internal/awsclient"
 	"github.com/ceforge/ceforge/internal/emulator"
@@ -23,6 +24,16 @@ const Region = "us-east-1"
 
 // Table is the table name tests use.
 const Table = "ceforge-test"
+
+// Account is the emulator's account.
+const Account = "123456789012"
+
+// Boundary is the permissions boundary ARN of a deployment with prefix in
+// the emulator's account (the CDK app's <prefix>boundary policy). The
+// emulator checks its form only.
+func Boundary(prefix string) string {
+	return "arn:aws:iam::" + Account + ":policy/" + prefix + "boundary"
+}
 
 var server *emulator.Server
 
@@ -80,6 +91,14 @@ func NewWithoutReset(t testing.TB) *Env {
 	db := dynamodb.NewFromConfig(f.Config(""))
 	if err := store.CreateTable(ctx, db, Table); err != nil {
 		t.Fatalf("create table: %v", err)
+	}
+	// Seeded through an uncounted client: tests count the calls of the code under test.
+	seed, err := awsclient.New(ctx, Options(server.Endpoint, nil))
+	if err != nil {
+		t.Fatalf("aws factory: %v", err)
+	}
+	if err := emulator.SeedAccount(ctx, iam.NewFromConfig(seed.Config(""))); err != nil {
+		t.Fatal(err)
 	}
 	return &Env{Endpoint: server.Endpoint, AWS: f, Calls: calls, DynamoDB: db, Store: store.New(db, Table)}
 }

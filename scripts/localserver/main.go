@@ -17,11 +17,16 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
 
 	"github.com/ceforge/ceforge/internal/app"
 	"github.com/ceforge/ceforge/internal/app/allinone"
+	"github.com/ceforge/ceforge/internal/awsclient"
 	"github.com/ceforge/ceforge/internal/config"
+	"github.com/ceforge/ceforge/internal/emulator"
+	"github.com/ceforge/ceforge/internal/forgedrole"
 	"github.com/ceforge/ceforge/internal/local"
 	"github.com/ceforge/ceforge/internal/local/headsim"
 	"github.com/ceforge/ceforge/internal/sigv4"
@@ -44,6 +49,37 @@ func env(name, def string) string {
 		return v
 	}
 	return def
+}
+
+// localBoundary creates the permissions boundary policy <prefix>boundary in
+// the emulator (once) and returns its ARN, as the CDK app does in AWS. The
+// emulator evaluates no policy: the document only marks it a stand-in.
+func localBoundary(ctx context.Context, cfg config.Config) (string, error) {
+	f, err := awsclient.New(ctx, awsclient.Options{Region: cfg.Region, Endpoint: cfg.Endpoint})
+	if err != nil {
+		return "", err
+	}
+	c := iam.NewFromConfig(f.Config(""))
+	if err := emulator.SeedAccount(ctx, c); err != nil {
+		return "", err
+	}
+	name := forgedrole.BoundaryName(cfg.Prefix)
+	out, err := c.CreatePolicy(ctx, &iam.CreatePolicyInput{
+		PolicyName:     aws.String(name),
+		Description:    aws.String("local stand-in of the deployed permissions boundary of forged roles"),
+		PolicyDocument: aws.String(`{"Version":"2012-10-17","Statement":[{"Sid":"LocalStandIn","Effect":"Allow","Action":"sts:GetCallerIdentity","Resource":"*"}]}`),
+	})
+	if err == nil {
+		return aws.ToString(out.Policy.Arn), nil
+	}
+	if !strings.Contains(err.Error(), "EntityAlreadyExists") {
+		return "", fmt.Errorf("create the local permissions boundary %s: %w", name, err)
+	}
+	id, err := sts.NewFromConfig(f.Config("")).GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
+	if err != nil {
+		return "", fmt.Errorf("read the emulator's account: %w", err)
+	}
+	return "arn:aws:iam::" + aws.ToString(id.Account) + ":policy/" + name, nil
 }
 
 func run() error {
@@ -70,6 +106,11 @@ func run() error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if cfg.PermissionsBoundary == "" {
+		if cfg.PermissionsBoundary, err = localBoundary(ctx, cfg); err != nil {
+			return err
+		}
+	}
 	say("creating the table, the event queues and the demo bucket in the emulator…")
 	a, err := allinone.New(ctx, cfg, app.Options{})
 	if err != nil {

@@ -23,6 +23,7 @@ import (
 
 	"github.com/ceforge/ceforge/internal/computeenv"
 	"github.com/ceforge/ceforge/internal/forge"
+	"github.com/ceforge/ceforge/internal/forgedrole"
 	"github.com/ceforge/ceforge/internal/tags"
 )
 
@@ -34,7 +35,7 @@ type step func(context.Context, *computeenv.ComputeEnv, forge.Design) (bool, err
 // everything exists and is usable. A *forge.StepError is a refusal (the CE is
 // ERRORED); other errors are transient.
 func (f *Forger) Create(ctx context.Context, ce *computeenv.ComputeEnv, d forge.Design) (bool, error) {
-	for _, s := range []step{f.roles, f.logGroup, f.efs, f.fsx, f.launchTemplate, f.computeEnvs, f.queues, f.jobDefinition} {
+	for _, s := range []step{f.roles, f.batchServiceRole, f.logGroup, f.efs, f.fsx, f.launchTemplate, f.computeEnvs, f.queues, f.jobDefinition} {
 		ok, err := s(ctx, ce, d)
 		if err != nil || !ok {
 			return false, err
@@ -46,11 +47,11 @@ func (f *Forger) Create(ctx context.Context, ce *computeenv.ComputeEnv, d forge.
 func (f *Forger) roles(ctx context.Context, ce *computeenv.ComputeEnv, d forge.Design) (bool, error) {
 	for _, r := range d.Roles {
 		if !forge.Done(ce, forge.TypeRole, r.Name) {
-			arn, err := f.ensureRole(ctx, r, d.Tags)
+			arn, err := f.ensureRole(ctx, r, d.Tags, d.Boundary)
 			if err != nil {
 				return false, err
 			}
-			forge.Record(ce, computeenv.Resource{Type: forge.TypeRole, Name: r.Name, ARN: arn, State: forge.StateCreated})
+			forge.Record(ce, computeenv.Resource{Type: forge.TypeRole, Name: r.Name, ARN: arn, State: forge.StateCreated, PermissionsBoundary: d.Boundary})
 		}
 		if r.Profile && !forge.Done(ce, forge.TypeInstanceProfile, r.Name) {
 			arn, err := f.ensureProfile(ctx, r.Name, d.Tags)
@@ -71,11 +72,27 @@ func iamTags(t tags.Tags) []itypes.Tag {
 	return out
 }
 
-func (f *Forger) ensureRole(ctx context.Context, r forge.Role, t tags.Tags) (string, error) {
+// ensureRole creates a role under the design's permissions boundary, or
+// adopts the one a previous attempt created (putting it under the boundary
+// if that attempt predates it). A trust principal or managed policy outside
+// forgedrole's lists, or no boundary, is a refusal: IAM would deny it too.
+func (f *Forger) ensureRole(ctx context.Context, r forge.Role, t tags.Tags, boundary string) (string, error) {
+	trust, err := forgedrole.TrustPolicy(r.Principal)
+	if err != nil {
+		return "", &forge.StepError{Step: "role " + r.Name, Err: err}
+	}
+	if boundary == "" {
+		return "", &forge.StepError{Step: "role " + r.Name, Err: errors.New("no permissions boundary is configured (CEFORGE_PERMISSIONS_BOUNDARY); ceforge forges no role without one")}
+	}
+	for _, p := range r.Managed {
+		if !forgedrole.Attachable(p) {
+			return "", &forge.StepError{Step: "role " + r.Name, Err: fmt.Errorf("policy %s is not one ceforge may attach", p)}
+		}
+	}
 	var arn string
 	out, err := f.IAM.CreateRole(ctx, &iam.CreateRoleInput{
-		RoleName: aws.String(r.Name), AssumeRolePolicyDocument: aws.String(forge.TrustPolicy(r.Principal)),
-		Description: aws.String("ceforge " + t[tags.CEID]), Tags: iamTags(t),
+		RoleName: aws.String(r.Name), AssumeRolePolicyDocument: aws.String(trust),
+		Description: aws.String("ceforge " + t[tags.CEID]), Tags: iamTags(t), PermissionsBoundary: aws.String(boundary),
 	})
 	switch {
 	case err == nil:
@@ -87,6 +104,9 @@ func (f *Forger) ensureRole(ctx context.Context, r forge.Role, t tags.Tags) (str
 			return "", forge.Wrap("get role "+r.Name, gerr)
 		}
 		arn = aws.ToString(got.Role.Arn)
+		if _, err := forgedrole.Ensure(ctx, f.IAM, r.Name, boundary); err != nil {
+			return "", forge.Wrap("bound role "+r.Name, err)
+		}
 	default:
 		return "", forge.Wrap("create role "+r.Name, err)
 	}
@@ -101,6 +121,70 @@ func (f *Forger) ensureRole(ctx context.Context, r forge.Role, t tags.Tags) (str
 		}
 	}
 	return arn, nil
+}
+
+// Bound puts the CE's forged roles under d.Boundary: roles forged before
+// ceforge created roles under a boundary, or under another one. The legacy
+// Batch service role stays as it is (see forge.Names.ServiceRole); the
+// reconciler may no longer change its policies, which need the boundary.
+func (f *Forger) Bound(ctx context.Context, ce *computeenv.ComputeEnv, d forge.Design) (bool, error) {
+	changed := false
+	for i := range ce.ForgedResources {
+		r := &ce.ForgedResources[i]
+		if r.Type != forge.TypeRole || r.State != forge.StateCreated || r.Name == d.Names.ServiceRole || r.PermissionsBoundary == d.Boundary {
+			continue
+		}
+		if _, err := forgedrole.Ensure(ctx, f.IAM, r.Name, d.Boundary); err != nil {
+			if forge.Code(err) == "NoSuchEntity" {
+				continue // deleted outside ceforge: nothing to bound
+			}
+			return changed, err
+		}
+		r.PermissionsBoundary, changed = d.Boundary, true
+	}
+	return changed, nil
+}
+
+// batchServiceRole finds (or has IAM create) Batch's service-linked role,
+// which forged compute environments name as their service role. It is
+// recorded as used: ceforge never deletes it.
+func (f *Forger) batchServiceRole(ctx context.Context, ce *computeenv.ComputeEnv, d forge.Design) (bool, error) {
+	if len(d.ComputeEnvs) == 0 || forge.Find(ce, forge.TypeRole, forge.BatchServiceLinkedRole) != nil || legacyServiceRole(ce, d) != nil {
+		return true, nil
+	}
+	var arn string
+	got, err := f.IAM.GetRole(ctx, &iam.GetRoleInput{RoleName: aws.String(forge.BatchServiceLinkedRole)})
+	switch {
+	case err == nil:
+		arn = aws.ToString(got.Role.Arn)
+	case forge.Code(err) == "NoSuchEntity":
+		out, err := f.IAM.CreateServiceLinkedRole(ctx, &iam.CreateServiceLinkedRoleInput{AWSServiceName: aws.String(forgedrole.PrincipalBatch)})
+		if exists := forge.Code(err) == "InvalidInput" || forge.Code(err) == "EntityAlreadyExists"; err != nil && !exists { // created meanwhile
+			return false, forge.Wrap("create the Batch service-linked role", err)
+		}
+		if err == nil {
+			arn = aws.ToString(out.Role.Arn)
+			break
+		}
+		got, err := f.IAM.GetRole(ctx, &iam.GetRoleInput{RoleName: aws.String(forge.BatchServiceLinkedRole)})
+		if err != nil {
+			return false, forge.Wrap("get the Batch service-linked role", err)
+		}
+		arn = aws.ToString(got.Role.Arn)
+	default:
+		return false, forge.Wrap("get the Batch service-linked role", err)
+	}
+	forge.Record(ce, computeenv.Resource{Type: forge.TypeRole, Name: forge.BatchServiceLinkedRole, ARN: arn, State: forge.StateUsed})
+	return true, nil
+}
+
+// legacyServiceRole is the Batch service role a CE forged before
+// compute environments used the service-linked role (nil for newer CEs).
+func legacyServiceRole(ce *computeenv.ComputeEnv, d forge.Design) *computeenv.Resource {
+	if r := forge.Find(ce, forge.TypeRole, d.Names.ServiceRole); r != nil && r.State == forge.StateCreated && r.ARN != "" {
+		return r
+	}
+	return nil
 }
 
 func (f *Forger) ensureProfile(ctx context.Context, name string, t tags.Tags) (string, error) {
@@ -410,8 +494,11 @@ func (f *Forger) computeEnvs(ctx context.Context, ce *computeenv.ComputeEnv, d f
 }
 
 func (f *Forger) createComputeEnv(ctx context.Context, ce *computeenv.ComputeEnv, d forge.Design, c forge.ComputeEnvSpec) error {
-	svc := forge.Find(ce, forge.TypeRole, d.Names.ServiceRole)
+	svc := legacyServiceRole(ce, d)
 	if svc == nil {
+		svc = forge.Find(ce, forge.TypeRole, forge.BatchServiceLinkedRole)
+	}
+	if svc == nil || svc.ARN == "" {
 		return errors.New("service role not recorded yet")
 	}
 	cr := &btypes.ComputeResource{

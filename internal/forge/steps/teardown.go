@@ -2,6 +2,7 @@ package steps
 
 import (
 	"context"
+	"slices"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/batch"
@@ -234,7 +235,12 @@ func (f *Forger) deleteLogGroup(ctx context.Context, ce *computeenv.ComputeEnv, 
 }
 
 func (f *Forger) deleteRoles(ctx context.Context, ce *computeenv.ComputeEnv, d forge.Design) (bool, error) {
-	for _, r := range d.Roles {
+	roles := d.Roles
+	if r := forge.Find(ce, forge.TypeRole, d.Names.ServiceRole); r != nil {
+		// A legacy CE's forged Batch service role (AWSBatchServiceRole attached).
+		roles = append(slices.Clone(roles), forge.Role{Name: d.Names.ServiceRole})
+	}
+	for _, r := range roles {
 		if cur := forge.Find(ce, forge.TypeRole, r.Name); cur != nil && cur.State == forge.StateDeleted {
 			continue
 		}

@@ -76,6 +76,7 @@ func newApp(t testing.TB) (*app.App, *emptyAWS) {
 		t.Fatal(err)
 	}
 	cfg.Table, cfg.Region, cfg.Endpoint = "fuzz", "us-east-1", srv.URL
+	cfg.PermissionsBoundary = "arn:aws:iam::123456789012:policy/" + cfg.Prefix + "boundary"
 	a, err := allinone.New(ctx, cfg, app.Options{AWS: f, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Metrics: metrics.Discard})
 	if err != nil {
 		t.Fatal(err)
