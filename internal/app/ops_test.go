@@ -34,6 +34,7 @@ func (p *pipeline) function(t *testing.T, emf io.Writer, mutate func(*config.Con
 	c, err := config.FromLookup(func(string) (string, bool) { return "", false })
 	require.NoError(t, err)
 	c.Table, c.Region, c.Endpoint = testenv.Table, testenv.Region, p.Endpoint
+	c.PermissionsBoundary = testenv.Boundary(c.Prefix)
 	if mutate != nil {
 		mutate(&c)
 	}
