@@ -12,6 +12,7 @@ import (
 	"github.com/ceforge/ceforge/internal/api"
 	"github.com/ceforge/ceforge/internal/app"
 	"github.com/ceforge/ceforge/internal/app/logsroutes"
+	"github.com/ceforge/ceforge/internal/app/tokens"
 	"github.com/ceforge/ceforge/internal/awsclient/fsread"
 	"github.com/ceforge/ceforge/internal/awsclient/lambdainvoke"
 	"github.com/ceforge/ceforge/internal/awsclient/ssmparam"
@@ -24,6 +25,7 @@ func main() {
 		app.Sweeps(app.SweepsBy(lambdainvoke.Func)),
 		app.HandOff(lambdainvoke.Func),
 		logsroutes.Feature,
+		tokens.Feature,
 	)
 	lambda.Start(api.LambdaHandler(a.Handler()))
 }

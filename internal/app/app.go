@@ -26,9 +26,11 @@ import (
 	"github.com/ceforge/ceforge/internal/handlers"
 	"github.com/ceforge/ceforge/internal/logging"
 	"github.com/ceforge/ceforge/internal/metrics"
+	"github.com/ceforge/ceforge/internal/progress"
 	"github.com/ceforge/ceforge/internal/reconcile"
 	"github.com/ceforge/ceforge/internal/run"
 	"github.com/ceforge/ceforge/internal/store"
+	"github.com/ceforge/ceforge/internal/trace"
 )
 
 // App holds the wired parts.
@@ -41,7 +43,13 @@ type App struct {
 
 	ComputeEnvs *computeenv.Service
 	Runs        *run.Service
-	Reconciler  *reconcile.Reconciler
+	// Progress is what runs' heads report (internal/trace writes it, the
+	// API reads it); Applier turns it into run changes.
+	Progress   *progress.Store
+	Applier    *progress.Applier
+	Reconciler *reconcile.Reconciler
+	// Trace is the Nextflow trace receiver (TraceReceiver).
+	Trace *trace.Receiver
 	// BatchEvents and EC2Events consume the two event queues.
 	BatchEvents *eventsrc.Processor
 	EC2Events   *eventsrc.Processor
@@ -81,13 +89,16 @@ func New(ctx context.Context, cfg config.Config, opts Options, features ...Featu
 		}
 		a.AWS = f
 	}
-	a.Store = store.New(dynamodb.NewFromConfig(a.AWS.Config("")), cfg.Table)
+	db := dynamodb.NewFromConfig(a.AWS.Config(""))
+	a.Store = store.New(db, cfg.Table)
 	a.Runs = &run.Service{Store: a.Store, Launchers: map[string]run.Launcher{}, Metrics: a.Metrics, Log: a.Log, AllowedBuckets: cfg.AllowedBuckets}
 	a.ComputeEnvs = &computeenv.Service{
 		Store: a.Store, Provisioners: map[string]computeenv.Provisioner{},
 		AllowedRegions: cfg.AllowedRegions, AllowedBuckets: cfg.AllowedBuckets, Runs: a.Runs, Log: a.Log,
 	}
-	a.Reconciler = &reconcile.Reconciler{CEs: a.ComputeEnvs, Runs: a.Runs, Log: a.Log}
+	a.Progress = &progress.Store{DB: db, Table: cfg.Table}
+	a.Applier = &progress.Applier{Runs: a.Runs, Progress: a.Progress, Log: a.Log.With("component", "progress")}
+	a.Reconciler = &reconcile.Reconciler{CEs: a.ComputeEnvs, Runs: a.Runs, Progress: a.Applier, Log: a.Log}
 	a.BatchEvents = eventsrc.NewProcessor(a.Log.With("consumer", "batchevents"), a.Metrics)
 	a.EC2Events = eventsrc.NewProcessor(a.Log.With("consumer", "ec2events"), a.Metrics)
 
@@ -101,7 +112,7 @@ func New(ctx context.Context, cfg config.Config, opts Options, features ...Featu
 
 // Router returns the HTTP API.
 func (a *App) Router() *api.Router {
-	return handlers.New(handlers.Deps{ComputeEnvs: a.ComputeEnvs, Runs: a.Runs, Log: a.Log, Extra: a.Routes})
+	return handlers.New(handlers.Deps{ComputeEnvs: a.ComputeEnvs, Runs: a.Runs, Progress: a.Progress, Log: a.Log, Extra: a.Routes})
 }
 
 // Handler returns the API as an http.Handler.

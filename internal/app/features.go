@@ -18,6 +18,7 @@ import (
 	"github.com/ceforge/ceforge/internal/eventsrc"
 	"github.com/ceforge/ceforge/internal/forge"
 	"github.com/ceforge/ceforge/internal/sweep"
+	"github.com/ceforge/ceforge/internal/trace"
 )
 
 // Batch adds the aws-batch platform: forge/manual compute environments,
@@ -164,6 +165,13 @@ func (a *App) Sweeper() *sweep.Sweeper {
 // ProvisionRequest from the API advances that compute environment; any
 // other payload (the schedule's Scheduled Event) runs a full pass.
 func (a *App) Reconcile(ctx context.Context, payload json.RawMessage) error {
+	var rr RunRequest
+	if json.Unmarshal(payload, &rr) == nil && rr.RunID != "" {
+		if err := a.Applier.Apply(ctx, rr.RunID); err != nil {
+			return fmt.Errorf("apply progress of run %s: %w", rr.RunID, err)
+		}
+		return nil
+	}
 	var req ProvisionRequest
 	if json.Unmarshal(payload, &req) == nil && req.ComputeEnvID != "" {
 		err := a.ComputeEnvs.Advance(ctx, req.ComputeEnvID)
@@ -179,4 +187,63 @@ func (a *App) Reconcile(ctx context.Context, payload json.RawMessage) error {
 		return nil
 	}
 	return a.Reconciler.Once(ctx)
+}
+
+// RunRequest is the reconciler's payload when the trace function hands it
+// a run whose trace began, completed or crossed its cost limit.
+type RunRequest struct {
+	RunID string `json:"runId"`
+}
+
+// Notifier builds where the trace receiver hands runs to: RunsBy (the
+// reconciler function) in AWS, RunsHere locally.
+type Notifier func(*App) (func(ctx context.Context, runID string) error, error)
+
+// RunsBy hands runs to the reconciler function (CEFORGE_RECONCILER_FUNCTION)
+// with an asynchronous invoke: the trace function may write only progress
+// and task items, the reconciler may change runs and stop heads. Unset, the
+// reconciler's scheduled pass applies them.
+func RunsBy(invoker InvokerFactory) Notifier {
+	return func(a *App) (func(context.Context, string) error, error) {
+		if a.Config.ReconcilerFunction == "" {
+			return nil, nil
+		}
+		invoke := invoker(a.AWS.Config(""), a.Config.ReconcilerFunction)
+		return func(ctx context.Context, runID string) error {
+			payload, err := json.Marshal(RunRequest{RunID: runID})
+			if err != nil {
+				return fmt.Errorf("encode run request: %w", err)
+			}
+			return invoke(ctx, payload)
+		}, nil
+	}
+}
+
+// RunsHere applies runs in this process (the local server).
+func RunsHere(a *App) (func(context.Context, string) error, error) {
+	return a.Applier.Apply, nil
+}
+
+// TraceReceiver adds the Nextflow trace routes (internal/trace).
+func TraceReceiver(notify Notifier) Feature {
+	return func(_ context.Context, a *App) error {
+		n, err := notify(a)
+		if err != nil {
+			return err
+		}
+		a.Trace = &trace.Receiver{Progress: a.Progress, Notify: n, Throttle: trace.DefaultThrottle(), Log: a.Log.With("component", "trace")}
+		a.Routes = append(a.Routes, a.Trace.Register)
+		return nil
+	}
+}
+
+// TraceRouter is the trace function's router: the trace routes alone,
+// authorised by each run's token instead of IAM (Nextflow cannot sign).
+func (a *App) TraceRouter() *api.Router {
+	rt := api.NewRouter(a.Log)
+	rt.RequireIdentity = false
+	if a.Trace != nil {
+		a.Trace.Register(rt)
+	}
+	return rt
 }

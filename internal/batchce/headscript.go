@@ -88,11 +88,50 @@ ceforge_stop() {
 trap ceforge_finish EXIT
 trap ceforge_stop TERM INT
 
+# ceforge_secret NAME prints a secret's value, read with the job's own
+# role: with the AWS CLI, or else with curl signing the call itself from
+# the task's credentials (ECS container credentials endpoint).
+ceforge_secret() {
+  if command -v aws >/dev/null 2>&1; then
+    aws secretsmanager get-secret-value --region "$CEFORGE_REGION" --secret-id "$1" --query SecretString --output text
+    return
+  fi
+  [ -n "${AWS_CONTAINER_CREDENTIALS_RELATIVE_URI:-}" ] || return 1
+  local creds ak sk st
+  creds=$(curl -fsS --max-time 10 "http://169.254.170.2${AWS_CONTAINER_CREDENTIALS_RELATIVE_URI}") || return 1
+  ak=$(printf '%s' "$creds" | sed -n 's/.*"AccessKeyId" *: *"\([^"]*\)".*/\1/p')
+  sk=$(printf '%s' "$creds" | sed -n 's/.*"SecretAccessKey" *: *"\([^"]*\)".*/\1/p')
+  st=$(printf '%s' "$creds" | sed -n 's/.*"Token" *: *"\([^"]*\)".*/\1/p')
+  [ -n "$ak" ] && [ -n "$sk" ] || return 1
+  curl -fsS --max-time 10 --aws-sigv4 "aws:amz:${CEFORGE_REGION}:secretsmanager" --user "$ak:$sk" \
+    -H "x-amz-security-token: $st" -H 'X-Amz-Target: secretsmanager.GetSecretValue' -H 'Content-Type: application/x-amz-json-1.1' \
+    --data "{\"SecretId\":\"$1\"}" "https://secretsmanager.${CEFORGE_REGION}.amazonaws.com/" |
+    sed -n 's/.*"SecretString" *: *"\([^"]*\)".*/\1/p'
+}
+
+# ceforge_trace: Nextflow reports progress to ceforge (-with-tower). The
+# run's token is read from its secret into this shell's environment only
+# (never the job definition or DescribeJobs); without it the run goes on
+# without live progress.
+ceforge_trace() {
+  [ -n "${CEFORGE_TRACE_URL:-}" ] || return 0
+  if TOWER_ACCESS_TOKEN=$(ceforge_secret "$CEFORGE_TRACE_SECRET") && [ -n "$TOWER_ACCESS_TOKEN" ]; then
+    export TOWER_ACCESS_TOKEN TOWER_WORKFLOW_ID="$CEFORGE_RUN_ID"
+    CEFORGE_ARGS+=(-with-tower "$CEFORGE_TRACE_URL")
+  else
+    unset TOWER_ACCESS_TOKEN
+    echo "ceforge: could not read the run's progress token; running without live progress"
+  fi
+  return 0
+}
+
 ceforge_nextflow_args() {
   CEFORGE_ARGS=(run "$CEFORGE_PIPELINE" -c ceforge.config -w "$CEFORGE_WORK_DIR" -name "$CEFORGE_RUN_NAME")
   [ -n "${CEFORGE_REVISION:-}" ] && CEFORGE_ARGS+=(-r "$CEFORGE_REVISION")
   [ -n "${CEFORGE_PROFILES:-}" ] && CEFORGE_ARGS+=(-profile "$CEFORGE_PROFILES")
   [ -n "${CEFORGE_PARAMS:-}" ] && CEFORGE_ARGS+=(-params-file params.yml)
+  [ -n "${CEFORGE_RESUME:-}" ] && CEFORGE_ARGS+=(-resume "$CEFORGE_RESUME")
+  ceforge_trace
   return 0
 }
 

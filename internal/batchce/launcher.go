@@ -131,7 +131,14 @@ func (l *Launcher) Launch(ctx context.Context, ce *computeenv.ComputeEnv, r *run
 		}
 		return run.Backend{}, nil, fmt.Errorf("submit head job: %w", err)
 	}
-	return run.Backend{Type: run.BackendBatch, JobID: jobID, JobQueue: head, Region: ce.Region},
+	cpus, mem := r.HeadJobCpus, r.HeadJobMemoryMb
+	if cpus == 0 {
+		cpus = ce.Batch.HeadJobCpus
+	}
+	if mem == 0 {
+		mem = ce.Batch.HeadJobMemoryMb
+	}
+	return run.Backend{Type: run.BackendBatch, JobID: jobID, JobQueue: head, Region: ce.Region, HeadCpus: cpus, HeadMemoryMb: mem, Fargate: fargate},
 		&run.LogRef{Group: LogGroup(l.Prefix, ce)}, nil
 }
 
@@ -213,6 +220,15 @@ func (l *Launcher) headEnv(ce *computeenv.ComputeEnv, r *run.Run, computeQueue s
 	}
 	if r.Revision != "" {
 		env["CEFORGE_REVISION"] = r.Revision
+	}
+	if r.ResumeSessionID != "" {
+		env["CEFORGE_RESUME"] = r.ResumeSessionID
+	}
+	if t := r.Trace; t != nil && t.Enabled {
+		// Where to report and which secret holds the token: never the token.
+		env["CEFORGE_TRACE_URL"] = t.Endpoint
+		env["CEFORGE_TRACE_SECRET"] = t.Secret
+		env["CEFORGE_REGION"] = ce.Region
 	}
 	if len(r.ConfigProfiles) > 0 {
 		env["CEFORGE_PROFILES"] = strings.Join(r.ConfigProfiles, ",")
@@ -315,6 +331,11 @@ func (l *Launcher) nextflowConfig(ce *computeenv.ComputeEnv, r *run.Run, compute
 	}
 	if b.WaveEnabled {
 		w("wave.enabled = true")
+		if t := r.Trace; t != nil && t.Enabled {
+			// Nextflow gives Wave its tower token, here ceforge's: Wave
+			// requests go through ceforge's relay, which keeps it from Wave.
+			w("wave.endpoint = %s", groovy(t.Endpoint+"/wave"))
+		}
 	}
 	if b.Fusion2Enabled {
 		w("fusion.enabled = true")

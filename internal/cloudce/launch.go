@@ -109,6 +109,10 @@ func (p *Platform) spec(ce *computeenv.ComputeEnv, r *run.Run) userdata.Spec {
 	}
 	s.Pipeline, s.Revision, s.ConfigProfiles, s.ParamsText = r.Pipeline, r.Revision, r.ConfigProfiles, r.ParamsText
 	s.ConfigText = joinText(ce.NextflowConfig, r.ConfigText)
+	s.Resume = r.ResumeSessionID
+	if t := r.Trace; t != nil && t.Enabled {
+		s.TraceURL, s.TraceSecret = t.Endpoint, t.Secret
+	}
 	return s
 }
 
@@ -219,7 +223,8 @@ func (p *Platform) Launch(ctx context.Context, ce *computeenv.ComputeEnv, r *run
 				return run.Backend{}, nil, errors.New("RunInstances returned no instance")
 			}
 			id := aws.ToString(out.Instances[0].InstanceId)
-			return run.Backend{Type: run.BackendEC2, InstanceID: id, Region: ce.Region},
+			spot := r.Kind == run.KindStudio && r.Studio != nil && r.Studio.Spot
+			return run.Backend{Type: run.BackendEC2, InstanceID: id, Region: ce.Region, InstanceType: ce.Cloud.InstanceType, Spot: spot},
 				&run.LogRef{Group: p.logGroup(), Stream: r.ID}, nil
 		}
 		lastErr = err

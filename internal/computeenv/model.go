@@ -46,6 +46,8 @@ type ComputeEnv struct {
 	Labels         map[string]string `json:"labels,omitempty"`
 	Batch          *BatchOptions     `json:"batch,omitempty"`
 	Cloud          *CloudOptions     `json:"cloud,omitempty"`
+	// TraceEnabled false: runs do not report progress to ceforge.
+	TraceEnabled *bool `json:"traceEnabled,omitempty"`
 
 	Status          string     `json:"status"`
 	StatusReason    string     `json:"statusReason,omitempty"`

@@ -25,6 +25,9 @@ type CreateRequest struct {
 	Labels         map[string]string `json:"labels,omitempty"`
 	Batch          *BatchOptions     `json:"batch,omitempty"`
 	Cloud          *CloudOptions     `json:"cloud,omitempty"`
+	// TraceEnabled false turns off progress reporting to ceforge for the
+	// CE's runs (default on; see README "Live progress").
+	TraceEnabled *bool `json:"traceEnabled,omitempty"`
 }
 
 // Limits on request contents.

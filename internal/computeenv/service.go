@@ -110,7 +110,7 @@ func (s *Service) Create(ctx context.Context, req CreateRequest, createdBy strin
 	ce := &ComputeEnv{
 		ID: ids.New(), Name: req.Name, Platform: req.Platform, Region: req.Region, WorkDir: req.WorkDir,
 		Credentials: req.Credentials, PreRunScript: req.PreRunScript, PostRunScript: req.PostRunScript,
-		NextflowConfig: req.NextflowConfig, Environment: req.Environment, Labels: req.Labels,
+		NextflowConfig: req.NextflowConfig, Environment: req.Environment, Labels: req.Labels, TraceEnabled: req.TraceEnabled,
 		Batch: req.Batch, Cloud: req.Cloud, Status: StatusCreating, CreatedBy: createdBy, CreatedAt: now, UpdatedAt: now,
 	}
 	if dryRun {

@@ -65,6 +65,13 @@ type Config struct {
 	// LogsURL is the log-follow Function URL the API points follow clients to
 	// (CEFORGE_LOGS_URL, set by the CDK app).
 	LogsURL string
+	// TraceURL is where run heads report progress (CEFORGE_TRACE_URL): the
+	// base URL of the trace routes (the API's URL in AWS; the local
+	// server's locally). Empty: runs launch without progress reporting.
+	TraceURL string
+	// WaveURL is the Wave service the trace function relays heads' Wave
+	// requests to (CEFORGE_WAVE_URL, default https://wave.seqera.io).
+	WaveURL string
 	// LogLevel is debug|info|warn|error (CEFORGE_LOG_LEVEL, default info).
 	LogLevel string
 	// PermissionsBoundary is the ARN of the managed policy every IAM role
@@ -98,6 +105,8 @@ func FromLookup(lookup func(string) (string, bool)) (Config, error) {
 		ReconcilerFunction: get("CEFORGE_RECONCILER_FUNCTION", ""),
 		LogsURL:            get("CEFORGE_LOGS_URL", ""),
 		CursorKeySecret:    get("CEFORGE_CURSOR_KEY_SECRET", ""),
+		TraceURL:           strings.TrimRight(get("CEFORGE_TRACE_URL", ""), "/"),
+		WaveURL:            strings.TrimRight(get("CEFORGE_WAVE_URL", "https://wave.seqera.io"), "/"),
 
 		PermissionsBoundary: get("CEFORGE_PERMISSIONS_BOUNDARY", ""),
 	}
@@ -128,6 +137,11 @@ func FromLookup(lookup func(string) (string, bool)) (Config, error) {
 	}
 	if c.SweepMaxDeletions, err = strconv.Atoi(get("CEFORGE_SWEEP_MAX_DELETIONS", "4000")); err != nil || c.SweepMaxDeletions <= 0 {
 		return c, fmt.Errorf("CEFORGE_SWEEP_MAX_DELETIONS: use a positive integer")
+	}
+	for name, u := range map[string]string{"CEFORGE_TRACE_URL": c.TraceURL, "CEFORGE_WAVE_URL": c.WaveURL} {
+		if u != "" && !strings.HasPrefix(u, "https://") && !strings.HasPrefix(u, "http://") {
+			return c, fmt.Errorf("%s %q: use an http(s):// URL", name, u)
+		}
 	}
 	if !validPrefix(c.Prefix) {
 		return c, fmt.Errorf("CEFORGE_PREFIX %q: use 1-20 characters of a-z, 0-9 and '-'", c.Prefix)

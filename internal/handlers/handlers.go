@@ -12,6 +12,8 @@ import (
 	"github.com/ceforge/ceforge/internal/api"
 	"github.com/ceforge/ceforge/internal/apierr"
 	"github.com/ceforge/ceforge/internal/computeenv"
+	"github.com/ceforge/ceforge/internal/price"
+	"github.com/ceforge/ceforge/internal/progress"
 	"github.com/ceforge/ceforge/internal/run"
 )
 
@@ -25,7 +27,10 @@ func OpenAPIDocument() []byte { return openAPIDocument }
 type Deps struct {
 	ComputeEnvs *computeenv.Service
 	Runs        *run.Service
-	Log         *slog.Logger
+	// Progress serves runs' live progress, tasks and metrics (nil: those
+	// routes are not served).
+	Progress *progress.Store
+	Log      *slog.Logger
 	// Extra registers further routes (logs, sweeps) from their own packages.
 	Extra []func(*api.Router)
 }
@@ -48,6 +53,9 @@ func New(d Deps) *api.Router {
 	rt.Handle("GET", "/runs", runs.list)
 	rt.Handle("GET", "/runs/{id}", runs.get)
 	rt.Handle("POST", "/runs/{id}/cancel", runs.cancel)
+	if d.Progress != nil {
+		progressHandlers{runs: d.Runs, progress: d.Progress, prices: price.Default}.register(rt)
+	}
 	for _, register := range d.Extra {
 		register(rt)
 	}

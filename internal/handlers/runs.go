@@ -28,7 +28,7 @@ func (h runHandlers) launch(w http.ResponseWriter, r *http.Request) error {
 	if !created {
 		status = http.StatusOK // replay of an Idempotency-Key
 	}
-	return api.WriteJSON(w, status, res)
+	return api.WriteJSON(w, status, res.Public())
 }
 
 func (h runHandlers) list(w http.ResponseWriter, r *http.Request) error {
@@ -52,6 +52,9 @@ func (h runHandlers) list(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	for i := range items {
+		items[i] = *items[i].Public()
+	}
 	return api.WriteJSON(w, http.StatusOK, page[run.Run]{Items: items, NextCursor: next})
 }
 
@@ -63,7 +66,7 @@ func (h runHandlers) get(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return api.WriteJSON(w, http.StatusOK, runView{Run: res, Connect: run.StudioConnect(res)})
+	return api.WriteJSON(w, http.StatusOK, runView{Run: res.Public(), Connect: run.StudioConnect(res)})
 }
 
 // runView is a run as GET /runs/{id} shows it: the record, plus how to
@@ -81,5 +84,5 @@ func (h runHandlers) cancel(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return api.WriteJSON(w, http.StatusAccepted, res)
+	return api.WriteJSON(w, http.StatusAccepted, res.Public())
 }

@@ -31,6 +31,7 @@ import (
 	"github.com/ceforge/ceforge/internal/eventsrc/sqspoll"
 	"github.com/ceforge/ceforge/internal/local/headsim"
 	"github.com/ceforge/ceforge/internal/sigv4"
+	"github.com/ceforge/ceforge/internal/trace"
 	"github.com/ceforge/ceforge/internal/store"
 )
 
@@ -123,7 +124,7 @@ func Start(ctx context.Context, a *app.App, opts Options) (*Stack, error) {
 		withIdentity := func(r *http.Request, arn string) *http.Request {
 			return r.WithContext(api.WithIdentity(r.Context(), arn))
 		}
-		apiHandler = (&sigv4.Verifier{Service: "execute-api", Region: a.Config.Region, Keys: keys}).Middleware(handler, withIdentity)
+		apiHandler = unsignedTraceRoutes(handler, (&sigv4.Verifier{Service: "execute-api", Region: a.Config.Region, Keys: keys}).Middleware(handler, withIdentity))
 		logsHandler = (&sigv4.Verifier{Service: "lambda", Region: a.Config.Region, Keys: keys}).Middleware(handler, withIdentity)
 	}
 	var err error
@@ -197,4 +198,17 @@ func (s *Stack) Stop(ctx context.Context) error {
 	}
 	s.wg.Wait()
 	return err
+}
+
+// unsignedTraceRoutes serves Nextflow's trace routes and the Wave relay
+// without a signature, as API Gateway does in AWS (Nextflow cannot sign:
+// each call carries its run's token), and everything else through signed.
+func unsignedTraceRoutes(handler, signed http.Handler) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/", signed)
+	unsigned := api.LocalIdentity(handler, "nextflow")
+	for _, r := range trace.Routes {
+		mux.Handle(r.Method+" "+r.Path, unsigned)
+	}
+	return mux
 }

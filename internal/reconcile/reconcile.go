@@ -10,6 +10,7 @@ import (
 	"log/slog"
 
 	"github.com/ceforge/ceforge/internal/computeenv"
+	"github.com/ceforge/ceforge/internal/progress"
 	"github.com/ceforge/ceforge/internal/run"
 	"github.com/ceforge/ceforge/internal/store"
 )
@@ -18,7 +19,14 @@ import (
 type Reconciler struct {
 	CEs  *computeenv.Service
 	Runs *run.Service
-	Log  *slog.Logger
+	// Progress applies what runs' traces recorded (begin, complete, cost
+	// limits) that a lost hand-off missed; nil skips it.
+	Progress *progress.Applier
+	// Tokens deletes the token secrets of ended runs; nil skips it.
+	Tokens interface {
+		Once(ctx context.Context) (int, error)
+	}
+	Log *slog.Logger
 }
 
 // Once runs one reconcile pass. Errors of single items are collected, not
@@ -47,6 +55,20 @@ func (r *Reconciler) Once(ctx context.Context) error {
 	// Roles forged before ceforge set permissions boundaries get one.
 	if err := r.CEs.BoundRoles(ctx); err != nil {
 		errs = append(errs, err)
+	}
+	if r.Progress != nil {
+		active, err := r.Runs.AllActive(ctx)
+		if err == nil {
+			err = r.Progress.ApplyActive(ctx, active)
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("apply run progress: %w", err))
+		}
+	}
+	if r.Tokens != nil {
+		if _, err := r.Tokens.Once(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("delete ended runs' token secrets: %w", err))
+		}
 	}
 	err = errors.Join(errs...)
 	if err != nil && r.Log != nil {

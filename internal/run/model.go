@@ -129,9 +129,48 @@ type Run struct {
 	CancelReason    string    `json:"cancelReason,omitempty"`
 	SpotInterrupted bool      `json:"spotInterrupted,omitempty"`
 
+	// Trace says whether the head reports its progress to ceforge.
+	Trace *Trace `json:"trace,omitempty"`
+	// MaxCostUSD cancels the run when its cost passes it.
+	MaxCostUSD *float64 `json:"maxCostUsd,omitempty"`
+	// RelaunchOf is the run this one was relaunched from; ResumeSessionID
+	// the Nextflow session it resumes (-resume), if any.
+	RelaunchOf      string `json:"relaunchOf,omitempty"`
+	ResumeSessionID string `json:"resumeSessionId,omitempty"`
+
 	CreatedBy string    `json:"createdBy,omitempty"`
 	CreatedAt time.Time `json:"createdAt"`
 	Version   int64     `json:"version"`
+}
+
+// Trace is how a run's head reports progress (Nextflow's -with-tower).
+type Trace struct {
+	Enabled bool `json:"enabled"`
+	// Reason says why reporting is off.
+	Reason string `json:"reason,omitempty"`
+	// Endpoint is the URL the head reports to.
+	Endpoint string `json:"endpoint,omitempty"`
+	// Secret is the name of the Secrets Manager secret, in the compute
+	// environment's account and region, that holds the run's token; the
+	// head reads it at start with its own role.
+	Secret string `json:"secret,omitempty"`
+	// TokenHash is the SHA-256 of the token: the only form the table
+	// keeps. Never returned by the API (Public).
+	TokenHash string `json:"tokenHash,omitempty"`
+	// Token is the token itself between issue and launch, in memory only.
+	Token string `json:"-"`
+}
+
+// Public returns the run as the API shows it: without the token hash.
+func (r *Run) Public() *Run {
+	if r == nil || r.Trace == nil || r.Trace.TokenHash == "" {
+		return r
+	}
+	c := *r
+	t := *r.Trace
+	t.TokenHash = ""
+	c.Trace = &t
+	return &c
 }
 
 // Studio options of a studio run.
@@ -169,6 +208,13 @@ type Backend struct {
 	JobID      string `json:"jobId,omitempty"`
 	JobQueue   string `json:"jobQueue,omitempty"`
 	Region     string `json:"region,omitempty"`
+	// InstanceType and Spot price an AWS Cloud head (and the tasks it runs
+	// itself); HeadCpus, HeadMemoryMb and Fargate a Batch head.
+	InstanceType string `json:"instanceType,omitempty"`
+	Spot         bool   `json:"spot,omitempty"`
+	HeadCpus     int    `json:"headCpus,omitempty"`
+	HeadMemoryMb int    `json:"headMemoryMb,omitempty"`
+	Fargate      bool   `json:"fargate,omitempty"`
 }
 
 // LogRef says where the run's console log is.

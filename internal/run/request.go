@@ -29,6 +29,11 @@ type LaunchRequest struct {
 	HeadJobCpus     int               `json:"headJobCpus,omitempty"`
 	HeadJobMemoryMb int               `json:"headJobMemoryMb,omitempty"`
 	Studio          *Studio           `json:"studio,omitempty"`
+	// MaxCostUSD cancels the run when its cost (tasks and head) passes it.
+	MaxCostUSD *float64 `json:"maxCostUsd,omitempty"`
+	// TraceEnabled false launches the run without progress reporting to
+	// ceforge (the CE's setting otherwise; default on).
+	TraceEnabled *bool `json:"traceEnabled,omitempty"`
 }
 
 // Limits on launch requests.
@@ -41,6 +46,7 @@ const (
 	MaxHeadMemoryMb      = 1 << 20
 	MinHeadMemoryMb      = 512
 	MaxIdempotencyKeyLen = 128
+	MaxCostLimitUSD      = 1e6
 )
 
 var (
@@ -122,6 +128,9 @@ func (r *LaunchRequest) Validate() error {
 	}
 	if r.HeadJobMemoryMb != 0 && (r.HeadJobMemoryMb < MinHeadMemoryMb || r.HeadJobMemoryMb > MaxHeadMemoryMb) {
 		return apierr.Invalid("headJobMemoryMb", "headJobMemoryMb must be between %d and %d", MinHeadMemoryMb, MaxHeadMemoryMb)
+	}
+	if r.MaxCostUSD != nil && !(*r.MaxCostUSD > 0 && *r.MaxCostUSD <= MaxCostLimitUSD) {
+		return apierr.Invalid("maxCostUsd", "maxCostUsd must be a number of US dollars above 0 and at most %g", float64(MaxCostLimitUSD))
 	}
 	if r.Kind == KindStudio {
 		if r.Studio == nil {

@@ -38,6 +38,17 @@ type Reconciler interface {
 	Reconcile(ctx context.Context, ce *computeenv.ComputeEnv, active []Run) error
 }
 
+// TraceIssuer gives runs their progress reporting (internal/runtoken).
+type TraceIssuer interface {
+	// Plan decides whether the run reports to ceforge and, when it does,
+	// makes its token (kept in memory) and names its secret. Pure: nothing
+	// is written.
+	Plan(ce *computeenv.ComputeEnv, r *Run, req LaunchRequest) *Trace
+	// Store puts the token where the head reads it: a secret in the
+	// compute environment's account and region, before the head starts.
+	Store(ctx context.Context, ce *computeenv.ComputeEnv, r *Run) error
+}
+
 // IdempotencyTTL is how long an Idempotency-Key is remembered.
 const IdempotencyTTL = 24 * time.Hour
 
@@ -45,6 +56,8 @@ const IdempotencyTTL = 24 * time.Hour
 type Service struct {
 	Store     *store.Store
 	Launchers map[string]Launcher
+	// Trace issues per-run progress tokens; nil: runs do not report.
+	Trace     TraceIssuer
 	Metrics   *metrics.Emitter
 	Log       *slog.Logger
 	Now       func() time.Time
@@ -66,6 +79,15 @@ func (s *Service) log(ctx context.Context) *slog.Logger { return logging.From(ct
 // Launch validates and records a run, then starts its head. With an
 // idempotency key, a repeated request returns the first run (created=false).
 func (s *Service) Launch(ctx context.Context, req LaunchRequest, createdBy, idempotencyKey string) (r *Run, created bool, err error) {
+	return s.launchFrom(ctx, req, createdBy, idempotencyKey, nil)
+}
+
+// TraceOffByRequest is the reason of a run launched with traceEnabled false.
+const TraceOffByRequest = "turned off for this run (traceEnabled: false)"
+
+// launchFrom is Launch with a hook that adjusts the run before it is
+// checked and recorded (relaunch).
+func (s *Service) launchFrom(ctx context.Context, req LaunchRequest, createdBy, idempotencyKey string, adjust func(*computeenv.ComputeEnv, *Run) error) (r *Run, created bool, err error) {
 	if idempotencyKey != "" && !ValidIdempotencyKey(idempotencyKey) {
 		return nil, false, apierr.BadRequest("invalid_header", "Idempotency-Key", "Idempotency-Key must be 1-%d printable ASCII characters", MaxIdempotencyKeyLen)
 	}
@@ -99,7 +121,7 @@ func (s *Service) Launch(ctx context.Context, req LaunchRequest, createdBy, idem
 		ConfigText: req.ConfigText, PreRunScript: req.PreRunScript, PostRunScript: req.PostRunScript,
 		WorkDir: req.WorkDir, Labels: req.Labels, HeadJobCpus: req.HeadJobCpus, HeadJobMemoryMb: req.HeadJobMemoryMb,
 		Studio: req.Studio, Status: StatusSubmitted, Timeline: Timeline{Submitted: &now},
-		CreatedBy: createdBy, CreatedAt: now, Version: 1,
+		CreatedBy: createdBy, CreatedAt: now, Version: 1, MaxCostUSD: req.MaxCostUSD,
 	}
 	if r.RunName == "" {
 		r.RunName = req.Kind + "-" + r.ID
@@ -107,10 +129,23 @@ func (s *Service) Launch(ctx context.Context, req LaunchRequest, createdBy, idem
 	if r.WorkDir == "" {
 		r.WorkDir = ce.WorkDir
 	}
+	if adjust != nil {
+		if err := adjust(&ce, r); err != nil {
+			return nil, false, err
+		}
+	}
 	if err := l.Check(&ce, r); err != nil {
 		return nil, false, err
 	}
+	return s.launch(ctx, l, &ce, r, req, idempotencyKey)
+}
 
+// launch records a checked run, issues its token and starts its head.
+func (s *Service) launch(ctx context.Context, l Launcher, ce *computeenv.ComputeEnv, r *Run, req LaunchRequest, idempotencyKey string) (*Run, bool, error) {
+	if s.Trace != nil && r.Kind == KindPipeline {
+		r.Trace = s.Trace.Plan(ce, r, req)
+	}
+	createdBy := r.CreatedBy
 	// One transaction decides against a concurrent delete: the run is
 	// recorded only while the CE is AVAILABLE, and counts as one of its
 	// active runs (released by its end), which a delete checks.
@@ -118,6 +153,11 @@ func (s *Service) Launch(ctx context.Context, req LaunchRequest, createdBy, idem
 		store.WithStatusRank(Rank(StatusSubmitted)),
 		store.WithCheck(store.StatusIs(store.KindCE, ce.ID, computeenv.StatusAvailable)),
 		store.WithCount(store.Count{Kind: store.KindCERuns, ID: ce.ID, Delta: 1}),
+	}
+	if r.Trace != nil && r.Trace.Enabled {
+		// Listed, so the reconciler finds the token's secret to delete
+		// after the run ends, even when the launch fails half-way.
+		opts = append(opts, store.WithListedGuard(store.KindTraceSecret, r.ID))
 	}
 	var guardID, fingerprint string
 	if idempotencyKey != "" {
@@ -127,7 +167,7 @@ func (s *Service) Launch(ctx context.Context, req LaunchRequest, createdBy, idem
 		fingerprint = requestFingerprint(req)
 		opts = append(opts, store.WithFingerprintedGuard(store.KindIdempotency, guardID, fingerprint))
 	}
-	err = s.Store.Create(ctx, store.KindRun, r.ID, r, opts...)
+	err := s.Store.Create(ctx, store.KindRun, r.ID, r, opts...)
 	var exists *store.ExistsError
 	if errors.As(err, &exists) && exists.Kind == store.KindIdempotency {
 		prev, gerr := s.replay(ctx, guardID, fingerprint)
@@ -140,7 +180,19 @@ func (s *Service) Launch(ctx context.Context, req LaunchRequest, createdBy, idem
 		return nil, false, fmt.Errorf("record run %s: %w", r.ID, err)
 	}
 
-	backend, logRef, err := l.Launch(ctx, &ce, r)
+	set := map[string]any{}
+	if r.Trace != nil && r.Trace.Enabled {
+		if err := s.Trace.Store(ctx, ce, r); err != nil {
+			// The run goes on without live progress; it says why.
+			s.log(ctx).Warn("run token not stored; launching without progress reporting", "run_id", r.ID, "error", err.Error())
+			r.Trace = &Trace{Enabled: false, Reason: "could not store the run's progress token: " + err.Error()}
+			set["trace"] = *r.Trace
+		}
+	}
+	backend, logRef, err := l.Launch(ctx, ce, r)
+	if r.Trace != nil {
+		r.Trace.Token = "" // the head has it (or never will): drop it from memory
+	}
 	if err != nil {
 		reason := LaunchFailureReason(err)
 		s.log(ctx).Warn("launch failed", "run_id", r.ID, "ce_id", ce.ID, "error", err.Error())
@@ -150,7 +202,7 @@ func (s *Service) Launch(ctx context.Context, req LaunchRequest, createdBy, idem
 		return r, true, nil
 	}
 	r.Backend, r.Logs = &backend, logRef
-	set := map[string]any{"backend": backend}
+	set["backend"] = backend
 	if logRef != nil {
 		set["logs"] = *logRef
 	}
@@ -341,6 +393,19 @@ func (s *Service) activeRuns(ctx context.Context, ceID string) ([]Run, error) {
 	var out []Run
 	for _, st := range ActiveStatuses {
 		runs, err := store.All[Run](ctx, s.Store, store.Query{Kind: store.KindRun, Status: st, ComputeEnvID: ceID})
+		if err != nil {
+			return nil, fmt.Errorf("list active runs: %w", err)
+		}
+		out = append(out, runs...)
+	}
+	return out, nil
+}
+
+// AllActive returns every run that has not ended, in any compute environment.
+func (s *Service) AllActive(ctx context.Context) ([]Run, error) {
+	var out []Run
+	for _, st := range ActiveStatuses {
+		runs, err := store.All[Run](ctx, s.Store, store.Query{Kind: store.KindRun, Status: st})
 		if err != nil {
 			return nil, fmt.Errorf("list active runs: %w", err)
 		}
@@ -575,4 +640,116 @@ func (s *Service) Reconcile(ctx context.Context) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// Stop ends a run now for a reason of ceforge's own (a cost limit): it
+// stops the head and records the run CANCELLED with that reason.
+func (s *Service) Stop(ctx context.Context, r *Run, reason string) error {
+	if !r.Active() {
+		return nil
+	}
+	if err := s.cancel(ctx, r, reason); err != nil {
+		return err
+	}
+	_, err := s.Transition(ctx, r, Update{Status: StatusCancelled, At: s.now(), Reason: reason})
+	return err
+}
+
+// RelaunchRequest is the body of POST /runs/{id}/relaunch: the old run's
+// request, with each field given here replacing the old one's (a field
+// cannot be cleared), and resume to continue the old run's work.
+type RelaunchRequest struct {
+	// Resume reuses the old run's work directory and Nextflow session
+	// (-resume <sessionId>); the cache in the work directory makes it work
+	// without the old head.
+	Resume          bool              `json:"resume,omitempty"`
+	ComputeEnvID    string            `json:"computeEnvId,omitempty"`
+	RunName         string            `json:"runName,omitempty"`
+	Pipeline        string            `json:"pipeline,omitempty"`
+	Revision        string            `json:"revision,omitempty"`
+	ConfigProfiles  []string          `json:"configProfiles,omitempty"`
+	ParamsText      string            `json:"paramsText,omitempty"`
+	ConfigText      string            `json:"configText,omitempty"`
+	PreRunScript    string            `json:"preRunScript,omitempty"`
+	PostRunScript   string            `json:"postRunScript,omitempty"`
+	WorkDir         string            `json:"workDir,omitempty"`
+	Labels          map[string]string `json:"labels,omitempty"`
+	HeadJobCpus     int               `json:"headJobCpus,omitempty"`
+	HeadJobMemoryMb int               `json:"headJobMemoryMb,omitempty"`
+	MaxCostUSD      *float64          `json:"maxCostUsd,omitempty"`
+	TraceEnabled    *bool             `json:"traceEnabled,omitempty"`
+}
+
+// Relaunch starts a new run from an old one's request with the overrides
+// of req. With resume, sessionID is the old run's Nextflow session (as its
+// trace reported it); the new run keeps the old work directory.
+func (s *Service) Relaunch(ctx context.Context, oldID string, req RelaunchRequest, sessionID, createdBy, idempotencyKey string) (*Run, bool, error) {
+	old, err := s.Get(ctx, oldID)
+	if err != nil {
+		return nil, false, err
+	}
+	if old.Kind != KindPipeline {
+		return nil, false, apierr.Conflict("not_relaunchable", "", "run %s is a %s; only pipelines are relaunched", old.ID, old.Kind)
+	}
+	lr := LaunchRequest{
+		Kind: old.Kind, ComputeEnvID: old.ComputeEnvID, Pipeline: old.Pipeline, Revision: old.Revision,
+		ConfigProfiles: old.ConfigProfiles, ParamsText: old.ParamsText, ConfigText: old.ConfigText,
+		PreRunScript: old.PreRunScript, PostRunScript: old.PostRunScript, WorkDir: old.WorkDir, Labels: old.Labels,
+		HeadJobCpus: old.HeadJobCpus, HeadJobMemoryMb: old.HeadJobMemoryMb, MaxCostUSD: old.MaxCostUSD,
+	}
+	if old.Trace != nil && !old.Trace.Enabled && old.Trace.Reason == TraceOffByRequest {
+		f := false
+		lr.TraceEnabled = &f
+	}
+	str := func(dst *string, v string) {
+		if v != "" {
+			*dst = v
+		}
+	}
+	str(&lr.ComputeEnvID, req.ComputeEnvID)
+	str(&lr.RunName, req.RunName)
+	str(&lr.Pipeline, req.Pipeline)
+	str(&lr.Revision, req.Revision)
+	str(&lr.ParamsText, req.ParamsText)
+	str(&lr.ConfigText, req.ConfigText)
+	str(&lr.PreRunScript, req.PreRunScript)
+	str(&lr.PostRunScript, req.PostRunScript)
+	if req.ConfigProfiles != nil {
+		lr.ConfigProfiles = req.ConfigProfiles
+	}
+	if req.Labels != nil {
+		lr.Labels = req.Labels
+	}
+	if req.HeadJobCpus != 0 {
+		lr.HeadJobCpus = req.HeadJobCpus
+	}
+	if req.HeadJobMemoryMb != 0 {
+		lr.HeadJobMemoryMb = req.HeadJobMemoryMb
+	}
+	if req.MaxCostUSD != nil {
+		lr.MaxCostUSD = req.MaxCostUSD
+	}
+	if req.TraceEnabled != nil {
+		lr.TraceEnabled = req.TraceEnabled
+	}
+	if req.Resume {
+		if req.WorkDir != "" && req.WorkDir != old.WorkDir {
+			return nil, false, apierr.Invalid("workDir", "a resumed run keeps the old run's work directory (%s)", old.WorkDir)
+		}
+		if sessionID == "" {
+			return nil, false, apierr.Conflict("no_session", "resume", "run %s never reported a Nextflow session to resume; relaunch it without resume", old.ID)
+		}
+	} else {
+		str(&lr.WorkDir, req.WorkDir)
+	}
+	return s.launchFrom(ctx, lr, createdBy, idempotencyKey, func(ce *computeenv.ComputeEnv, r *Run) error {
+		r.RelaunchOf = old.ID
+		if req.Resume {
+			if ce.Platform != old.Platform {
+				return apierr.Invalid("computeEnvId", "a resumed run must run on the same platform as run %s (%s): each keeps its Nextflow cache in its own place", old.ID, old.Platform)
+			}
+			r.ResumeSessionID = sessionID
+		}
+		return nil
+	})
 }

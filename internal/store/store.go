@@ -35,6 +35,7 @@ const (
 	KindCEName      Kind = "CENAME"      // compute-environment name guard (uniqueness)
 	KindSighting    Kind = "SIGHTING"    // the sweeper's first sighting of an orphan volume
 	KindCERuns      Kind = "CERUNS"      // active-run count of a compute environment (launch vs delete)
+	KindTraceSecret Kind = "TRACESECRET" // a run's progress-token secret, until the reconciler deletes it
 )
 
 // Attribute and index names of the table.
@@ -56,8 +57,28 @@ const (
 	IndexByStatus = "byStatus"
 	IndexByParent = "byParent"
 
+	// Task indexes (internal/progress): a run's tasks by duration and by
+	// cost. Their keys are strings: the run id, and the figure zero-padded.
+	IndexTasksByDuration = "byTaskDuration"
+	IndexTasksByCost     = "byTaskCost"
+	attrTaskRun          = "taskRun"
+	attrTaskDuration     = "taskDuration"
+	attrTaskCost         = "taskCost"
+
 	// MaxPageSize caps List pages.
 	MaxPageSize = 100
+)
+
+// Index attributes, for packages that write items of their own into the
+// table's indexes (internal/progress overloads them for a run's tasks).
+const (
+	AttrKind         = attrKind
+	AttrCreated      = attrCreated
+	AttrKindStatus   = attrKindStatus
+	AttrParent       = attrParent
+	AttrTaskRun      = attrTaskRun
+	AttrTaskDuration = attrTaskDuration
+	AttrTaskCost     = attrTaskCost
 )
 
 // Errors callers branch on.
@@ -153,6 +174,8 @@ type guard struct {
 	kind        Kind
 	id          string
 	fingerprint string
+	// listed guards carry the index attributes, so List finds them by kind.
+	listed bool
 }
 
 // WithStatusRank records the rank of the item's current status, used by
@@ -173,7 +196,13 @@ func WithGuard(kind Kind, id string) Option {
 // (for an idempotency key: a digest of the request it was first used
 // with), read back with GetGuard.
 func WithFingerprintedGuard(kind Kind, id, fingerprint string) Option {
-	return func(o *writeOpts) { o.guards = append(o.guards, guard{kind, id, fingerprint}) }
+	return func(o *writeOpts) { o.guards = append(o.guards, guard{kind: kind, id: id, fingerprint: fingerprint}) }
+}
+
+// WithListedGuard is WithGuard for a guard that List must find by its kind
+// (work left to do later, such as deleting a run's token secret).
+func WithListedGuard(kind Kind, id string) Option {
+	return func(o *writeOpts) { o.guards = append(o.guards, guard{kind: kind, id: id, listed: true}) }
 }
 
 // Check is a condition on another record, checked in the same transaction
@@ -415,7 +444,35 @@ func (s *Store) guardItem(g guard, target string, expires time.Time) map[string]
 	if !expires.IsZero() {
 		gi[attrExpiresAt] = &types.AttributeValueMemberN{Value: fmt.Sprint(expires.Unix())}
 	}
+	if g.listed {
+		gi[attrCreated] = &types.AttributeValueMemberS{Value: s.now().UTC().Format(time.RFC3339Nano) + "#" + g.id}
+	}
 	return gi
+}
+
+// Guard is a guard item as List returns it: its kind, id and target.
+type Guard struct {
+	ID     string
+	Target string
+}
+
+// Guards lists the listed guards of a kind (WithListedGuard), oldest first.
+func (s *Store) Guards(ctx context.Context, kind Kind, limit int) ([]Guard, error) {
+	out, err := s.db.Query(ctx, &dynamodb.QueryInput{
+		TableName: &s.table, IndexName: aws.String(IndexByKind), ScanIndexForward: aws.Bool(true),
+		KeyConditionExpression:    aws.String("#k = :k"),
+		ExpressionAttributeNames:  map[string]string{"#k": attrKind},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":k": &types.AttributeValueMemberS{Value: string(kind)}},
+		Limit:                     aws.Int32(int32(max(1, min(limit, 1000)))),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list %s guards: %w", kind, err)
+	}
+	res := make([]Guard, 0, len(out.Items))
+	for _, it := range out.Items {
+		res = append(res, Guard{ID: strings.TrimPrefix(stringAttr(it, attrPK), string(kind)+"#"), Target: stringAttr(it, attrTarget)})
+	}
+	return res, nil
 }
 
 // Get reads a record into out. It returns the stored version.

@@ -24,24 +24,30 @@ func CreateTable(ctx context.Context, db TableAdmin, table string) error {
 	s := func(name string) types.AttributeDefinition {
 		return types.AttributeDefinition{AttributeName: aws.String(name), AttributeType: types.ScalarAttributeTypeS}
 	}
-	gsi := func(name, hash string) types.GlobalSecondaryIndex {
-		return types.GlobalSecondaryIndex{
-			IndexName: aws.String(name),
+	var gsis []types.GlobalSecondaryIndex
+	defs := []types.AttributeDefinition{s(attrPK)}
+	defined := map[string]bool{attrPK: true}
+	for _, ix := range Indexes() {
+		gsis = append(gsis, types.GlobalSecondaryIndex{
+			IndexName: aws.String(ix.Name),
 			KeySchema: []types.KeySchemaElement{
-				{AttributeName: aws.String(hash), KeyType: types.KeyTypeHash},
-				{AttributeName: aws.String(attrCreated), KeyType: types.KeyTypeRange},
+				{AttributeName: aws.String(ix.PartitionKey), KeyType: types.KeyTypeHash},
+				{AttributeName: aws.String(ix.SortKey), KeyType: types.KeyTypeRange},
 			},
 			Projection: &types.Projection{ProjectionType: types.ProjectionTypeAll},
+		})
+		for _, a := range []string{ix.PartitionKey, ix.SortKey} {
+			if !defined[a] {
+				defs, defined[a] = append(defs, s(a)), true
+			}
 		}
 	}
 	_, err := db.CreateTable(ctx, &dynamodb.CreateTableInput{
 		TableName:            aws.String(table),
 		BillingMode:          types.BillingModePayPerRequest,
-		AttributeDefinitions: []types.AttributeDefinition{s(attrPK), s(attrKind), s(attrCreated), s(attrKindStatus), s(attrParent)},
-		KeySchema:            []types.KeySchemaElement{{AttributeName: aws.String(attrPK), KeyType: types.KeyTypeHash}},
-		GlobalSecondaryIndexes: []types.GlobalSecondaryIndex{
-			gsi(IndexByKind, attrKind), gsi(IndexByStatus, attrKindStatus), gsi(IndexByParent, attrParent),
-		},
+		AttributeDefinitions:   defs,
+		KeySchema:              []types.KeySchemaElement{{AttributeName: aws.String(attrPK), KeyType: types.KeyTypeHash}},
+		GlobalSecondaryIndexes: gsis,
 	})
 	var inUse *types.ResourceInUseException
 	if errors.As(err, &inUse) {
@@ -76,6 +82,8 @@ func Indexes() []IndexSpec {
 		{IndexByKind, attrKind, attrCreated},
 		{IndexByStatus, attrKindStatus, attrCreated},
 		{IndexByParent, attrParent, attrCreated},
+		{IndexTasksByDuration, attrTaskRun, attrTaskDuration},
+		{IndexTasksByCost, attrTaskRun, attrTaskCost},
 	}
 }
 

@@ -104,6 +104,11 @@ func run() error {
 	if err != nil {
 		return err
 	}
+	if cfg.TraceURL == "" {
+		// Heads report to the local server (a head running elsewhere needs
+		// an address it can reach: set CEFORGE_TRACE_URL).
+		cfg.TraceURL = "http://127.0.0.1:" + apiPort
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if cfg.PermissionsBoundary == "" {

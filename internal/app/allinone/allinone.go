@@ -8,6 +8,7 @@ import (
 
 	"github.com/ceforge/ceforge/internal/app"
 	"github.com/ceforge/ceforge/internal/app/logsroutes"
+	"github.com/ceforge/ceforge/internal/app/tokens"
 	"github.com/ceforge/ceforge/internal/awsclient/fsread"
 	"github.com/ceforge/ceforge/internal/awsclient/ssmparam"
 	"github.com/ceforge/ceforge/internal/config"
@@ -21,6 +22,8 @@ func Features() []app.Feature {
 		app.Cloud(ssmparam.New, app.ProvisionHere),
 		app.Sweeps(app.SweepsHere),
 		logsroutes.Feature,
+		tokens.Feature,
+		app.TraceReceiver(app.RunsHere),
 	}
 }
 

@@ -76,6 +76,13 @@ type Spec struct {
 	PreRunScript  string
 	PostRunScript string
 	Env           []EnvVar
+
+	// TraceURL and TraceSecret make Nextflow report progress to ceforge
+	// (-with-tower); the head reads the token from the secret at start.
+	TraceURL    string
+	TraceSecret string
+	// Resume is the Nextflow session a relaunched run resumes.
+	Resume string
 }
 
 // ExitStatusKey returns the S3 key prefix under the work dir where a run's
@@ -135,6 +142,9 @@ func Render(s Spec) (string, error) {
 		assign("CEFORGE_PARAMS", s.ParamsText)
 		assign("CEFORGE_PARAMS_FILE", paramsFile(s.ParamsText))
 		assign("CEFORGE_CONFIG", s.ConfigText)
+		assign("CEFORGE_RESUME", s.Resume)
+		assign("CEFORGE_TRACE_URL", s.TraceURL)
+		assign("CEFORGE_TRACE_SECRET", s.TraceSecret)
 	} else {
 		assign("CEFORGE_STUDIO_IMAGE", s.StudioImage)
 		assign("CEFORGE_STUDIO_PORT", strconv.Itoa(s.StudioPort))
@@ -231,6 +241,14 @@ ceforge_s3cp() {
   fi
 }
 
+ceforge_secret() {
+  if command -v aws >/dev/null 2>&1; then
+    aws secretsmanager get-secret-value --region "$CEFORGE_REGION" --secret-id "$1" --query SecretString --output text
+  else
+    docker run --rm --network host public.ecr.aws/aws-cli/aws-cli:2.22.0 secretsmanager get-secret-value --region "$CEFORGE_REGION" --secret-id "$1" --query SecretString --output text
+  fi
+}
+
 ceforge_finish() {
   trap - EXIT
   cd "$CEFORGE_DIR" || true
@@ -274,6 +292,23 @@ printf '%s\n' "$CEFORGE_CONFIG" > nextflow.config
 CEFORGE_ARGS=(run "$CEFORGE_PIPELINE" -c ceforge.config -c nextflow.config -w "$CEFORGE_WORK_DIR")
 [ -n "$CEFORGE_REVISION" ] && CEFORGE_ARGS+=(-r "$CEFORGE_REVISION")
 [ -n "$CEFORGE_PROFILES" ] && CEFORGE_ARGS+=(-profile "$CEFORGE_PROFILES")
+[ -n "$CEFORGE_RESUME" ] && CEFORGE_ARGS+=(-resume "$CEFORGE_RESUME")
+CEFORGE_TRACE_FLAGS=()
+if [ -n "$CEFORGE_TRACE_URL" ]; then
+  # Progress goes to ceforge. The token is read with the instance's role
+  # into this shell only and handed to Docker by name (-e NAME), never on
+  # a command line. Wave requests go through ceforge's relay, which checks
+  # the token and keeps it from Wave (see README "Live progress").
+  if TOWER_ACCESS_TOKEN=$(ceforge_secret "$CEFORGE_TRACE_SECRET") && [ -n "$TOWER_ACCESS_TOKEN" ]; then
+    export TOWER_ACCESS_TOKEN TOWER_WORKFLOW_ID="$CEFORGE_RUN_ID"
+    printf 'wave.endpoint = "%s/wave"\n' "$CEFORGE_TRACE_URL" >> ceforge.config
+    CEFORGE_ARGS+=(-with-tower "$CEFORGE_TRACE_URL")
+    CEFORGE_TRACE_FLAGS=(-e TOWER_ACCESS_TOKEN -e TOWER_WORKFLOW_ID)
+  else
+    unset TOWER_ACCESS_TOKEN
+    echo "ceforge: could not read the run's progress token; running without live progress"
+  fi
+fi
 if [ -n "$CEFORGE_PARAMS_FILE" ]; then
   printf '%s\n' "$CEFORGE_PARAMS" > "$CEFORGE_PARAMS_FILE"
   CEFORGE_ARGS+=(-params-file "$CEFORGE_PARAMS_FILE")
@@ -282,7 +317,7 @@ docker run --rm --name ceforge-nextflow --network host \
   -v /var/run/docker.sock:/var/run/docker.sock -v "$CEFORGE_DIR:$CEFORGE_DIR" -w "$CEFORGE_DIR" \
   -e NXF_HOME="$CEFORGE_DIR/.nextflow" -e NXF_ANSI_LOG=false \
   -e NXF_CLOUDCACHE_PATH="$CEFORGE_WORK_DIR/.ceforge/cache" \
-  -e AWS_REGION="$CEFORGE_REGION" -e AWS_DEFAULT_REGION="$CEFORGE_REGION"@ENV_FLAGS@ \
+  -e AWS_REGION="$CEFORGE_REGION" -e AWS_DEFAULT_REGION="$CEFORGE_REGION" "${CEFORGE_TRACE_FLAGS[@]}"@ENV_FLAGS@ \
   "$CEFORGE_NXF_IMAGE" nextflow "${CEFORGE_ARGS[@]}"
 CEFORGE_RC=$?
 `
