@@ -31,8 +31,8 @@ import (
 	"github.com/ceforge/ceforge/internal/eventsrc/sqspoll"
 	"github.com/ceforge/ceforge/internal/local/headsim"
 	"github.com/ceforge/ceforge/internal/sigv4"
-	"github.com/ceforge/ceforge/internal/trace"
 	"github.com/ceforge/ceforge/internal/store"
+	"github.com/ceforge/ceforge/internal/trace"
 )
 
 // Options of a local stack.

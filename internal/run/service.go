@@ -57,10 +57,10 @@ type Service struct {
 	Store     *store.Store
 	Launchers map[string]Launcher
 	// Trace issues per-run progress tokens; nil: runs do not report.
-	Trace     TraceIssuer
-	Metrics   *metrics.Emitter
-	Log       *slog.Logger
-	Now       func() time.Time
+	Trace   TraceIssuer
+	Metrics *metrics.Emitter
+	Log     *slog.Logger
+	Now     func() time.Time
 	// AllowedBuckets are the buckets a run's work directory may name
 	// (patterns with '*'); empty allows any.
 	AllowedBuckets []string

@@ -43,8 +43,8 @@ func CreateTable(ctx context.Context, db TableAdmin, table string) error {
 		}
 	}
 	_, err := db.CreateTable(ctx, &dynamodb.CreateTableInput{
-		TableName:            aws.String(table),
-		BillingMode:          types.BillingModePayPerRequest,
+		TableName:              aws.String(table),
+		BillingMode:            types.BillingModePayPerRequest,
 		AttributeDefinitions:   defs,
 		KeySchema:              []types.KeySchemaElement{{AttributeName: aws.String(attrPK), KeyType: types.KeyTypeHash}},
 		GlobalSecondaryIndexes: gsis,
