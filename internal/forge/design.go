@@ -312,6 +312,12 @@ func NewDesign(prefix string, ce *computeenv.ComputeEnv) Design {
 		}, map[string]any{
 			"Sid": "PassJobRoles", "Effect": "Allow", "Action": "iam:PassRole",
 			"Resource": fmt.Sprintf("arn:aws:iam::*:role/%s*", n.Base),
+		}, map[string]any{
+			// The run's progress token (internal/runtoken): secrets named
+			// <prefix>trace/<run>, of this CE's runs only.
+			"Sid": "ReadRunTokens", "Effect": "Allow", "Action": "secretsmanager:GetSecretValue",
+			"Resource":  fmt.Sprintf("arn:aws:secretsmanager:%s:*:secret:%strace/*", ce.Region, prefix),
+			"Condition": map[string]any{"StringEquals": map[string]any{"secretsmanager:ResourceTag/ceforge:ce-id": ce.ID}},
 		})...)})
 	}
 	// Fargate tasks need an execution role to pull the image and write logs.

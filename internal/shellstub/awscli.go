@@ -10,6 +10,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 )
 
 // Environment of a test binary re-executed as the `aws` command.
@@ -19,7 +20,9 @@ const (
 )
 
 // AWSCLI installs an `aws` command that performs `aws s3 cp LOCAL s3://…`
-// for real, through the AWS SDK against the emulator at endpoint: the
+// and `aws secretsmanager get-secret-value --secret-id NAME --query
+// SecretString --output text` for real, through the AWS SDK against the
+// emulator at endpoint: the
 // stub re-executes the test binary, whose TestMain must call FakeAWSCLI
 // first. Any other subcommand fails.
 func (s *Sandbox) AWSCLI(endpoint, region string) {
@@ -39,7 +42,11 @@ func FakeAWSCLI() (bool, int) {
 	if endpoint == "" {
 		return false, 0
 	}
-	if err := s3Copy(endpoint, os.Getenv(envRegion), os.Args[1:]); err != nil {
+	run := s3Copy
+	if len(os.Args) > 1 && os.Args[1] == "secretsmanager" {
+		run = getSecret
+	}
+	if err := run(endpoint, os.Getenv(envRegion), os.Args[1:]); err != nil {
 		fmt.Fprintln(os.Stderr, "aws (test double):", err)
 		return true, 1
 	}
@@ -85,4 +92,41 @@ func s3Copy(endpoint, region string, args []string) error {
 	})
 	_, err = client.PutObject(context.Background(), &s3.PutObjectInput{Bucket: aws.String(bucket), Key: aws.String(key), Body: strings.NewReader(string(body))})
 	return err
+}
+
+// getSecret prints a secret's string as `aws secretsmanager
+// get-secret-value --secret-id NAME --query SecretString --output text`.
+func getSecret(endpoint, region string, args []string) error {
+	var id, query, output string
+	for i := 1; i < len(args); i++ {
+		if i+1 >= len(args) {
+			break
+		}
+		switch args[i] {
+		case "--secret-id":
+			id, i = args[i+1], i+1
+		case "--region":
+			region, i = args[i+1], i+1
+		case "--query":
+			query, i = args[i+1], i+1
+		case "--output":
+			output, i = args[i+1], i+1
+		}
+	}
+	if args[1] != "get-secret-value" || id == "" || query != "SecretString" || output != "text" {
+		return fmt.Errorf("want `aws secretsmanager get-secret-value --secret-id NAME --query SecretString --output text`, got %q", args)
+	}
+	if region == "" {
+		region = "us-east-1"
+	}
+	client := secretsmanager.New(secretsmanager.Options{
+		Region: region, BaseEndpoint: aws.String(endpoint),
+		Credentials: credentials.NewStaticCredentialsProvider("test", "test", ""),
+	})
+	out, err := client.GetSecretValue(context.Background(), &secretsmanager.GetSecretValueInput{SecretId: aws.String(id)})
+	if err != nil {
+		return err
+	}
+	fmt.Println(aws.ToString(out.SecretString))
+	return nil
 }

@@ -332,3 +332,64 @@ func FuzzHeadUserDataParts(f *testing.F) {
 		require.Equal(t, text, parts[0].Body, "not MIME: cloud-init runs the script as built")
 	})
 }
+
+// TestRenderReportsProgress runs the pipeline script against stubs with
+// progress reporting on: the head reads the token from the run's secret,
+// hands it to the Nextflow container by name only, and runs Nextflow with
+// -with-tower, TOWER_WORKFLOW_ID, -resume and Wave through the relay; a
+// secret it cannot read leaves the run going without progress.
+func TestRenderReportsProgress(t *testing.T) {
+	bash, err := exec.LookPath("bash")
+	require.NoError(t, err)
+	for _, readable := range []bool{true, false} {
+		root := t.TempDir()
+		stubs, runDir, logDir := root+"/bin", root+"/run", root+"/log"
+		require.NoError(t, os.MkdirAll(stubs, 0o755))
+		stub := func(name, body string) {
+			require.NoError(t, os.WriteFile(stubs+"/"+name, []byte("#!/bin/bash\n"+body+"\n"), 0o755))
+		}
+		stub("docker", `printf '%s\n' "$@" > "$STUB_LOG/docker.args"; printf '%s' "${TOWER_ACCESS_TOKEN:-}" > "$STUB_LOG/docker.token"; cp ceforge.config "$STUB_LOG/ceforge.config"; exit 0`)
+		secret := `echo cft_secret123`
+		if !readable {
+			secret = `echo AccessDenied >&2; exit 254`
+		}
+		stub("aws", `if [ "$1" = secretsmanager ]; then
+  [ "$2 $3 $4 $5 $6" = "get-secret-value --region eu-west-1 --secret-id ceforge-trace/r-abc" ] || exit 9
+  `+secret+`
+fi
+exit 0`)
+		for _, name := range []string{"dnf", "yum", "systemctl", "sleep", "shutdown"} {
+			stub(name, "exit 0")
+		}
+		s := baseSpec()
+		s.TraceURL, s.TraceSecret, s.Resume = "https://api.ceforge.test", "ceforge-trace/r-abc", "sess-42"
+		script, err := Render(s)
+		require.NoError(t, err)
+		require.NotContains(t, script, "cft_")
+		script = strings.NewReplacer(RunDir, runDir, "/var/log/ceforge", logDir).Replace(script)
+		cmd := exec.Command(bash, "-c", script)
+		cmd.Env = append(os.Environ(), "PATH="+stubs+":"+os.Getenv("PATH"), "STUB_LOG="+root, "S3_ROOT="+root+"/s3")
+		out, err := cmd.CombinedOutput()
+		require.NoError(t, err, string(out))
+		args, err := os.ReadFile(root + "/docker.args")
+		require.NoError(t, err)
+		token, err := os.ReadFile(root + "/docker.token")
+		require.NoError(t, err)
+		conf, err := os.ReadFile(root + "/ceforge.config")
+		require.NoError(t, err)
+		require.Contains(t, string(args), "-resume\nsess-42\n")
+		if !readable {
+			require.NotContains(t, string(args), "-with-tower")
+			require.NotContains(t, string(args), "TOWER_ACCESS_TOKEN")
+			require.Empty(t, string(token))
+			require.Contains(t, string(out), "running without live progress")
+			continue
+		}
+		require.Contains(t, string(args), "-with-tower\nhttps://api.ceforge.test\n")
+		require.Contains(t, string(args), "-e\nTOWER_ACCESS_TOKEN\n-e\nTOWER_WORKFLOW_ID\n")
+		require.NotContains(t, string(args), "cft_secret123", "the token is never on a command line")
+		require.Equal(t, "cft_secret123", string(token))
+		require.Contains(t, string(conf), `wave.endpoint = "https://api.ceforge.test/wave"`)
+		require.NotContains(t, string(out), "cft_secret123")
+	}
+}
