@@ -271,7 +271,6 @@ func (f *fixture) task(t testing.TB, runID string, id int) progress.Task {
 	return tk
 }
 
-
 // flatten lists every string value of an item.
 func flatten(item map[string]types.AttributeValue) []string {
 	var out []string
