@@ -14,6 +14,8 @@ import (
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
 	"github.com/cdklabs/cdk-nag-go/cdknag/v2"
+
+	"github.com/ceforge/ceforge/internal/trace"
 )
 
 // Route is one API route; every route is declared (no catch-all) so each
@@ -31,11 +33,27 @@ var Routes = []Route{
 	{"GET", "/runs"},
 	{"GET", "/runs/{id}"},
 	{"POST", "/runs/{id}/cancel"},
+	{"POST", "/runs/{id}/relaunch"},
+	{"GET", "/runs/{id}/progress"},
+	{"GET", "/runs/{id}/tasks"},
+	{"GET", "/runs/{id}/tasks/{taskId}"},
+	{"GET", "/runs/{id}/metrics"},
 	{"GET", "/runs/{id}/logs"},
 	{"GET", "/runs/{id}/logs/download"},
 	{"POST", "/sweeps"},
 	{"GET", "/sweeps"},
 	{"GET", "/sweeps/{id}"},
+}
+
+// TraceRoutes are Nextflow's trace routes and the Wave relay, served by
+// the trace function without IAM authorization (Nextflow cannot sign
+// requests): each call is authorised by its run's token.
+func TraceRoutes() []Route {
+	out := make([]Route, 0, len(trace.Routes)+len(trace.WaveRoutes))
+	for _, r := range append(append([]trace.Route{}, trace.Routes...), trace.WaveRoutes...) {
+		out = append(out, Route{r.Method, r.Path})
+	}
+	return out
 }
 
 // API is the HTTP API and the log-follow Function URL.
@@ -113,6 +131,37 @@ func newAPI(scope constructs.Construct, cfg Config, fns *Functions) *API {
 			Authorizer:  auth,
 		})
 	}
+
+	traceIntegration := awsapigatewayv2integrations.NewHttpLambdaIntegration(jsii.String("TraceFunction"), fns.Fn[FnTrace],
+		&awsapigatewayv2integrations.HttpLambdaIntegrationProps{
+			PayloadFormatVersion: awsapigatewayv2.PayloadFormatVersion_VERSION_2_0(),
+		})
+	for _, r := range TraceRoutes() {
+		routes := a.HTTPAPI.AddRoutes(&awsapigatewayv2.AddRoutesOptions{
+			Path:        jsii.String(r.Path),
+			Methods:     &[]awsapigatewayv2.HttpMethod{awsapigatewayv2.HttpMethod(r.Method)},
+			Integration: traceIntegration,
+			Authorizer:  awsapigatewayv2.NewHttpNoneAuthorizer(),
+		})
+		for _, route := range *routes {
+			// The stage's route settings name these routes: they must exist first.
+			a.Stage.Node().AddDependency(route)
+			cdknag.NagSuppressions_AddResourceSuppressions(route, &[]*cdknag.NagPackSuppression{{
+				Id: jsii.String("AwsSolutions-APIG4"),
+				Reason: jsii.String("Nextflow's trace protocol (-with-tower) cannot sign requests: the trace function authorises " +
+					"each call by its run's own token (stored as a hash, valid for that run until shortly after it ends), throttled per token."),
+			}}, jsii.Bool(true))
+		}
+	}
+	// Each trace route has its own throttle: reporting runs must not use up
+	// the users' API limits (nor the other way round).
+	var settings = map[string]any{}
+	for _, r := range TraceRoutes() {
+		settings[r.Method+" "+r.Path] = map[string]any{"ThrottlingRateLimit": cfg.TraceRateLimit, "ThrottlingBurstLimit": cfg.TraceBurstLimit}
+	}
+	a.Stage.Node().DefaultChild().(awsapigatewayv2.CfnStage).SetRouteSettings(settings)
+	// Heads report to the API's own URL (the trace routes above).
+	fns.Fn[FnAPI].AddEnvironment(jsii.String("CEFORGE_TRACE_URL"), a.HTTPAPI.ApiEndpoint(), nil)
 
 	// Log follow streams through a Function URL (API Gateway buffers
 	// responses); the caller signs with SigV4.

@@ -77,6 +77,11 @@ type Config struct {
 	// (default 100).
 	APIRateLimit  float64
 	APIBurstLimit int
+	// TraceRateLimit and TraceBurstLimit throttle each Nextflow trace route
+	// (every reporting run calls about once a second). Context
+	// "traceRateLimit" (default 500) and "traceBurstLimit" (default 1000).
+	TraceRateLimit  float64
+	TraceBurstLimit int
 }
 
 // DefaultConfig returns the documented defaults.
@@ -93,6 +98,8 @@ func DefaultConfig() Config {
 		AssetDir:         "build",
 		APIRateLimit:     50,
 		APIBurstLimit:    100,
+		TraceRateLimit:   500,
+		TraceBurstLimit:  1000,
 	}
 }
 
@@ -102,6 +109,7 @@ var ContextKeys = []string{
 	"stackName", "prefix", "allowedRegions", "allowedBuckets", "sweeperDryRun", "sweeperSchedule",
 	"sweeperGrace", "logRetentionDays", "logLevel", "runLogGroup", "jwtIssuer",
 	"jwtAudience", "alarmEmail", "assetDir", "apiRateLimit", "apiBurstLimit",
+	"traceRateLimit", "traceBurstLimit",
 }
 
 // MaxAllowedBuckets bounds allowedBuckets: each one is named twice in the
@@ -210,6 +218,12 @@ func ConfigFromMap(lookup func(key string) (any, bool)) (Config, error) {
 	}
 	if n, ok := number("apiBurstLimit"); ok {
 		c.APIBurstLimit = int(n)
+	}
+	if n, ok := number("traceRateLimit"); ok {
+		c.TraceRateLimit = n
+	}
+	if n, ok := number("traceBurstLimit"); ok {
+		c.TraceBurstLimit = int(n)
 	}
 	if len(errs) > 0 {
 		return c, fmt.Errorf("ceforge configuration: %s", strings.Join(errs, "; "))
@@ -330,6 +344,9 @@ func (c Config) Validate() error {
 	}
 	if strings.TrimSpace(c.AssetDir) == "" {
 		bad("assetDir is empty")
+	}
+	if c.TraceRateLimit <= 0 || c.TraceBurstLimit <= 0 {
+		bad("traceRateLimit and traceBurstLimit must be positive")
 	}
 	if c.APIRateLimit <= 0 || c.APIBurstLimit <= 0 {
 		bad("apiRateLimit and apiBurstLimit must be positive")

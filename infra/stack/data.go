@@ -98,3 +98,26 @@ func indexNames() string {
 	}
 	return strings.Join(names, ", ")
 }
+
+// grantTrace gives the trace function what its calls need and no more
+// (DynamoDB fine-grained access on the partition key): read a run's record
+// (its token hash, status and pricing) and its progress items; write only
+// progress items (PROGRESS#<run>…) and task items (TASK#<run>#…). It never
+// queries an index.
+func (d *Data) grantTrace(role awsiam.Role) {
+	leading := func(prefixes ...string) *map[string]any {
+		return &map[string]any{"ForAllValues:StringLike": map[string]any{"dynamodb:LeadingKeys": prefixes}}
+	}
+	role.AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Sid:        jsii.String("ReadRunsAndProgress"),
+		Actions:    jsii.Strings("dynamodb:GetItem", "dynamodb:BatchGetItem"),
+		Resources:  jsii.Strings(*d.Table.TableArn()),
+		Conditions: leading("RUN#*", "PROGRESS#*", "TASK#*"),
+	}))
+	role.AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Sid:        jsii.String("WriteProgressAndTasks"),
+		Actions:    jsii.Strings("dynamodb:PutItem", "dynamodb:UpdateItem"),
+		Resources:  jsii.Strings(*d.Table.TableArn()),
+		Conditions: leading("PROGRESS#*", "TASK#*"),
+	}))
+}

@@ -24,10 +24,11 @@ const (
 	FnEC2Events   = "ec2events"
 	FnReconciler  = "reconciler"
 	FnSweeper     = "sweeper"
+	FnTrace       = "trace"
 )
 
 // FunctionNames lists every function, in deployment order.
-var FunctionNames = []string{FnAPI, FnLogs, FnBatchEvents, FnEC2Events, FnReconciler, FnSweeper}
+var FunctionNames = []string{FnAPI, FnLogs, FnBatchEvents, FnEC2Events, FnReconciler, FnSweeper, FnTrace}
 
 // FunctionSpec sizes one function.
 type FunctionSpec struct {
@@ -47,8 +48,8 @@ type FunctionSpec struct {
 // Reserved concurrency. Reserved concurrency is both a floor and a cap: the
 // event consumers and the reconciler always have theirs, however many API
 // calls and log followers arrive, and the API and the log function can
-// never take more than theirs from the account's pool. Together 96, so an
-// account needs a Lambda concurrency quota of at least 196 (AWS keeps 100
+// never take more than theirs from the account's pool. Together 116, so an
+// account needs a Lambda concurrency quota of at least 216 (AWS keeps 100
 // unreserved); the default quota is 1,000.
 const (
 	// APIConcurrency serves the stage's 50 requests/s (burst 100) at
@@ -64,6 +65,11 @@ const (
 	ReconcilerConcurrency = 5
 	// SweeperConcurrency: one sweep at a time.
 	SweeperConcurrency = 1
+	// TraceConcurrency: Nextflow's trace calls (about one a second per
+	// run, each tens of milliseconds): 20 at once serve a few hundred
+	// reporting runs, and cap what a flood of unsigned calls can take
+	// from the account.
+	TraceConcurrency = 20
 )
 
 // FunctionSpecs returns the sizing of every function. Timeouts follow the
@@ -83,6 +89,7 @@ func FunctionSpecs() []FunctionSpec {
 		// One sweeper at a time; a sweep requested while another runs waits
 		// (throttled async event) for up to an hour.
 		{Name: FnSweeper, Description: "ceforge sweeper: deletes orphaned ceforge-owned resources", MemoryMB: 512, Timeout: 15 * time.Minute, Reserved: SweeperConcurrency, AsyncRetries: 0, MaxEventAge: time.Hour},
+		{Name: FnTrace, Description: "ceforge Nextflow trace receiver (API Gateway without IAM: per-run tokens)", MemoryMB: 256, Timeout: 29 * time.Second, Reserved: TraceConcurrency},
 	}
 }
 
@@ -199,6 +206,14 @@ func newFunctions(scope constructs.Construct, cfg Config, tableName *string) *Fu
 	}))
 	f.Role[FnAPI].AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
 		Sid:       jsii.String("HandOffProvisioning"),
+		Actions:   jsii.Strings("lambda:InvokeFunction"),
+		Resources: jsii.Strings(*f.Fn[FnReconciler].FunctionArn()),
+	}))
+	// The trace function hands runs whose trace began, completed or passed
+	// their cost limit to the reconciler, which may change runs.
+	f.Fn[FnTrace].AddEnvironment(jsii.String("CEFORGE_RECONCILER_FUNCTION"), f.Fn[FnReconciler].FunctionName(), nil)
+	f.Role[FnTrace].AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Sid:       jsii.String("HandOffRuns"),
 		Actions:   jsii.Strings("lambda:InvokeFunction"),
 		Resources: jsii.Strings(*f.Fn[FnReconciler].FunctionArn()),
 	}))

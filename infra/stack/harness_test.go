@@ -366,7 +366,8 @@ func (s *synthesis) roleStatements(t *testing.T, fn string) []statement {
 	fnProps := props(s.resources("AWS::Lambda::Function")[s.functionID(t, fn)])
 	roleID := strings.TrimSuffix(strings.TrimPrefix(flat(fnProps["Role"]), "${"), ".Arn}")
 	owners := map[string]bool{roleID: true}
-	for _, arn := range props(s.resources("AWS::IAM::Role")[roleID])["ManagedPolicyArns"].([]any) {
+	arns, _ := props(s.resources("AWS::IAM::Role")[roleID])["ManagedPolicyArns"].([]any)
+	for _, arn := range arns {
 		owners[strings.Trim(flat(arn), "${}")] = true
 	}
 	for id, p := range s.resources("AWS::IAM::Policy") {

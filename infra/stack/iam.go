@@ -493,7 +493,53 @@ func (p permissions) launch() []perm {
 			cond:      resourceTagged,
 			regional:  true,
 		},
+		{
+			// internal/runtoken: each run's progress token, read by its head.
+			sid:       "CreateRunTokens",
+			why:       "Run token secrets are named <prefix>trace/<run id> (the run id is generated at launch); creation requires the ceforge:managed=true request tag.",
+			actions:   []string{"secretsmanager:CreateSecret", "secretsmanager:TagResource"},
+			resources: []string{p.runTokens()},
+			cond:      requestTagged,
+			regional:  true,
+		},
 	}...)
+}
+
+// runTokens are the runs' progress-token secrets (<prefix>trace/<run id>;
+// Secrets Manager appends a random suffix to the name in the ARN).
+func (p permissions) runTokens() string {
+	return p.arn("secretsmanager", "*", p.account, "secret:"+p.cfg.Prefix+"trace/*")
+}
+
+// stop: end runs ceforge stops itself (a run past its cost limit): the
+// head instance or job and the run's compute jobs.
+func (p permissions) stop() []perm {
+	return []perm{
+		{
+			sid:       "StopOwnedHeadInstances",
+			why:       "Only instances tagged ceforge:managed=true (aws:ResourceTag).",
+			actions:   []string{"ec2:TerminateInstances"},
+			resources: []string{p.ec2("instance")},
+			cond:      resourceTagged,
+			regional:  true,
+		},
+		{
+			sid:       "StopRunJobs",
+			why:       "Batch job ids are generated at submission.",
+			actions:   []string{"batch:TerminateJob"},
+			resources: []string{p.arn("batch", "*", p.account, "job/*")},
+			regional:  true,
+		},
+		{
+			// internal/runtoken: a run's token secret goes once the run has ended.
+			sid:       "DeleteRunTokens",
+			why:       "Run token secrets are named <prefix>trace/<run id>; only those tagged ceforge:managed=true (aws:ResourceTag).",
+			actions:   []string{"secretsmanager:DeleteSecret"},
+			resources: []string{p.runTokens()},
+			cond:      resourceTagged,
+			regional:  true,
+		},
+	}
 }
 
 // logs: read run logs and artifacts.
@@ -846,6 +892,7 @@ const (
 	GroupEvents         = "Events"
 	GroupSweep          = "Sweep"
 	GroupAssume         = "Assume"
+	GroupStop           = "Stop"
 )
 
 // FunctionGroups says which permission groups each function holds. The api
@@ -854,11 +901,14 @@ const (
 // asynchronous invoke), so it holds neither create nor delete.
 var FunctionGroups = map[string][]string{
 	FnAPI:         {GroupValidate, GroupLaunch, GroupLogs, GroupAssume},
-	FnReconciler:  {GroupValidate, GroupCreateIdentity, GroupCreate, GroupDelete, GroupObserve, GroupAssume},
+	FnReconciler:  {GroupValidate, GroupCreateIdentity, GroupCreate, GroupDelete, GroupObserve, GroupStop, GroupAssume},
 	FnBatchEvents: {GroupEvents, GroupAssume},
 	FnEC2Events:   {GroupEvents, GroupAssume},
 	FnLogs:        {GroupLogs, GroupAssume},
 	FnSweeper:     {GroupSweep, GroupAssume},
+	// The trace function calls no AWS service but its table (with
+	// fine-grained access, Data.grantTrace) and the reconciler.
+	FnTrace: {},
 }
 
 func newPolicies(scope constructs.Construct, cfg Config, fns *Functions, data *Data) *Policies {
@@ -890,6 +940,7 @@ func newPolicies(scope constructs.Construct, cfg Config, fns *Functions, data *D
 		{GroupEvents, "events: read what Batch/EC2 events refer to", p.events()},
 		{GroupSweep, "sweep: find and delete orphaned ceforge-owned resources", p.sweep()},
 		{GroupAssume, "assume: cross-account compute environment credentials (roles " + cfg.Prefix + "*)", p.assume()},
+		{GroupStop, "stop: end runs over their cost limit (owned head instances, run jobs) and delete ended runs' token secrets", p.stop()},
 	}
 	pol := &Policies{ByGroup: map[string]awsiam.ManagedPolicy{}, Boundary: boundary}
 	for _, g := range groups {
@@ -906,6 +957,10 @@ func newPolicies(scope constructs.Construct, cfg Config, fns *Functions, data *D
 	for _, name := range FunctionNames {
 		for _, g := range FunctionGroups[name] {
 			fns.Role[name].AddManagedPolicy(pol.ByGroup[g])
+		}
+		if name == FnTrace {
+			data.grantTrace(fns.Role[name])
+			continue
 		}
 		data.grant(fns.Role[name], name != FnLogs)
 		if name == FnLogs {

@@ -46,13 +46,13 @@ func TestRoleGroups(t *testing.T) {
 	s := synthDefault(t)
 	groupIDs := map[string]string{} // logical id -> group
 	for id := range s.resources("AWS::IAM::ManagedPolicy") {
-		for _, g := range []string{stack.GroupValidate, stack.GroupCreateIdentity, stack.GroupCreate, stack.GroupDelete, stack.GroupLaunch, stack.GroupObserve, stack.GroupLogs, stack.GroupEvents, stack.GroupSweep, stack.GroupAssume} {
+		for _, g := range []string{stack.GroupValidate, stack.GroupCreateIdentity, stack.GroupCreate, stack.GroupDelete, stack.GroupLaunch, stack.GroupObserve, stack.GroupLogs, stack.GroupEvents, stack.GroupSweep, stack.GroupAssume, stack.GroupStop} {
 			if regexp.MustCompile("^Permissions" + g + "[0-9A-F]{8}$").MatchString(id) {
 				groupIDs[id] = g
 			}
 		}
 	}
-	if len(groupIDs) != 10 {
+	if len(groupIDs) != 11 {
 		t.Fatalf("managed policies %v", groupIDs)
 	}
 	for _, name := range stack.FunctionNames {
@@ -60,7 +60,8 @@ func TestRoleGroups(t *testing.T) {
 		roleID := strings.Trim(flat(fn["Role"]), "${}")
 		roleID = strings.TrimSuffix(roleID, ".Arn")
 		var got []string
-		for _, arn := range props(s.resources("AWS::IAM::Role")[roleID])["ManagedPolicyArns"].([]any) {
+		arns, _ := props(s.resources("AWS::IAM::Role")[roleID])["ManagedPolicyArns"].([]any)
+		for _, arn := range arns {
 			got = append(got, groupIDs[strings.Trim(flat(arn), "${}")])
 		}
 		want := slices.Clone(stack.FunctionGroups[name])
@@ -318,6 +319,32 @@ func TestScoping(t *testing.T) {
 						if r != "arn:${AWS::Partition}:s3:::"+p+"*" {
 							t.Errorf("%s on %s: bucket-level actions name the allowed buckets (%s*) only", where, r, p)
 						}
+					}
+				case strings.HasPrefix(a, "secretsmanager:"):
+					// Run token secrets only, created tagged, deleted only when owned.
+					for _, r := range st.resources {
+						if r != "arn:${AWS::Partition}:secretsmanager:*:${AWS::AccountId}:secret:"+p+"trace/*" {
+							t.Errorf("%s on %s: want %strace/* secrets", where, r, p)
+						}
+					}
+					key := "aws:RequestTag/ceforge:managed"
+					if a == "secretsmanager:DeleteSecret" {
+						key = "aws:ResourceTag/ceforge:managed"
+					}
+					if !slices.Equal(cond(st, "StringEquals", key), []string{"true"}) {
+						t.Errorf("%s: not conditioned on %s=true", where, key)
+					}
+				case fn == stack.FnTrace && strings.HasPrefix(a, "dynamodb:"):
+					// Fine-grained: the trace function writes progress and task items only.
+					keys := cond(st, "ForAllValues:StringLike", "dynamodb:LeadingKeys")
+					want := []string{"PROGRESS#*", "TASK#*"}
+					if a == "dynamodb:GetItem" || a == "dynamodb:BatchGetItem" {
+						want = []string{"RUN#*", "PROGRESS#*", "TASK#*"}
+					} else if a != "dynamodb:PutItem" && a != "dynamodb:UpdateItem" {
+						t.Errorf("%s: the trace function needs no %s", where, a)
+					}
+					if !slices.Equal(keys, want) {
+						t.Errorf("%s: leading keys %v, want %v", where, keys, want)
 					}
 				case strings.HasPrefix(a, "s3:") && a != "s3:GetObject":
 					t.Errorf("%s: unexpected S3 action", where)

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -154,38 +155,60 @@ var requiredRoutes = []string{
 	"GET /openapi.json",
 	"POST /compute-envs", "GET /compute-envs", "GET /compute-envs/{id}", "DELETE /compute-envs/{id}",
 	"POST /runs", "GET /runs", "GET /runs/{id}", "POST /runs/{id}/cancel", "GET /runs/{id}/logs", "GET /runs/{id}/logs/download",
+	"POST /runs/{id}/relaunch", "GET /runs/{id}/progress", "GET /runs/{id}/tasks", "GET /runs/{id}/tasks/{taskId}", "GET /runs/{id}/metrics",
 	"POST /sweeps", "GET /sweeps", "GET /sweeps/{id}",
+}
+
+// traceRoutes are Nextflow's trace protocol: no IAM (Nextflow cannot
+// sign), the trace function, each call authorised by its run's token.
+var traceRoutes = []string{
+	"POST /trace/create", "PUT /trace/{id}/begin", "PUT /trace/{id}/progress", "PUT /trace/{id}/heartbeat",
+	"PUT /trace/{id}/complete", "PATCH /workflow/{id}",
+	"POST /wave/container-token", "POST /wave/v1alpha2/container", "GET /wave/v1alpha2/container/{requestId}/status",
+	"GET /wave/v1alpha1/builds/{buildId}/status", "POST /license/token/",
 }
 
 func TestAPIRoutesUseIAM(t *testing.T) {
 	s := synthDefault(t)
 	integrations := s.resources("AWS::ApiGatewayV2::Integration")
-	if len(integrations) != 1 {
-		t.Fatalf("want one integration (the api function), got %d", len(integrations))
+	if len(integrations) != 2 {
+		t.Fatalf("want two integrations (the api and trace functions), got %d", len(integrations))
 	}
-	var integrationID string
+	byFunction := map[string]string{}
 	for id, r := range integrations {
-		integrationID = id
 		p := props(r)
-		if flat(p["IntegrationUri"]) != "${"+s.functionID(t, stack.FnAPI)+".Arn}" || p["PayloadFormatVersion"] != "2.0" {
-			t.Errorf("integration %v does not target the api function with payload 2.0", p)
+		if p["PayloadFormatVersion"] != "2.0" {
+			t.Errorf("integration %v: payload %v, want 2.0", id, p["PayloadFormatVersion"])
 		}
+		byFunction[flat(p["IntegrationUri"])] = id
+	}
+	apiIntegration := byFunction["${"+s.functionID(t, stack.FnAPI)+".Arn}"]
+	traceIntegration := byFunction["${"+s.functionID(t, stack.FnTrace)+".Arn}"]
+	if apiIntegration == "" || traceIntegration == "" {
+		t.Fatalf("integrations %v: want one for the api function and one for the trace function", byFunction)
 	}
 	for _, key := range requiredRoutes {
 		s.has(t, "AWS::ApiGatewayV2::Route", obj(map[string]any{
 			"RouteKey":          key,
 			"AuthorizationType": "AWS_IAM",
-			"Target":            obj(map[string]any{"Fn::Join": arr(arr("integrations/", map[string]any{"Ref": integrationID}))}),
+			"Target":            obj(map[string]any{"Fn::Join": arr(arr("integrations/", map[string]any{"Ref": apiIntegration}))}),
+		}))
+	}
+	for _, key := range traceRoutes {
+		s.has(t, "AWS::ApiGatewayV2::Route", obj(map[string]any{
+			"RouteKey":          key,
+			"AuthorizationType": "NONE",
+			"Target":            obj(map[string]any{"Fn::Join": arr(arr("integrations/", map[string]any{"Ref": traceIntegration}))}),
 		}))
 	}
 	routes := s.resources("AWS::ApiGatewayV2::Route")
-	if len(routes) != len(requiredRoutes) {
-		t.Errorf("%d routes, want exactly the %d of the design", len(routes), len(requiredRoutes))
+	if len(routes) != len(requiredRoutes)+len(traceRoutes) {
+		t.Errorf("%d routes, want exactly the %d of the design", len(routes), len(requiredRoutes)+len(traceRoutes))
 	}
 	for id, r := range routes {
 		p := props(r)
 		key := p["RouteKey"].(string)
-		if p["AuthorizationType"] != "AWS_IAM" {
+		if p["AuthorizationType"] != "AWS_IAM" && !slices.Contains(traceRoutes, key) {
 			t.Errorf("route %s (%s): authorization %v, want AWS_IAM", key, id, p["AuthorizationType"])
 		}
 		if strings.Contains(key, "{proxy+}") || strings.HasPrefix(key, "ANY ") || key == "$default" {
@@ -193,6 +216,16 @@ func TestAPIRoutesUseIAM(t *testing.T) {
 		}
 	}
 	s.count(t, "AWS::ApiGatewayV2::Authorizer", 0)
+	// Each trace route has its own throttle.
+	for id, r := range s.resources("AWS::ApiGatewayV2::Stage") {
+		settings, _ := props(r)["RouteSettings"].(map[string]any)
+		for _, key := range traceRoutes {
+			rs, _ := settings[key].(map[string]any)
+			if rs["ThrottlingRateLimit"] != s.cfg.TraceRateLimit {
+				t.Errorf("stage %s: route %s settings %v, want rate %v", id, key, rs, s.cfg.TraceRateLimit)
+			}
+		}
+	}
 }
 
 func TestAPIStage(t *testing.T) {
@@ -228,11 +261,18 @@ func TestJWTAuthorizerWhenConfigured(t *testing.T) {
 		authID = id
 	}
 	routes := s.resources("AWS::ApiGatewayV2::Route")
-	if len(routes) != len(requiredRoutes) {
-		t.Errorf("%d routes, want %d", len(routes), len(requiredRoutes))
+	if len(routes) != len(requiredRoutes)+len(traceRoutes) {
+		t.Errorf("%d routes, want %d", len(routes), len(requiredRoutes)+len(traceRoutes))
 	}
 	for _, r := range routes {
 		p := props(r)
+		if slices.Contains(traceRoutes, p["RouteKey"].(string)) {
+			// Nextflow sends its run token, never a JWT of the issuer.
+			if p["AuthorizationType"] != "NONE" {
+				t.Errorf("trace route %v: authorization %v, want NONE", p["RouteKey"], p["AuthorizationType"])
+			}
+			continue
+		}
 		if p["AuthorizationType"] != "JWT" || flat(p["AuthorizerId"]) != "${"+authID+"}" {
 			t.Errorf("route %v: want the JWT authorizer", p["RouteKey"])
 		}

@@ -231,7 +231,8 @@ func TraceReceiver(notify Notifier) Feature {
 		if err != nil {
 			return err
 		}
-		a.Trace = &trace.Receiver{Progress: a.Progress, Notify: n, Throttle: trace.DefaultThrottle(), Log: a.Log.With("component", "trace")}
+		a.Trace = &trace.Receiver{Progress: a.Progress, Notify: n, Throttle: trace.DefaultThrottle(), Log: a.Log.With("component", "trace"),
+			Wave: &trace.WaveRelay{Upstream: a.Config.WaveURL}}
 		a.Routes = append(a.Routes, a.Trace.Register)
 		return nil
 	}

@@ -46,29 +46,11 @@ func (h progressHandlers) view(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	v, err := View(r, h.progress, h.prices, rn, h.clock())
+	v, err := h.progress.ViewOf(r.Context(), rn, h.prices, h.clock())
 	if err != nil {
 		return err
 	}
 	return api.WriteJSON(w, http.StatusOK, v)
-}
-
-// View reads and assembles a run's progress view (also the follow
-// stream's progress events).
-func View(r *http.Request, st *progress.Store, t *price.Table, rn *run.Run, now time.Time) (progress.View, error) {
-	snap, wf, haveSnap, haveWf, err := st.Read(r.Context(), rn.ID)
-	if err != nil {
-		return progress.View{}, err
-	}
-	var sp *progress.Snapshot
-	var wp *progress.Workflow
-	if haveSnap {
-		sp = &snap
-	}
-	if haveWf {
-		wp = &wf
-	}
-	return progress.BuildView(rn, sp, wp, t, progress.DefaultStaleAfter, now), nil
 }
 
 func (h progressHandlers) tasks(w http.ResponseWriter, r *http.Request) error {

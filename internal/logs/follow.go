@@ -42,6 +42,7 @@ const maxFollowErrors = 5
 //
 //	event: line    id: <cursor after the line>   data: {"timestamp","message"}
 //	event: status  data: {"status"}              (at start and on change)
+//	event: progress data: the run's progress view (GET /runs/{id}/progress), at start and on change
 //	event: end     data: EndEvent                (run ended, time bound, error)
 //	: heartbeat                                  (comment, when otherwise silent)
 //
@@ -88,6 +89,25 @@ func (s *Service) follow(w http.ResponseWriter, r *http.Request, runID, cursor s
 	interval := s.opts.PollInterval
 	failures := 0
 	sse.event("status", "", map[string]string{"status": cur.Status})
+	var lastProgress []byte
+	progressNow := func() {
+		if s.deps.Progress == nil {
+			return
+		}
+		v, err := s.deps.Progress(ctx, cur)
+		if err != nil {
+			if ctx.Err() == nil {
+				log.Warn("follow: read progress", "error", err.Error())
+			}
+			return
+		}
+		b, _ := json.Marshal(v)
+		if !bytes.Equal(b, lastProgress) {
+			sse.event("progress", "", json.RawMessage(b))
+			lastProgress = b
+		}
+	}
+	progressNow()
 	if err := sse.flush(); err != nil {
 		return nil // client gone
 	}
@@ -135,6 +155,7 @@ func (s *Service) follow(w http.ResponseWriter, r *http.Request, runID, cursor s
 			} else if ctx.Err() == nil {
 				log.Warn("follow: refresh run", "error", err.Error())
 			}
+			progressNow()
 			lastRefresh = now
 		}
 

@@ -147,6 +147,9 @@ type Deps struct {
 	// Leases bound the concurrent follows of each caller across every
 	// instance of the function (Options.MaxFollowsPerCaller); nil: no cap.
 	Leases Leaser
+	// Progress, when set, gives the run's progress view: follow streams
+	// send it (event "progress") at start and whenever it changes.
+	Progress func(ctx context.Context, r *run.Run) (any, error)
 }
 
 // Service serves run logs.

@@ -1,6 +1,7 @@
 package progress
 
 import (
+	"context"
 	"encoding/json"
 	"time"
 
@@ -106,4 +107,21 @@ func Stale(r *run.Run, snap *Snapshot, staleAfter time.Duration, now time.Time) 
 		last = snap.LastTraceAt
 	}
 	return last != nil && now.Sub(*last) > staleAfter
+}
+
+// ViewOf reads a run's progress items and builds its view (one read).
+func (s *Store) ViewOf(ctx context.Context, r *run.Run, t *price.Table, now time.Time) (View, error) {
+	snap, wf, haveSnap, haveWf, err := s.Read(ctx, r.ID)
+	if err != nil {
+		return View{}, err
+	}
+	var sp *Snapshot
+	var wp *Workflow
+	if haveSnap {
+		sp = &snap
+	}
+	if haveWf {
+		wp = &wf
+	}
+	return BuildView(r, sp, wp, t, DefaultStaleAfter, now), nil
 }

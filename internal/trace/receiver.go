@@ -44,6 +44,8 @@ type Receiver struct {
 	// (the reconciler applies it: internal/progress.Applier). Nil: the
 	// reconciler's scheduled pass picks it up.
 	Notify   func(ctx context.Context, runID string) error
+	// Wave relays heads' Wave requests (nil: not served).
+	Wave     *WaveRelay
 	Throttle *Throttle
 	Grace    time.Duration
 	Log      *slog.Logger
@@ -83,6 +85,9 @@ func (rc *Receiver) Register(rt *api.Router) {
 	handlers := []func(context.Context, *call) (any, error){rc.create, rc.begin, rc.progress, rc.heartbeat, rc.complete, rc.patch}
 	for i, r := range Routes {
 		rt.Handle(r.Method, r.Path, rc.serve(handlers[i]))
+	}
+	if rc.Wave != nil {
+		rc.registerWave(rt)
 	}
 }
 

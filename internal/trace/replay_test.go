@@ -2,9 +2,12 @@ package trace_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -13,6 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/stretchr/testify/require"
 
+	"github.com/ceforge/ceforge/internal/api"
 	"github.com/ceforge/ceforge/internal/apptest"
 	"github.com/ceforge/ceforge/internal/computeenv"
 	"github.com/ceforge/ceforge/internal/config"
@@ -209,4 +213,29 @@ func TestReplayEachNextflowLine(t *testing.T) {
 			f.ok(t, v, http.MethodPatch, "/workflow/"+r.ID, token, map[string]any{"schedRunId": "sr-1"})
 		})
 	}
+}
+
+// The live follow stream carries progress snapshots beside log lines.
+func TestFollowStreamCarriesProgress(t *testing.T) {
+	f := newFixture(t)
+	v := lines[2]
+	r, token := f.launch(t, nil)
+	now := time.Now().UTC()
+	f.ok(t, v, http.MethodPut, "/trace/"+r.ID+"/progress", token, v.progressBody(
+		[]map[string]any{v.task(1, "RUNNING", now)}, progressCounts(2, 0, 1, 0, 0), now))
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	req := httptest.NewRequest(http.MethodGet, "/runs/"+r.ID+"/logs?follow=true", nil).WithContext(api.WithIdentity(ctx, apptest.Caller))
+	rec := httptest.NewRecorder()
+	f.Router.ServeHTTP(rec, req)
+	body := rec.Body.String()
+	i := strings.Index(body, "event: progress\ndata: ")
+	require.GreaterOrEqual(t, i, 0, body)
+	line := body[i+len("event: progress\ndata: "):]
+	line = line[:strings.IndexByte(line, '\n')]
+	var view progress.View
+	require.NoError(t, json.Unmarshal([]byte(line), &view))
+	require.Equal(t, r.ID, view.RunID)
+	require.EqualValues(t, 1, view.Counts.Running)
+	require.EqualValues(t, 2, view.Counts.Pending)
 }

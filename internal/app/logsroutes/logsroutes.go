@@ -7,10 +7,13 @@ package logsroutes
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/ceforge/ceforge/internal/app"
 	"github.com/ceforge/ceforge/internal/awsclient/secretvalue"
 	"github.com/ceforge/ceforge/internal/logs"
+	"github.com/ceforge/ceforge/internal/price"
+	"github.com/ceforge/ceforge/internal/run"
 )
 
 // Feature adds the log routes.
@@ -20,7 +23,10 @@ func Feature(_ context.Context, a *app.App) error {
 		return err
 	}
 	a.CursorKey = key
-	svc := logs.New(logs.Deps{Runs: a.Runs, CEs: a.ComputeEnvs, AWS: a.AWS, Log: a.Log, Leases: a.Store}, logs.Options{
+	progress := func(ctx context.Context, r *run.Run) (any, error) {
+		return a.Progress.ViewOf(ctx, r, price.Default, time.Now())
+	}
+	svc := logs.New(logs.Deps{Runs: a.Runs, CEs: a.ComputeEnvs, AWS: a.AWS, Log: a.Log, Leases: a.Store, Progress: progress}, logs.Options{
 		CursorKey: key,
 		// Set by the stack on the API function, so a follow request that
 		// reached the buffered API is told where to go.
