@@ -43,7 +43,7 @@ type Receiver struct {
 	// Notify hands a run on after begin, complete or a crossed cost limit
 	// (the reconciler applies it: internal/progress.Applier). Nil: the
 	// reconciler's scheduled pass picks it up.
-	Notify   func(ctx context.Context, runID string) error
+	Notify func(ctx context.Context, runID string) error
 	// Wave relays heads' Wave requests (nil: not served).
 	Wave     *WaveRelay
 	Throttle *Throttle
