@@ -207,7 +207,7 @@ func unsignedTraceRoutes(handler, signed http.Handler) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/", signed)
 	unsigned := api.LocalIdentity(handler, "nextflow")
-	for _, r := range trace.Routes {
+	for _, r := range append(append([]trace.Route{}, trace.Routes...), trace.WaveRoutes...) {
 		mux.Handle(r.Method+" "+r.Path, unsigned)
 	}
 	return mux
