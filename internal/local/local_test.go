@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -18,6 +19,7 @@ import (
 	"github.com/ceforge/ceforge/internal/apptest"
 	"github.com/ceforge/ceforge/internal/eventsrc"
 	"github.com/ceforge/ceforge/internal/local"
+	"github.com/ceforge/ceforge/internal/sigv4"
 	"github.com/ceforge/ceforge/internal/testenv"
 )
 
@@ -81,4 +83,26 @@ func TestLocalStackServesAPIAndConsumesQueues(t *testing.T) {
 		attrs, err := q.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{QueueUrl: aws.String(url), AttributeNames: []types.QueueAttributeName{"ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"}})
 		return err == nil && attrs.Attributes["ApproximateNumberOfMessages"] == "0" && attrs.Attributes["ApproximateNumberOfMessagesNotVisible"] == "0"
 	}, 5*time.Second, 50*time.Millisecond, "a consumed message is deleted from the queue")
+}
+
+// With signing on, the trace routes are still served unsigned (as API
+// Gateway does: Nextflow cannot sign; a run token authorises each call),
+// and everything else still needs a signature.
+func TestLocalTraceRoutesAreUnsigned(t *testing.T) {
+	h := apptest.New(t)
+	ctx := context.Background()
+	stack, err := local.Start(ctx, h.App, local.Options{Addr: "127.0.0.1:0", Identity: "local:test",
+		Keys: []sigv4.Key{{AccessKeyID: "AKIALOCAL", SecretAccessKey: "secret", ARN: "arn:aws:iam::123456789012:user/local"}}})
+	require.NoError(t, err)
+	defer stack.Stop(ctx)
+	res, err := http.Post("http://"+stack.Addr+"/trace/create", "application/json", strings.NewReader(`{"workflowId":"abcdefghijklmn"}`))
+	require.NoError(t, err)
+	b, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	require.Equal(t, http.StatusUnauthorized, res.StatusCode, string(b))
+	require.Contains(t, string(b), "Authorization", "the receiver answered, asking for the run's token")
+	res, err = http.Get("http://" + stack.Addr + "/compute-envs")
+	require.NoError(t, err)
+	res.Body.Close()
+	require.Equal(t, http.StatusForbidden, res.StatusCode)
 }
