@@ -165,7 +165,7 @@ var traceRoutes = []string{
 	"POST /trace/create", "PUT /trace/{id}/begin", "PUT /trace/{id}/progress", "PUT /trace/{id}/heartbeat",
 	"PUT /trace/{id}/complete", "PATCH /workflow/{id}",
 	"POST /wave/container-token", "POST /wave/v1alpha2/container", "GET /wave/v1alpha2/container/{requestId}/status",
-	"GET /wave/v1alpha1/builds/{buildId}/status", "POST /license/token/",
+	"GET /wave/v1alpha1/builds/{buildId}/status",
 }
 
 func TestAPIRoutesUseIAM(t *testing.T) {

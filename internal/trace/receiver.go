@@ -265,47 +265,69 @@ func (rc *Receiver) pricing(c *call) progress.Pricing {
 }
 
 func (rc *Receiver) progress(ctx context.Context, c *call) (any, error) {
-	var req ProgressRequest
-	if err := decode(c.body, &req); err != nil {
-		return nil, failf(http.StatusBadRequest, "%s", err.Error())
+	u, err := DecodeProgress(c.body)
+	if err != nil {
+		return nil, err
 	}
-	if len(req.Tasks) > MaxTasksPerCall {
-		return nil, failf(http.StatusBadRequest, "at most %d tasks per progress call, got %d", MaxTasksPerCall, len(req.Tasks))
-	}
-	return rc.record(ctx, c, req.Tasks, req.Progress, req.Instant)
+	return rc.record(ctx, c, u)
 }
 
-// record writes one call's tasks, then its counters and cost.
-func (rc *Receiver) record(ctx context.Context, c *call, bodies []TaskBody, p *ProgressBody, instant Num) (any, error) {
-	// Only the latest record of a task in one call counts (Nextflow sends
-	// one; a replayed batch may not).
-	tasks := make([]progress.Task, 0, len(bodies))
-	index := make(map[int64]int, len(bodies))
-	for i := range bodies {
-		t, ok := toTask(&bodies[i])
+// ProgressUpdate is a decoded progress (or heartbeat) body.
+type ProgressUpdate struct {
+	// Tasks holds the latest record of each task in the call.
+	Tasks     []progress.Task
+	Counts    *progress.Counts
+	Processes []progress.ProcessProgress
+	Instant   Num
+}
+
+// DecodeProgress reads a progress body: at most MaxTasksPerCall tasks,
+// each kept once (its most advanced record), and the counters.
+func DecodeProgress(body []byte) (ProgressUpdate, error) {
+	var req ProgressRequest
+	if err := decode(body, &req); err != nil {
+		return ProgressUpdate{}, failf(http.StatusBadRequest, "%s", err.Error())
+	}
+	if len(req.Tasks) > MaxTasksPerCall {
+		return ProgressUpdate{}, failf(http.StatusBadRequest, "at most %d tasks per progress call, got %d", MaxTasksPerCall, len(req.Tasks))
+	}
+	u := updateOf(req.Progress, req.Instant)
+	u.Tasks = make([]progress.Task, 0, len(req.Tasks))
+	index := make(map[int64]int, len(req.Tasks))
+	for i := range req.Tasks {
+		t, ok := toTask(&req.Tasks[i])
 		if !ok {
 			continue
 		}
 		if j, seen := index[t.TaskID]; seen {
-			if progress.TaskRank(t.Status) >= progress.TaskRank(tasks[j].Status) {
-				tasks[j] = t
+			if progress.TaskRank(t.Status) >= progress.TaskRank(u.Tasks[j].Status) {
+				u.Tasks[j] = t
 			}
 			continue
 		}
-		index[t.TaskID] = len(tasks)
-		tasks = append(tasks, t)
+		index[t.TaskID] = len(u.Tasks)
+		u.Tasks = append(u.Tasks, t)
 	}
-	tw, err := rc.Progress.UpsertTasks(ctx, c.runID, tasks, rc.pricing(c))
-	if err != nil {
-		return nil, err
-	}
-	inst, _ := instantOf(instant, rc.now())
-	u := progress.SnapshotUpdate{Instant: inst, Tasks: tw}
+	return u, nil
+}
+
+func updateOf(p *ProgressBody, instant Num) ProgressUpdate {
+	u := ProgressUpdate{Instant: instant}
 	if p != nil {
 		counts := toCounts(p)
 		u.Counts, u.Processes = &counts, toProcesses(p)
 	}
-	if err := rc.Progress.RecordProgress(ctx, c.runID, u); err != nil {
+	return u
+}
+
+// record writes one call's tasks, then its counters and cost.
+func (rc *Receiver) record(ctx context.Context, c *call, u ProgressUpdate) (any, error) {
+	tw, err := rc.Progress.UpsertTasks(ctx, c.runID, u.Tasks, rc.pricing(c))
+	if err != nil {
+		return nil, err
+	}
+	inst, _ := instantOf(u.Instant, rc.now())
+	if err := rc.Progress.RecordProgress(ctx, c.runID, progress.SnapshotUpdate{Instant: inst, Tasks: tw, Counts: u.Counts, Processes: u.Processes}); err != nil {
 		return nil, err
 	}
 	if max := c.facts.MaxCostUSD; max != nil && tw.CostDelta > 0 {
@@ -322,7 +344,7 @@ func (rc *Receiver) heartbeat(ctx context.Context, c *call) (any, error) {
 	if err := decode(c.body, &req); err != nil {
 		return nil, failf(http.StatusBadRequest, "%s", err.Error())
 	}
-	return rc.record(ctx, c, nil, req.Progress, req.Instant)
+	return rc.record(ctx, c, updateOf(req.Progress, req.Instant))
 }
 
 func (rc *Receiver) complete(ctx context.Context, c *call) (any, error) {
@@ -340,7 +362,7 @@ func (rc *Receiver) complete(ctx context.Context, c *call) (any, error) {
 		}
 	}
 	if req.Progress != nil {
-		if _, err := rc.record(ctx, c, nil, req.Progress, req.Instant); err != nil {
+		if _, err := rc.record(ctx, c, updateOf(req.Progress, req.Instant)); err != nil {
 			return nil, err
 		}
 	}

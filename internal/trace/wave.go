@@ -32,9 +32,6 @@ var WaveRoutes = []Route{
 	{http.MethodPost, "/wave/v1alpha2/container"},
 	{http.MethodGet, "/wave/v1alpha2/container/{requestId}/status"},
 	{http.MethodGet, "/wave/v1alpha1/builds/{buildId}/status"},
-	// Fusion's licence (Nextflow 25.01+) is asked of the tower endpoint:
-	// only Seqera Platform issues one.
-	{http.MethodPost, "/license/token/"},
 }
 
 // WaveRelay forwards heads' Wave requests without their ceforge token.
@@ -56,11 +53,6 @@ func (rc *Receiver) registerWave(rt *api.Router) {
 	rt.Handle(http.MethodPost, "/wave/v1alpha2/container", rc.waveSubmit("v1alpha2/container"))
 	rt.Handle(http.MethodGet, "/wave/v1alpha2/container/{requestId}/status", rc.waveStatus("requestId", "v1alpha2/container/%s/status"))
 	rt.Handle(http.MethodGet, "/wave/v1alpha1/builds/{buildId}/status", rc.waveStatus("buildId", "v1alpha1/builds/%s/status"))
-	rt.Handle(http.MethodPost, "/license/token/", func(w http.ResponseWriter, r *http.Request) error {
-		writeJSON(w, http.StatusForbidden, map[string]string{"message": "Fusion licences are issued by Seqera Platform, not by ceforge: " +
-			"launch this run with traceEnabled false and a Seqera token, or run Fusion with Nextflow 24.10 or older"})
-		return nil
-	})
 }
 
 func (rc *Receiver) waveSubmit(path string) api.HandlerFunc {

@@ -40,6 +40,10 @@ var targets = map[string]target{
 	"Load/instance_mismatches":                 {"<=", 0},
 	"CLIStartup/ratio":                         {"<=", 0.2},
 	"MakeLocalReady/ready_s":                   {"<=", 60},
+	"TraceWrites/writes_per_task_change":       {"<=", 1.05},
+	"TraceIngest100k/writes_per_task_change":   {"<=", 1.05},
+	"TraceIngest100k/queries_per_page":         {"<=", 1},
+	"TaskPageRead/queries_per_page":            {"<=", 1},
 }
 
 var line = regexp.MustCompile(`^Benchmark(\S+?)(-\d+)?\s+(\d+)\s+(.+)$`)

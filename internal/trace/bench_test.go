@@ -1,0 +1,171 @@
+package trace_test
+
+import (
+	"encoding/json"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/ceforge/ceforge/internal/trace"
+)
+
+// writes counts the DynamoDB write calls made so far.
+func (f *fixture) writes() int {
+	n := 0
+	for _, op := range []string{"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"} {
+		n += f.Calls.Count("DynamoDB." + op)
+	}
+	return n
+}
+
+// ingest replays a run of n tasks in calls of at most 100 task records,
+// each task going through the given statuses (one record per status, in
+// separate calls as Nextflow sends them), and returns the task changes sent.
+func (f *fixture) ingest(t testing.TB, runID, token string, n int, statuses ...string) int {
+	v := lines[3]
+	base := time.Now().UTC().Add(-3 * time.Hour).Truncate(time.Second)
+	changes := 0
+	for _, st := range statuses {
+		for start := 1; start <= n; start += trace.MaxTasksPerCall {
+			end := min(start+trace.MaxTasksPerCall-1, n)
+			tasks := make([]map[string]any, 0, end-start+1)
+			for id := start; id <= end; id++ {
+				tasks = append(tasks, v.task(id, st, base.Add(time.Duration(id)*time.Millisecond)))
+			}
+			done := 0
+			if st == "COMPLETED" {
+				done = end
+			}
+			f.ok(t, v, http.MethodPut, "/trace/"+runID+"/progress", token, v.progressBody(tasks, progressCounts(n-end, 0, 0, done, 0), base.Add(time.Duration(changes)*time.Millisecond)))
+			changes += len(tasks)
+		}
+	}
+	return changes
+}
+
+// BenchmarkScenarioTraceWrites: DynamoDB writes per task change when a run's
+// 2,000 tasks each go SUBMITTED, RUNNING, COMPLETED in Nextflow's batches
+// of 100 (target <= 1.05: one write per task change, plus one counters
+// write per call).
+func BenchmarkScenarioTraceWrites(b *testing.B) {
+	f := newFixture(b)
+	r, token := f.launch(b, nil)
+	before := f.writes()
+	changes := f.ingest(b, r.ID, token, 2000, "SUBMITTED", "RUNNING", "COMPLETED")
+	writes := f.writes() - before
+	b.ReportMetric(float64(writes)/float64(changes), "writes_per_task_change")
+	// A trickle (10 tasks a call) for comparison: the counters write weighs more.
+	r2, token2 := f.launch(b, nil)
+	before = f.writes()
+	v := lines[3]
+	at := time.Now().UTC().Add(-time.Hour)
+	trickle := 0
+	for start := 1; start <= 200; start += 10 {
+		var tasks []map[string]any
+		for id := start; id < start+10; id++ {
+			tasks = append(tasks, v.task(id, "COMPLETED", at))
+		}
+		f.ok(b, v, http.MethodPut, "/trace/"+r2.ID+"/progress", token2, v.progressBody(tasks, progressCounts(0, 0, 0, start+9, 0), at.Add(time.Duration(start)*time.Second)))
+		trickle += len(tasks)
+	}
+	b.ReportMetric(float64(f.writes()-before)/float64(trickle), "writes_per_change_10_a_call")
+}
+
+// BenchmarkScenarioTraceIngest100k: a 100,000-task run, every task sent
+// once as it ends (Nextflow sends only a task's latest record in a batch),
+// through the real handler, store and emulator; then checked.
+func BenchmarkScenarioTraceIngest100k(b *testing.B) {
+	f := newFixture(b)
+	r, token := f.launch(b, nil)
+	before := f.writes()
+	start := time.Now()
+	changes := f.ingest(b, r.ID, token, 100000, "COMPLETED")
+	elapsed := time.Since(start)
+	writes := f.writes() - before
+	b.ReportMetric(elapsed.Seconds(), "s")
+	b.ReportMetric(float64(changes)/elapsed.Seconds(), "tasks/s")
+	b.ReportMetric(float64(writes)/float64(changes), "writes_per_task_change")
+	view := f.progressOf(b, r.ID)
+	require.EqualValues(b, 100000, view.Counts.Succeeded)
+	require.EqualValues(b, 100000, view.Cost.PricedTasks)
+	queries := f.Calls.Count("DynamoDB.Query")
+	page, next := f.tasks(b, r.ID, "?limit=100&sort=cost")
+	require.Len(b, page, 100)
+	require.NotEmpty(b, next)
+	b.ReportMetric(float64(f.Calls.Count("DynamoDB.Query")-queries), "queries_per_page")
+}
+
+// BenchmarkScenarioTaskPageRead: one DynamoDB query per page of tasks, for
+// every order and the indexed filters (target <= 1).
+func BenchmarkScenarioTaskPageRead(b *testing.B) {
+	f := newFixture(b)
+	r, token := f.launch(b, nil)
+	f.ingest(b, r.ID, token, 1000, "COMPLETED")
+	worst, pages := 0.0, 0
+	start := time.Now()
+	for _, q := range []string{"", "?sort=duration", "?sort=cost", "?status=COMPLETED", "?process=ALIGN"} {
+		cursor, got := "", 0
+		for {
+			before := f.Calls.Count("DynamoDB.Query")
+			sep := "?"
+			if q != "" {
+				sep = "&"
+			}
+			items, next := f.tasks(b, r.ID, q+sep+"limit=100&cursor="+cursor)
+			worst = max(worst, float64(f.Calls.Count("DynamoDB.Query")-before))
+			got += len(items)
+			pages++
+			if next == "" {
+				break
+			}
+			cursor = next
+		}
+		require.GreaterOrEqual(b, got, 500, q)
+	}
+	b.ReportMetric(worst, "queries_per_page")
+	b.ReportMetric(float64(time.Since(start).Milliseconds())/float64(pages), "ms_per_page")
+}
+
+// BenchmarkProgressDecode: handling one 100-task progress body (tolerant
+// decode and conversion to task records) beside a plain encoding/json
+// decode of the same body into generic values; the ratio is reported.
+func BenchmarkProgressDecode(b *testing.B) {
+	v := lines[3]
+	at := time.Now().UTC()
+	var tasks []map[string]any
+	for id := 1; id <= 100; id++ {
+		tasks = append(tasks, v.task(id, "COMPLETED", at))
+	}
+	body, err := json.Marshal(v.progressBody(tasks, progressCounts(0, 0, 0, 100, 0), at))
+	require.NoError(b, err)
+	ours := func() {
+		if _, err := trace.DecodeProgress(body); err != nil {
+			b.Fatal(err)
+		}
+	}
+	plain := func() {
+		var m map[string]any
+		if err := json.Unmarshal(body, &m); err != nil {
+			b.Fatal(err)
+		}
+	}
+	timeIt := func(fn func()) time.Duration {
+		const n = 20
+		start := time.Now()
+		for range n {
+			fn()
+		}
+		return time.Since(start) / n
+	}
+	var o, p time.Duration
+	for b.Loop() {
+		o += timeIt(ours)
+		p += timeIt(plain)
+	}
+	b.ReportMetric(float64(o.Microseconds())/float64(b.N), "handle_us")
+	b.ReportMetric(float64(p.Microseconds())/float64(b.N), "plain_json_us")
+	b.ReportMetric(float64(o)/float64(p), "ratio")
+	b.ReportMetric(float64(len(body))/1024, "body_KiB")
+}
