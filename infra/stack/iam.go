@@ -24,11 +24,12 @@ import (
 // to the roles of the functions that need it (FunctionGroups):
 //
 //	api         validate, create, delete, launch, logs, assume; table rw; invoke sweeper
-//	reconciler  validate, create, delete, observe, assume; table rw
+//	reconciler  validate, create, delete, observe, stop, assume; table rw
 //	batchevents events, assume; table rw
 //	ec2events   events, assume; table rw
 //	logs        logs, assume; table read
 //	sweeper     sweep, assume; table rw
+//	trace       none; progress and task items only (Data.grantTrace)
 //
 // create is two policies (CreateIdentity: IAM; Create: Batch, EC2, logs,
 // file systems) to stay within the managed-policy size when many allowed
