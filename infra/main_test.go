@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/ceforge/ceforge/infra/stack"
 )
 
 // A successful synth, run as scripts/cdk.sh runs it, prints one line: no
@@ -17,7 +19,7 @@ func TestSynthIsQuiet(t *testing.T) {
 		t.Fatalf("build: %v\n%s", err, out)
 	}
 	assets := filepath.Join(dir, "build")
-	for _, f := range []string{"api", "batchevents", "ec2events", "logs", "reconciler", "sweeper"} {
+	for _, f := range stack.FunctionNames {
 		if err := os.MkdirAll(filepath.Join(assets, f), 0o755); err != nil {
 			t.Fatal(err)
 		}

@@ -526,9 +526,10 @@ func (p permissions) stop() []perm {
 		},
 		{
 			sid:       "StopRunJobs",
-			why:       "Batch job ids are generated at submission.",
+			why:       "Batch job ids are generated at submission; only jobs tagged ceforge:managed=true (heads, and tasks through resourceLabels).",
 			actions:   []string{"batch:TerminateJob"},
 			resources: []string{p.arn("batch", "*", p.account, "job/*")},
+			cond:      resourceTagged,
 			regional:  true,
 		},
 		{

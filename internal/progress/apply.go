@@ -20,10 +20,14 @@ import (
 // progress is stale: Nextflow sends a heartbeat every minute when idle.
 const DefaultStaleAfter = 5 * time.Minute
 
-// Applier turns what a run's trace recorded into run changes, under the
-// same monotonic rules as events (run.Service.Transition): begin moves it
-// to RUNNING, complete to SUCCEEDED, FAILED (or CANCELLED when a cancel was
-// asked for), and a cost past maxCostUsd cancels it. It runs where runs may
+// Applier turns what a run's trace recorded into run changes, through the
+// one place run status rules live (run.Service.Transition, as events do):
+// begin moves a SUBMITTED run to RUNNING (never an UNKNOWN one back: the
+// head's state is the events' and the reconciler's to say), complete an
+// active run to SUCCEEDED, FAILED (or CANCELLED with the cancel's reason
+// when one was asked for), and a cost past maxCostUsd cancels it as a
+// user's cancel does (the head's end records CANCELLED). An ended run is
+// never changed. It runs where runs may
 // be changed and heads stopped: the reconciler (handed a run by the trace
 // function, and on every pass), or the local server in-process.
 type Applier struct {
@@ -112,9 +116,12 @@ func (a *Applier) apply(ctx context.Context, r *run.Run, snap *Snapshot) error {
 		if snap.CompletedAt != nil {
 			u.At = *snap.CompletedAt
 		}
+		if snap.BeganAt != nil {
+			u.RunningAt = *snap.BeganAt // when begin was not applied yet
+		}
 		switch {
 		case r.CancelRequested:
-			u.Status, u.Reason = run.StatusCancelled, "cancelled; Nextflow reported the workflow's end"
+			u.Status, u.Reason = run.StatusCancelled, r.CancelledReason()
 		case snap.Success != nil && *snap.Success:
 			u.Status = run.StatusSucceeded
 		default:
@@ -139,7 +146,7 @@ func (a *Applier) apply(ctx context.Context, r *run.Run, snap *Snapshot) error {
 			}
 		}
 	}
-	if r.MaxCostUSD != nil && r.Active() {
+	if r.MaxCostUSD != nil && r.Active() && !r.CancelRequested {
 		total := snap.TasksCostUSD + HeadCost(a.prices(), r, a.now())
 		if total > *r.MaxCostUSD {
 			reason := fmt.Sprintf("cost limit reached: $%.2f spent, maxCostUsd is $%.2f", total, *r.MaxCostUSD)

@@ -180,13 +180,16 @@ func (s *Service) launch(ctx context.Context, l Launcher, ce *computeenv.Compute
 		return nil, false, fmt.Errorf("record run %s: %w", r.ID, err)
 	}
 
-	set := map[string]any{}
 	if r.Trace != nil && r.Trace.Enabled {
 		if err := s.Trace.Store(ctx, ce, r); err != nil {
-			// The run goes on without live progress; it says why.
+			// The run goes on without live progress; it says why (recorded
+			// before the head starts, whoever records the head).
 			s.log(ctx).Warn("run token not stored; launching without progress reporting", "run_id", r.ID, "error", err.Error())
 			r.Trace = &Trace{Enabled: false, Reason: "could not store the run's progress token: " + err.Error()}
-			set["trace"] = *r.Trace
+			if perr := s.Store.Patch(ctx, store.KindRun, r.ID, map[string]any{"trace": *r.Trace}, 0); perr != nil {
+				return nil, false, fmt.Errorf("record run %s without progress reporting: %w", r.ID, perr)
+			}
+			r.Version++
 		}
 	}
 	backend, logRef, err := l.Launch(ctx, ce, r)
@@ -202,7 +205,7 @@ func (s *Service) launch(ctx context.Context, l Launcher, ce *computeenv.Compute
 		return r, true, nil
 	}
 	r.Backend, r.Logs = &backend, logRef
-	set["backend"] = backend
+	set := map[string]any{"backend": backend}
 	if logRef != nil {
 		set["logs"] = *logRef
 	}
@@ -642,17 +645,16 @@ func (s *Service) Reconcile(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// Stop ends a run now for a reason of ceforge's own (a cost limit): it
-// stops the head and records the run CANCELLED with that reason.
+// Stop cancels a run for a reason of ceforge's own (a cost limit), as a
+// user's cancel does: it records the request with that reason and stops the
+// head; the head's end (an event, or the reconciler) then records the run
+// CANCELLED with the reason. A run whose cancel was requested already is
+// left to that.
 func (s *Service) Stop(ctx context.Context, r *Run, reason string) error {
-	if !r.Active() {
+	if !r.Active() || r.CancelRequested {
 		return nil
 	}
-	if err := s.cancel(ctx, r, reason); err != nil {
-		return err
-	}
-	_, err := s.Transition(ctx, r, Update{Status: StatusCancelled, At: s.now(), Reason: reason})
-	return err
+	return s.cancel(ctx, r, reason)
 }
 
 // RelaunchRequest is the body of POST /runs/{id}/relaunch: the old run's

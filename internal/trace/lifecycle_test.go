@@ -37,7 +37,14 @@ func TestRunLifecycle(t *testing.T) {
 		f.ok(t, v, http.MethodPut, "/trace/"+r.ID+"/progress", token, v.progressBody(tasks[:5], progressCounts(0, 0, 0, 5, 0), at))
 		require.Equal(t, run.StatusSubmitted, f.runOf(t, r.ID).Status, "under the limit")
 		f.ok(t, v, http.MethodPut, "/trace/"+r.ID+"/progress", token, v.progressBody(tasks[5:], progressCounts(0, 0, 0, 20, 0), at.Add(time.Minute)))
+		// Cancelled as a user's cancel is: the request is recorded with its
+		// reason and the head stopped; the head's end makes the run CANCELLED.
 		got := f.runOf(t, r.ID)
+		require.True(t, got.CancelRequested)
+		require.Contains(t, got.CancelReason, "cost limit reached")
+		require.Equal(t, run.StatusSubmitted, got.Status, "the head has not been seen ending yet")
+		require.NoError(t, f.App.Reconciler.Once(ctx))
+		got = f.runOf(t, r.ID)
 		require.Equal(t, run.StatusCancelled, got.Status)
 		require.Contains(t, got.StatusReason, "cost limit reached")
 		require.Contains(t, got.StatusReason, "maxCostUsd is $0.50")
@@ -50,6 +57,7 @@ func TestRunLifecycle(t *testing.T) {
 
 	t.Run("a running run whose trace went silent is stale, its status kept", func(t *testing.T) {
 		r, token := f.launch(t, nil)
+		f.backdate(t, &r, 30*time.Minute)
 		started := time.Now().Add(-20 * time.Minute)
 		_, err := f.App.Runs.Transition(ctx, &r, run.Update{Status: run.StatusRunning, At: started})
 		require.NoError(t, err)
@@ -72,6 +80,7 @@ func TestRunLifecycle(t *testing.T) {
 		require.NoError(t, f.App.Reconciler.Once(ctx))
 		_, err := f.sm.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String(r.Trace.Secret)})
 		require.NoError(t, err, "kept while the run is active")
+		f.backdate(t, &r, trace.DefaultGrace+time.Hour)
 		_, err = f.App.Runs.Transition(ctx, &r, run.Update{Status: run.StatusSucceeded, At: time.Now().Add(-trace.DefaultGrace - time.Minute)})
 		require.NoError(t, err)
 		require.NoError(t, f.App.Reconciler.Once(ctx))

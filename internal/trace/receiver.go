@@ -179,7 +179,31 @@ func (rc *Receiver) handle(ctx context.Context, r *http.Request, h func(context.
 	if err := rc.authorise(ctx, c); err != nil {
 		return nil, err
 	}
+	if rc.afterEnd(c) {
+		// As with events: a run's progress stops at its end. A call dated
+		// after it (Nextflow still reporting once the head was seen ended)
+		// changes nothing; it is answered so that Nextflow goes on.
+		logging.From(ctx, rc.Log).Info("trace call after the run's end ignored", "run_id", c.runID, "path", r.URL.Path)
+		return map[string]any{"status": "OK", "workflowId": c.runID}, nil
+	}
 	return h(ctx, c)
+}
+
+// afterEnd reports whether the call is dated (its body's instant, on
+// Nextflow's clock) after the end of the run, which has ended. Calls
+// dated before it still count, however late they arrive: the last
+// progress and complete of a run often arrive after its head's end event.
+func (rc *Receiver) afterEnd(c *call) bool {
+	end := c.facts.Timeline.Completed
+	if !run.Terminal(c.facts.Status) || end == nil {
+		return false
+	}
+	var body struct {
+		Instant Num `json:"instant"`
+	}
+	_ = decode(c.body, &body) // a malformed body is refused by its handler
+	_, at := instantOf(body.Instant, rc.now())
+	return at.After(*end)
 }
 
 func trunc(s string, n int) string {

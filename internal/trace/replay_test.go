@@ -22,6 +22,7 @@ import (
 	"github.com/ceforge/ceforge/internal/config"
 	"github.com/ceforge/ceforge/internal/progress"
 	"github.com/ceforge/ceforge/internal/run"
+	"github.com/ceforge/ceforge/internal/store"
 	"github.com/ceforge/ceforge/internal/testenv"
 )
 
@@ -75,6 +76,17 @@ func (f *fixture) launch(t testing.TB, extra map[string]any) (run.Run, string) {
 	out, err := f.sm.GetSecretValue(context.Background(), &secretsmanager.GetSecretValueInput{SecretId: aws.String(r.Trace.Secret)})
 	require.NoError(t, err)
 	return r, aws.ToString(out.SecretString)
+}
+
+// backdate makes r a run submitted d earlier than it was: the run's rules
+// place every later time after its submission, so a test of a run that
+// started or ended long ago starts by submitting it long ago.
+func (f *fixture) backdate(t testing.TB, r *run.Run, d time.Duration) {
+	t.Helper()
+	at := r.Timeline.Submitted.Add(-d)
+	require.NoError(t, f.Store.Patch(context.Background(), store.KindRun, r.ID, map[string]any{"timeline.submitted": at, "createdAt": at}, 0))
+	r.Timeline.Submitted, r.CreatedAt = &at, at
+	r.Version++
 }
 
 // call sends one trace call as Nextflow line v does.

@@ -83,6 +83,7 @@ func TestReceiverRules(t *testing.T) {
 	t.Run("token expires after the run ends", func(t *testing.T) {
 		r, token := f.launch(t, nil)
 		ended := time.Now().Add(-trace.DefaultGrace - time.Minute)
+		f.backdate(t, &r, trace.DefaultGrace+time.Hour)
 		ok, err := f.App.Runs.Transition(context.Background(), &r, run.Update{Status: run.StatusFailed, At: ended, Reason: "test"})
 		require.NoError(t, err)
 		require.True(t, ok)
@@ -92,9 +93,40 @@ func TestReceiverRules(t *testing.T) {
 		require.Zero(t, f.items(t, r.ID))
 		// Within the grace a late call is still taken.
 		r2, token2 := f.launch(t, nil)
-		_, err = f.App.Runs.Transition(context.Background(), &r2, run.Update{Status: run.StatusSucceeded, At: time.Now().Add(-time.Minute)})
+		f.backdate(t, &r2, time.Hour)
+		end := time.Now().UTC().Add(-time.Minute)
+		_, err = f.App.Runs.Transition(context.Background(), &r2, run.Update{Status: run.StatusSucceeded, At: end})
 		require.NoError(t, err)
-		f.ok(t, v, http.MethodPut, "/trace/"+r2.ID+"/heartbeat", token2, map[string]any{"progress": progressCounts(0, 0, 0, 1, 0)})
+		f.ok(t, v, http.MethodPut, "/trace/"+r2.ID+"/heartbeat", token2, map[string]any{"progress": progressCounts(0, 0, 0, 1, 0), "instant": end.Add(-time.Second).UnixMilli()})
+		require.EqualValues(t, 1, f.progressOf(t, r2.ID).Counts.Succeeded, "dated before the end: it counts")
+	})
+
+	t.Run("calls dated after the run's end change nothing", func(t *testing.T) {
+		// As with events, a run's progress stops at its end: a head still
+		// reporting after it was seen ended (tasks aborted by the cancel,
+		// say) changes neither counters nor tasks.
+		r, token := f.launch(t, nil)
+		f.backdate(t, &r, time.Hour)
+		end := time.Now().UTC().Add(-2 * time.Minute).Truncate(time.Millisecond)
+		before := end.Add(-time.Minute)
+		f.ok(t, v, http.MethodPut, "/trace/"+r.ID+"/progress", token, v.progressBody([]map[string]any{v.task(1, "RUNNING", before)}, progressCounts(0, 0, 1, 0, 0), before))
+		_, err := f.App.Runs.Transition(context.Background(), &r, run.Update{Status: run.StatusCancelled, At: end, Reason: "cancelled by user"})
+		require.NoError(t, err)
+		after := end.Add(time.Minute)
+		res := f.ok(t, v, http.MethodPut, "/trace/"+r.ID+"/progress", token, v.progressBody([]map[string]any{v.task(1, "ABORTED", after), v.task(2, "SUBMITTED", after)}, progressCounts(0, 1, 0, 0, 1), after))
+		require.Equal(t, "OK", res["status"], "answered, so that Nextflow goes on")
+		f.ok(t, v, http.MethodPut, "/trace/"+r.ID+"/complete", token, v.completeBody(r.ID, "s", before, after, false, progressCounts(0, 0, 0, 0, 1)))
+		tasks, _ := f.tasks(t, r.ID, "")
+		require.Len(t, tasks, 1)
+		require.Equal(t, progress.TaskRunning, tasks[0].Status)
+		view := f.progressOf(t, r.ID)
+		require.EqualValues(t, 1, view.Counts.Running)
+		require.EqualValues(t, 0, view.Counts.Submitted)
+		require.EqualValues(t, 0, view.Counts.Failed)
+		require.NotEqual(t, progress.PhaseCompleted, view.Phase)
+		got := f.runOf(t, r.ID)
+		require.Equal(t, run.StatusCancelled, got.Status, "an ended run never moves")
+		require.Equal(t, "cancelled by user", got.StatusReason)
 	})
 
 	t.Run("duplicate, reordered and late progress never go back", func(t *testing.T) {
@@ -140,6 +172,45 @@ func TestReceiverRules(t *testing.T) {
 		require.Equal(t, progress.PhaseCompleted, view.Phase)
 		require.Contains(t, view.Workflow.ErrorReport, "Caused by")
 		require.Equal(t, run.StatusFailed, f.runOf(t, r.ID).Status)
+	})
+
+	t.Run("the trace moves runs only as the run rules allow", func(t *testing.T) {
+		ctx := context.Background()
+		start := now.Add(-10 * time.Minute)
+		// A head the events say is UNKNOWN (its instance stopped, say) is
+		// not made RUNNING by a begin: the head is the events' to judge.
+		r, token := f.launch(t, nil)
+		f.backdate(t, &r, time.Hour)
+		_, err := f.App.Runs.Transition(ctx, &r, run.Update{Status: run.StatusUnknown, At: start.Add(-time.Minute), Reason: "head instance stopped"})
+		require.NoError(t, err)
+		f.ok(t, v, http.MethodPut, "/trace/"+r.ID+"/begin", token, v.beginBody(r.ID, "sess-u", start))
+		require.NoError(t, f.App.Applier.Apply(ctx, r.ID)) // as the reconciler's pass does
+		got := f.runOf(t, r.ID)
+		require.Equal(t, run.StatusUnknown, got.Status)
+		require.Equal(t, progress.PhaseRunning, f.progressOf(t, r.ID).Phase)
+
+		// A cancelled run that Nextflow reports successful ends CANCELLED,
+		// with the cancel's reason.
+		r, token = f.launch(t, nil)
+		f.ok(t, v, http.MethodPut, "/trace/"+r.ID+"/begin", token, v.beginBody(r.ID, "sess-c", start))
+		require.Equal(t, http.StatusAccepted, f.Do(t, http.MethodPost, "/runs/"+r.ID+"/cancel", nil).Status)
+		f.ok(t, v, http.MethodPut, "/trace/"+r.ID+"/complete", token, v.completeBody(r.ID, "sess-c", start, now.Add(-time.Minute), true, progressCounts(0, 0, 0, 1, 0)))
+		got = f.runOf(t, r.ID)
+		require.Equal(t, run.StatusCancelled, got.Status)
+		require.Equal(t, run.ReasonCancelledByUser, got.StatusReason)
+
+		// An ended run keeps its end: a complete dated before it (late)
+		// is recorded as progress but changes neither status nor reason.
+		r, token = f.launch(t, nil)
+		f.backdate(t, &r, time.Hour)
+		_, err = f.App.Runs.Transition(ctx, &r, run.Update{Status: run.StatusFailed, At: now.Add(-time.Minute), Reason: "head job failed"})
+		require.NoError(t, err)
+		f.ok(t, v, http.MethodPut, "/trace/"+r.ID+"/complete", token, v.completeBody(r.ID, "sess-f", start, now.Add(-2*time.Minute), true, progressCounts(0, 0, 0, 1, 0)))
+		require.NoError(t, f.App.Reconciler.Once(ctx))
+		got = f.runOf(t, r.ID)
+		require.Equal(t, run.StatusFailed, got.Status)
+		require.Equal(t, "head job failed", got.StatusReason)
+		require.Equal(t, progress.PhaseCompleted, f.progressOf(t, r.ID).Phase)
 	})
 
 	t.Run("100 tasks a call, 101 refused", func(t *testing.T) {
