@@ -155,7 +155,7 @@ type Pricing struct {
 	Spot         bool
 }
 
-// UpsertTasks writes each task with one conditional UpdateItem: it applies
+// UpsertTasks writes each task with one conditional PutItem: it applies
 // only when the task is new or its status moves forward, so a duplicate,
 // reordered or late record changes nothing. DynamoDB's batch writes take
 // no conditions, hence one call per task, issued concurrently: one write
@@ -280,6 +280,9 @@ func taskIndexes(t *Task) map[string]string {
 	}
 }
 
+// upsertTask writes a task's latest record whole (Nextflow sends every
+// field of a task in each record) with one conditional PutItem: only when
+// the task is new or its status moves forward.
 func (s *Store) upsertTask(ctx context.Context, t *Task) (bool, error) {
 	item, err := store.Marshal(t)
 	if err != nil {
@@ -288,30 +291,14 @@ func (s *Store) upsertTask(ctx context.Context, t *Task) (bool, error) {
 	for k, v := range taskIndexes(t) {
 		item[k] = &types.AttributeValueMemberS{Value: v}
 	}
+	item["pk"] = &types.AttributeValueMemberS{Value: taskKey(t.RunID, t.TaskID)}
 	item["statusRank"] = &types.AttributeValueMemberN{Value: strconv.Itoa(TaskRank(t.Status))}
-	names := map[string]string{"#rank": "statusRank"}
-	values := map[string]types.AttributeValue{}
-	sets := make([]string, 0, len(item))
-	keys := make([]string, 0, len(item))
-	for k := range item {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for i, k := range keys {
-		n, v := "#a"+strconv.Itoa(i), ":a"+strconv.Itoa(i)
-		if k == "statusRank" {
-			n, v = "#rank", ":rank"
-		}
-		names[n], values[v] = k, item[k]
-		sets = append(sets, n+" = "+v)
-	}
-	_, err = s.DB.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+	_, err = s.DB.PutItem(ctx, &dynamodb.PutItemInput{
 		TableName:                 &s.Table,
-		Key:                       pk(taskKey(t.RunID, t.TaskID)),
-		UpdateExpression:          aws.String("SET " + strings.Join(sets, ", ")),
+		Item:                      item,
 		ConditionExpression:       aws.String("attribute_not_exists(pk) OR #rank < :rank"),
-		ExpressionAttributeNames:  names,
-		ExpressionAttributeValues: values,
+		ExpressionAttributeNames:  map[string]string{"#rank": "statusRank"},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":rank": item["statusRank"]},
 	})
 	var ccf *types.ConditionalCheckFailedException
 	if errors.As(err, &ccf) {

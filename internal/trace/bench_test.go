@@ -1,13 +1,23 @@
 package trace_test
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
+	"io"
+	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/stretchr/testify/require"
 
+	"github.com/ceforge/ceforge/internal/api"
+	"github.com/ceforge/ceforge/internal/progress"
+	"github.com/ceforge/ceforge/internal/store"
 	"github.com/ceforge/ceforge/internal/trace"
 )
 
@@ -168,4 +178,91 @@ func BenchmarkProgressDecode(b *testing.B) {
 	b.ReportMetric(float64(p.Microseconds())/float64(b.N), "plain_json_us")
 	b.ReportMetric(float64(o)/float64(p), "ratio")
 	b.ReportMetric(float64(len(body))/1024, "body_KiB")
+}
+
+// instantTable answers the receiver's table calls at once (the run's
+// record, success for every write), so that a benchmark times ceforge's own
+// handling of a call and not the table's latency.
+type instantTable struct {
+	table string
+	items []map[string]types.AttributeValue
+}
+
+func (d *instantTable) GetItem(context.Context, *dynamodb.GetItemInput, ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error) {
+	return &dynamodb.GetItemOutput{}, nil
+}
+
+func (d *instantTable) BatchGetItem(context.Context, *dynamodb.BatchGetItemInput, ...func(*dynamodb.Options)) (*dynamodb.BatchGetItemOutput, error) {
+	return &dynamodb.BatchGetItemOutput{Responses: map[string][]map[string]types.AttributeValue{d.table: d.items}}, nil
+}
+
+func (d *instantTable) PutItem(context.Context, *dynamodb.PutItemInput, ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error) {
+	return &dynamodb.PutItemOutput{}, nil
+}
+
+func (d *instantTable) UpdateItem(context.Context, *dynamodb.UpdateItemInput, ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error) {
+	return &dynamodb.UpdateItemOutput{}, nil
+}
+
+func (d *instantTable) Query(context.Context, *dynamodb.QueryInput, ...func(*dynamodb.Options)) (*dynamodb.QueryOutput, error) {
+	return &dynamodb.QueryOutput{}, nil
+}
+
+// BenchmarkProgressCall: the whole handling of one progress call of 100
+// tasks (body read, token check, tolerant decode, pricing, building the 100
+// conditional task writes and the counters write, the answer) with the
+// table answering at once, beside a plain encoding/json decode of the same
+// body into generic values; the ratio is reported.
+func BenchmarkProgressCall(b *testing.B) {
+	v := lines[3]
+	at := time.Now().UTC()
+	var tasks []map[string]any
+	for id := 1; id <= 100; id++ {
+		tasks = append(tasks, v.task(id, "COMPLETED", at))
+	}
+	body, err := json.Marshal(v.progressBody(tasks, progressCounts(0, 0, 0, 100, 0), at))
+	require.NoError(b, err)
+	token := trace.NewToken()
+	const runID = "bench000000001"
+	rec, err := store.Marshal(map[string]any{"id": runID, "status": "RUNNING", "platform": "aws-batch",
+		"trace": map[string]any{"enabled": true, "tokenHash": trace.HashToken(token)}, "backend": map[string]any{"region": "us-east-1"}})
+	require.NoError(b, err)
+	rec["pk"] = &types.AttributeValueMemberS{Value: store.Key(store.KindRun, runID)}
+	db := &instantTable{table: "t", items: []map[string]types.AttributeValue{rec}}
+	rc := &trace.Receiver{Progress: &progress.Store{DB: db, Table: "t"}, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	rt := api.NewRouter(rc.Log)
+	rt.RequireIdentity = false
+	rc.Register(rt)
+	call := func() {
+		req := httptest.NewRequest(http.MethodPut, "/trace/"+runID+"/progress", bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+token)
+		w := httptest.NewRecorder()
+		rt.ServeHTTP(w, req)
+		if w.Code != http.StatusOK {
+			b.Fatalf("progress call: %d %s", w.Code, w.Body)
+		}
+	}
+	plain := func() {
+		var m map[string]any
+		if err := json.Unmarshal(body, &m); err != nil {
+			b.Fatal(err)
+		}
+	}
+	timeIt := func(fn func()) time.Duration {
+		const n = 20
+		start := time.Now()
+		for range n {
+			fn()
+		}
+		return time.Since(start) / n
+	}
+	var o, p time.Duration
+	for b.Loop() {
+		o += timeIt(call)
+		p += timeIt(plain)
+	}
+	b.ReportMetric(float64(o.Microseconds())/float64(b.N), "call_us")
+	b.ReportMetric(float64(p.Microseconds())/float64(b.N), "plain_json_us")
+	b.ReportMetric(float64(o)/float64(p), "ratio")
 }
