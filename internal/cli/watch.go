@@ -196,6 +196,7 @@ func (a *app) watch(ctx context.Context, c *Client, id string) error {
 		if st.run.Progress != nil {
 			failedNow = st.run.Progress.Failed
 		}
+		shown := len(st.failures)
 		if hasTasks && (failedNow > lastFailed || st.progress != nil && anyFailed(st.progress)) {
 			var pg page[failedTask]
 			err := c.Do(ctx, http.MethodGet, "/runs/"+url.PathEscape(id)+"/tasks", url.Values{"status": {"FAILED"}}, nil, &pg)
@@ -224,7 +225,9 @@ func (a *app) watch(ctx context.Context, c *Client, id string) error {
 				return err
 			}
 		}
-		if !hasTasks && failedNow > lastFailed {
+		if failedNow > lastFailed && len(st.failures) == shown {
+			// The run's counters saw failures that no task record names
+			// (no progress reporting, or not reported yet): say how many.
 			st.failures = append(st.failures, fmt.Sprintf("%d task(s) failed (%d in all)", failedNow-lastFailed, failedNow))
 		}
 		lastFailed = failedNow
