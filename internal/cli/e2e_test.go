@@ -205,7 +205,7 @@ func TestEndToEnd(t *testing.T) {
 	watch := e.cli(t, cfg, "", "run", "watch", run, "--interval", "300ms")
 	require.Equal(t, 0, watch.code, watch.stderr)
 	require.Regexp(t, run+` RUNNING \(time to running [0-9.]+m?s\)`, watch.stdout)
-	require.Regexp(t, run+` SUCCEEDED exit 0`, watch.stdout)
+	require.Regexp(t, run+` SUCCEEDED .*exit 0`, watch.stdout)
 	r := runJSON(t, e.cli(t, cfg, "", "run", "get", run, "-o", "json").ok(t))
 	require.Equal(t, "SUCCEEDED", r["status"])
 	require.NotNil(t, r["timeToRunningMs"])
@@ -242,7 +242,9 @@ func TestEndToEnd(t *testing.T) {
 	frun := e.cli(t, cfg, "", "run", "launch", "--ce", manual, "--pipeline", "nf-core/rnaseq", "--label", "simulate=fail", "-q").ok(t)
 	fwatch := e.cli(t, cfg, "", "run", "watch", frun, "--interval", "300ms")
 	require.Equal(t, 3, fwatch.code, fwatch.stdout+fwatch.stderr)
-	require.Contains(t, fwatch.stdout, "✗ 1 task(s) failed")
+	// Named by Nextflow's report, or counted from the Batch job events
+	// when those arrive first.
+	require.Regexp(t, `✗ (task ALIGN \(sample2\) failed \(exit 1|1 task\(s\) failed)`, fwatch.stdout)
 	require.Contains(t, fwatch.stderr, "run "+frun+" FAILED")
 
 	// Cancel a running run.
@@ -378,6 +380,78 @@ func TestStudioConnect(t *testing.T) {
 	require.Contains(t, res.stderr, "aws ssm start-session --region us-east-1 --target "+iid)
 	e.cli(t, cfg, "", "run", "cancel", st).ok(t)
 	require.Equal(t, 3, e.cli(t, cfg, "", "run", "watch", st, "--interval", "300ms").code)
+	e.cli(t, cfg, "", "ce", "delete", ce, "--wait").ok(t)
+}
+
+// A pipeline's live progress as its (simulated) Nextflow reports it to the
+// local API over the trace protocol: run watch shows each process and the
+// failed task by name, run progress and run tasks show the counts, cost,
+// session and the failure; a relaunch with --resume keeps the work
+// directory and Nextflow session, and finds the first process cached.
+func TestProgressFailuresAndResume(t *testing.T) {
+	e := stack(t)
+	e.bucket(t)
+	cfg := e.configured(t)
+	ce := e.cli(t, cfg, strings.Replace(cloudCE, "e2e-cloud", "e2e-progress", 1), "ce", "create", "-f", "-", "--wait", "-q").ok(t)
+
+	run := e.cli(t, cfg, "", "run", "launch", "--ce", ce, "--pipeline", "nf-core/rnaseq", "--revision", "3.14.0",
+		"--label", "simulate=fail", "--max-cost", "100", "-q").ok(t)
+	watch := e.cli(t, cfg, "", "run", "watch", run, "--interval", "300ms")
+	require.Equal(t, 3, watch.code, watch.stdout+watch.stderr)
+	require.Regexp(t, run+` RUNNING .*tasks \d+/\d+/\d+/\d+ \(submitted/running/succeeded/failed\) \[FASTQC \d/2`, watch.stdout)
+	require.Contains(t, watch.stdout, "✗ task ALIGN (sample2) failed (exit 1, error strategy terminate): s3://ceforge-e2e/work/")
+	require.Regexp(t, run+` FAILED tasks 0/0/3/1 \(submitted/running/succeeded/failed\) \[FASTQC 2/2, ALIGN 1/2\].*nextflow: Process .ALIGN \(sample2\). terminated with an error exit status \(1\)`, watch.stdout)
+	require.Contains(t, watch.stderr, "run "+run+" FAILED")
+
+	prog := e.cli(t, cfg, "", "run", "progress", run).ok(t)
+	require.Regexp(t, `Phase:\s+completed`, prog)
+	require.Regexp(t, `Tasks:\s+0 pending, 0 submitted, 0 running, 3 succeeded, 1 failed, 0 cached`, prog)
+	require.Regexp(t, `Cost:\s+\$[0-9.]+ \(tasks \$[0-9.]+, head \$[0-9.]+; prices of \d{4}-\d{2}-\d{2}\), at most \$100.00`, prog)
+	require.Regexp(t, `Nextflow:\s+24.10.5`, prog)
+	require.Regexp(t, `Error:\s+Process .ALIGN \(sample2\). terminated with an error exit status \(1\)`, prog)
+	require.Regexp(t, `(?m)^FASTQC\s+0\s+0\s+0\s+2\s+0\s+0\s+2/2$`, prog)
+	require.Regexp(t, `(?m)^ALIGN\s+0\s+0\s+0\s+1\s+1\s+0\s+1/2$`, prog)
+	pj := runJSON(t, e.cli(t, cfg, "", "run", "progress", run, "-o", "json").ok(t))
+	session := pj["workflow"].(map[string]any)["sessionId"].(string)
+	require.Regexp(t, `^[0-9a-f]{8}-[0-9a-f]{4}-`, session)
+
+	failed := e.cli(t, cfg, "", "run", "tasks", run, "--status", "FAILED").ok(t)
+	require.Regexp(t, `(?m)^4\s+ALIGN\s+ALIGN \(sample2\)\s+FAILED\s+1\s+1\s`, failed)
+	require.Equal(t, 2, strings.Count(failed, "\n")+1, "the header and the one failed task:\n%s", failed)
+	all := runJSON(t, e.cli(t, cfg, "", "run", "tasks", run, "-o", "json").ok(t))
+	require.Len(t, all["items"], 4)
+	byCost := e.cli(t, cfg, "", "run", "tasks", run, "--sort", "cost", "--limit", "2", "-q").ok(t)
+	require.Len(t, strings.Fields(byCost), 2)
+	require.Equal(t, 2, e.cli(t, cfg, "", "run", "tasks", run, "--sort", "price").code, "a bad order is a usage error")
+
+	// Relaunch with resume: same work directory and session, the fail
+	// label replaced; FASTQC's tasks are cached this time.
+	again := e.cli(t, cfg, "", "run", "relaunch", run, "--resume", "--label", "simulate=no", "--idempotency-key", "resume-1", "-q").ok(t)
+	require.NotEqual(t, run, again)
+	require.Equal(t, again, e.cli(t, cfg, "", "run", "relaunch", run, "--resume", "--label", "simulate=no", "--idempotency-key", "resume-1", "-q").ok(t),
+		"the same key relaunches once")
+	got := e.cli(t, cfg, "", "run", "get", again).ok(t)
+	require.Contains(t, got, "Relaunch of:  "+run+" (resumes session "+session+")")
+	require.Contains(t, got, "Progress:     on (ceforge run progress "+again+")")
+	require.Contains(t, got, "Max cost:     $100.00")
+	nr := runJSON(t, e.cli(t, cfg, "", "run", "get", again, "-o", "json").ok(t))
+	require.Equal(t, runJSON(t, e.cli(t, cfg, "", "run", "get", run, "-o", "json").ok(t))["workDir"], nr["workDir"])
+	rwatch := e.cli(t, cfg, "", "run", "watch", again, "--interval", "300ms")
+	require.Equal(t, 0, rwatch.code, rwatch.stdout+rwatch.stderr)
+	require.Regexp(t, again+` SUCCEEDED tasks 0/0/5/0 .*\[FASTQC 2/2, ALIGN 2/2, MULTIQC 1/1\]`, rwatch.stdout)
+	rprog := e.cli(t, cfg, "", "run", "progress", again).ok(t)
+	require.Regexp(t, `Tasks:\s+0 pending, 0 submitted, 0 running, 3 succeeded, 0 failed, 2 cached`, rprog)
+	require.Regexp(t, `Session:\s+`+session+` \(resumed\)`, rprog)
+	require.Regexp(t, `(?m)^FASTQC\s+0\s+0\s+0\s+0\s+0\s+2\s+2/2$`, rprog)
+
+	// Without a session to resume (never reported), --resume is refused.
+	off := e.cli(t, cfg, "", "run", "launch", "--ce", ce, "--pipeline", "nf-core/rnaseq", "--progress=false", "-q").ok(t)
+	require.Contains(t, e.cli(t, cfg, "", "run", "progress", off).ok(t), "not reported: turned off for this run")
+	res := e.cli(t, cfg, "", "run", "relaunch", off, "--resume")
+	require.NotEqual(t, 0, res.code)
+	require.Contains(t, res.stderr, "never reported a Nextflow session")
+	e.cli(t, cfg, "", "run", "cancel", off).ok(t)
+	require.Equal(t, 3, e.cli(t, cfg, "", "run", "watch", off, "--interval", "300ms").code)
 	e.cli(t, cfg, "", "ce", "delete", ce, "--wait").ok(t)
 }
 

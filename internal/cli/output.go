@@ -211,10 +211,26 @@ func (p *printer) runDetail(w io.Writer, r runRec) {
 	if c := r.Progress; c != nil {
 		tasks = fmt.Sprintf("%d submitted, %d running, %d succeeded, %d failed", c.Submitted, c.Running, c.Succeeded, c.Failed)
 	}
+	reporting := ""
+	if tr := r.Trace; tr != nil {
+		reporting = "on (ceforge run progress " + r.ID + ")"
+		if !tr.Enabled {
+			reporting = "off: " + nonEmpty(tr.Reason, "not reported")
+		}
+	}
+	maxCost := ""
+	if r.MaxCostUSD != nil {
+		maxCost = fmt.Sprintf("$%.2f", *r.MaxCostUSD)
+	}
+	relaunch := r.RelaunchOf
+	if relaunch != "" && r.ResumeSessionID != "" {
+		relaunch += " (resumes session " + r.ResumeSessionID + ")"
+	}
 	kv(w, "ID", r.ID, "Name", r.RunName, "Kind", r.Kind, "Runs", what, "Compute env", r.ComputeEnvID+" ("+r.Platform+")",
 		"Work dir", r.WorkDir, "Status", r.Status, "Reason", r.StatusReason, "Exit code", exit,
 		"Submitted", stamp(r.Timeline.Submitted), "Running", stamp(r.Timeline.Running), "Completed", stamp(r.Timeline.Completed),
-		"To running", ms(r.TimeToRunningMs), "Tasks", tasks, "Head", head, "Relaunch of", r.RelaunchOf, "Labels", r.Labels.String())
+		"To running", ms(r.TimeToRunningMs), "Tasks", tasks, "Progress", reporting, "Max cost", maxCost, "Head", head,
+		"Relaunch of", relaunch, "Labels", r.Labels.String())
 	if c := r.Connect; c != nil {
 		fmt.Fprintf(w, "\nConnect:     ceforge studio connect %s\n   or:       %s\n", r.ID, c.Command)
 	}

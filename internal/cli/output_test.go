@@ -66,6 +66,29 @@ func TestGoldenTables(t *testing.T) {
 	golden(t, "run-list", render(func(p *printer, b *bytes.Buffer) { p.runTable(b, fixtureRuns) }))
 	golden(t, "run-get", render(func(p *printer, b *bytes.Buffer) { p.runDetail(b, fixtureRuns[0]) }))
 	golden(t, "run-get-studio", render(func(p *printer, b *bytes.Buffer) { p.runDetail(b, fixtureRuns[1]) }))
+	relaunched := fixtureRuns[0]
+	relaunched.ID, relaunched.RelaunchOf, relaunched.ResumeSessionID = "r3l4u5n6c7h8e9", fixtureRuns[0].ID, "5b6f0c1e-aaaa-bbbb-cccc-000000000001"
+	relaunched.Trace, relaunched.MaxCostUSD = &traceInfo{Enabled: true}, func() *float64 { v := 20.0; return &v }()
+	golden(t, "run-get-relaunched", render(func(p *printer, b *bytes.Buffer) { p.runDetail(b, relaunched) }))
+	var pv runProgress
+	require.NoError(t, json.Unmarshal([]byte(`{"runId":"k2m9x4q7w1z8c3","status":"FAILED","reporting":true,"phase":"completed","stale":false,
+		"lastUpdate":"2026-11-23T11:58:00Z","counts":{"pending":0,"submitted":0,"running":0,"succeeded":3,"failed":1,"cached":2,"ignored":0,"retries":1,"aborted":0},
+		"processes":[{"index":1,"name":"FASTQC","pending":0,"submitted":0,"running":0,"succeeded":0,"failed":0,"cached":2},
+		{"index":2,"name":"ALIGN","pending":0,"submitted":0,"running":0,"succeeded":1,"failed":1,"cached":0}],
+		"cost":{"tasksUsd":0.4812,"headUsd":0.05,"totalUsd":0.5312,"pricedTasks":4,"unpricedTasks":0,"priceTable":"2026-05-01"},
+		"workflow":{"sessionId":"5b6f0c1e-aaaa-bbbb-cccc-000000000001","nextflowVersion":"24.10.5","resume":true,"success":false,"exitStatus":1,
+		"errorMessage":"Process `+"`ALIGN (2)`"+` terminated with an error exit status (1)\nmore"}}`), &pv))
+	golden(t, "run-progress", render(func(p *printer, b *bytes.Buffer) { p.progressDetail(b, pv) }))
+	golden(t, "run-progress-off", render(func(p *printer, b *bytes.Buffer) {
+		p.progressDetail(b, runProgress{RunID: "k2m9x4q7w1z8c3", Status: "RUNNING", ReportingReason: "turned off for this run (traceEnabled: false)"})
+	}))
+	var tp page[task]
+	require.NoError(t, json.Unmarshal([]byte(`{"items":[
+		{"runId":"k2m9x4q7w1z8c3","taskId":1,"status":"CACHED","process":"FASTQC","name":"FASTQC (1)","hash":"0a/1b2c3d","attempt":1,"exit":0},
+		{"runId":"k2m9x4q7w1z8c3","taskId":3,"status":"FAILED","process":"ALIGN","name":"ALIGN (2)","hash":"2c/3d4e5f","nativeId":"4c7e6a51","attempt":2,"exit":1,
+		 "errorAction":"TERMINATE","durationMs":1860000,"machineType":"m6i.xlarge","priceModel":"spot","costUsd":0.0288},
+		{"runId":"k2m9x4q7w1z8c3","taskId":4,"status":"RUNNING","process":"ALIGN","name":"ALIGN (3)","hash":"3d/4e5f6a","nativeId":"28004","attempt":1}]}`), &tp))
+	golden(t, "run-tasks", render(func(p *printer, b *bytes.Buffer) { p.taskTable(b, tp.Items) }))
 	var d dryRun
 	require.NoError(t, json.Unmarshal([]byte(`{"computeEnv":{"name":"demo","platform":"aws-cloud","region":"us-east-1","warnings":["w1"]},
 		"plan":{"resources":[{"action":"create","type":"iam-role","name":"ceforge-x-instance"},{"action":"use","type":"ec2-image","name":"ami-0abc"}]}}`), &d))
@@ -87,11 +110,15 @@ func TestGoldenWatchView(t *testing.T) {
 	running := fixtureRuns[0]
 	running.Status, running.ExitCode, running.Timeline.Completed = "RUNNING", nil, nil
 	running.Progress = &counters{Submitted: 1, Running: 2, Succeeded: 6, Failed: 1}
-	st := watchState{run: running, progress: &progressView{Processes: []processProgress{
-		{Process: "FASTQC", Succeeded: 4},
-		{Process: "STAR_ALIGN", Running: 2, Succeeded: 2, Failed: 1, Pending: 1},
-		{Process: "MULTIQC", Pending: 1},
-	}}, failures: []string{"task STAR_ALIGN (sample3) failed (exit 137): OutOfMemoryError"}}
+	maxCost := 25.0
+	st := watchState{run: running, progress: &runProgress{RunID: running.ID, Reporting: true, Phase: "running",
+		Counts: progressCounts{Pending: 1, Running: 2, Succeeded: 6, Failed: 1},
+		Cost:   runCost{TasksUSD: 1.25, HeadUSD: 0.1, TotalUSD: 1.35, MaxCostUSD: &maxCost},
+		Processes: []processProgress{
+			{Name: "FASTQC", progressCounts: progressCounts{Succeeded: 4}},
+			{Name: "STAR_ALIGN", progressCounts: progressCounts{Running: 2, Succeeded: 2, Failed: 1, Pending: 1}},
+			{Name: "MULTIQC", progressCounts: progressCounts{Pending: 1}},
+		}}, failures: []string{failureLine(task{TaskID: 7, Name: "STAR_ALIGN (sample3)", Exit: intp(137), Attempt: 2, ErrorAction: "TERMINATE", Workdir: "s3://bucket/work/3f/9a12bc"})}}
 	golden(t, "watch-running", strings.Join(watchView(st, now, 100), "\n")+"\n")
 	golden(t, "watch-ended", strings.Join(watchView(watchState{run: fixtureRuns[0]}, now, 100), "\n")+"\n")
 	golden(t, "watch-studio", strings.Join(watchView(watchState{run: fixtureRuns[1]}, now, 100), "\n")+"\n")

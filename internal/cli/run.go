@@ -19,11 +19,13 @@ func (a *app) runCommand() *cobra.Command {
 		Short:   "Launch, follow, cancel and relaunch pipeline and studio runs",
 		Example: `  RUN=$(ceforge run launch --ce CE_ID --pipeline nf-core/rnaseq --revision 3.14.0 --config-profiles test -q)
   ceforge run watch $RUN
+  ceforge run progress $RUN
+  ceforge run tasks $RUN --status FAILED
   ceforge run list --status RUNNING
   ceforge run cancel $RUN
   ceforge run relaunch $RUN --resume`,
 	}
-	cmd.AddCommand(a.runLaunch(), a.runList(), a.runGet(), a.runCancel(), a.runRelaunch(), a.runWatch())
+	cmd.AddCommand(a.runLaunch(), a.runList(), a.runGet(), a.runCancel(), a.runRelaunch(), a.runWatch(), a.runProgress(), a.runTasks())
 	return cmd
 }
 
@@ -33,7 +35,8 @@ type launchFlags struct {
 	workDir, name, studioImage, idempotencyKey                                      string
 	labels                                                                          []string
 	headCpus, headMemory, port                                                      int
-	spot, watch                                                                     bool
+	maxCost                                                                         float64
+	spot, watch, progress                                                           bool
 }
 
 func readText(path string) (string, error) {
@@ -46,6 +49,43 @@ func readText(path string) (string, error) {
 
 // request builds the POST /runs body: -f FILE first, flags over it.
 func (f *launchFlags) request(a *app, cmd *cobra.Command) (json.RawMessage, error) {
+	req, err := f.fields(a, cmd)
+	if err != nil {
+		return nil, err
+	}
+	if f.studioImage != "" || cmd.Flags().Changed("port") || cmd.Flags().Changed("spot") {
+		st, _ := req["studio"].(map[string]any)
+		if st == nil {
+			st = map[string]any{}
+		}
+		if f.studioImage != "" {
+			st["image"] = f.studioImage
+		}
+		if cmd.Flags().Changed("port") {
+			st["port"] = f.port
+		}
+		if cmd.Flags().Changed("spot") {
+			st["spot"] = f.spot
+		}
+		req["studio"] = st
+		req["kind"] = "studio"
+	}
+	if _, ok := req["kind"]; !ok {
+		req["kind"] = "pipeline"
+	}
+	if req["computeEnvId"] == nil || req["computeEnvId"] == "" {
+		return nil, usagef("--ce CE_ID is required (or computeEnvId in -f FILE)")
+	}
+	b, err := json.Marshal(req)
+	if err != nil {
+		return nil, usagef("encode request: %v", err)
+	}
+	return b, nil
+}
+
+// fields are the request fields launch and relaunch share (LaunchRequest,
+// RelaunchRequest): -f FILE first, flags over it.
+func (f *launchFlags) fields(a *app, cmd *cobra.Command) (map[string]any, error) {
 	req := map[string]any{}
 	if f.file != "" {
 		raw, err := a.readRequest(f.file)
@@ -102,34 +142,39 @@ func (f *launchFlags) request(a *app, cmd *cobra.Command) (json.RawMessage, erro
 		}
 		req["labels"] = labels
 	}
-	if f.studioImage != "" || cmd.Flags().Changed("port") || cmd.Flags().Changed("spot") {
-		st, _ := req["studio"].(map[string]any)
-		if st == nil {
-			st = map[string]any{}
+	if cmd.Flags().Changed("max-cost") {
+		if f.maxCost <= 0 {
+			return nil, usagef("--max-cost must be a positive number of US dollars")
 		}
-		if f.studioImage != "" {
-			st["image"] = f.studioImage
-		}
-		if cmd.Flags().Changed("port") {
-			st["port"] = f.port
-		}
-		if cmd.Flags().Changed("spot") {
-			st["spot"] = f.spot
-		}
-		req["studio"] = st
-		req["kind"] = "studio"
+		req["maxCostUsd"] = f.maxCost
 	}
-	if _, ok := req["kind"]; !ok {
-		req["kind"] = "pipeline"
+	if cmd.Flags().Changed("progress") {
+		req["traceEnabled"] = f.progress
 	}
-	if req["computeEnvId"] == nil || req["computeEnvId"] == "" {
-		return nil, usagef("--ce CE_ID is required (or computeEnvId in -f FILE)")
-	}
-	b, err := json.Marshal(req)
-	if err != nil {
-		return nil, usagef("encode request: %v", err)
-	}
-	return b, nil
+	return req, nil
+}
+
+// addShared adds the flags of the fields launch and relaunch share.
+func (f *launchFlags) addShared(cmd *cobra.Command) {
+	fl := cmd.Flags()
+	fl.StringVarP(&f.file, "file", "f", "", "request body, JSON or YAML (\"-\": standard input)")
+	fl.StringVar(&f.ce, "ce", "", "compute environment id")
+	fl.StringVar(&f.pipeline, "pipeline", "", "pipeline: https:// repository URL or owner/name")
+	fl.StringVar(&f.revision, "revision", "", "branch, tag or commit")
+	fl.StringVar(&f.profiles, "config-profiles", "", "Nextflow config profiles, comma-separated")
+	fl.StringVar(&f.paramsFile, "params-file", "", "pipeline parameters file (JSON or YAML)")
+	fl.StringVar(&f.configFile, "config-file", "", "extra Nextflow configuration file")
+	fl.StringVar(&f.preRun, "pre-run", "", "script run before Nextflow")
+	fl.StringVar(&f.postRun, "post-run", "", "script run after Nextflow")
+	fl.StringVar(&f.workDir, "work-dir", "", "work directory (default: the compute environment's)")
+	fl.StringVar(&f.name, "name", "", "run name")
+	fl.StringArrayVar(&f.labels, "label", nil, "label KEY=VALUE (repeatable); tags the run's resources")
+	fl.IntVar(&f.headCpus, "head-cpus", 0, "head job vCPUs (AWS Batch)")
+	fl.IntVar(&f.headMemory, "head-memory-mb", 0, "head job memory in MiB (AWS Batch)")
+	fl.Float64Var(&f.maxCost, "max-cost", 0, "cancel the run when its cost passes this many US dollars")
+	fl.BoolVar(&f.progress, "progress", true, "Nextflow reports progress to ceforge (--progress=false for a run that needs Seqera's own token)")
+	fl.StringVar(&f.idempotencyKey, "idempotency-key", "", "retry-safe key: the same key returns the same run")
+	fl.BoolVar(&f.watch, "watch", false, "watch the run to its end after launching it")
 }
 
 func (a *app) runLaunch() *cobra.Command {
@@ -177,26 +222,11 @@ With --idempotency-key, retrying the same launch returns the same run.`,
 			return p.emit(raw, []string{r.ID}, func(w io.Writer) { p.runDetail(w, r) })
 		},
 	}
+	f.addShared(cmd)
 	fl := cmd.Flags()
-	fl.StringVarP(&f.file, "file", "f", "", "request body, JSON or YAML (\"-\": standard input)")
-	fl.StringVar(&f.ce, "ce", "", "compute environment id")
-	fl.StringVar(&f.pipeline, "pipeline", "", "pipeline: https:// repository URL or owner/name")
-	fl.StringVar(&f.revision, "revision", "", "branch, tag or commit")
-	fl.StringVar(&f.profiles, "config-profiles", "", "Nextflow config profiles, comma-separated")
-	fl.StringVar(&f.paramsFile, "params-file", "", "pipeline parameters file (JSON or YAML)")
-	fl.StringVar(&f.configFile, "config-file", "", "extra Nextflow configuration file")
-	fl.StringVar(&f.preRun, "pre-run", "", "script run before Nextflow")
-	fl.StringVar(&f.postRun, "post-run", "", "script run after Nextflow")
-	fl.StringVar(&f.workDir, "work-dir", "", "work directory (default: the compute environment's)")
-	fl.StringVar(&f.name, "name", "", "run name")
-	fl.StringArrayVar(&f.labels, "label", nil, "label KEY=VALUE (repeatable); tags the run's resources")
-	fl.IntVar(&f.headCpus, "head-cpus", 0, "head job vCPUs (AWS Batch)")
-	fl.IntVar(&f.headMemory, "head-memory-mb", 0, "head job memory in MiB (AWS Batch)")
 	fl.StringVar(&f.studioImage, "studio", "", "launch a studio with this container image")
 	fl.IntVar(&f.port, "port", 0, "studio port (default 8888)")
 	fl.BoolVar(&f.spot, "spot", false, "studio on Spot (AWS Cloud CEs that allow it)")
-	fl.StringVar(&f.idempotencyKey, "idempotency-key", "", "retry-safe key: the same key returns the same run")
-	fl.BoolVar(&f.watch, "watch", false, "watch the run to its end after launching it")
 	return cmd
 }
 
@@ -295,28 +325,46 @@ func (a *app) runCancel() *cobra.Command {
 }
 
 func (a *app) runRelaunch() *cobra.Command {
-	var resume, watch bool
+	var f launchFlags
+	var resume bool
 	cmd := &cobra.Command{
 		Use: "relaunch RUN_ID", Short: "Launch a new run from an earlier run's request", Args: oneArg("run id"),
-		Long: `Launch a new run with the request of RUN_ID. With --resume, the new run
-reuses its work directory and resumes the Nextflow session (cached tasks are
-not run again).`,
-		Example: `  ceforge run relaunch RUN_ID --resume --watch`,
+		Long: `Launch a new run with the request of RUN_ID (POST /runs/{id}/relaunch);
+flags and -f FILE replace the fields they set. With --resume, the new run
+keeps the earlier run's work directory and resumes its Nextflow session
+(-resume): tasks that completed are cached, not run again.`,
+		Example: `  ceforge run relaunch RUN_ID --resume --watch
+  ceforge run relaunch RUN_ID --revision 3.15.0 --max-cost 50`,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			req, err := f.fields(a, cmd)
+			if err != nil {
+				return err
+			}
+			if resume {
+				req["resume"] = true
+			}
+			body, err := json.Marshal(req)
+			if err != nil {
+				return usagef("encode request: %v", err)
+			}
 			ctx := cmd.Context()
 			c, err := a.api(ctx)
 			if err != nil {
 				return err
 			}
+			var hdr http.Header
+			if f.idempotencyKey != "" {
+				hdr = http.Header{"Idempotency-Key": {f.idempotencyKey}}
+			}
 			var raw json.RawMessage
-			if err := c.Do(ctx, http.MethodPost, "/runs/"+url.PathEscape(args[0])+"/relaunch", nil, map[string]any{"resume": resume}, &raw); err != nil {
+			if err := c.do(ctx, serviceAPI, http.MethodPost, "/runs/"+url.PathEscape(args[0])+"/relaunch", nil, json.RawMessage(body), &raw, hdr); err != nil {
 				return err
 			}
 			var r runRec
 			if err := json.Unmarshal(raw, &r); err != nil {
 				return fmt.Errorf("decode run: %w", err)
 			}
-			if watch {
+			if f.watch {
 				if !a.quiet {
 					fmt.Fprintf(a.io.Err, "relaunched as %s\n", r.ID)
 				}
@@ -326,7 +374,7 @@ not run again).`,
 			return p.emit(raw, []string{r.ID}, func(w io.Writer) { p.runDetail(w, r) })
 		},
 	}
+	f.addShared(cmd)
 	cmd.Flags().BoolVar(&resume, "resume", false, "resume the earlier run's Nextflow session in its work directory")
-	cmd.Flags().BoolVar(&watch, "watch", false, "watch the new run to its end")
 	return cmd
 }

@@ -62,7 +62,17 @@ type runRec struct {
 	CreatedBy       string     `json:"createdBy"`
 	CreatedAt       time.Time  `json:"createdAt"`
 	RelaunchOf      string     `json:"relaunchOf"`
+	ResumeSessionID string     `json:"resumeSessionId"`
+	MaxCostUSD      *float64   `json:"maxCostUsd"`
+	Trace           *traceInfo `json:"trace"`
+	CancelReason    string     `json:"cancelReason"`
 	Labels          labelsType `json:"labels"`
+}
+
+// traceInfo says whether a run's head reports its progress (Run.trace).
+type traceInfo struct {
+	Enabled bool   `json:"enabled"`
+	Reason  string `json:"reason"`
 }
 
 type labelsType map[string]string
@@ -78,6 +88,108 @@ type counters struct {
 	Running   int `json:"running"`
 	Succeeded int `json:"succeeded"`
 	Failed    int `json:"failed"`
+}
+
+// runProgress is GET /runs/{id}/progress (RunProgress): what Nextflow
+// reports of a run.
+type runProgress struct {
+	RunID           string            `json:"runId"`
+	Status          string            `json:"status"`
+	Reporting       bool              `json:"reporting"`
+	ReportingReason string            `json:"reportingReason"`
+	Phase           string            `json:"phase"`
+	Stale           bool              `json:"stale"`
+	LastUpdate      *time.Time        `json:"lastUpdate"`
+	Counts          progressCounts    `json:"counts"`
+	Processes       []processProgress `json:"processes"`
+	Cost            runCost           `json:"cost"`
+	Workflow        *workflowInfo     `json:"workflow"`
+}
+
+// progressCounts are task counters and loads (ProgressCounts).
+type progressCounts struct {
+	Pending     int   `json:"pending"`
+	Submitted   int   `json:"submitted"`
+	Running     int   `json:"running"`
+	Succeeded   int   `json:"succeeded"`
+	Failed      int   `json:"failed"`
+	Cached      int   `json:"cached"`
+	Ignored     int   `json:"ignored"`
+	Retries     int   `json:"retries"`
+	Aborted     int   `json:"aborted"`
+	LoadCpus    int   `json:"loadCpus"`
+	LoadMemory  int64 `json:"loadMemory"`
+	PeakRunning int   `json:"peakRunning"`
+	PeakCpus    int   `json:"peakCpus"`
+	PeakMemory  int64 `json:"peakMemory"`
+}
+
+// total is every task counted (retries are counted in their own attempts).
+func (c progressCounts) total() int {
+	return c.Pending + c.Submitted + c.Running + c.Succeeded + c.Failed + c.Cached + c.Ignored + c.Aborted
+}
+
+// done are the tasks that ended well.
+func (c progressCounts) done() int { return c.Succeeded + c.Cached + c.Ignored }
+
+// processProgress is one process's counters (ProcessProgress).
+type processProgress struct {
+	Index      int    `json:"index"`
+	Name       string `json:"name"`
+	Terminated bool   `json:"terminated"`
+	Stored     int    `json:"stored"`
+	progressCounts
+}
+
+// runCost is a run's cost so far (RunCost).
+type runCost struct {
+	TasksUSD      float64  `json:"tasksUsd"`
+	HeadUSD       float64  `json:"headUsd"`
+	TotalUSD      float64  `json:"totalUsd"`
+	MaxCostUSD    *float64 `json:"maxCostUsd"`
+	PricedTasks   int      `json:"pricedTasks"`
+	UnpricedTasks int      `json:"unpricedTasks"`
+	PriceTable    string   `json:"priceTable"`
+}
+
+// workflowInfo is what ran and how it ended (WorkflowInfo).
+type workflowInfo struct {
+	SessionID       string     `json:"sessionId"`
+	NextflowVersion string     `json:"nextflowVersion"`
+	CommandLine     string     `json:"commandLine"`
+	Revision        string     `json:"revision"`
+	Resume          bool       `json:"resume"`
+	Start           *time.Time `json:"start"`
+	Complete        *time.Time `json:"complete"`
+	Success         *bool      `json:"success"`
+	ExitStatus      *int       `json:"exitStatus"`
+	ErrorMessage    string     `json:"errorMessage"`
+}
+
+// task is one task (one attempt) of a run (Task).
+type task struct {
+	TaskID       int64      `json:"taskId"`
+	Status       string     `json:"status"`
+	Process      string     `json:"process"`
+	Name         string     `json:"name"`
+	Tag          string     `json:"tag"`
+	Hash         string     `json:"hash"`
+	NativeID     string     `json:"nativeId"`
+	Exit         *int       `json:"exit"`
+	Attempt      int        `json:"attempt"`
+	ErrorAction  string     `json:"errorAction"`
+	Submit       *time.Time `json:"submit"`
+	Start        *time.Time `json:"start"`
+	Complete     *time.Time `json:"complete"`
+	DurationMs   *int64     `json:"durationMs"`
+	RealtimeMs   *int64     `json:"realtimeMs"`
+	Cpus         *float64   `json:"cpus"`
+	MemoryBytes  *int64     `json:"memoryBytes"`
+	PeakRSSBytes *int64     `json:"peakRssBytes"`
+	MachineType  string     `json:"machineType"`
+	PriceModel   string     `json:"priceModel"`
+	CostUSD      *float64   `json:"costUsd"`
+	Workdir      string     `json:"workdir"`
 }
 
 type backend struct {

@@ -42,38 +42,21 @@ SUCCEEDED and 3 when it FAILED or was CANCELLED.`,
 	return cmd
 }
 
-// processProgress is one process's counts (GET /runs/{id}/progress, when
-// the deployment has it).
-type processProgress struct {
-	Process   string `json:"process"`
-	Pending   int    `json:"pending"`
-	Submitted int    `json:"submitted"`
-	Running   int    `json:"running"`
-	Succeeded int    `json:"succeeded"`
-	Failed    int    `json:"failed"`
-	Cached    int    `json:"cached"`
-	Ignored   int    `json:"ignored"`
-}
-
-type progressView struct {
-	Processes []processProgress `json:"processes"`
-}
-
-// failedTask is a failed task to report (GET /runs/{id}/tasks?status=FAILED).
-type failedTask struct {
-	TaskID   any    `json:"taskId"`
-	Name     string `json:"name"`
-	Process  string `json:"process"`
-	Exit     *int   `json:"exit"`
-	Attempt  int    `json:"attempt"`
-	ErrorMsg string `json:"errorMessage"`
-}
-
 // watchState is what the watch loop knows about a run.
 type watchState struct {
 	run      runRec
-	progress *progressView
-	failures []string // task failure lines, oldest first
+	progress *runProgress // nil until the run's head reports (or never)
+	failures []string     // task failure lines, oldest first
+}
+
+// taskCounts are the counters the view shows: Nextflow's when it reports,
+// else the Batch run's from its jobs' events; nil when neither.
+func (s watchState) taskCounts() *counters {
+	if p := s.progress; p != nil && p.Phase != "waiting" {
+		c := p.Counts
+		return &counters{Submitted: c.Pending + c.Submitted, Running: c.Running, Succeeded: c.done(), Failed: c.Failed}
+	}
+	return s.run.Progress
 }
 
 // watchView renders the in-place view of a run (pure, for golden tests).
@@ -106,19 +89,30 @@ func watchView(s watchState, now time.Time, width int) []string {
 	if r.StatusReason != "" {
 		lines = append(lines, "reason  "+r.StatusReason)
 	}
-	if c := r.Progress; c != nil {
+	if c := s.taskCounts(); c != nil {
 		lines = append(lines, fmt.Sprintf("tasks   %d submitted  %d running  %d succeeded  %d failed", c.Submitted, c.Running, c.Succeeded, c.Failed))
+	}
+	if p := s.progress; p != nil {
+		if p.Cost.TotalUSD > 0 {
+			cost := fmt.Sprintf("cost    $%.2f (tasks $%.2f, head $%.2f)", p.Cost.TotalUSD, p.Cost.TasksUSD, p.Cost.HeadUSD)
+			if p.Cost.MaxCostUSD != nil {
+				cost += fmt.Sprintf(" of at most $%.2f", *p.Cost.MaxCostUSD)
+			}
+			lines = append(lines, cost)
+		}
+		if p.Stale {
+			lines = append(lines, "progress  stale: Nextflow has not reported for 5 minutes")
+		}
 	}
 	if s.progress != nil && len(s.progress.Processes) > 0 {
 		nameW := 8
 		for _, p := range s.progress.Processes {
-			nameW = max(nameW, min(len(p.Process), 32))
+			nameW = max(nameW, min(len(p.Name), 32))
 		}
 		barW := max(10, min(40, width-nameW-24))
 		for _, p := range s.progress.Processes {
-			total := p.Pending + p.Submitted + p.Running + p.Succeeded + p.Failed + p.Cached + p.Ignored
-			done := p.Succeeded + p.Cached + p.Ignored
-			lines = append(lines, fmt.Sprintf("  %-*s %s %d/%d%s", nameW, clip(p.Process, nameW), bar(done, p.Failed, total, barW), done, total, failedNote(p.Failed)))
+			total, done := p.total(), p.done()
+			lines = append(lines, fmt.Sprintf("  %-*s %s %d/%d%s", nameW, clip(p.Name, nameW), bar(done, p.Failed, total, barW), done, total, failedNote(p.Failed)))
 		}
 	}
 	for _, f := range s.failures {
@@ -166,7 +160,7 @@ func (a *app) watch(ctx context.Context, c *Client, id string) error {
 	var st watchState
 	drawn := 0
 	lastLine := ""
-	seenFailures := map[string]bool{}
+	seenFailures := map[int64]bool{}
 	hasProgress, hasTasks := true, true
 	lastFailed := 0
 	for {
@@ -178,12 +172,14 @@ func (a *app) watch(ctx context.Context, c *Client, id string) error {
 			return fmt.Errorf("decode run: %w", err)
 		}
 		if hasProgress {
-			var pv progressView
+			var pv runProgress
 			err := c.Do(ctx, http.MethodGet, "/runs/"+url.PathEscape(id)+"/progress", nil, nil, &pv)
 			var ae *APIError
 			switch {
-			case err == nil:
+			case err == nil && pv.Reporting:
 				st.progress = &pv
+			case err == nil:
+				hasProgress = false // this run's head does not report
 			case routeMissing(err):
 				hasProgress = false // this deployment has no progress API
 			case asAPIError(err, &ae) && ae.Status/100 == 4:
@@ -193,30 +189,22 @@ func (a *app) watch(ctx context.Context, c *Client, id string) error {
 			}
 		}
 		failedNow := 0
-		if st.run.Progress != nil {
-			failedNow = st.run.Progress.Failed
+		if c := st.taskCounts(); c != nil {
+			failedNow = c.Failed
 		}
 		shown := len(st.failures)
-		if hasTasks && (failedNow > lastFailed || st.progress != nil && anyFailed(st.progress)) {
-			var pg page[failedTask]
+		if hasTasks && failedNow > lastFailed {
+			var pg page[task]
 			err := c.Do(ctx, http.MethodGet, "/runs/"+url.PathEscape(id)+"/tasks", url.Values{"status": {"FAILED"}}, nil, &pg)
 			var ae *APIError
 			switch {
 			case err == nil:
 				for _, t := range pg.Items {
-					key := fmt.Sprint(t.TaskID)
-					if seenFailures[key] {
+					if seenFailures[t.TaskID] {
 						continue
 					}
-					seenFailures[key] = true
-					msg := fmt.Sprintf("task %s failed", nonEmpty(t.Name, t.Process))
-					if t.Exit != nil {
-						msg += fmt.Sprintf(" (exit %d)", *t.Exit)
-					}
-					if t.ErrorMsg != "" {
-						msg += ": " + firstLine(t.ErrorMsg)
-					}
-					st.failures = append(st.failures, msg)
+					seenFailures[t.TaskID] = true
+					st.failures = append(st.failures, failureLine(t))
 				}
 			case routeMissing(err):
 				hasTasks = false
@@ -266,13 +254,26 @@ func (a *app) watch(ctx context.Context, c *Client, id string) error {
 	}
 }
 
-func anyFailed(p *progressView) bool {
-	for _, pr := range p.Processes {
-		if pr.Failed > 0 {
-			return true
-		}
+// failureLine describes a failed task.
+func failureLine(t task) string {
+	msg := fmt.Sprintf("task %s failed", nonEmpty(t.Name, t.Process))
+	var why []string
+	if t.Exit != nil {
+		why = append(why, fmt.Sprintf("exit %d", *t.Exit))
 	}
-	return false
+	if t.Attempt > 1 {
+		why = append(why, fmt.Sprintf("attempt %d", t.Attempt))
+	}
+	if t.ErrorAction != "" {
+		why = append(why, "error strategy "+strings.ToLower(t.ErrorAction))
+	}
+	if len(why) > 0 {
+		msg += " (" + strings.Join(why, ", ") + ")"
+	}
+	if t.Workdir != "" {
+		msg += ": " + t.Workdir
+	}
+	return msg
 }
 
 func reasonSuffix(s string) string {
@@ -295,14 +296,13 @@ func changeLines(s watchState, now time.Time, last *string) []string {
 	if r.Status == "RUNNING" && r.TimeToRunningMs != nil {
 		line += " (time to running " + ms(r.TimeToRunningMs) + ")"
 	}
-	if c := r.Progress; c != nil {
+	if c := s.taskCounts(); c != nil {
 		line += fmt.Sprintf(" tasks %d/%d/%d/%d (submitted/running/succeeded/failed)", c.Submitted, c.Running, c.Succeeded, c.Failed)
 	}
 	if p := s.progress; p != nil {
 		var parts []string
 		for _, pr := range p.Processes {
-			total := pr.Pending + pr.Submitted + pr.Running + pr.Succeeded + pr.Failed + pr.Cached + pr.Ignored
-			parts = append(parts, fmt.Sprintf("%s %d/%d", pr.Process, pr.Succeeded+pr.Cached+pr.Ignored, total))
+			parts = append(parts, fmt.Sprintf("%s %d/%d", pr.Name, pr.done(), pr.total()))
 		}
 		if len(parts) > 0 {
 			line += " [" + strings.Join(parts, ", ") + "]"

@@ -30,6 +30,7 @@ import (
 	"github.com/ceforge/ceforge/internal/eventsrc"
 	"github.com/ceforge/ceforge/internal/eventsrc/sqspoll"
 	"github.com/ceforge/ceforge/internal/local/headsim"
+	"github.com/ceforge/ceforge/internal/runtoken"
 	"github.com/ceforge/ceforge/internal/sigv4"
 	"github.com/ceforge/ceforge/internal/store"
 	"github.com/ceforge/ceforge/internal/trace"
@@ -131,6 +132,11 @@ func Start(ctx context.Context, a *app.App, opts Options) (*Stack, error) {
 	if s.server, s.Addr, err = s.serve(opts.Addr, apiHandler); err != nil {
 		cancel()
 		return nil, err
+	}
+	if iss, ok := a.Runs.Trace.(*runtoken.Issuer); ok && iss.Endpoint == "" {
+		// Heads report their progress to this server (scripts/localserver
+		// names its address itself: CEFORGE_TRACE_URL).
+		iss.Endpoint = "http://" + s.Addr
 	}
 	if opts.LogsAddr != "" {
 		if s.logs, s.LogsAddr, err = s.serve(opts.LogsAddr, logsHandler); err != nil {

@@ -245,7 +245,7 @@ func (s *Simulator) startBatchHead(in *batch.SubmitJobInput, jobID string) {
 	h := &head{
 		id: jobID, runID: t[tags.RunID], ceID: t[tags.CEID], fail: t[FailLabel] == FailValue, studio: env["CEFORGE_STUDIO_IMAGE"] != "",
 		pipeline: env["CEFORGE_PIPELINE"], revision: env["CEFORGE_REVISION"], runName: env["CEFORGE_RUN_NAME"], workDir: env["CEFORGE_WORK_DIR"],
-		group: s.jobLogGroup(jd), stream: job.logStream, batch: job, ended: make(chan struct{}),
+		resume: env["CEFORGE_RESUME"], group: s.jobLogGroup(jd), stream: job.logStream, batch: job, ended: make(chan struct{}),
 	}
 	s.mu.Lock()
 	s.heads[jobID] = h
@@ -297,34 +297,63 @@ func (s *Simulator) playBatch(h *head, env map[string]string) {
 			step{24 * time.Hour * 365, func(context.Context) {}},
 		)
 	} else {
-		steps = append(steps, step{s.at(6), log(append([]string{"ceforge: run " + h.runID + " head job starting"}, pipelineStart(h, "awsbatch")...)...)})
+		var rep *reporter // Nextflow's progress reports, when the head is given them
+		report := func(do func(*reporter)) {
+			if rep != nil {
+				do(rep)
+			}
+		}
+		steps = append(steps, step{s.at(6), func(ctx context.Context) {
+			s.logLines(ctx, h, append([]string{"ceforge: run " + h.runID + " head job starting"}, pipelineStart(h, "awsbatch")...)...)
+			if rep = s.newReporter(ctx, h, env, "awsbatch"); rep != nil {
+				rep.begin(ctx)
+			}
+		}})
 		var failed *task
-		n, at := 0, 7.0
+		n, at, taskID := 0, 7.0, 0
 		for gi, group := range taskGroups() {
+			if gi == 0 && h.resume != "" {
+				// Resumed: the first process's tasks ran before, cached now.
+				for _, t := range group {
+					taskID++
+					id := taskID
+					steps = append(steps, step{s.at(at), func(ctx context.Context) {
+						s.logLines(ctx, h, fmt.Sprintf("[%s] Cached process > %s", t.hash, t.name()))
+						report(func(r *reporter) { r.task(ctx, id, t, "CACHED", "") })
+					}})
+				}
+				at += 1.5
+				continue
+			}
 			var ts []*batchJob
+			var ids []int
 			for _, t := range group {
 				tj := &batchJob{id: uuid(), name: "nf-" + t.process + "_" + t.tag, queueARN: computeQueue, jobDef: "nf-" + t.process, tags: j.tags, status: "SUBMITTED", created: time.Now()}
 				s.mu.Lock()
 				s.tasks[tj.id] = &simTask{job: tj, head: h}
 				s.mu.Unlock()
-				ts = append(ts, tj)
+				taskID++
+				id := taskID
+				ts, ids = append(ts, tj), append(ids, id)
 				steps = append(steps, step{s.at(at), func(ctx context.Context) {
 					tj.set("SUBMITTED", func(b *batchJob) { b.created = time.Now() })
 					s.sendJob(ctx, h, tj)
 					s.logLines(ctx, h, fmt.Sprintf("[%s] Submitted process > %s", t.hash, t.name()))
+					report(func(r *reporter) { r.task(ctx, id, t, "SUBMITTED", tj.id) })
 				}})
 			}
-			for _, tj := range ts {
-				tj := tj
+			for ti, tj := range ts {
+				tj, t, id := tj, group[ti], ids[ti]
 				steps = append(steps, step{s.at(at + 1), func(ctx context.Context) { tj.set("RUNNABLE", nil); s.sendJob(ctx, h, tj) }})
 				steps = append(steps, step{s.at(at + 2), func(ctx context.Context) {
 					tj.set("RUNNING", func(b *batchJob) { b.started, b.logStream = time.Now(), "nf-task/default/"+newID(16) })
 					s.sendJob(ctx, h, tj)
+					report(func(r *reporter) { r.task(ctx, id, t, "RUNNING", tj.id) })
 				}})
 			}
 			at += 5
 			for ti, t := range group {
-				t, tj := t, ts[ti]
+				t, tj, id := t, ts[ti], ids[ti]
 				if h.fail && gi == 1 && ti == 1 {
 					failed = &t
 					steps = append(steps, step{s.at(at), func(ctx context.Context) {
@@ -333,6 +362,7 @@ func (s *Simulator) playBatch(h *head, env map[string]string) {
 						})
 						s.sendJob(ctx, h, tj)
 						s.logLines(ctx, h, fmt.Sprintf("[%s] NOTE: Process `%s` terminated with an error exit status (1)", t.hash, t.name()))
+						report(func(r *reporter) { r.task(ctx, id, t, "FAILED", tj.id) })
 					}})
 					continue
 				}
@@ -341,6 +371,7 @@ func (s *Simulator) playBatch(h *head, env map[string]string) {
 					tj.set("SUCCEEDED", func(b *batchJob) { b.stopped, b.exitCode = time.Now(), aws.Int32(0) })
 					s.sendJob(ctx, h, tj)
 					s.logLines(ctx, h, fmt.Sprintf("[%s] Completed process > %s ✔", t.hash, t.name()))
+					report(func(r *reporter) { r.task(ctx, id, t, "COMPLETED", tj.id) })
 				}})
 			}
 			at += 1.5
@@ -348,7 +379,10 @@ func (s *Simulator) playBatch(h *head, env map[string]string) {
 				break
 			}
 		}
-		steps = append(steps, step{s.at(at), func(ctx context.Context) { s.logLines(ctx, h, endLines(h, began, n, failed)...) }})
+		steps = append(steps, step{s.at(at), func(ctx context.Context) {
+			s.logLines(ctx, h, endLines(h, began, n, failed)...)
+			report(func(r *reporter) { r.complete(ctx, failed) })
+		}})
 	}
 	finish := func() {
 		ctx := context.Background()

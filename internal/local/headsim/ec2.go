@@ -84,7 +84,7 @@ func (s *Simulator) seeInstance(ctx context.Context, inst ec2types.Instance) {
 	h = &head{
 		id: id, runID: runID, ceID: tagOf(inst.Tags, tags.CEID), fail: tagOf(inst.Tags, FailLabel) == FailValue,
 		studio: vars["CEFORGE_STUDIO_IMAGE"] != "", pipeline: vars["CEFORGE_PIPELINE"], revision: vars["CEFORGE_REVISION"],
-		runName: strings.TrimPrefix(tagOf(inst.Tags, tags.Name), s.opts.Prefix), workDir: vars["CEFORGE_WORK_DIR"],
+		runName: strings.TrimPrefix(tagOf(inst.Tags, tags.Name), s.opts.Prefix), workDir: vars["CEFORGE_WORK_DIR"], resume: vars["CEFORGE_RESUME"],
 		group: vars["CEFORGE_LOG_GROUP"], stream: runID, ended: make(chan struct{}),
 	}
 	if h.group == "" {
@@ -203,30 +203,75 @@ func (s *Simulator) playInstance(h *head, vars map[string]string) {
 			step{24 * time.Hour * 365, func(context.Context) {}},
 		)
 	} else {
-		steps = append(steps, step{s.at(5), log(pipelineStart(h, "local (docker)")...)})
+		var rep *reporter // Nextflow's progress reports, when the head is given them
+		report := func(ctx context.Context, id int, t task, status string) {
+			if rep != nil {
+				rep.task(ctx, id, t, status, fmt.Sprint(4000+id)) // the local executor's PID
+			}
+		}
+		steps = append(steps, step{s.at(5), func(ctx context.Context) {
+			s.logLines(ctx, h, pipelineStart(h, "local (docker)")...)
+			if rep = s.newReporter(ctx, h, vars, "local"); rep != nil {
+				rep.begin(ctx)
+			}
+		}})
 		var failed *task
-		n, at := 0, 7.0
+		n, at, taskID := 0, 7.0, 0
 		for gi, group := range taskGroups() {
+			if gi == 0 && h.resume != "" {
+				// Resumed: the first process's tasks ran before, cached now.
+				for _, t := range group {
+					taskID++
+					id := taskID
+					steps = append(steps, step{s.at(at), func(ctx context.Context) {
+						s.logLines(ctx, h, fmt.Sprintf("[%s] Cached process > %s", t.hash, t.name()))
+						report(ctx, id, t, "CACHED")
+					}})
+				}
+				at += 1.5
+				continue
+			}
+			first := taskID + 1
 			for _, t := range group {
-				steps = append(steps, step{s.at(at), log(fmt.Sprintf("[%s] Submitted process > %s", t.hash, t.name()))})
+				taskID++
+				id := taskID
+				steps = append(steps, step{s.at(at), func(ctx context.Context) {
+					s.logLines(ctx, h, fmt.Sprintf("[%s] Submitted process > %s", t.hash, t.name()))
+					report(ctx, id, t, "SUBMITTED")
+				}})
+			}
+			for ti, t := range group {
+				t, id := t, first+ti
+				steps = append(steps, step{s.at(at + 2), func(ctx context.Context) { report(ctx, id, t, "RUNNING") }})
 			}
 			at += 5
 			for ti, t := range group {
-				t := t
+				t, id := t, first+ti
 				if h.fail && gi == 1 && ti == 1 {
 					failed = &t
-					steps = append(steps, step{s.at(at), log(fmt.Sprintf("[%s] NOTE: Process `%s` terminated with an error exit status (1)", t.hash, t.name()))})
+					steps = append(steps, step{s.at(at), func(ctx context.Context) {
+						s.logLines(ctx, h, fmt.Sprintf("[%s] NOTE: Process `%s` terminated with an error exit status (1)", t.hash, t.name()))
+						report(ctx, id, t, "FAILED")
+					}})
 					continue
 				}
 				n++
-				steps = append(steps, step{s.at(at), log(fmt.Sprintf("[%s] Completed process > %s ✔", t.hash, t.name()))})
+				steps = append(steps, step{s.at(at), func(ctx context.Context) {
+					s.logLines(ctx, h, fmt.Sprintf("[%s] Completed process > %s ✔", t.hash, t.name()))
+					report(ctx, id, t, "COMPLETED")
+				}})
 			}
 			at += 1.5
 			if failed != nil {
 				break
 			}
 		}
-		steps = append(steps, step{s.at(at), func(ctx context.Context) { s.logLines(ctx, h, endLines(h, began, n, failed)...) }})
+		steps = append(steps, step{s.at(at), func(ctx context.Context) {
+			s.logLines(ctx, h, endLines(h, began, n, failed)...)
+			if rep != nil {
+				rep.complete(ctx, failed)
+			}
+		}})
 	}
 	finish := func() {
 		ctx := context.Background()

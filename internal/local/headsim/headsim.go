@@ -8,7 +8,9 @@
 // AWS Cloud head uploads its exit status and nextflow.log to the work dir
 // and terminates its instance. A pipeline takes about Options.Duration from
 // launch to end; a studio runs until it is cancelled. A run labelled
-// simulate=fail ends FAILED.
+// simulate=fail ends FAILED. A head given a trace endpoint and token secret
+// also reports as Nextflow does (nextflow.go); a resumed run finds its first
+// process's tasks cached.
 //
 // EC2 heads are found by polling the emulator for ceforge's instances, as
 // an instance would boot. Batch heads are seen through JobsAPI, which the
@@ -35,6 +37,7 @@ import (
 	cwtypes "github.com/aws/aws-sdk-go-v2/service/cloudwatchlogs/types"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 )
 
@@ -67,7 +70,9 @@ type Simulator struct {
 	logs  *cloudwatchlogs.Client
 	s3    *s3.Client
 	batch *batch.Client
-	start time.Time
+	// secrets reads runs' progress tokens, as heads do (nextflow.go).
+	secrets *secretsmanager.Client
+	start   time.Time
 
 	mu    sync.Mutex
 	heads map[string]*head // by instance id or job id
@@ -99,7 +104,7 @@ func New(cfg aws.Config, opts Options) *Simulator {
 	return &Simulator{
 		opts: opts, ec2: ec2.NewFromConfig(cfg), sqs: sqs.NewFromConfig(cfg), logs: cloudwatchlogs.NewFromConfig(cfg),
 		s3:    s3.NewFromConfig(cfg, func(o *s3.Options) { o.UsePathStyle = true }),
-		batch: batch.NewFromConfig(cfg),
+		batch: batch.NewFromConfig(cfg), secrets: secretsmanager.NewFromConfig(cfg),
 		start: time.Now(), heads: map[string]*head{}, tasks: map[string]*simTask{}, ctx: context.Background(),
 	}
 }
@@ -140,6 +145,7 @@ type head struct {
 	revision string
 	runName  string
 	workDir  string
+	resume   string // the Nextflow session a relaunched run resumes
 	group    string
 	stream   string
 	cancel   context.CancelFunc
