@@ -14,6 +14,7 @@ import (
 
 	"github.com/ceforge/ceforge/internal/app"
 	"github.com/ceforge/ceforge/internal/app/tokens"
+	_ "github.com/ceforge/ceforge/internal/cloudce/cloudiam" // provisions AWS Cloud roles
 	"github.com/ceforge/ceforge/internal/forge/steps"
 )
 

@@ -67,6 +67,9 @@ func Cloud(params func(aws.Config) awsclient.ParameterReader, provisioning Provi
 		if provisioning == ProvisionHere && a.Config.PermissionsBoundary == "" {
 			return errNoBoundary
 		}
+		if provisioning == ProvisionHere && !cloudce.CanProvision() {
+			return errors.New("this function provisions AWS Cloud compute environments but links no IAM client: import internal/cloudce/cloudiam for its side effect")
+		}
 		c := cloudce.Config{
 			AWS: a.AWS, Runs: a.Runs, Prefix: a.Config.Prefix, LogGroup: a.Config.RunLogGroup,
 			AllowedRegions: a.Config.AllowedRegions, Parameters: params, Log: a.Log.With("platform", computeenv.PlatformCloud),

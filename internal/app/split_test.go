@@ -21,6 +21,7 @@ import (
 	"github.com/ceforge/ceforge/internal/awsclient"
 	"github.com/ceforge/ceforge/internal/awsclient/fsread"
 	"github.com/ceforge/ceforge/internal/awsclient/ssmparam"
+	_ "github.com/ceforge/ceforge/internal/cloudce/cloudiam" // provisions AWS Cloud roles
 	"github.com/ceforge/ceforge/internal/computeenv"
 	"github.com/ceforge/ceforge/internal/config"
 	"github.com/ceforge/ceforge/internal/forge"

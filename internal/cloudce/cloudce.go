@@ -23,6 +23,7 @@ import (
 	"github.com/aws/smithy-go"
 
 	"github.com/ceforge/ceforge/internal/awsclient"
+	"github.com/ceforge/ceforge/internal/awsclient/profileread"
 	"github.com/ceforge/ceforge/internal/computeenv"
 	"github.com/ceforge/ceforge/internal/run"
 )
@@ -71,8 +72,13 @@ const (
 // Clients are the SDK clients of one region and account.
 type Clients struct {
 	EC2 EC2API
+	// IAM creates and deletes roles; nil unless the function links the IAM
+	// client (cloudce/cloudiam), as functions that provision here do.
 	IAM IAMAPI
-	S3  S3API
+	// Profiles reads instance profiles: the IAM client, or
+	// awsclient/profileread where IAM is not linked.
+	Profiles ProfileReader
+	S3       S3API
 	// SSM reads the public AMI parameters; nil in functions that never
 	// validate a CE (their cold start skips the SSM client).
 	SSM awsclient.ParameterReader
@@ -109,6 +115,22 @@ type IAMAPI interface {
 	RemoveRoleFromInstanceProfile(context.Context, *iam.RemoveRoleFromInstanceProfileInput, ...func(*iam.Options)) (*iam.RemoveRoleFromInstanceProfileOutput, error)
 	PutRolePermissionsBoundary(context.Context, *iam.PutRolePermissionsBoundaryInput, ...func(*iam.Options)) (*iam.PutRolePermissionsBoundaryOutput, error)
 }
+
+// ProfileReader reads an instance profile (validation).
+type ProfileReader interface {
+	GetInstanceProfile(context.Context, *iam.GetInstanceProfileInput, ...func(*iam.Options)) (*iam.GetInstanceProfileOutput, error)
+}
+
+// newIAM is the IAM client constructor cloudce/cloudiam registers; nil in
+// functions that never create IAM (the api).
+var newIAM func(aws.Config) IAMAPI
+
+// RegisterIAM links the IAM client constructor; cloudce/cloudiam calls it.
+func RegisterIAM(f func(aws.Config) IAMAPI) { newIAM = f }
+
+// CanProvision says whether this binary links the IAM client, which
+// creating and deleting a CE's role and instance profile needs.
+func CanProvision() bool { return newIAM != nil }
 
 // S3API is the part of S3 this package calls.
 type S3API interface {
@@ -178,7 +200,6 @@ func New(c Config) *Platform {
 			cfg := c.AWS.ForRole(ce.Region, creds)
 			cl := Clients{
 				EC2: ec2.NewFromConfig(cfg),
-				IAM: iam.NewFromConfig(cfg),
 				S3: s3.NewFromConfig(cfg, func(o *s3.Options) {
 					o.UsePathStyle = pathStyle
 					o.DisableLogOutputChecksumValidationSkipped = true // tiny exit-status objects; no log noise
@@ -186,6 +207,12 @@ func New(c Config) *Platform {
 			}
 			if c.Parameters != nil {
 				cl.SSM = c.Parameters(cfg)
+			}
+			if newIAM != nil {
+				cl.IAM = newIAM(cfg)
+				cl.Profiles = cl.IAM
+			} else {
+				cl.Profiles = profileread.New(cfg)
 			}
 			cache[key] = cl
 			return cl

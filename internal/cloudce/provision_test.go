@@ -14,6 +14,7 @@ import (
 
 	"github.com/ceforge/ceforge/internal/apptest"
 	"github.com/ceforge/ceforge/internal/cloudce"
+	_ "github.com/ceforge/ceforge/internal/cloudce/cloudiam" // provisions AWS Cloud roles
 	"github.com/ceforge/ceforge/internal/computeenv"
 	"github.com/ceforge/ceforge/internal/config"
 	"github.com/ceforge/ceforge/internal/eventsrc"

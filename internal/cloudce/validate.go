@@ -161,7 +161,7 @@ func (p *Platform) Prepare(ctx context.Context, ce *computeenv.ComputeEnv) ([]st
 	}
 	if c.InstanceProfileARN != "" {
 		name := profileARNRE.FindStringSubmatch(c.InstanceProfileARN)[1]
-		out, err := cl.IAM.GetInstanceProfile(ctx, &iam.GetInstanceProfileInput{InstanceProfileName: aws.String(name)})
+		out, err := cl.Profiles.GetInstanceProfile(ctx, &iam.GetInstanceProfileInput{InstanceProfileName: aws.String(name)})
 		if err != nil {
 			return nil, accountErr(err, "cloud.instanceProfileArn", "instance_profile_not_found", "instance profile %q does not exist", name)
 		}

@@ -38,3 +38,37 @@ func TestFunctionsLinkNoSchemaPackages(t *testing.T) {
 		require.Empty(t, linked, "%s links schema-serde packages (see README, SDK pins)", fields[0])
 	}
 }
+
+// TestSDKClientsOnlyWhereNeeded keeps the heavy SDK clients out of the
+// functions that only read with them (awsclient/signed): the api links no
+// IAM client (cloudce/cloudiam), no SSM, EFS or FSx client; only the
+// reconciler provisions AWS Cloud roles. Each costs the api 0.1-0.4 MB of
+// its 12 MB budget.
+func TestSDKClientsOnlyWhereNeeded(t *testing.T) {
+	cmd := exec.Command("go", "list", "-tags", "lambda.norpc", "-f", "{{.ImportPath}}{{range .Deps}} {{.}}{{end}}", "./functions/...")
+	cmd.Dir = root(t)
+	cmd.Env = append(cmd.Environ(), "GOOS=linux", "GOARCH=arm64", "CGO_ENABLED=0")
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, string(out))
+	const cloudiam = "github.com/ceforge/ceforge/internal/cloudce/cloudiam"
+	forbidden := map[string][]string{
+		"api": {cloudiam, "github.com/aws/aws-sdk-go-v2/service/ssm", "github.com/aws/aws-sdk-go-v2/service/efs", "github.com/aws/aws-sdk-go-v2/service/fsx"},
+	}
+	seen := map[string]bool{}
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		fields := strings.Fields(line)
+		name := fields[0][strings.LastIndex(fields[0], "/")+1:]
+		seen[name] = true
+		deps := map[string]bool{}
+		for _, pkg := range fields[1:] {
+			deps[pkg] = true
+		}
+		for _, pkg := range forbidden[name] {
+			require.False(t, deps[pkg], "%s links %s", name, pkg)
+		}
+		if name == "reconciler" {
+			require.True(t, deps[cloudiam], "the reconciler provisions AWS Cloud roles: it must link %s", cloudiam)
+		}
+	}
+	require.True(t, seen["api"] && seen["reconciler"], "go list names the api and the reconciler")
+}

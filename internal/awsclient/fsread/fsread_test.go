@@ -94,7 +94,7 @@ func TestErrors(t *testing.T) {
 	cfg := env.AWS.Config(testenv.Region)
 	cfg.BaseEndpoint = aws.String(srv.URL)
 	r := newReader(cfg)
-	r.attempts = 3
+	r.client.Attempts = 3
 	_, err := r.EFS(context.Background(), "fs-1")
 	require.NoError(t, err)
 	require.Equal(t, 3, calls, "throttled once, then file systems and mount targets")
