@@ -14,6 +14,7 @@ require (
 	github.com/aws/aws-sdk-go-v2/service/cloudwatchlogs v1.87.0 // pinned: see README "SDK pins"
 	github.com/aws/aws-sdk-go-v2/service/dynamodb v1.68.0 // pinned: see README "SDK pins"
 	github.com/aws/aws-sdk-go-v2/service/ec2 v1.344.2
+	github.com/aws/aws-sdk-go-v2/service/ecs v1.105.1 // tests and the local head simulator only: the api reads ECS through awsclient/ecsread
 	github.com/aws/aws-sdk-go-v2/service/efs v1.41.18
 	github.com/aws/aws-sdk-go-v2/service/eventbridge v1.55.10 // tests only: rules delivered through the emulator
 	github.com/aws/aws-sdk-go-v2/service/fsx v1.68.7 // pinned: see README "SDK pins"
