@@ -503,6 +503,37 @@ func (p permissions) launch() []perm {
 			cond:      requestTagged,
 			regional:  true,
 		},
+		{
+			// Batch cannot override a job's image: a studio's image gets a
+			// revision of the CE's <prefix><ce-id>-studio job definition at
+			// its first launch.
+			sid:       "RegisterStudioJobDefinitions",
+			why:       "Studio job definitions named with the ceforge prefix (revisions are generated), registered only with the ceforge:managed=true request tag and never privileged (batch:Privileged).",
+			actions:   []string{"batch:RegisterJobDefinition"},
+			resources: []string{p.batch("job-definition")},
+			cond: map[string]map[string]any{
+				"StringEquals": {"aws:RequestTag/" + ManagedTagKey: ManagedTagValue},
+				"Bool":         {"batch:Privileged": "false"},
+			},
+			regional: true,
+		},
+		{
+			sid:       "TagStudioJobDefinitionsOnRegister",
+			why:       "Studio job definitions named with the ceforge prefix; tags only with the ceforge:managed=true request tag (their ownership tags, given at registration).",
+			actions:   []string{"batch:TagResource"},
+			resources: []string{p.batch("job-definition")},
+			cond:      requestTagged,
+			regional:  true,
+		},
+		{
+			// A Batch studio is reached on the EC2 instance behind the
+			// container instance Batch reports its job on.
+			sid:       "FindStudioHosts",
+			why:       "Container instances of the clusters AWS Batch creates (manual-mode compute environments name theirs freely); read-only.",
+			actions:   []string{"ecs:DescribeContainerInstances"},
+			resources: []string{p.arn("ecs", "*", p.account, "container-instance/*")},
+			regional:  true,
+		},
 	}...)
 }
 

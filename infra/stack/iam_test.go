@@ -85,6 +85,8 @@ func TestFunctionCapabilities(t *testing.T) {
 			// Validation of what a CE names (issue 14): key pair, file systems, Batch quotas.
 			"ec2:DescribeKeyPairs", "elasticfilesystem:DescribeFileSystems", "elasticfilesystem:DescribeMountTargets",
 			"fsx:DescribeFileSystems", "batch:DescribeJobQueues", "batch:DescribeComputeEnvironments",
+			// Studios on Batch (issue 16): the image's job definition, the job's host.
+			"batch:RegisterJobDefinition", "batch:DescribeJobDefinitions", "ecs:DescribeContainerInstances",
 		},
 		stack.FnReconciler: {
 			"iam:CreateRole", "iam:DeleteRole", "batch:CreateComputeEnvironment", "batch:DeleteJobQueue",
@@ -101,10 +103,11 @@ func TestFunctionCapabilities(t *testing.T) {
 		},
 	}
 	mustNot := map[string][]string{
-		// The reconciler forges and tears down; the api never does.
+		// The reconciler forges and tears down; the api never does (it
+		// registers studio job definitions, a launch's, not a CE's).
 		stack.FnAPI: {
 			"iam:CreateRole", "iam:DeleteRole", "iam:CreateInstanceProfile", "batch:CreateComputeEnvironment",
-			"batch:DeleteComputeEnvironment", "batch:RegisterJobDefinition", "ec2:CreateLaunchTemplate",
+			"batch:DeleteComputeEnvironment", "batch:DeregisterJobDefinition", "ec2:CreateLaunchTemplate",
 			"logs:CreateLogGroup", "logs:DeleteLogGroup", "elasticfilesystem:CreateFileSystem", "fsx:CreateFileSystem",
 		},
 		stack.FnReconciler:  {"ec2:RunInstances", "batch:SubmitJob", "lambda:InvokeFunction"},
@@ -137,6 +140,15 @@ func TestFunctionCapabilities(t *testing.T) {
 			if got := strs(like["dynamodb:LeadingKeys"]); !slices.Equal(got, []string{"LEASE#*"}) {
 				t.Errorf("logs %s (%s) beyond the lease records: %v", a, st.sid, got)
 			}
+		}
+	}
+	// The api registers job definitions (studios) only tagged as ceforge's
+	// and never privileged.
+	for _, st := range s.actionsOf(t, stack.FnAPI)["batch:RegisterJobDefinition"] {
+		eq, _ := st.condition["StringEquals"].(map[string]any)
+		b, _ := st.condition["Bool"].(map[string]any)
+		if !slices.Equal(strs(eq["aws:RequestTag/ceforge:managed"]), []string{"true"}) || !slices.Equal(strs(b["batch:Privileged"]), []string{"false"}) {
+			t.Errorf("api batch:RegisterJobDefinition (%s) without the ownership request tag or batch:Privileged=false: %v", st.sid, st.condition)
 		}
 	}
 	// Only the api invokes, and only the sweeper and the reconciler.

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ceforge/ceforge/internal/awsclient/ecsread"
 	"github.com/ceforge/ceforge/internal/eventsrc"
 	"github.com/ceforge/ceforge/internal/ids"
 	"github.com/ceforge/ceforge/internal/run"
@@ -32,8 +33,11 @@ type Observation struct {
 	Reason    string
 	ExitCode  *int
 	LogStream string
-	At        time.Time
-	StartedAt time.Time
+	// ContainerInstance is the ECS container instance the job runs on
+	// (from STARTING on, on EC2 compute environments).
+	ContainerInstance string
+	At                time.Time
+	StartedAt         time.Time
 }
 
 // jobDetail decodes only what ceforge uses of the event detail.
@@ -46,9 +50,10 @@ type jobDetail struct {
 	StartedAt    int64  `json:"startedAt"`
 	StoppedAt    int64  `json:"stoppedAt"`
 	Container    struct {
-		ExitCode      *int   `json:"exitCode"`
-		Reason        string `json:"reason"`
-		LogStreamName string `json:"logStreamName"`
+		ExitCode             *int   `json:"exitCode"`
+		Reason               string `json:"reason"`
+		LogStreamName        string `json:"logStreamName"`
+		ContainerInstanceArn string `json:"containerInstanceArn"`
 	} `json:"container"`
 	Tags struct {
 		RunID string `json:"ceforge:run-id"`
@@ -74,7 +79,7 @@ func Parser(prefix string) eventsrc.Parser {
 		}
 		o := &Observation{
 			RunID: d.Tags.RunID, JobID: d.JobID, Status: d.Status, Reason: d.StatusReason,
-			ExitCode: d.Container.ExitCode, LogStream: d.Container.LogStreamName, At: env.Time,
+			ExitCode: d.Container.ExitCode, LogStream: d.Container.LogStreamName, ContainerInstance: d.Container.ContainerInstanceArn, At: env.Time,
 			Head: len(d.JobName) == len(headPrefix)+len(d.Tags.RunID) && strings.HasPrefix(d.JobName, headPrefix) && strings.HasSuffix(d.JobName, d.Tags.RunID),
 		}
 		if o.RunID == "" {
@@ -371,6 +376,7 @@ func planChange(rec *runRecord, obs []Observation) change {
 		set["progress"] = progressOf(merged)
 	}
 	if head != nil {
+		studioHost(rec, head, set)
 		if head.LogStream != "" && (rec.Logs == nil || rec.Logs.Stream == "") {
 			lr := run.LogRef{Stream: head.LogStream}
 			if rec.Logs != nil {
@@ -401,6 +407,24 @@ func planChange(rec *runRecord, obs []Observation) change {
 	}
 	ch.Set = set
 	return ch
+}
+
+// studioHost records where a studio's head job runs: the container
+// instance Batch reports it on (the API finds the EC2 instance behind it
+// when asked how to connect). A job seen on another container instance
+// forgets the host found for the previous one.
+func studioHost(rec *runRecord, head *Observation, set map[string]any) {
+	b := rec.Backend
+	if rec.Kind != run.KindStudio || b == nil || b.JobID != head.JobID || b.ContainerInstanceARN == head.ContainerInstance {
+		return
+	}
+	if _, ok := ecsread.ClusterOf(head.ContainerInstance); !ok {
+		return
+	}
+	set["backend.containerInstanceArn"] = head.ContainerInstance
+	if b.HostInstanceID != "" {
+		set["backend.hostInstanceId"] = nil
+	}
 }
 
 // laterHead reports whether head observation a supersedes b: a higher

@@ -40,12 +40,17 @@ type Launcher struct {
 	Log    *slog.Logger
 	// Jobs, when set, replaces the per-CE Batch client (tests).
 	Jobs func(ce *computeenv.ComputeEnv) JobsAPI
-	Now  func() time.Time
+	// JobDefs and Hosts, when set, replace the per-CE clients that find or
+	// register studio job definitions and studio hosts (tests).
+	JobDefs func(ce *computeenv.ComputeEnv) forge.JobDefinitionAPI
+	Hosts   func(ce *computeenv.ComputeEnv) HostFinder
+	Now     func() time.Time
 }
 
 var (
-	_ run.Launcher   = (*Launcher)(nil)
-	_ run.Reconciler = (*Launcher)(nil)
+	_ run.Launcher    = (*Launcher)(nil)
+	_ run.Reconciler  = (*Launcher)(nil)
+	_ run.HostLocator = (*Launcher)(nil)
 )
 
 func (l *Launcher) jobs(ce *computeenv.ComputeEnv) JobsAPI {
@@ -68,8 +73,10 @@ func HeadJobName(prefix, runID string) string { return prefix + "head-" + runID 
 
 // Check validates Batch-specific run options.
 func (l *Launcher) Check(ce *computeenv.ComputeEnv, r *run.Run) error {
-	if r.Kind != run.KindPipeline {
-		return apierr.Invalid("kind", "AWS Batch compute environments run pipelines; run studios on an aws-cloud compute environment")
+	if r.Kind == run.KindStudio {
+		if err := checkStudio(ce, r); err != nil {
+			return err
+		}
 	}
 	if ce.Batch != nil && ce.Batch.Forge != nil && ce.Batch.Forge.FargateHeadEnabled && (r.HeadJobCpus != 0 || r.HeadJobMemoryMb != 0) {
 		cpus, mem := r.HeadJobCpus, r.HeadJobMemoryMb
@@ -92,6 +99,9 @@ func (l *Launcher) Check(ce *computeenv.ComputeEnv, r *run.Run) error {
 // config gives every compute job the same tags as resource labels, so
 // their events name the run.
 func (l *Launcher) Launch(ctx context.Context, ce *computeenv.ComputeEnv, r *run.Run) (run.Backend, *run.LogRef, error) {
+	if r.Kind == run.KindStudio {
+		return l.launchStudio(ctx, ce, r)
+	}
 	head, compute := Queues(l.Prefix, ce)
 	jd := forge.FindType(ce, forge.TypeJobDefinition)
 	if jd == nil || jd.ARN == "" {
@@ -552,6 +562,7 @@ func observationOf(runID string, j btypes.JobDetail, now time.Time) Observation 
 	if c := j.Container; c != nil {
 		o.ExitCode = int32p(c.ExitCode)
 		o.LogStream = aws.ToString(c.LogStreamName)
+		o.ContainerInstance = aws.ToString(c.ContainerInstanceArn)
 		if o.Reason == "" {
 			o.Reason = aws.ToString(c.Reason)
 		}

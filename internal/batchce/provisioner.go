@@ -358,17 +358,29 @@ func (p *Provisioner) createManual(ctx context.Context, client forge.BatchAPI, c
 	if err != nil {
 		return false, err
 	}
-	b := ce.Batch
-	arn, err := forge.RegisterHeadJobDefinition(ctx, client, forge.JobDefSpec{
-		Name: n.JobDefinition, Region: ce.Region, Fargate: fargate, Cpus: b.HeadJobCpus, MemoryMb: b.HeadJobMemoryMb,
-		JobRoleARN: b.HeadJobRole, ExecutionRoleARN: b.ExecutionRole, LogGroup: LogGroup(p.Prefix, ce),
-		Env: forge.HeadEnv(ce), Tags: tags.Merge(ce.Labels, tags.Ownership(ce.ID, "")), HostMounts: TaskVolumes(ce),
-	})
+	spec := manualHeadJobDef(p.Prefix, ce)
+	spec.Fargate = fargate
+	arn, err := forge.RegisterHeadJobDefinition(ctx, client, spec)
 	if err != nil {
 		return false, err
 	}
-	ce.ForgedResources = append(ce.ForgedResources, computeenv.Resource{Type: forge.TypeJobDefinition, Name: n.JobDefinition, ARN: arn, State: forge.StateCreated})
+	platform := string(btypes.PlatformCapabilityEc2)
+	if fargate {
+		platform = string(btypes.PlatformCapabilityFargate)
+	}
+	ce.ForgedResources = append(ce.ForgedResources, computeenv.Resource{Type: forge.TypeJobDefinition, Name: n.JobDefinition, ARN: arn, State: forge.StateCreated, Platform: platform})
 	return true, nil
+}
+
+// manualHeadJobDef is the head job definition of a manual-mode CE (its
+// platform aside, which its head queue decides).
+func manualHeadJobDef(prefix string, ce *computeenv.ComputeEnv) forge.JobDefSpec {
+	b := ce.Batch
+	return forge.JobDefSpec{
+		Name: forge.NamesFor(prefix, ce.ID).JobDefinition, Region: ce.Region, Cpus: b.HeadJobCpus, MemoryMb: b.HeadJobMemoryMb,
+		JobRoleARN: b.HeadJobRole, ExecutionRoleARN: b.ExecutionRole, LogGroup: LogGroup(prefix, ce),
+		Env: forge.HeadEnv(ce), Tags: tags.Merge(ce.Labels, tags.Ownership(ce.ID, "")), HostMounts: TaskVolumes(ce),
+	}
 }
 
 func headQueueIsFargate(ctx context.Context, b forge.BatchAPI, queue string) (bool, error) {
@@ -413,7 +425,11 @@ func (p *Provisioner) delete(ctx context.Context, ce *computeenv.ComputeEnv) err
 	var err error
 	if ce.ConfigMode == computeenv.ModeManual {
 		n := forge.NamesFor(p.Prefix, ce.ID)
-		err = forge.DeregisterJobDefinitions(ctx, batch.NewFromConfig(cfg), n.JobDefinition, ce.ID)
+		client := batch.NewFromConfig(cfg)
+		err = forge.DeregisterJobDefinitions(ctx, client, n.StudioJobDefinition, ce.ID)
+		if err == nil {
+			err = forge.DeregisterJobDefinitions(ctx, client, n.JobDefinition, ce.ID)
+		}
 		if r := forge.Find(ce, forge.TypeJobDefinition, n.JobDefinition); r != nil && err == nil {
 			r.State = forge.StateDeleted
 		}

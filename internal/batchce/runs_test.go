@@ -71,12 +71,6 @@ func TestLaunchSubmitsOneHeadJob(t *testing.T) {
 		require.Contains(t, string(cfg), want)
 	}
 
-	// Studios are not Batch runs.
-	res := h.Do(t, "POST", "/runs", run.LaunchRequest{Kind: run.KindStudio, ComputeEnvID: ce.ID, Studio: &run.Studio{Image: "jupyter/base"}})
-	require.Equal(t, 400, res.Status, string(res.Body))
-	_, field, _ := res.Error(t)
-	require.Equal(t, "kind", field)
-
 	// The same Idempotency-Key gives the same run and no second job.
 	h.Calls.Reset()
 	first := h.Do(t, "POST", "/runs", run.LaunchRequest{Kind: run.KindPipeline, ComputeEnvID: ce.ID, Pipeline: "nf-core/rnaseq"}, "Idempotency-Key", "k1")

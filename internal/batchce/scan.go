@@ -217,6 +217,8 @@ func scanDetail(b []byte, d *jobDetail) error {
 					d.Container.Reason, err = s.str()
 				case "logStreamName":
 					d.Container.LogStreamName, err = s.str()
+				case "containerInstanceArn":
+					d.Container.ContainerInstanceArn, err = s.str()
 				default:
 					err = s.skip()
 				}

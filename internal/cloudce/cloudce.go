@@ -41,7 +41,7 @@ const (
 	DefaultMaxRunHours  = 168
 	MaxMaxRunHours      = 24 * 30
 	MaxBootDiskGiB      = 16384
-	DefaultStudioPort   = 8888
+	DefaultStudioPort   = run.DefaultStudioPort
 	DefaultInstanceX86  = "m6i.xlarge"
 	DefaultInstanceArm  = "m7g.xlarge"
 	DefaultInstanceGPU  = "g5.xlarge"

@@ -87,6 +87,9 @@ type Resource struct {
 	// PermissionsBoundary is the boundary policy a forged IAM role carries
 	// (set when ceforge created it under one or put it there).
 	PermissionsBoundary string `json:"permissionsBoundary,omitempty"`
+	// Platform is where a job definition's jobs run (EC2 or FARGATE), for
+	// the head job definition of a manual-mode CE: its queue decides.
+	Platform string `json:"platform,omitempty"`
 }
 
 // BatchOptions are the AWS Batch platform options (forge when Forge is set,

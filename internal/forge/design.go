@@ -108,7 +108,10 @@ type Names struct {
 	HeadQueue      string
 	WorkQueue      string
 	JobDefinition  string
-	LogGroup       string
+	// StudioJobDefinition holds the revisions registered for studios (one
+	// per image), at launch.
+	StudioJobDefinition string
+	LogGroup            string
 }
 
 // NamesFor returns the names of ceID's resources.
@@ -118,7 +121,7 @@ func NamesFor(prefix, ceID string) Names {
 		Base: b, ServiceRole: b + "-service", InstanceRole: b + "-instance", HeadJobRole: b + "-headjob",
 		ComputeJobRole: b + "-computejob", ExecutionRole: b + "-execution", LaunchTemplate: b,
 		HeadCE: b + "-head", WorkCE: b + "-work", HeadQueue: b + "-head", WorkQueue: b + "-work",
-		JobDefinition: b + "-head", LogGroup: "/aws/batch/job/" + b,
+		JobDefinition: b + "-head", StudioJobDefinition: b + "-studio", LogGroup: "/aws/batch/job/" + b,
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/batch"
 	btypes "github.com/aws/aws-sdk-go-v2/service/batch/types"
 
+	"github.com/ceforge/ceforge/internal/computeenv"
 	"github.com/ceforge/ceforge/internal/tags"
 )
 
@@ -32,6 +33,24 @@ type JobDefSpec struct {
 	// HostMounts are host paths (where the hosts mount EFS or FSx) bound
 	// into the head container at the same path; none on Fargate.
 	HostMounts []string
+}
+
+// HeadJobDef is the head job definition of a forged CE's design; the
+// roles it names are those the user gave or, else, those forge created
+// (recorded in ce).
+func HeadJobDef(ce *computeenv.ComputeEnv, d Design) JobDefSpec {
+	spec := JobDefSpec{
+		Name: d.Names.JobDefinition, Region: d.Region, Fargate: d.FargateHead, Cpus: d.HeadCpus, MemoryMb: d.HeadMemoryMb,
+		JobRoleARN: d.HeadJobRoleARN, ExecutionRoleARN: d.ExecutionRoleARN, LogGroup: d.LogGroup, Env: d.HeadEnv, Tags: d.Tags,
+		HostMounts: d.HostMounts(),
+	}
+	if r := Find(ce, TypeRole, d.Names.HeadJobRole); r != nil && spec.JobRoleARN == "" {
+		spec.JobRoleARN = r.ARN
+	}
+	if r := Find(ce, TypeRole, d.Names.ExecutionRole); r != nil && spec.ExecutionRoleARN == "" {
+		spec.ExecutionRoleARN = r.ARN
+	}
+	return spec
 }
 
 // RegisterHeadJobDefinition registers spec, or returns the active revision a
@@ -121,18 +140,79 @@ func HeadJobDefinitionInput(spec JobDefSpec) *batch.RegisterJobDefinitionInput {
 	return in
 }
 
+// JobDefinitionAPI is the part of AWS Batch that studio launches use.
+type JobDefinitionAPI interface {
+	DescribeJobDefinitions(context.Context, *batch.DescribeJobDefinitionsInput, ...func(*batch.Options)) (*batch.DescribeJobDefinitionsOutput, error)
+	RegisterJobDefinition(context.Context, *batch.RegisterJobDefinitionInput, ...func(*batch.Options)) (*batch.RegisterJobDefinitionOutput, error)
+}
+
+// RegisterStudioJobDefinition returns the active revision of spec.Name
+// that runs spec.Image for spec's CE (ownership tag), registering it on
+// the first studio of that image: Batch cannot override a job's image, so
+// each image gets its revision, reused by every later studio.
+func RegisterStudioJobDefinition(ctx context.Context, b JobDefinitionAPI, spec JobDefSpec) (string, error) {
+	in := &batch.DescribeJobDefinitionsInput{JobDefinitionName: aws.String(spec.Name), Status: aws.String("ACTIVE")}
+	best, rev := "", int32(-1)
+	for {
+		got, err := b.DescribeJobDefinitions(ctx, in)
+		if err != nil {
+			return "", Wrap("describe job definition "+spec.Name, err)
+		}
+		for _, jd := range got.JobDefinitions {
+			cp := jd.ContainerProperties
+			if jd.Tags[tags.CEID] == spec.Tags[tags.CEID] && cp != nil && aws.ToString(cp.Image) == spec.Image && aws.ToInt32(jd.Revision) > rev {
+				best, rev = aws.ToString(jd.JobDefinitionArn), aws.ToInt32(jd.Revision)
+			}
+		}
+		if aws.ToString(got.NextToken) == "" {
+			break
+		}
+		in.NextToken = got.NextToken
+	}
+	if best != "" {
+		return best, nil
+	}
+	out, err := b.RegisterJobDefinition(ctx, StudioJobDefinitionInput(spec))
+	if err != nil {
+		return "", Wrap("register job definition "+spec.Name, err)
+	}
+	return aws.ToString(out.JobDefinitionArn), nil
+}
+
+// StudioJobDefinitionInput is the head job definition of spec with the
+// studio's image, which runs its own entrypoint (no command), never
+// privileged (the api's IAM grant requires it). EC2 only: Session Manager
+// reaches instances, not Fargate tasks.
+func StudioJobDefinitionInput(spec JobDefSpec) *batch.RegisterJobDefinitionInput {
+	spec.Fargate = false
+	in := HeadJobDefinitionInput(spec)
+	in.ContainerProperties.Command = nil
+	in.ContainerProperties.Privileged = aws.Bool(false)
+	return in
+}
+
 // DeregisterJobDefinitions deregisters every active revision of name that
 // carries ceID's ownership tag.
 func DeregisterJobDefinitions(ctx context.Context, b BatchAPI, name, ceID string) error {
-	got, err := b.DescribeJobDefinitions(ctx, &batch.DescribeJobDefinitionsInput{JobDefinitionName: aws.String(name), Status: aws.String("ACTIVE")})
-	if err != nil {
-		return Wrap("describe job definition "+name, err)
-	}
-	for _, jd := range got.JobDefinitions {
-		if jd.Tags[tags.CEID] != ceID {
-			continue
+	in := &batch.DescribeJobDefinitionsInput{JobDefinitionName: aws.String(name), Status: aws.String("ACTIVE")}
+	var arns []*string
+	for {
+		got, err := b.DescribeJobDefinitions(ctx, in)
+		if err != nil {
+			return Wrap("describe job definition "+name, err)
 		}
-		if _, err := b.DeregisterJobDefinition(ctx, &batch.DeregisterJobDefinitionInput{JobDefinition: jd.JobDefinitionArn}); err != nil && Code(err) != "ClientException" {
+		for _, jd := range got.JobDefinitions {
+			if jd.Tags[tags.CEID] == ceID {
+				arns = append(arns, jd.JobDefinitionArn)
+			}
+		}
+		if aws.ToString(got.NextToken) == "" {
+			break
+		}
+		in.NextToken = got.NextToken
+	}
+	for _, arn := range arns {
+		if _, err := b.DeregisterJobDefinition(ctx, &batch.DeregisterJobDefinitionInput{JobDefinition: arn}); err != nil && Code(err) != "ClientException" {
 			return Wrap("deregister job definition "+name, err)
 		}
 	}

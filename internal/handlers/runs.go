@@ -66,7 +66,8 @@ func (h runHandlers) get(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return api.WriteJSON(w, http.StatusOK, runView{Run: res.Public(), Connect: run.StudioConnect(res)})
+	connect := h.svc.Connect(r.Context(), res) // records a Batch studio's host on res first
+	return api.WriteJSON(w, http.StatusOK, runView{Run: res.Public(), Connect: connect})
 }
 
 // runView is a run as GET /runs/{id} shows it: the record, plus how to

@@ -173,6 +173,9 @@ func (r *Run) Public() *Run {
 	return &c
 }
 
+// DefaultStudioPort is a studio's port when the launch names none.
+const DefaultStudioPort = 8888
+
 // Studio options of a studio run.
 type Studio struct {
 	Image string `json:"image"`
@@ -215,6 +218,13 @@ type Backend struct {
 	HeadCpus     int    `json:"headCpus,omitempty"`
 	HeadMemoryMb int    `json:"headMemoryMb,omitempty"`
 	Fargate      bool   `json:"fargate,omitempty"`
+
+	// ContainerInstanceARN is the ECS container instance a Batch studio's
+	// job runs on, as Batch reports it (events, DescribeJobs).
+	ContainerInstanceARN string `json:"containerInstanceArn,omitempty"`
+	// HostInstanceID is the EC2 instance behind ContainerInstanceARN: the
+	// host a Batch studio is reached through (found once, then recorded).
+	HostInstanceID string `json:"hostInstanceId,omitempty"`
 }
 
 // LogRef says where the run's console log is.
@@ -244,17 +254,31 @@ type Connect struct {
 	Command string `json:"command"`
 }
 
+// StudioHost returns the EC2 instance a studio is reached through: its
+// head instance (AWS Cloud), or the Batch host its job runs on (once
+// known); "" when there is none.
+func StudioHost(r *Run) string {
+	if r.Backend == nil {
+		return ""
+	}
+	if r.Backend.Type == BackendBatch {
+		return r.Backend.HostInstanceID
+	}
+	return r.Backend.InstanceID
+}
+
 // StudioConnect returns how to reach r, or nil when r is not a running
 // studio on a known host.
 func StudioConnect(r *Run) *Connect {
-	if r.Kind != KindStudio || r.Status != StatusRunning || r.Studio == nil || r.Backend == nil || r.Backend.InstanceID == "" {
+	host := StudioHost(r)
+	if r.Kind != KindStudio || r.Status != StatusRunning || r.Studio == nil || host == "" {
 		return nil
 	}
 	port := strconv.Itoa(r.Studio.Port)
 	return &Connect{
-		Method: ConnectMethodSSM, InstanceID: r.Backend.InstanceID, Region: r.Backend.Region, Port: r.Studio.Port,
+		Method: ConnectMethodSSM, InstanceID: host, Region: r.Backend.Region, Port: r.Studio.Port,
 		Document: PortForwardingDocument,
 		Command: fmt.Sprintf(`aws ssm start-session --region %s --target %s --document-name %s --parameters '{"portNumber":["%s"],"localPortNumber":["%s"]}'`,
-			r.Backend.Region, r.Backend.InstanceID, PortForwardingDocument, port, port),
+			r.Backend.Region, host, PortForwardingDocument, port, port),
 	}
 }

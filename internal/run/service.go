@@ -49,6 +49,13 @@ type TraceIssuer interface {
 	Store(ctx context.Context, ce *computeenv.ComputeEnv, r *Run) error
 }
 
+// HostLocator is implemented by launchers whose heads run on shared hosts
+// (AWS Batch): it finds the EC2 instance a studio's head runs on, "" when
+// it cannot be known (yet).
+type HostLocator interface {
+	StudioHost(ctx context.Context, ce *computeenv.ComputeEnv, r *Run) (string, error)
+}
+
 // IdempotencyTTL is how long an Idempotency-Key is remembered.
 const IdempotencyTTL = 24 * time.Hour
 
@@ -282,6 +289,53 @@ func (s *Service) Get(ctx context.Context, id string) (*Run, error) {
 	}
 	r.Version = v
 	return &r, nil
+}
+
+// Connect returns how to reach r (GET /runs/{id}), nil when r is not a
+// running studio on a known host. A Batch studio's host is found once,
+// from the container instance Batch reported its job on, through the
+// platform's HostLocator, and recorded on the run while that container
+// instance is still the one recorded; a failed lookup is logged and leaves
+// the run without connect information until the next read.
+func (s *Service) Connect(ctx context.Context, r *Run) *Connect {
+	if r.Kind != KindStudio || r.Status != StatusRunning || r.Backend == nil {
+		return nil
+	}
+	b := r.Backend
+	if b.Type == BackendBatch && b.HostInstanceID == "" && b.ContainerInstanceARN != "" {
+		if host, err := s.locateHost(ctx, r); err != nil {
+			s.log(ctx).Warn("studio host not found", "run_id", r.ID, "container_instance", b.ContainerInstanceARN, "error", err.Error())
+		} else {
+			b.HostInstanceID = host
+		}
+	}
+	return StudioConnect(r)
+}
+
+func (s *Service) locateHost(ctx context.Context, r *Run) (string, error) {
+	loc, ok := s.Launchers[r.Platform].(HostLocator)
+	if !ok {
+		return "", nil
+	}
+	var ce computeenv.ComputeEnv
+	if _, err := s.Store.Get(ctx, store.KindCE, r.ComputeEnvID, &ce); err != nil {
+		return "", fmt.Errorf("read compute environment %s: %w", r.ComputeEnvID, err)
+	}
+	host, err := loc.StudioHost(ctx, &ce, r)
+	if err != nil || host == "" {
+		return "", err
+	}
+	err = s.Store.PatchWhen(ctx, store.KindRun, r.ID, map[string]any{"backend.hostInstanceId": host},
+		store.Equals("backend.containerInstanceArn", r.Backend.ContainerInstanceARN))
+	if errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrNotFound) {
+		// Batch reported another container instance meanwhile (or the run
+		// is gone): the host found is not the job's any more.
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("record studio host of run %s: %w", r.ID, err)
+	}
+	return host, nil
 }
 
 // ListQuery filters GET /runs.

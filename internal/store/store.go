@@ -780,6 +780,12 @@ type Cond struct {
 // Unset holds when the record has no attribute at path (a json name or a
 // dotted path into maps, e.g. "timeline.running").
 func Unset(path string) Cond {
+	p, names := condPath(path)
+	return Cond{expr: "attribute_not_exists(" + p + ")", names: names}
+}
+
+// condPath aliases each segment of a dotted path for a condition.
+func condPath(path string) (string, map[string]string) {
 	parts := strings.Split(path, ".")
 	names := map[string]string{}
 	for i, p := range parts {
@@ -787,7 +793,14 @@ func Unset(path string) Cond {
 		names[alias] = p
 		parts[i] = alias
 	}
-	return Cond{expr: "attribute_not_exists(" + strings.Join(parts, ".") + ")", names: names}
+	return strings.Join(parts, "."), names
+}
+
+// Equals holds when the record's attribute at path (a json name or a
+// dotted path into maps) is the string value.
+func Equals(path, value string) Cond {
+	p, names := condPath(path)
+	return Cond{expr: p + " = :c", names: names, values: map[string]types.AttributeValue{":c": &types.AttributeValueMemberS{Value: value}}}
 }
 
 // PatchWhen is PatchWithRefs that applies only while c holds: a write that

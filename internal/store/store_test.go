@@ -411,6 +411,31 @@ func TestPatchWhenUnsetOneWriterWins(t *testing.T) {
 	require.ErrorIs(t, err, store.ErrNotFound)
 }
 
+// TestPatchWhenEquals: a write conditioned on a nested attribute's value
+// applies while it holds and is refused (ErrConflict) once it changed.
+func TestPatchWhenEquals(t *testing.T) {
+	env := testenv.New(t)
+	ctx := context.Background()
+	s := env.Store
+	type backend struct {
+		Host string `json:"host,omitempty"`
+		Seen string `json:"seen,omitempty"`
+	}
+	type rec struct {
+		ID        string    `json:"id"`
+		Backend   backend   `json:"backend"`
+		CreatedAt time.Time `json:"createdAt"`
+	}
+	require.NoError(t, s.Create(ctx, store.KindRun, "r1", rec{ID: "r1", Backend: backend{Host: "ci-1"}, CreatedAt: time.Now()}))
+	require.NoError(t, s.PatchWhen(ctx, store.KindRun, "r1", map[string]any{"backend.seen": "i-1"}, store.Equals("backend.host", "ci-1")))
+	err := s.PatchWhen(ctx, store.KindRun, "r1", map[string]any{"backend.seen": "i-2"}, store.Equals("backend.host", "ci-2"))
+	require.ErrorIs(t, err, store.ErrConflict)
+	var got rec
+	_, err = s.Get(ctx, store.KindRun, "r1", &got)
+	require.NoError(t, err)
+	require.Equal(t, backend{Host: "ci-1", Seen: "i-1"}, got.Backend)
+}
+
 // TestChecksAndCounts: a create conditioned on another record's status
 // moves a counter with it, and a save conditioned on that counter sees it:
 // the two writes exclude each other.

@@ -623,18 +623,7 @@ func (f *Forger) jobDefinition(ctx context.Context, ce *computeenv.ComputeEnv, d
 	if forge.Done(ce, forge.TypeJobDefinition, d.Names.JobDefinition) {
 		return true, nil
 	}
-	spec := forge.JobDefSpec{
-		Name: d.Names.JobDefinition, Region: d.Region, Fargate: d.FargateHead, Cpus: d.HeadCpus, MemoryMb: d.HeadMemoryMb,
-		JobRoleARN: d.HeadJobRoleARN, ExecutionRoleARN: d.ExecutionRoleARN, LogGroup: d.LogGroup, Env: d.HeadEnv, Tags: d.Tags,
-		HostMounts: d.HostMounts(),
-	}
-	if r := forge.Find(ce, forge.TypeRole, d.Names.HeadJobRole); r != nil && spec.JobRoleARN == "" {
-		spec.JobRoleARN = r.ARN
-	}
-	if r := forge.Find(ce, forge.TypeRole, d.Names.ExecutionRole); r != nil && spec.ExecutionRoleARN == "" {
-		spec.ExecutionRoleARN = r.ARN
-	}
-	arn, err := forge.RegisterHeadJobDefinition(ctx, f.Batch, spec)
+	arn, err := forge.RegisterHeadJobDefinition(ctx, f.Batch, forge.HeadJobDef(ce, d))
 	if err != nil {
 		return false, err
 	}

@@ -126,8 +126,11 @@ func (f *Forger) deleteJobDefinition(ctx context.Context, ce *computeenv.Compute
 	if r := forge.Find(ce, forge.TypeJobDefinition, d.Names.JobDefinition); r != nil && r.State == forge.StateDeleted {
 		return true, nil
 	}
-	if err := forge.DeregisterJobDefinitions(ctx, f.Batch, d.Names.JobDefinition, ce.ID); err != nil {
-		return false, err
+	// The studios' revisions (registered at launch, never recorded) go too.
+	for _, name := range []string{d.Names.StudioJobDefinition, d.Names.JobDefinition} {
+		if err := forge.DeregisterJobDefinitions(ctx, f.Batch, name, ce.ID); err != nil {
+			return false, err
+		}
 	}
 	mark(ce, forge.TypeJobDefinition, d.Names.JobDefinition, forge.StateDeleted)
 	return true, nil
