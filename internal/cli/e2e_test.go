@@ -17,6 +17,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/cloudformation"
+	"github.com/aws/aws-sdk-go-v2/service/ecs"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/stretchr/testify/require"
 
@@ -452,6 +453,51 @@ func TestProgressFailuresAndResume(t *testing.T) {
 	require.Contains(t, res.stderr, "never reported a Nextflow session")
 	e.cli(t, cfg, "", "run", "cancel", off).ok(t)
 	require.Equal(t, 3, e.cli(t, cfg, "", "run", "watch", off, "--interval", "300ms").code)
+	e.cli(t, cfg, "", "ce", "delete", ce, "--wait").ok(t)
+}
+
+// A studio on a forged Batch CE is reached the same way: once RUNNING, its
+// connect names the EC2 host its job runs on (the one ECS knows behind the
+// container instance Batch reported), and studio connect prints the command
+// to that host.
+func TestBatchStudioConnect(t *testing.T) {
+	e := stack(t)
+	e.bucket(t)
+	cfg := e.configured(t)
+	forgeFile := filepath.Join(t.TempDir(), "forge.yaml")
+	require.NoError(t, os.WriteFile(forgeFile, []byte(strings.Replace(forgeCE, "e2e-forge", "e2e-batch-studio", 1)), 0o600))
+	ce := e.cli(t, cfg, "", "ce", "create", "-f", forgeFile, "--wait", "-q").ok(t)
+	st := e.cli(t, cfg, "", "run", "launch", "--ce", ce, "--studio", "jupyter/base-notebook:2024-10-07", "--port", "8890", "-q").ok(t)
+	var r map[string]any
+	require.Eventually(t, func() bool {
+		r = runJSON(t, e.cli(t, cfg, "", "run", "get", st, "-o", "json").ok(t))
+		return r["status"] == "RUNNING" && r["connect"] != nil
+	}, 30*time.Second, 200*time.Millisecond)
+	backend := r["backend"].(map[string]any)
+	require.Equal(t, "batch-job", backend["type"])
+	host, _ := backend["hostInstanceId"].(string)
+	require.True(t, strings.HasPrefix(host, "i-"), "the job's host: %v", backend)
+	ci, _ := backend["containerInstanceArn"].(string)
+	cluster, _ := strings.CutPrefix(ci, "arn:aws:ecs:us-east-1:123456789012:container-instance/")
+	require.NotEqual(t, ci, cluster, "a container instance ARN: %q", ci)
+	// The host is the one ECS knows behind that container instance.
+	out, err := ecs.NewFromConfig(e.stack.App.AWS.Config("us-east-1")).DescribeContainerInstances(context.Background(), &ecs.DescribeContainerInstancesInput{
+		Cluster: aws.String(strings.Split(cluster, "/")[0]), ContainerInstances: []string{ci},
+	})
+	require.NoError(t, err)
+	require.Len(t, out.ContainerInstances, 1)
+	require.Equal(t, host, aws.ToString(out.ContainerInstances[0].Ec2InstanceId))
+	conn := r["connect"].(map[string]any)
+	require.Equal(t, host, conn["instanceId"])
+	require.Equal(t, float64(8890), conn["port"])
+	printed := e.cli(t, cfg, "", "studio", "connect", st, "--print").ok(t)
+	require.Equal(t, `aws ssm start-session --region us-east-1 --target `+host+` --document-name AWS-StartPortForwardingSession --parameters '{"portNumber":["8890"],"localPortNumber":["8890"]}'`, printed)
+	res := e.cli(t, cfg, "", "studio", "connect", st)
+	require.Equal(t, 1, res.code)
+	require.Contains(t, res.stderr, "Forwarding localhost:8890 to studio "+st+" (port 8890 on "+host+")")
+	require.Contains(t, res.stderr, "session-manager-plugin is not installed")
+	e.cli(t, cfg, "", "run", "cancel", st).ok(t)
+	require.Equal(t, 3, e.cli(t, cfg, "", "run", "watch", st, "--interval", "300ms").code)
 	e.cli(t, cfg, "", "ce", "delete", ce, "--wait").ok(t)
 }
 

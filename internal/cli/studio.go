@@ -66,6 +66,9 @@ prints only it.`,
 				return usagef("run %s is a %s, not a studio", r.ID, r.Kind)
 			case runEnded(r.Status):
 				return outcomeError{fmt.Sprintf("studio %s has ended (%s)", r.ID, r.Status)}
+			case (r.Connect == nil || r.Connect.InstanceID == "") && r.Status == "RUNNING":
+				// AWS Batch: the host is known once Batch reports where the job runs.
+				return outcomeError{fmt.Sprintf("studio %s is RUNNING but its host is not known yet; try again in a few seconds", r.ID)}
 			case r.Connect == nil || r.Connect.InstanceID == "":
 				return outcomeError{fmt.Sprintf("studio %s is %s and not reachable yet: wait until it is RUNNING (ceforge run watch %s)", r.ID, r.Status, r.ID)}
 			}

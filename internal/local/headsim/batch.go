@@ -242,6 +242,12 @@ func (s *Simulator) startBatchHead(in *batch.SubmitJobInput, jobID string) {
 		instance: fmt.Sprintf("arn:aws:ecs:%s:%s:container-instance/%s/%s", s.opts.Region, s.opts.Account, cluster, newID(16)),
 		task:     fmt.Sprintf("arn:aws:ecs:%s:%s:task/%s/%s", s.opts.Region, s.opts.Account, cluster, task),
 	}
+	if env["CEFORGE_STUDIO_IMAGE"] != "" {
+		// A studio is reached on its host: one ECS knows.
+		if ci := s.batchHost(context.Background(), aws.ToString(in.JobQueue)); ci != "" {
+			job.instance = ci
+		}
+	}
 	h := &head{
 		id: jobID, runID: t[tags.RunID], ceID: t[tags.CEID], fail: t[FailLabel] == FailValue, studio: env["CEFORGE_STUDIO_IMAGE"] != "",
 		pipeline: env["CEFORGE_PIPELINE"], revision: env["CEFORGE_REVISION"], runName: env["CEFORGE_RUN_NAME"], workDir: env["CEFORGE_WORK_DIR"],

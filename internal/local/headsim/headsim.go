@@ -36,6 +36,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatchlogs"
 	cwtypes "github.com/aws/aws-sdk-go-v2/service/cloudwatchlogs/types"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/ecs"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
@@ -72,11 +73,13 @@ type Simulator struct {
 	batch *batch.Client
 	// secrets reads runs' progress tokens, as heads do (nextflow.go).
 	secrets *secretsmanager.Client
+	ecs     *ecs.Client
 	start   time.Time
 
 	mu    sync.Mutex
 	heads map[string]*head // by instance id or job id
 	tasks map[string]*simTask
+	hosts map[string]string // Batch hosts: container instance ARN by ECS cluster
 	wg    sync.WaitGroup
 	ctx   context.Context
 }
@@ -104,8 +107,8 @@ func New(cfg aws.Config, opts Options) *Simulator {
 	return &Simulator{
 		opts: opts, ec2: ec2.NewFromConfig(cfg), sqs: sqs.NewFromConfig(cfg), logs: cloudwatchlogs.NewFromConfig(cfg),
 		s3:    s3.NewFromConfig(cfg, func(o *s3.Options) { o.UsePathStyle = true }),
-		batch: batch.NewFromConfig(cfg), secrets: secretsmanager.NewFromConfig(cfg),
-		start: time.Now(), heads: map[string]*head{}, tasks: map[string]*simTask{}, ctx: context.Background(),
+		batch: batch.NewFromConfig(cfg), secrets: secretsmanager.NewFromConfig(cfg), ecs: ecs.NewFromConfig(cfg),
+		start: time.Now(), heads: map[string]*head{}, tasks: map[string]*simTask{}, hosts: map[string]string{}, ctx: context.Background(),
 	}
 }
 
