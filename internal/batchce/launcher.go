@@ -141,15 +141,21 @@ func (l *Launcher) Launch(ctx context.Context, ce *computeenv.ComputeEnv, r *run
 		}
 		return run.Backend{}, nil, fmt.Errorf("submit head job: %w", err)
 	}
-	cpus, mem := r.HeadJobCpus, r.HeadJobMemoryMb
+	cpus, mem := headSize(ce, r)
+	return run.Backend{Type: run.BackendBatch, JobID: jobID, JobQueue: head, Region: ce.Region, HeadCpus: cpus, HeadMemoryMb: mem, Fargate: fargate},
+		&run.LogRef{Group: LogGroup(l.Prefix, ce)}, nil
+}
+
+// headSize is the run's head job size: the launch's, else the CE's.
+func headSize(ce *computeenv.ComputeEnv, r *run.Run) (cpus, memoryMb int) {
+	cpus, memoryMb = r.HeadJobCpus, r.HeadJobMemoryMb
 	if cpus == 0 {
 		cpus = ce.Batch.HeadJobCpus
 	}
-	if mem == 0 {
-		mem = ce.Batch.HeadJobMemoryMb
+	if memoryMb == 0 {
+		memoryMb = ce.Batch.HeadJobMemoryMb
 	}
-	return run.Backend{Type: run.BackendBatch, JobID: jobID, JobQueue: head, Region: ce.Region, HeadCpus: cpus, HeadMemoryMb: mem, Fargate: fargate},
-		&run.LogRef{Group: LogGroup(l.Prefix, ce)}, nil
+	return cpus, memoryMb
 }
 
 // submitAttempts bounds SubmitJob tries after answers that leave it unknown

@@ -141,7 +141,8 @@ func (l *Launcher) launchStudio(ctx context.Context, ce *computeenv.ComputeEnv, 
 		}
 		return run.Backend{}, nil, fmt.Errorf("submit studio job: %w", err)
 	}
-	return run.Backend{Type: run.BackendBatch, JobID: jobID, JobQueue: head, Region: ce.Region},
+	cpus, mem := headSize(ce, r)
+	return run.Backend{Type: run.BackendBatch, JobID: jobID, JobQueue: head, Region: ce.Region, HeadCpus: cpus, HeadMemoryMb: mem},
 		&run.LogRef{Group: LogGroup(l.Prefix, ce)}, nil
 }
 

@@ -116,6 +116,7 @@ func TestBatchStudio(t *testing.T) {
 	require.Equal(t, names.HeadQueue, st.Backend.JobQueue)
 	require.Equal(t, names.LogGroup, st.Logs.Group)
 	require.Equal(t, run.DefaultStudioPort, st.Studio.Port)
+	require.Equal(t, 8192, st.Backend.HeadMemoryMb, "the head's size prices the studio")
 
 	jobs, err := b.DescribeJobs(ctx, &batch.DescribeJobsInput{Jobs: []string{st.Backend.JobID}})
 	require.NoError(t, err)
