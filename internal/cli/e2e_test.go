@@ -46,6 +46,10 @@ type e2e struct {
 	stack *local.Stack
 	env   *testenv.Env
 	home  string
+	// credentials is a local credentials file as make local writes it
+	// (profile ceforge-local); the stack accepts its key too.
+	credentials string
+	fileKey     sigv4.Key
 }
 
 var (
@@ -83,15 +87,21 @@ func stack(t *testing.T) *e2e {
 			sharedErr = err
 			return
 		}
+		credentials := filepath.Join(dir, "credentials")
+		fileKey, err := local.LoadOrCreateKey(credentials, "file-user")
+		if err != nil {
+			sharedErr = err
+			return
+		}
 		s, err := local.Start(ctx, a, local.Options{
-			Addr: "127.0.0.1:0", LogsAddr: "127.0.0.1:0", Keys: []sigv4.Key{testKey}, ReconcileEvery: 2 * time.Second,
+			Addr: "127.0.0.1:0", LogsAddr: "127.0.0.1:0", Keys: []sigv4.Key{testKey, fileKey}, ReconcileEvery: 2 * time.Second,
 			HeadSim: &headsim.Options{Duration: simDuration, Poll: 200 * time.Millisecond},
 		})
 		if err != nil {
 			sharedErr = err
 			return
 		}
-		shared = &e2e{bin: bin, stack: s, env: env, home: dir}
+		shared = &e2e{bin: bin, stack: s, env: env, home: dir, credentials: credentials, fileKey: fileKey}
 	})
 	require.NoError(t, sharedErr)
 	return shared
@@ -346,6 +356,45 @@ func TestConfigureFromStack(t *testing.T) {
 	require.Contains(t, string(b), "prod:")
 	require.Contains(t, string(b), "endpoint: https://abc123.execute-api.eu-west-1.amazonaws.com")
 	require.Contains(t, string(b), "logsUrl: https://xyz.lambda-url.eu-west-1.on.aws/")
+}
+
+// The README's other way to the local key: the credentials file make local
+// writes, named with AWS_SHARED_CREDENTIALS_FILE, and a ceforge profile
+// signed with its ceforge-local profile (no key in the environment).
+func TestLocalCredentialsFileProfile(t *testing.T) {
+	e := stack(t)
+	cfg := filepath.Join(t.TempDir(), "config.yaml")
+	run := func(args ...string) result {
+		t.Helper()
+		cmd := exec.Command(e.bin, args...)
+		cmd.Env = []string{"HOME=" + e.home, "PATH=" + os.Getenv("PATH"), "CEFORGE_CONFIG=" + cfg,
+			"AWS_SHARED_CREDENTIALS_FILE=" + e.credentials, "AWS_CONFIG_FILE=" + filepath.Join(t.TempDir(), "none"), "AWS_EC2_METADATA_DISABLED=true"}
+		var out, errb bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &errb
+		err := cmd.Run()
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		} else {
+			require.NoError(t, err)
+		}
+		return result{code: code, stdout: out.String(), stderr: errb.String()}
+	}
+	b, err := os.ReadFile(e.credentials)
+	require.NoError(t, err)
+	require.Contains(t, string(b), "[ceforge-local]\naws_access_key_id = "+e.fileKey.AccessKeyID)
+	run("configure", "--profile", "local", "--endpoint", "http://"+e.stack.Addr, "--logs-url", "http://"+e.stack.LogsAddr,
+		"--aws-profile", "ceforge-local", "--region", "us-east-1").ok(t)
+	e.bucket(t)
+	file := filepath.Join(t.TempDir(), "ce.json")
+	require.NoError(t, os.WriteFile(file, []byte(strings.Replace(cloudCE, "e2e-cloud", "e2e-credentials-file", 1)), 0o600))
+	ce := run("--profile", "local", "ce", "create", "-f", file, "--wait", "-q").ok(t)
+	got := runJSON(t, run("--profile", "local", "ce", "get", ce, "-o", "json").ok(t))
+	require.Equal(t, e.fileKey.ARN, got["createdBy"], "signed with the file's key")
+	run("--profile", "local", "ce", "delete", ce, "--wait").ok(t)
+	// Without the profile there is no key to sign with.
+	none := run("--endpoint", "http://"+e.stack.Addr, "--region", "us-east-1", "ce", "list")
+	require.Equal(t, 1, none.code, none.stdout)
 }
 
 // A running studio says how to connect; studio connect prints the plain

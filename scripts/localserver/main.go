@@ -100,7 +100,11 @@ func run() error {
 	if u, err := user.Current(); err == nil && u.Username != "" {
 		name = u.Username
 	}
-	key, err := local.LoadOrCreateKey(filepath.Join(env("CEFORGE_LOCAL_DIR", ".local"), "credentials"), name)
+	credentials, err := filepath.Abs(filepath.Join(env("CEFORGE_LOCAL_DIR", ".local"), "credentials"))
+	if err != nil {
+		return err
+	}
+	key, err := local.LoadOrCreateKey(credentials, name)
 	if err != nil {
 		return err
 	}
@@ -146,7 +150,8 @@ ceforge local stack ready%[8]s
   runs       simulated heads: SUBMITTED -> RUNNING -> SUCCEEDED in about %[9]s
              (label simulate=fail to end FAILED)
 
-Requests must be signed. The local key (also in .local/credentials, profile %[10]s):
+Requests must be signed with the local key, made at the first start and kept
+(the same across restarts) in %[12]s, profile %[10]s:
 
   export AWS_ACCESS_KEY_ID=%[6]s AWS_SECRET_ACCESS_KEY=%[7]s AWS_REGION=%[3]s
 
@@ -155,6 +160,12 @@ Then, in that shell:
   make cli && export PATH="$PWD/bin:$PATH"
   ceforge configure --profile local --endpoint http://%[1]s --logs-url http://%[2]s
   export CEFORGE_PROFILE=local
+
+(Or, with the key left in its file: export AWS_SHARED_CREDENTIALS_FILE=%[12]s
+and add --aws-profile %[10]s --region %[3]s to ceforge configure.)
+
+Try:
+
   CE=$(ceforge ce create --wait --quiet -f - <<'EOF'
   {"name": "demo", "platform": "aws-cloud", "region": "%[3]s", "workDir": "s3://%[11]s/work"}
   EOF
@@ -164,7 +175,7 @@ Then, in that shell:
   ceforge logs $RUN
 
 Ctrl-C stops the server and the emulator.
-`, s.Addr, s.LogsAddr, cfg.Region, cfg.Endpoint, key.ARN, key.AccessKeyID, key.SecretAccessKey, ready, duration, local.CredentialsProfile, demoBucket)
+`, s.Addr, s.LogsAddr, cfg.Region, cfg.Endpoint, key.ARN, key.AccessKeyID, key.SecretAccessKey, ready, duration, local.CredentialsProfile, demoBucket, credentials)
 	<-ctx.Done()
 	fmt.Fprintln(os.Stderr, "\nstopping…")
 	shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
