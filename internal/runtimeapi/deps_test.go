@@ -41,7 +41,7 @@ func TestFunctionsLinkNoSchemaPackages(t *testing.T) {
 
 // TestSDKClientsOnlyWhereNeeded keeps the heavy SDK clients out of the
 // functions that only read with them (awsclient/signed): the api links no
-// IAM client (cloudce/cloudiam), no SSM, EFS or FSx client; only the
+// IAM client (cloudce/cloudiam), no SSM, EFS, FSx or ECS client; only the
 // reconciler provisions AWS Cloud roles. Each costs the api 0.1-0.4 MB of
 // its 12 MB budget.
 func TestSDKClientsOnlyWhereNeeded(t *testing.T) {
@@ -52,7 +52,8 @@ func TestSDKClientsOnlyWhereNeeded(t *testing.T) {
 	require.NoError(t, err, string(out))
 	const cloudiam = "github.com/ceforge/ceforge/internal/cloudce/cloudiam"
 	forbidden := map[string][]string{
-		"api": {cloudiam, "github.com/aws/aws-sdk-go-v2/service/ssm", "github.com/aws/aws-sdk-go-v2/service/efs", "github.com/aws/aws-sdk-go-v2/service/fsx"},
+		"api": {cloudiam, "github.com/aws/aws-sdk-go-v2/service/ssm", "github.com/aws/aws-sdk-go-v2/service/efs", "github.com/aws/aws-sdk-go-v2/service/fsx",
+			"github.com/aws/aws-sdk-go-v2/service/ecs"}, // studio hosts: awsclient/ecsread
 	}
 	seen := map[string]bool{}
 	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
