@@ -100,6 +100,10 @@ func (c *Client) Call(ctx context.Context, req Request, out any) error {
 			return nil
 		}
 		var ae *APIError
+		var perm permanent
+		if errors.As(err, &perm) {
+			return perm.error
+		}
 		if errors.As(err, &ae) && !ae.retryable() || ctx.Err() != nil {
 			return err
 		}
@@ -111,6 +115,10 @@ func (c *Client) Call(ctx context.Context, req Request, out any) error {
 	}
 	return err
 }
+
+// permanent is an error that another attempt cannot mend (no credentials,
+// an answer that does not decode): returned at once, unwrapped.
+type permanent struct{ error }
 
 // endpoint is the service's regional endpoint, or the configured override
 // (the local emulator).
@@ -167,7 +175,7 @@ func (c *Client) once(ctx context.Context, r Request, out any) error {
 	}
 	req, err := http.NewRequestWithContext(ctx, method, u, bytes.NewReader(r.Body))
 	if err != nil {
-		return err
+		return permanent{err}
 	}
 	if r.Target != "" {
 		req.Header.Set("X-Amz-Target", r.Target)
@@ -177,15 +185,15 @@ func (c *Client) once(ctx context.Context, r Request, out any) error {
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded; charset=utf-8")
 	}
 	if c.cfg.Credentials == nil {
-		return errors.New("no credentials")
+		return permanent{errors.New("no credentials")}
 	}
 	creds, err := c.cfg.Credentials.Retrieve(ctx)
 	if err != nil {
-		return fmt.Errorf("credentials: %w", err)
+		return fmt.Errorf("credentials: %w", err) // may pass (an STS hiccup)
 	}
 	sum := sha256.Sum256(r.Body)
 	if err := c.signer.SignHTTP(ctx, creds, req, hex.EncodeToString(sum[:]), r.Service, region, time.Now().UTC()); err != nil {
-		return fmt.Errorf("sign: %w", err)
+		return permanent{fmt.Errorf("sign: %w", err)}
 	}
 	res, err := c.httpClient().Do(req)
 	if err != nil {
@@ -201,7 +209,7 @@ func (c *Client) once(ctx context.Context, r Request, out any) error {
 			return xmlError(res, data)
 		}
 		if err := xml.Unmarshal(data, out); err != nil {
-			return fmt.Errorf("decode %s answer: %w", r.Service, err)
+			return permanent{fmt.Errorf("decode %s answer: %w", r.Service, err)}
 		}
 		return nil
 	}
@@ -209,7 +217,7 @@ func (c *Client) once(ctx context.Context, r Request, out any) error {
 		return apiError(res, data)
 	}
 	if err := json.Unmarshal(data, out); err != nil {
-		return fmt.Errorf("decode %s answer: %w", r.Service, err)
+		return permanent{fmt.Errorf("decode %s answer: %w", r.Service, err)}
 	}
 	return nil
 }
