@@ -104,23 +104,16 @@ modes and AWS Cloud.`,
 				return err
 			}
 			p := a.printer()
-			var raw json.RawMessage
 			if dry {
-				if err := c.Do(ctx, http.MethodPost, "/compute-envs", url.Values{"dryRun": {"true"}}, body, &raw); err != nil {
+				d, raw, err := call[dryRun](ctx, c, request{method: http.MethodPost, path: "/compute-envs", query: url.Values{"dryRun": {"true"}}, body: body}, "plan")
+				if err != nil {
 					return err
-				}
-				var d dryRun
-				if err := json.Unmarshal(raw, &d); err != nil {
-					return fmt.Errorf("decode plan: %w", err)
 				}
 				return p.emit(raw, nil, func(w io.Writer) { p.planTable(w, d) })
 			}
-			if err := c.Do(ctx, http.MethodPost, "/compute-envs", nil, body, &raw); err != nil {
+			ce, raw, err := call[computeEnv](ctx, c, request{method: http.MethodPost, path: "/compute-envs", body: body}, "compute environment")
+			if err != nil {
 				return err
-			}
-			var ce computeEnv
-			if err := json.Unmarshal(raw, &ce); err != nil {
-				return fmt.Errorf("decode compute environment: %w", err)
 			}
 			if wait {
 				return a.waitCE(ctx, c, ce.ID, "AVAILABLE", timeout)
@@ -145,8 +138,7 @@ func (a *app) waitCE(ctx context.Context, c *Client, id, want string, timeout ti
 	defer sp.stop()
 	last := ""
 	for {
-		var raw json.RawMessage
-		err := c.Do(ctx, http.MethodGet, "/compute-envs/"+url.PathEscape(id), nil, nil, &raw)
+		ce, raw, err := call[computeEnv](ctx, c, request{method: http.MethodGet, path: "/compute-envs/" + url.PathEscape(id)}, "compute environment")
 		var ae *APIError
 		if want == "DELETED" && asAPIError(err, &ae) && ae.Status == http.StatusNotFound {
 			sp.stop()
@@ -160,10 +152,6 @@ func (a *app) waitCE(ctx context.Context, c *Client, id, want string, timeout ti
 				return fmt.Errorf("compute environment %s: still not %s after %s", id, want, timeout)
 			}
 			return err
-		}
-		var ce computeEnv
-		if err := json.Unmarshal(raw, &ce); err != nil {
-			return fmt.Errorf("decode compute environment: %w", err)
 		}
 		done := 0
 		for _, r := range ce.ForgedResources {
@@ -238,12 +226,8 @@ func (a *app) ceList() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			ids := make([]string, len(items))
-			for i, ce := range items {
-				ids[i] = ce.ID
-			}
 			p := a.printer()
-			return p.emit(raw, ids, func(w io.Writer) { p.ceTable(w, items) })
+			return emitItems(p, raw, items, func(ce computeEnv) string { return ce.ID }, p.ceTable)
 		},
 	}
 	cmd.Flags().StringVar(&status, "status", "", "only this status (CREATING, AVAILABLE, ERRORED, DELETING, DELETED, INVALID)")
@@ -300,13 +284,9 @@ func (a *app) ceGet() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var raw json.RawMessage
-			if err := c.Do(ctx, http.MethodGet, "/compute-envs/"+url.PathEscape(args[0]), nil, nil, &raw); err != nil {
+			ce, raw, err := call[computeEnv](ctx, c, request{method: http.MethodGet, path: "/compute-envs/" + url.PathEscape(args[0])}, "compute environment")
+			if err != nil {
 				return err
-			}
-			var ce computeEnv
-			if err := json.Unmarshal(raw, &ce); err != nil {
-				return fmt.Errorf("decode compute environment: %w", err)
 			}
 			p := a.printer()
 			return p.emit(raw, []string{ce.ID}, func(w io.Writer) { p.ceDetail(w, ce) })
@@ -333,16 +313,12 @@ func (a *app) ceDelete() *cobra.Command {
 			if force {
 				q.Set("force", "true")
 			}
-			var raw json.RawMessage
-			if err := c.Do(ctx, http.MethodDelete, "/compute-envs/"+url.PathEscape(args[0]), q, nil, &raw); err != nil {
+			ce, raw, err := call[computeEnv](ctx, c, request{method: http.MethodDelete, path: "/compute-envs/" + url.PathEscape(args[0]), query: q}, "compute environment")
+			if err != nil {
 				return err
 			}
 			if wait {
 				return a.waitCE(ctx, c, args[0], "DELETED", timeout)
-			}
-			var ce computeEnv
-			if err := json.Unmarshal(raw, &ce); err != nil {
-				return fmt.Errorf("decode compute environment: %w", err)
 			}
 			p := a.printer()
 			return p.emit(raw, []string{ce.ID}, func(w io.Writer) { p.ceDetail(w, ce) })

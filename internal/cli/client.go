@@ -284,3 +284,25 @@ func (c *Client) Follow(ctx context.Context, runID, cursor string, fn func(Event
 	}
 	return nil
 }
+
+// request is one API call of a command.
+type request struct {
+	method, path string
+	query        url.Values
+	body         any
+	header       http.Header
+}
+
+// call sends r to the API and decodes the answer as T (what names it in a
+// decode error); raw is the answer as sent, for -o json|yaml.
+func call[T any](ctx context.Context, c *Client, r request, what string) (T, json.RawMessage, error) {
+	var v T
+	var raw json.RawMessage
+	if err := c.do(ctx, serviceAPI, r.method, r.path, r.query, r.body, &raw, r.header); err != nil {
+		return v, nil, err
+	}
+	if err := json.Unmarshal(raw, &v); err != nil {
+		return v, nil, fmt.Errorf("decode %s: %w", what, err)
+	}
+	return v, raw, nil
+}

@@ -287,3 +287,13 @@ func (p *printer) sweepDetail(w io.Writer, r sweepReport) {
 		fmt.Fprintf(w, "error: %s\n", e)
 	}
 }
+
+// emitItems prints a listing: its items' ids (--quiet), the answer as sent
+// (-o json|yaml) or table.
+func emitItems[T any](p *printer, raw json.RawMessage, items []T, id func(T) string, table func(io.Writer, []T)) error {
+	ids := make([]string, len(items))
+	for i, v := range items {
+		ids[i] = id(v)
+	}
+	return p.emit(raw, ids, func(w io.Writer) { table(w, items) })
+}

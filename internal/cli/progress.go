@@ -28,13 +28,9 @@ the cost so far, and the Nextflow session (what --resume continues).`,
 			if err != nil {
 				return err
 			}
-			var raw json.RawMessage
-			if err := c.Do(ctx, http.MethodGet, "/runs/"+url.PathEscape(args[0])+"/progress", nil, nil, &raw); err != nil {
+			pv, raw, err := call[runProgress](ctx, c, request{method: http.MethodGet, path: "/runs/" + url.PathEscape(args[0]) + "/progress"}, "progress")
+			if err != nil {
 				return err
-			}
-			var pv runProgress
-			if err := json.Unmarshal(raw, &pv); err != nil {
-				return fmt.Errorf("decode progress: %w", err)
 			}
 			p := a.printer()
 			return p.emit(raw, []string{pv.RunID}, func(w io.Writer) { p.progressDetail(w, pv) })
@@ -97,12 +93,8 @@ func (a *app) runTasks() *cobra.Command {
 			} else if items, raw, err = listAll[task](ctx, c, path, q); err != nil {
 				return err
 			}
-			ids := make([]string, len(items))
-			for i, t := range items {
-				ids[i] = fmt.Sprint(t.TaskID)
-			}
 			p := a.printer()
-			return p.emit(raw, ids, func(w io.Writer) { p.taskTable(w, items) })
+			return emitItems(p, raw, items, func(t task) string { return fmt.Sprint(t.TaskID) }, p.taskTable)
 		},
 	}
 	fl := cmd.Flags()

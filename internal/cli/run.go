@@ -204,13 +204,9 @@ With --idempotency-key, retrying the same launch returns the same run.`,
 			if f.idempotencyKey != "" {
 				hdr = http.Header{"Idempotency-Key": {f.idempotencyKey}}
 			}
-			var raw json.RawMessage
-			if err := c.do(ctx, serviceAPI, http.MethodPost, "/runs", nil, body, &raw, hdr); err != nil {
+			r, raw, err := call[runRec](ctx, c, request{method: http.MethodPost, path: "/runs", body: body, header: hdr}, "run")
+			if err != nil {
 				return err
-			}
-			var r runRec
-			if err := json.Unmarshal(raw, &r); err != nil {
-				return fmt.Errorf("decode run: %w", err)
 			}
 			if f.watch {
 				if !a.quiet {
@@ -253,12 +249,8 @@ func (a *app) runList() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			ids := make([]string, len(items))
-			for i, r := range items {
-				ids[i] = r.ID
-			}
 			p := a.printer()
-			return p.emit(raw, ids, func(w io.Writer) { p.runTable(w, items) })
+			return emitItems(p, raw, items, func(r runRec) string { return r.ID }, p.runTable)
 		},
 	}
 	cmd.Flags().StringVar(&ce, "ce", "", "only runs of this compute environment")
@@ -272,13 +264,9 @@ func (a *app) getRun(cmd *cobra.Command, id string) (*Client, runRec, json.RawMe
 	if err != nil {
 		return nil, runRec{}, nil, err
 	}
-	var raw json.RawMessage
-	if err := c.Do(ctx, http.MethodGet, "/runs/"+url.PathEscape(id), nil, nil, &raw); err != nil {
+	r, raw, err := call[runRec](ctx, c, request{method: http.MethodGet, path: "/runs/" + url.PathEscape(id)}, "run")
+	if err != nil {
 		return nil, runRec{}, nil, err
-	}
-	var r runRec
-	if err := json.Unmarshal(raw, &r); err != nil {
-		return nil, runRec{}, nil, fmt.Errorf("decode run: %w", err)
 	}
 	return c, r, raw, nil
 }
@@ -310,13 +298,9 @@ func (a *app) runCancel() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var raw json.RawMessage
-			if err := c.Do(ctx, http.MethodPost, "/runs/"+url.PathEscape(args[0])+"/cancel", nil, nil, &raw); err != nil {
+			r, raw, err := call[runRec](ctx, c, request{method: http.MethodPost, path: "/runs/" + url.PathEscape(args[0]) + "/cancel"}, "run")
+			if err != nil {
 				return err
-			}
-			var r runRec
-			if err := json.Unmarshal(raw, &r); err != nil {
-				return fmt.Errorf("decode run: %w", err)
 			}
 			p := a.printer()
 			return p.emit(raw, []string{r.ID}, func(w io.Writer) { p.runDetail(w, r) })
@@ -356,13 +340,9 @@ keeps the earlier run's work directory and resumes its Nextflow session
 			if f.idempotencyKey != "" {
 				hdr = http.Header{"Idempotency-Key": {f.idempotencyKey}}
 			}
-			var raw json.RawMessage
-			if err := c.do(ctx, serviceAPI, http.MethodPost, "/runs/"+url.PathEscape(args[0])+"/relaunch", nil, json.RawMessage(body), &raw, hdr); err != nil {
+			r, raw, err := call[runRec](ctx, c, request{method: http.MethodPost, path: "/runs/" + url.PathEscape(args[0]) + "/relaunch", body: json.RawMessage(body), header: hdr}, "run")
+			if err != nil {
 				return err
-			}
-			var r runRec
-			if err := json.Unmarshal(raw, &r); err != nil {
-				return fmt.Errorf("decode run: %w", err)
 			}
 			if f.watch {
 				if !a.quiet {

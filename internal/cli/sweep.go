@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -38,13 +37,9 @@ func (a *app) sweepStart() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var raw json.RawMessage
-			if err := c.Do(ctx, http.MethodPost, "/sweeps", nil, map[string]any{"dryRun": dry}, &raw); err != nil {
+			r, raw, err := call[sweepReport](ctx, c, request{method: http.MethodPost, path: "/sweeps", body: map[string]any{"dryRun": dry}}, "sweep")
+			if err != nil {
 				return err
-			}
-			var r sweepReport
-			if err := json.Unmarshal(raw, &r); err != nil {
-				return fmt.Errorf("decode sweep: %w", err)
 			}
 			if wait {
 				return a.waitSweep(ctx, c, r.ID, timeout)
@@ -65,13 +60,9 @@ func (a *app) waitSweep(ctx context.Context, c *Client, id string, timeout time.
 	sp := newSpinner(a.io.Err, a.io.IsTerminal && !a.quiet)
 	defer sp.stop()
 	for {
-		var raw json.RawMessage
-		if err := c.Do(ctx, http.MethodGet, "/sweeps/"+url.PathEscape(id), nil, nil, &raw); err != nil {
+		r, raw, err := call[sweepReport](ctx, c, request{method: http.MethodGet, path: "/sweeps/" + url.PathEscape(id)}, "sweep")
+		if err != nil {
 			return err
-		}
-		var r sweepReport
-		if err := json.Unmarshal(raw, &r); err != nil {
-			return fmt.Errorf("decode sweep: %w", err)
 		}
 		sp.set(fmt.Sprintf("sweep %s: %s", id, r.Status))
 		if sweepEnded(r.Status) {
@@ -104,12 +95,8 @@ func (a *app) sweepList() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			ids := make([]string, len(items))
-			for i, r := range items {
-				ids[i] = r.ID
-			}
 			p := a.printer()
-			return p.emit(raw, ids, func(w io.Writer) { p.sweepTable(w, items) })
+			return emitItems(p, raw, items, func(r sweepReport) string { return r.ID }, p.sweepTable)
 		},
 	}
 }
@@ -123,13 +110,9 @@ func (a *app) sweepGet() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var raw json.RawMessage
-			if err := c.Do(ctx, http.MethodGet, "/sweeps/"+url.PathEscape(args[0]), nil, nil, &raw); err != nil {
+			r, raw, err := call[sweepReport](ctx, c, request{method: http.MethodGet, path: "/sweeps/" + url.PathEscape(args[0])}, "sweep")
+			if err != nil {
 				return err
-			}
-			var r sweepReport
-			if err := json.Unmarshal(raw, &r); err != nil {
-				return fmt.Errorf("decode sweep: %w", err)
 			}
 			p := a.printer()
 			return p.emit(raw, []string{r.ID}, func(w io.Writer) { p.sweepDetail(w, r) })

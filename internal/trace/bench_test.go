@@ -142,6 +142,19 @@ func BenchmarkScenarioTaskPageRead(b *testing.B) {
 // decode and conversion to task records) beside a plain encoding/json
 // decode of the same body into generic values; the ratio is reported.
 func BenchmarkProgressDecode(b *testing.B) {
+	body := hundredTaskProgress(b)
+	ours := func() {
+		if _, err := trace.DecodeProgress(body); err != nil {
+			b.Fatal(err)
+		}
+	}
+	againstPlainDecode(b, body, ours, "handle_us")
+	b.ReportMetric(float64(len(body))/1024, "body_KiB")
+}
+
+// hundredTaskProgress is a progress body of 100 ended tasks as the newest
+// Nextflow sends it.
+func hundredTaskProgress(b *testing.B) []byte {
 	v := lines[3]
 	at := time.Now().UTC()
 	var tasks []map[string]any
@@ -150,11 +163,13 @@ func BenchmarkProgressDecode(b *testing.B) {
 	}
 	body, err := json.Marshal(v.progressBody(tasks, progressCounts(0, 0, 0, 100, 0), at))
 	require.NoError(b, err)
-	ours := func() {
-		if _, err := trace.DecodeProgress(body); err != nil {
-			b.Fatal(err)
-		}
-	}
+	return body
+}
+
+// againstPlainDecode times fn beside a plain encoding/json decode of body
+// into generic values, in turns (so load on the machine hits both alike),
+// and reports fn's time as unit, the plain decode's and their ratio.
+func againstPlainDecode(b *testing.B, body []byte, fn func(), unit string) {
 	plain := func() {
 		var m map[string]any
 		if err := json.Unmarshal(body, &m); err != nil {
@@ -171,13 +186,12 @@ func BenchmarkProgressDecode(b *testing.B) {
 	}
 	var o, p time.Duration
 	for b.Loop() {
-		o += timeIt(ours)
+		o += timeIt(fn)
 		p += timeIt(plain)
 	}
-	b.ReportMetric(float64(o.Microseconds())/float64(b.N), "handle_us")
+	b.ReportMetric(float64(o.Microseconds())/float64(b.N), unit)
 	b.ReportMetric(float64(p.Microseconds())/float64(b.N), "plain_json_us")
 	b.ReportMetric(float64(o)/float64(p), "ratio")
-	b.ReportMetric(float64(len(body))/1024, "body_KiB")
 }
 
 // instantTable answers the receiver's table calls at once (the run's
@@ -214,14 +228,7 @@ func (d *instantTable) Query(context.Context, *dynamodb.QueryInput, ...func(*dyn
 // table answering at once, beside a plain encoding/json decode of the same
 // body into generic values; the ratio is reported.
 func BenchmarkProgressCall(b *testing.B) {
-	v := lines[3]
-	at := time.Now().UTC()
-	var tasks []map[string]any
-	for id := 1; id <= 100; id++ {
-		tasks = append(tasks, v.task(id, "COMPLETED", at))
-	}
-	body, err := json.Marshal(v.progressBody(tasks, progressCounts(0, 0, 0, 100, 0), at))
-	require.NoError(b, err)
+	body := hundredTaskProgress(b)
 	token := trace.NewToken()
 	const runID = "bench000000001"
 	rec, err := store.Marshal(map[string]any{"id": runID, "status": "RUNNING", "platform": "aws-batch",
@@ -243,26 +250,5 @@ func BenchmarkProgressCall(b *testing.B) {
 			b.Fatalf("progress call: %d %s", w.Code, w.Body)
 		}
 	}
-	plain := func() {
-		var m map[string]any
-		if err := json.Unmarshal(body, &m); err != nil {
-			b.Fatal(err)
-		}
-	}
-	timeIt := func(fn func()) time.Duration {
-		const n = 20
-		start := time.Now()
-		for range n {
-			fn()
-		}
-		return time.Since(start) / n
-	}
-	var o, p time.Duration
-	for b.Loop() {
-		o += timeIt(call)
-		p += timeIt(plain)
-	}
-	b.ReportMetric(float64(o.Microseconds())/float64(b.N), "call_us")
-	b.ReportMetric(float64(p.Microseconds())/float64(b.N), "plain_json_us")
-	b.ReportMetric(float64(o)/float64(p), "ratio")
+	againstPlainDecode(b, body, call, "call_us")
 }
