@@ -4,8 +4,13 @@ SHELL := /bin/bash
 GO ?= go
 BUILD_DIR ?= build
 FUNCTIONS := $(notdir $(wildcard functions/*))
-# Python tools (moto_server, openapi-spec-validator, cfn-lint): found or installed into .venv.
+# Python tools (moto_server, openapi-spec-validator, cfn-lint): found or installed into .venv;
+# the IAM evaluators (npm) into .local/iamsim.
 TOOLS = eval "$$(scripts/tools.sh)"
+# What the IAM-checked tier checked in `make test` (scripts/iamreport).
+IAM_REPORT := $(CURDIR)/.local/iam-report
+comma := ,
+space := $(subst ,, )
 
 .PHONY: all build cli test test-unit local bench fuzz synth deploy lint clean emulator-start emulator-stop
 
@@ -23,9 +28,11 @@ cli:
 	@$(GO) build -trimpath -ldflags "-s -w -X github.com/ceforge/ceforge/internal/cli.Version=$$(git describe --tags --always --dirty 2>/dev/null || echo dev)" -o bin/ceforge ./cmd/ceforge
 	@echo "built bin/ceforge ($$(du -h bin/ceforge | cut -f1)); add $$PWD/bin to PATH, or: go install ./cmd/ceforge"
 
-## test: everything the project checks (lint, unit, integration against the emulator, infra, short fuzz)
+## test: everything the project checks (lint, unit, integration against the emulator and the IAM-checked tier, infra, short fuzz)
 test: lint
-	@$(TOOLS); $(GO) test -count=1 -timeout 20m ./...
+	@$(TOOLS); rm -rf $(IAM_REPORT); CEFORGE_IAM_REPORT=$(IAM_REPORT) $(GO) test -count=1 -timeout 20m ./...
+	@$(GO) run ./scripts/iamreport -dir $(IAM_REPORT) -all $(subst $(space),$(comma),$(FUNCTIONS)) >$(IAM_REPORT).txt || { cat $(IAM_REPORT).txt; exit 1; }
+	@scripts/iamsim.sh stamp >$(IAM_REPORT)/stamp; head -1 $(IAM_REPORT).txt; echo "(per function: $(IAM_REPORT).txt)"
 	@$(TOOLS); scripts/fuzz.sh 5s
 
 ## local: the whole API on http://127.0.0.1:$${CEFORGE_API_PORT:-8080} against the emulator (Ctrl-C stops both)

@@ -3,8 +3,9 @@
 # emulator.sh), openapi-spec-validator, cfn-lint and botocore (the
 # independent SigV4 signer of the signing tests), installed when missing into
 # the project-local ./.venv (pinned versions); and tmux (the CLI's terminal
-# test), installed from Debian when missing and apt-get can. Prints
-# "export ..." lines for the Makefile.
+# test), installed from Debian when missing and apt-get can; and the IAM
+# evaluators of the IAM-checked tier (npm, pinned, into .local/iamsim by
+# scripts/iamsim.sh). Prints "export ..." lines for the Makefile.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 moto=$("$root/scripts/emulator.sh" ensure)
@@ -29,6 +30,8 @@ if [ ${#need[@]} -gt 0 ]; then
 	echo "installing ${need[*]} into $root/.venv" >&2
 	"$root/.venv/bin/pip" install --quiet --disable-pip-version-check "${need[@]}" >&2
 fi
+# The IAM-checked tier's evaluators (npm, pinned, project-local).
+"$root/scripts/iamsim.sh" ensure >/dev/null
 echo "export CEFORGE_MOTO_SERVER=$moto"
 echo "export CEFORGE_PYTHON=$python"
 echo "export PATH=$PATH:$root/.venv/bin"

@@ -19,13 +19,8 @@ import (
 )
 
 func main() {
-	a := app.MustFromEnv("api",
-		app.Batch(nil, ssmparam.New, fsread.New),
-		app.Cloud(ssmparam.New, app.ProvisionElsewhere),
-		app.Sweeps(app.SweepsBy(lambdainvoke.Func)),
-		app.HandOff(lambdainvoke.Func),
-		logsroutes.Feature,
-		tokens.Feature,
-	)
+	a := app.MustFromEnv(app.FnAPI, app.Adapters{
+		Parameters: ssmparam.New, FileSystems: fsread.New, Invoker: lambdainvoke.Func, LogRoutes: logsroutes.Feature, Tokens: tokens.Feature,
+	})
 	lambda.Start(api.LambdaHandler(a.Handler()))
 }

@@ -9,6 +9,6 @@ import (
 )
 
 func main() {
-	a := app.MustFromEnv("batchevents", app.Batch(nil, nil, nil))
+	a := app.MustFromEnv(app.FnBatchEvents, app.Adapters{})
 	lambda.Start(a.BatchEvents.SQSHandler())
 }

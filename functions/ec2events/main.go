@@ -9,6 +9,6 @@ import (
 )
 
 func main() {
-	a := app.MustFromEnv("ec2events", app.Cloud(nil, app.ProvisionElsewhere))
+	a := app.MustFromEnv(app.FnEC2Events, app.Adapters{})
 	lambda.Start(a.EC2Events.SQSHandler())
 }

@@ -314,11 +314,22 @@ func (p permissions) create() []perm {
 			regional:  true,
 		},
 		{
+			// The Service Authorization Reference lists no resource type
+			// for elasticfilesystem:CreateFileSystem (the request's
+			// resource is "*"), while the EFS guide's example names
+			// file-system/*: "*" holds under both (IAM-checked tier).
+			sid:       "CreateTaggedEFS",
+			why:       "elasticfilesystem:CreateFileSystem takes no resource type (Service Authorization Reference); creation requires the ceforge:managed=true request tag.",
+			actions:   []string{"elasticfilesystem:CreateFileSystem"},
+			resources: []string{"*"},
+			cond:      requestTagged,
+			regional:  true,
+		},
+		{
 			sid: "CreateTaggedFileSystems",
 			why: "File system ids are generated; creation and tagging require the ceforge:managed=true request tag.",
 			actions: []string{
-				"elasticfilesystem:CreateFileSystem", "elasticfilesystem:TagResource",
-				"fsx:CreateFileSystem", "fsx:TagResource",
+				"elasticfilesystem:TagResource", "fsx:CreateFileSystem", "fsx:TagResource",
 			},
 			resources: []string{p.arn("elasticfilesystem", "*", p.account, "file-system/*"), p.arn("fsx", "*", p.account, "file-system/*")},
 			cond:      requestTagged,
@@ -544,7 +555,10 @@ func (p permissions) runTokens() string {
 }
 
 // stop: end runs ceforge stops itself (a run past its cost limit): the
-// head instance or job and the run's compute jobs.
+// head instance or job and the run's compute jobs; a run's duplicate head
+// instance (a launch retried where the client token was not honoured) is
+// terminated the same way (cloudce Reconcile; the IAM-checked tier found
+// the reconciler lacked it before this group).
 func (p permissions) stop() []perm {
 	return []perm{
 		{

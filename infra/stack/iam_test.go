@@ -93,6 +93,7 @@ func TestFunctionCapabilities(t *testing.T) {
 			"ec2:DescribeInstances", "batch:DescribeJobs", "dynamodb:UpdateItem", "iam:PassRole", "s3:GetObject",
 			// Drift: queues changed outside ceforge, hosts tagged with a failed setup.
 			"batch:DescribeJobQueues",
+			"ec2:TerminateInstances", // duplicate head instances of a run
 		},
 		stack.FnBatchEvents: {"dynamodb:UpdateItem", "s3:GetObject", "batch:DescribeJobs", "sqs:ReceiveMessage", "sqs:DeleteMessage"},
 		stack.FnEC2Events:   {"dynamodb:UpdateItem", "s3:GetObject", "batch:DescribeJobs", "sqs:ReceiveMessage", "sqs:DeleteMessage"},

@@ -1,12 +1,13 @@
 // Package app wires ceforge's parts from configuration: AWS clients, the
 // store, the domain services, event processors and the router, plus the
 // Features a function asks for (platforms, sweeps, log routes…). Each
-// function's main names its features, so a bootstrap links only the AWS
-// clients its capability needs: smaller, faster to start, and matching its
-// IAM role. Adapters whose SDK packages are heavy (forge/steps,
-// awsclient/ssmparam, awsclient/lambdainvoke, logs) are passed in by main,
-// never imported here; app/allinone wires everything for the local server
-// and the end-to-end tests.
+// deployed function wires its features from one table (functions.go), so
+// a bootstrap links only the AWS clients its capability needs: smaller,
+// faster to start, and matching its IAM role; the tests stand each function
+// up from the same table (apptest). Adapters whose SDK packages are heavy
+// (forge/steps, awsclient/ssmparam, awsclient/lambdainvoke, logs) are
+// passed in by main, never imported here; app/allinone wires everything
+// for the local server.
 package app
 
 import (

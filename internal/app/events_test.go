@@ -71,8 +71,8 @@ func (b *emfBuffer) take() []string {
 // with their dead-letter queues, and each consumer function wired as its
 // main.go wires it, fed by the local poller (sqspoll) the way Lambda's SQS
 // event source feeds it: receive, the function's SQS handler, delete what
-// did not fail. The API and the reconciler are an allinone App on the same
-// table.
+// did not fail. The API and the reconciler are the harness's functions on
+// the same table.
 type pipeline struct {
 	*apptest.Harness
 	SQS       *sqs.Client
@@ -97,8 +97,9 @@ func newPipeline(t *testing.T) *pipeline {
 		urls: map[string]string{}, dlqs: map[string]string{}, consumers: map[string]*app.App{}, emf: &emfBuffer{},
 	}
 	makeBucket(t, cfg)
-	// Each consumer as functions/batchevents and functions/ec2events wire it.
-	features := map[string]app.Feature{eventsrc.BatchQueue: app.Batch(nil, nil, nil), eventsrc.EC2Queue: app.Cloud(nil, app.ProvisionElsewhere)}
+	// Each consumer as functions/batchevents and functions/ec2events wire it,
+	// its calls IAM-checked as that function's.
+	functions := map[string]string{eventsrc.BatchQueue: app.FnBatchEvents, eventsrc.EC2Queue: app.FnEC2Events}
 	for _, r := range eventsrc.Rules {
 		url, err := sqspoll.EnsureQueue(ctx, p.SQS, prefix+r.Queue)
 		require.NoError(t, err)
@@ -121,7 +122,9 @@ func newPipeline(t *testing.T) *pipeline {
 		c, err := config.FromLookup(func(string) (string, bool) { return "", false })
 		require.NoError(t, err)
 		c.Table, c.Region, c.Endpoint = testenv.Table, testenv.Region, h.Endpoint
-		fn, err := app.New(ctx, c, app.Options{AWS: h.AWS, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Metrics: metrics.New(p.emf)}, features[r.Queue])
+		features, err := app.FunctionFeatures(functions[r.Queue], app.Adapters{})
+		require.NoError(t, err)
+		fn, err := app.New(ctx, c, app.Options{AWS: h.Function(functions[r.Queue]), Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Metrics: metrics.New(p.emf)}, features...)
 		require.NoError(t, err)
 		p.consumers[r.Queue] = fn
 	}
@@ -199,7 +202,7 @@ func (p *pipeline) outcomes(t *testing.T) map[string]int {
 
 func (p *pipeline) run(t *testing.T, id string) run.Run {
 	t.Helper()
-	r, err := p.App.Runs.Get(context.Background(), id)
+	r, err := p.API.Runs.Get(context.Background(), id)
 	require.NoError(t, err)
 	return *r
 }
@@ -227,7 +230,7 @@ func (p *pipeline) cloudCE(t *testing.T) computeenv.ComputeEnv {
 	require.Equal(t, 201, res.Status, string(res.Body))
 	var ce computeenv.ComputeEnv
 	res.JSON(t, &ce)
-	return settle(t, p.App, ce.ID)
+	return settle(t, p.Reconciler, ce.ID)
 }
 
 func (p *pipeline) putExit(t *testing.T, runID, code string) {
@@ -268,7 +271,7 @@ func TestAWSDocumentedEvents(t *testing.T) {
 	require.Equal(t, 201, res.Status, string(res.Body))
 	var forged computeenv.ComputeEnv
 	res.JSON(t, &forged)
-	forged = settle(t, p.App, forged.ID)
+	forged = settle(t, p.Reconciler, forged.ID)
 	require.Equal(t, computeenv.StatusAvailable, forged.Status, forged.StatusReason)
 
 	type docCase struct {
@@ -451,7 +454,7 @@ func TestManualModeRunsGetEvents(t *testing.T) {
 	require.Equal(t, 201, res.Status, string(res.Body))
 	var ce computeenv.ComputeEnv
 	res.JSON(t, &ce)
-	ce = settle(t, p.App, ce.ID)
+	ce = settle(t, p.Reconciler, ce.ID)
 	require.Equal(t, computeenv.StatusAvailable, ce.Status, ce.StatusReason)
 	r := p.launch(t, ce.ID, run.KindPipeline)
 	require.Equal(t, headQ, r.Backend.JobQueue)

@@ -8,9 +8,11 @@ import (
 	"os"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/stretchr/testify/require"
 
@@ -27,9 +29,38 @@ import (
 	"github.com/ceforge/ceforge/internal/testenv"
 )
 
-// function wires one Lambda function's App (the features its main.go
-// names) on the pipeline's emulator and table, printing its EMF to emf.
-func (p *pipeline) function(t *testing.T, emf io.Writer, mutate func(*config.Config), features ...app.Feature) *app.App {
+// invocations records what a function queued for another (the stand-in
+// of an asynchronous Lambda invoke; apptest's invoker makes the real call).
+type invocations struct {
+	mu       sync.Mutex
+	function []string
+	payloads [][]byte
+}
+
+func (i *invocations) factory(_ aws.Config, function string) func(context.Context, []byte) error {
+	return func(_ context.Context, payload []byte) error {
+		i.mu.Lock()
+		defer i.mu.Unlock()
+		i.function = append(i.function, function)
+		i.payloads = append(i.payloads, payload)
+		return nil
+	}
+}
+
+func (i *invocations) take(t *testing.T) (string, []byte) {
+	t.Helper()
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	require.Len(t, i.payloads, 1, "one hand-off")
+	f, p := i.function[0], i.payloads[0]
+	i.function, i.payloads = nil, nil
+	return f, p
+}
+
+// function wires the deployed function name's App (the features its
+// main.go names, from ad) on the pipeline's emulator and table, printing
+// its EMF to emf; its calls are IAM-checked as name's.
+func (p *pipeline) function(t *testing.T, emf io.Writer, name string, mutate func(*config.Config), ad app.Adapters) *app.App {
 	t.Helper()
 	c, err := config.FromLookup(func(string) (string, bool) { return "", false })
 	require.NoError(t, err)
@@ -38,7 +69,9 @@ func (p *pipeline) function(t *testing.T, emf io.Writer, mutate func(*config.Con
 	if mutate != nil {
 		mutate(&c)
 	}
-	a, err := app.New(context.Background(), c, app.Options{AWS: p.AWS, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Metrics: metrics.New(emf)}, features...)
+	features, err := app.FunctionFeatures(name, ad)
+	require.NoError(t, err)
+	a, err := app.New(context.Background(), c, app.Options{AWS: p.Function(name), Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Metrics: metrics.New(emf)}, features...)
 	require.NoError(t, err)
 	return a
 }
@@ -98,13 +131,11 @@ func TestFunctionsEmitWhatTheDashboardReads(t *testing.T) {
 	ctx := context.Background()
 	emf := p.emf
 	queued := &invocations{}
-	api := p.function(t, emf, func(c *config.Config) {
+	api := p.function(t, emf, app.FnAPI, func(c *config.Config) {
 		c.ReconcilerFunction, c.SweeperFunction = "ceforge-reconciler", "ceforge-sweeper"
-	},
-		app.Batch(nil, ssmparam.New, fsread.New), app.Cloud(ssmparam.New, app.ProvisionElsewhere), app.Sweeps(app.SweepsBy(queued.factory)),
-		app.HandOff(queued.factory), logsroutes.Feature)
-	reconciler := p.function(t, emf, nil, app.Batch(steps.NewApplier, nil, nil), app.Cloud(nil, app.ProvisionHere))
-	sweeper := p.function(t, emf, nil)
+	}, app.Adapters{Parameters: ssmparam.New, FileSystems: fsread.New, Invoker: queued.factory, LogRoutes: logsroutes.Feature})
+	reconciler := p.function(t, emf, app.FnReconciler, nil, app.Adapters{Applier: steps.NewApplier})
+	sweeper := p.function(t, emf, app.FnSweeper, nil, app.Adapters{})
 	p.Router = api.Router() // requests go to the api function
 
 	// The API records a CE and hands it to the reconciler, which provisions it.

@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"sync"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -20,7 +19,6 @@ import (
 	"github.com/ceforge/ceforge/internal/apptest"
 	"github.com/ceforge/ceforge/internal/awsclient"
 	"github.com/ceforge/ceforge/internal/awsclient/fsread"
-	"github.com/ceforge/ceforge/internal/awsclient/ssmparam"
 	_ "github.com/ceforge/ceforge/internal/cloudce/cloudiam" // provisions AWS Cloud roles
 	"github.com/ceforge/ceforge/internal/computeenv"
 	"github.com/ceforge/ceforge/internal/config"
@@ -34,34 +32,6 @@ func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }
 
 const bucket = "ceforge-work"
 
-// invocations records what a function queued for another (the stand-in
-// of an asynchronous Lambda invoke).
-type invocations struct {
-	mu       sync.Mutex
-	function []string
-	payloads [][]byte
-}
-
-func (i *invocations) factory(_ aws.Config, function string) func(context.Context, []byte) error {
-	return func(_ context.Context, payload []byte) error {
-		i.mu.Lock()
-		defer i.mu.Unlock()
-		i.function = append(i.function, function)
-		i.payloads = append(i.payloads, payload)
-		return nil
-	}
-}
-
-func (i *invocations) take(t *testing.T) (string, []byte) {
-	t.Helper()
-	i.mu.Lock()
-	defer i.mu.Unlock()
-	require.Len(t, i.payloads, 1, "one hand-off")
-	f, p := i.function[0], i.payloads[0]
-	i.function, i.payloads = nil, nil
-	return f, p
-}
-
 func forgeRequest(name string) computeenv.CreateRequest {
 	return computeenv.CreateRequest{
 		Name: name, Platform: computeenv.PlatformBatch, Region: testenv.Region, WorkDir: "s3://" + bucket + "/work",
@@ -69,38 +39,31 @@ func forgeRequest(name string) computeenv.CreateRequest {
 	}
 }
 
-func withReconciler(c *config.Config) { c.ReconcilerFunction = "ceforge-reconciler" }
-
 // The API function validates and records a forge-mode CE, creates nothing,
-// and hands it to the reconciler function, which forges it (and later
-// tears it down) with the AMI the API resolved: the split the deployed
-// functions run, each linking only its own clients.
+// and hands it to the reconciler function (an asynchronous invoke), which
+// forges it (and later tears it down) with the AMI the API resolved: the
+// split the deployed functions run, each wired as its main wires it, with
+// its own clients, IAM-checked against its own role.
 func TestAPIHandsForgingToTheReconciler(t *testing.T) {
-	queued := &invocations{}
-	api := apptest.NewWith(t, []app.Feature{
-		app.Batch(nil, ssmparam.New, fsread.New), app.Cloud(ssmparam.New, app.ProvisionElsewhere), app.HandOff(queued.factory),
-	}, withReconciler)
-	reconciler := api.Wire(t, app.Batch(steps.NewApplier, nil, nil), app.Cloud(nil, app.ProvisionHere))
+	h := apptest.New(t)
 	ctx := context.Background()
-	cfg := api.AWS.Config(testenv.Region)
+	cfg := h.AWS.Config(testenv.Region)
 	makeBucket(t, cfg)
 
-	res := api.Do(t, "POST", "/compute-envs", forgeRequest("split"))
+	res := h.Do(t, "POST", "/compute-envs", forgeRequest("split"))
 	require.Equal(t, 201, res.Status, string(res.Body))
 	var ce computeenv.ComputeEnv
 	res.JSON(t, &ce)
 	require.Equal(t, computeenv.StatusCreating, ce.Status)
-	fn, payload := queued.take(t)
-	require.Equal(t, "ceforge-reconciler", fn)
-	require.JSONEq(t, `{"computeEnvId":"`+ce.ID+`"}`, string(payload))
-	require.Zero(t, api.Calls.Count("IAM.CreateRole")+api.Calls.Count("Batch.CreateComputeEnvironment"), "the API forges nothing")
+	inv := take(t, h)
+	require.Equal(t, "ceforge-reconciler", inv.Function)
+	require.JSONEq(t, `{"computeEnvId":"`+ce.ID+`"}`, string(inv.Payload))
 	ami := forge.Find(&ce, forge.TypeAMI, forge.AMIParamX86)
 	require.NotNil(t, ami, "the API resolved the AMI while validating")
 
-	// The reconciler's invocation with that payload, then its scheduled
-	// passes, until the CE is stable.
-	require.NoError(t, reconciler.Reconcile(ctx, payload))
-	got := settle(t, reconciler, ce.ID)
+	// The reconciler's invocation with that payload forged the first
+	// steps; its scheduled passes finish.
+	got := settle(t, h.Reconciler, ce.ID)
 	require.Equal(t, computeenv.StatusAvailable, got.Status, got.StatusReason)
 	names := forge.NamesFor("ceforge-", ce.ID)
 	out, err := batch.NewFromConfig(cfg).DescribeComputeEnvironments(ctx, &batch.DescribeComputeEnvironmentsInput{ComputeEnvironments: []string{names.WorkCE}})
@@ -109,20 +72,17 @@ func TestAPIHandsForgingToTheReconciler(t *testing.T) {
 	require.Equal(t, ami.ID, aws.ToString(out.ComputeEnvironments[0].ComputeResources.Ec2Configuration[0].ImageIdOverride))
 
 	// Delete: the API marks it DELETING and hands it on; the reconciler tears down.
-	res = api.Do(t, "DELETE", "/compute-envs/"+ce.ID, nil)
+	res = h.Do(t, "DELETE", "/compute-envs/"+ce.ID, nil)
 	require.Equal(t, 202, res.Status, string(res.Body))
-	_, payload = queued.take(t)
-	require.Equal(t, computeenv.StatusDeleting, get(t, reconciler, ce.ID).Status)
-	require.NoError(t, reconciler.Reconcile(ctx, payload))
-	got = settle(t, reconciler, ce.ID)
+	take(t, h)
+	got = settle(t, h.Reconciler, ce.ID)
 	require.Equal(t, computeenv.StatusDeleted, got.Status, got.StatusReason)
 	_, err = iam.NewFromConfig(cfg).GetRole(ctx, &iam.GetRoleInput{RoleName: aws.String(names.InstanceRole)})
 	require.Error(t, err, "the reconciler removed the forged roles")
 
 	// An AWS Cloud CE: the API validates it (resolving its AMI) and the
 	// reconciler creates its IAM role and instance profile.
-	api.Calls.Reset() // the emulator's call counter is shared by both functions
-	res = api.Do(t, "POST", "/compute-envs", computeenv.CreateRequest{
+	res = h.Do(t, "POST", "/compute-envs", computeenv.CreateRequest{
 		Name: "cloud", Platform: computeenv.PlatformCloud, Region: testenv.Region, WorkDir: "s3://" + bucket + "/work",
 	})
 	require.Equal(t, 201, res.Status, string(res.Body))
@@ -130,28 +90,48 @@ func TestAPIHandsForgingToTheReconciler(t *testing.T) {
 	res.JSON(t, &cloud)
 	require.Equal(t, computeenv.StatusCreating, cloud.Status)
 	require.NotEmpty(t, cloud.Cloud.ImageID, "the AMI was resolved while validating")
-	_, payload = queued.take(t)
-	require.Zero(t, api.Calls.Count("IAM.CreateRole"), "the API creates no IAM role")
-	require.NoError(t, reconciler.Reconcile(ctx, payload))
-	require.Equal(t, computeenv.StatusAvailable, get(t, reconciler, cloud.ID).Status)
+	take(t, h)
+	require.Equal(t, computeenv.StatusAvailable, get(t, h.Reconciler, cloud.ID).Status)
 	_, err = iam.NewFromConfig(cfg).GetRole(ctx, &iam.GetRoleInput{RoleName: aws.String("ceforge-" + cloud.ID + "-instance")})
 	require.NoError(t, err, "the reconciler created the instance role")
 
 	// A scheduled invocation (any other payload) is a full pass.
-	require.NoError(t, reconciler.Reconcile(ctx, sample(t, "reconciler-schedule.json")))
+	require.NoError(t, h.Reconciler.Reconcile(ctx, sample(t, "reconciler-schedule.json")))
 	// A hand-off for a CE that is gone is done, not retried forever.
-	require.NoError(t, reconciler.Reconcile(ctx, sample(t, "reconciler-handoff.json")))
+	require.NoError(t, h.Reconciler.Reconcile(ctx, sample(t, "reconciler-handoff.json")))
+}
+
+// The API function forges nothing itself: every create and delete call it
+// would need is the reconciler's (the tier holds each function to its
+// role; this says which function made which calls).
+func TestAPIMakesNoForgeCalls(t *testing.T) {
+	h := apptest.New(t)
+	makeBucket(t, h.AWS.Config(testenv.Region))
+	api := h.CallsOf(app.FnAPI)
+	res := h.Do(t, "POST", "/compute-envs", forgeRequest("counted"))
+	require.Equal(t, 201, res.Status, string(res.Body))
+	require.Zero(t, api.Count("IAM.CreateRole")+api.Count("Batch.CreateComputeEnvironment"), "the API forges nothing")
+	require.Positive(t, api.Count("Lambda.Invoke"), "the API handed the CE on")
 }
 
 // Without the reconciler's name the API hands nothing on: the schedule
 // picks the CE up.
 func TestHandOffNeedsTheReconcilerName(t *testing.T) {
-	queued := &invocations{}
-	api := apptest.NewWith(t, []app.Feature{app.Batch(nil, ssmparam.New, fsread.New), app.HandOff(queued.factory)})
-	makeBucket(t, api.AWS.Config(testenv.Region))
-	res := api.Do(t, "POST", "/compute-envs", forgeRequest("scheduled"))
+	h := apptest.New(t, func(c *config.Config) { c.ReconcilerFunction = "" })
+	makeBucket(t, h.AWS.Config(testenv.Region))
+	res := h.Do(t, "POST", "/compute-envs", forgeRequest("scheduled"))
 	require.Equal(t, 201, res.Status, string(res.Body))
-	require.Empty(t, queued.payloads)
+	require.Empty(t, h.Invocations())
+}
+
+// take returns the one invocation the last request made.
+func take(t *testing.T, h *apptest.Harness) apptest.Invocation {
+	t.Helper()
+	inv := h.Invocations()
+	require.NotEmpty(t, inv)
+	last := inv[len(inv)-1]
+	require.NoError(t, last.Err, "the invoked function's handler")
+	return last
 }
 
 type deniedParameters struct{}
@@ -163,7 +143,7 @@ func (deniedParameters) Parameter(context.Context, string) (string, error) {
 // SSM access is optional, as in the reference platform: without it the CE
 // is still created, with a warning, and AWS Batch picks the AMI itself.
 func TestForgeWithoutSSMAccess(t *testing.T) {
-	h := apptest.NewWith(t, []app.Feature{
+	h := apptest.NewWith(t, app.FnReconciler, []app.Feature{
 		app.Batch(steps.NewApplier, func(aws.Config) awsclient.ParameterReader { return deniedParameters{} }, fsread.New),
 	})
 	ctx := context.Background()
@@ -175,7 +155,7 @@ func TestForgeWithoutSSMAccess(t *testing.T) {
 	res.JSON(t, &ce)
 	require.NotEmpty(t, ce.Warnings)
 	require.Contains(t, ce.Warnings[len(ce.Warnings)-1]+ce.Warnings[0], "could not read the AMI parameter")
-	got := settle(t, h.App, ce.ID)
+	got := settle(t, h.API, ce.ID)
 	require.Equal(t, computeenv.StatusAvailable, got.Status, got.StatusReason)
 	require.Nil(t, forge.Find(&got, forge.TypeAMI, forge.AMIParamX86))
 	out, err := batch.NewFromConfig(cfg).DescribeComputeEnvironments(ctx, &batch.DescribeComputeEnvironmentsInput{

@@ -6,6 +6,7 @@ package awsclient
 import (
 	"context"
 	"errors"
+	"net/http"
 	"os"
 	"sync"
 	"time"
@@ -16,6 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
+	"github.com/aws/smithy-go/middleware"
 )
 
 // DefaultMaxAttempts bounds retries: enough to ride out throttling bursts,
@@ -43,6 +45,13 @@ type Options struct {
 	// transport race of aws-sdk-go-v2#2737, which the standard policy
 	// retries in production) must not fail a test.
 	ConnectionRetryOnly bool
+	// Middleware is added to every client's stack (tests record each call
+	// for the IAM-checked tier, internal/testing/iamcheck).
+	Middleware []func(*middleware.Stack) error
+	// HTTPClient, when set, sends every request (the SDK clients' and the
+	// hand-signed ones of awsclient/fsread): tests record the latter for
+	// the IAM-checked tier, as Middleware cannot see them.
+	HTTPClient aws.HTTPClient
 }
 
 // Credentials name an IAM role to assume in the user's account. The external
@@ -117,6 +126,10 @@ func (f *Factory) decorate(cfg aws.Config) aws.Config {
 	}
 	if f.opts.Counter != nil {
 		cfg.APIOptions = append(cfg.APIOptions, f.opts.Counter.Middleware())
+	}
+	cfg.APIOptions = append(cfg.APIOptions, f.opts.Middleware...)
+	if f.opts.HTTPClient != nil {
+		cfg.HTTPClient = f.opts.HTTPClient
 	}
 	return cfg
 }
@@ -217,6 +230,47 @@ func (f *Factory) ForRole(region string, creds Credentials) aws.Config {
 		o.RoleSessionName = "ceforge"
 	})
 	cfg.Credentials = aws.NewCredentialsCache(provider)
+	cfg.APIOptions = append(cfg.APIOptions[:len(cfg.APIOptions):len(cfg.APIOptions)], actingAs(creds.RoleARN))
+	if f.opts.HTTPClient != nil {
+		cfg.HTTPClient = actingAsHTTP{inner: f.opts.HTTPClient, roleARN: creds.RoleARN}
+	}
 	f.cache[key] = cfg
 	return cfg
+}
+
+type actingAsKey struct{}
+
+// actingAs marks the calls of a ForRole configuration with the role they
+// act through, so middleware can tell them from the control plane's own
+// (ActingAs).
+func actingAs(roleARN string) func(*middleware.Stack) error {
+	return func(stack *middleware.Stack) error {
+		return stack.Initialize.Add(middleware.InitializeMiddlewareFunc("ceforgeActingAs",
+			func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
+				return next.HandleInitialize(middleware.WithStackValue(ctx, actingAsKey{}, roleARN), in)
+			}), middleware.Before)
+	}
+}
+
+// actingAsHTTP marks the requests a ForRole configuration sends through
+// Options.HTTPClient (the hand-signed ones no middleware sees) the same way.
+type actingAsHTTP struct {
+	inner   aws.HTTPClient
+	roleARN string
+}
+
+func (c actingAsHTTP) Do(req *http.Request) (*http.Response, error) {
+	return c.inner.Do(req.WithContext(context.WithValue(req.Context(), actingAsKey{}, c.roleARN)))
+}
+
+// ActingAs returns the role ARN a call acts through (a ForRole
+// configuration), or "" for the control plane's own identity. For
+// middleware placed after the Initialize step's start, and for the
+// context of a request reaching Options.HTTPClient.
+func ActingAs(ctx context.Context) string {
+	if s, ok := middleware.GetStackValue(ctx, actingAsKey{}).(string); ok {
+		return s
+	}
+	s, _ := ctx.Value(actingAsKey{}).(string)
+	return s
 }

@@ -38,7 +38,7 @@ func BenchmarkScenarioBatchEventsStoreWrites(b *testing.B) {
 		}
 		msgs := messages(b, evs...)
 		h.Calls.Reset()
-		failed, _ := h.App.BatchEvents.Process(ctx, msgs)
+		failed, _ := h.BatchEvents.BatchEvents.Process(ctx, msgs)
 		if len(failed) > 0 {
 			b.Fatal("failed", failed)
 		}

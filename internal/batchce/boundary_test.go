@@ -46,7 +46,7 @@ func TestReconcilerBoundsLegacyForgedRoles(t *testing.T) {
 	_, err = h.Store.Save(ctx, store.KindCE, ce.ID, &rec, v)
 	require.NoError(t, err)
 
-	require.NoError(t, h.App.Reconciler.Once(ctx))
+	require.NoError(t, h.Reconciler.Reconciler.Once(ctx))
 	require.Equal(t, len(roles), h.Calls.Count("IAM.PutRolePermissionsBoundary"))
 	for _, r := range roles {
 		got, err := iamc.GetRole(ctx, &iam.GetRoleInput{RoleName: aws.String(r)})
@@ -64,7 +64,7 @@ func TestReconcilerBoundsLegacyForgedRoles(t *testing.T) {
 
 	// Idempotent, and free once recorded: no IAM call on the next pass.
 	getRoles := h.Calls.Count("IAM.GetRole")
-	require.NoError(t, h.App.Reconciler.Once(ctx))
+	require.NoError(t, h.Reconciler.Reconciler.Once(ctx))
 	require.Equal(t, len(roles), h.Calls.Count("IAM.PutRolePermissionsBoundary"))
 	require.Equal(t, getRoles, h.Calls.Count("IAM.GetRole"))
 

@@ -31,8 +31,8 @@ func TestManualCEQueueDrift(t *testing.T) {
 	b := batch.NewFromConfig(h.AWS.Config(region))
 	status := func() computeenv.ComputeEnv {
 		t.Helper()
-		require.NoError(t, h.App.Reconciler.Once(ctx))
-		got, err := h.App.ComputeEnvs.Get(ctx, ce.ID)
+		require.NoError(t, h.Reconciler.Reconciler.Once(ctx))
+		got, err := h.Reconciler.ComputeEnvs.Get(ctx, ce.ID)
 		require.NoError(t, err)
 		return *got
 	}
@@ -60,7 +60,7 @@ func TestManualCEQueueDrift(t *testing.T) {
 	again := status()
 	require.Equal(t, got.Version, again.Version, "an unchanged drift writes nothing")
 
-	rep, err := h.App.Sweeper().Sweep(ctx, false, sweep.TriggerSchedule)
+	rep, err := h.Sweeper.Sweeper().Sweep(ctx, false, sweep.TriggerSchedule)
 	require.NoError(t, err)
 	require.Equal(t, sweep.StatusSucceeded, rep.Status, rep.Errors)
 	var skipped []string
@@ -99,8 +99,8 @@ func TestForgeHostSetupFailureWarns(t *testing.T) {
 	bad := host("failed:ebs-autoscale")
 	warnings := func() []string {
 		t.Helper()
-		require.NoError(t, h.App.Reconciler.Once(ctx))
-		got, err := h.App.ComputeEnvs.Get(ctx, ce.ID)
+		require.NoError(t, h.Reconciler.Reconciler.Once(ctx))
+		got, err := h.Reconciler.ComputeEnvs.Get(ctx, ce.ID)
 		require.NoError(t, err)
 		require.Equal(t, computeenv.StatusAvailable, got.Status, "a failed host is a warning, not drift")
 		return got.Warnings

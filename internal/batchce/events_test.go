@@ -34,13 +34,13 @@ func TestOnlyTheRecordedHeadJobMovesARun(t *testing.T) {
 	ctx := context.Background()
 	now := time.Now().UTC()
 	stray := jobAt(sample(t, "batch-head-failed", r.ID, "5d0c3a1e-0000-4000-8000-000000000001", true, prefix), now, now.Add(time.Second))
-	failed, out := h.App.BatchEvents.Process(ctx, messages(t, stray))
+	failed, out := h.BatchEvents.BatchEvents.Process(ctx, messages(t, stray))
 	require.Empty(t, failed)
 	require.Equal(t, 1, out.Applied)
 	require.Equal(t, run.StatusSubmitted, getRun(t, h, r.ID).Status, "another job than the recorded head")
 
 	running := jobAt(sample(t, "batch-head-running", r.ID, r.Backend.JobID, true, prefix), now, now)
-	failed, _ = h.App.BatchEvents.Process(ctx, messages(t, running))
+	failed, _ = h.BatchEvents.BatchEvents.Process(ctx, messages(t, running))
 	require.Empty(t, failed)
 	require.Equal(t, run.StatusRunning, getRun(t, h, r.ID).Status)
 }
@@ -55,7 +55,7 @@ func TestEndedRunsKeepTheirCounters(t *testing.T) {
 	ctx := context.Background()
 	process := func(evs ...map[string]any) {
 		t.Helper()
-		failed, _ := h.App.BatchEvents.Process(ctx, messages(t, evs...))
+		failed, _ := h.BatchEvents.BatchEvents.Process(ctx, messages(t, evs...))
 		require.Empty(t, failed)
 	}
 	// Times after the submission and within the clock skew a run accepts.
@@ -108,7 +108,7 @@ func TestTaglessHeadEventsAreOursByTheReverseIndex(t *testing.T) {
 	ours := untag(jobAt(sample(t, "batch-head-running", r.ID, r.Backend.JobID, true, prefix), now, now))
 	unknownHead := untag(jobAt(sample(t, "batch-head-running", "zzzzzzzzzzzzzz", "9a9a9a9a-0000-4000-8000-000000000009", true, prefix), now, now))
 	h.Calls.Reset()
-	failed, out := h.App.BatchEvents.Process(ctx, messages(t, ours, unknownHead, untag(foreign(t))))
+	failed, out := h.BatchEvents.BatchEvents.Process(ctx, messages(t, ours, unknownHead, untag(foreign(t))))
 	require.Empty(t, failed)
 	require.Equal(t, eventsrc.Outcome{Applied: 1, NotOurs: 2}, out)
 	require.Equal(t, 1, h.Calls.Count("DynamoDB.BatchGetItem"), "one lookup for the whole batch")

@@ -209,7 +209,7 @@ func TestForgeSpotCE(t *testing.T) {
 
 	// A second pass changes nothing.
 	h.Calls.Reset()
-	require.NoError(t, h.App.ComputeEnvs.Advance(ctx, ce.ID))
+	require.NoError(t, h.Reconciler.ComputeEnvs.Advance(ctx, ce.ID))
 	require.Zero(t, h.Calls.Total("Batch")+h.Calls.Total("IAM"))
 }
 
@@ -428,9 +428,9 @@ func TestForgeFSxCreateWaitsThenDeletes(t *testing.T) {
 	var ce computeenv.ComputeEnv
 	res.JSON(t, &ce)
 	for i := 0; i < 2; i++ {
-		require.NoError(t, h.App.ComputeEnvs.Advance(ctx, ce.ID))
+		require.NoError(t, h.Reconciler.ComputeEnvs.Advance(ctx, ce.ID))
 	}
-	got, err := h.App.ComputeEnvs.Get(ctx, ce.ID)
+	got, err := h.Reconciler.ComputeEnvs.Get(ctx, ce.ID)
 	require.NoError(t, err)
 	require.Equal(t, computeenv.StatusCreating, got.Status)
 	fs := forge.FindType(got, forge.TypeFSx)

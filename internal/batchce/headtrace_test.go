@@ -70,9 +70,9 @@ func TestBatchHeadReportsProgress(t *testing.T) {
 	require.Equal(t, []string{"-with-tower", traceURL}, args[len(args)-2:])
 	require.NotContains(t, res.Output, token, "the token is never printed")
 	// The token the head read is the one the run's record hashes.
-	require.NoError(t, h.App.Reconciler.Once(ctx))
+	require.NoError(t, h.Reconciler.Reconciler.Once(ctx))
 	var rec run.Run
-	_, err = h.App.Store.Get(ctx, "RUN", r.ID, &rec)
+	_, err = h.Store.Get(ctx, "RUN", r.ID, &rec)
 	require.NoError(t, err)
 	require.True(t, trace.TokenMatches(token, rec.Trace.TokenHash))
 }

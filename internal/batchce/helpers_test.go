@@ -87,12 +87,12 @@ func settle(t testing.TB, h *apptest.Harness, id string) computeenv.ComputeEnv {
 	t.Helper()
 	ctx := context.Background()
 	for i := 0; i < 10; i++ {
-		ce, err := h.App.ComputeEnvs.Get(ctx, id)
+		ce, err := h.Reconciler.ComputeEnvs.Get(ctx, id)
 		require.NoError(t, err)
 		if ce.Stable() {
 			return *ce
 		}
-		require.NoError(t, h.App.ComputeEnvs.Advance(ctx, id))
+		require.NoError(t, h.Reconciler.ComputeEnvs.Advance(ctx, id))
 	}
 	t.Fatalf("compute environment %s did not settle", id)
 	return computeenv.ComputeEnv{}

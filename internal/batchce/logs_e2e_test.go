@@ -45,7 +45,7 @@ func TestBatchHeadLogDownload(t *testing.T) {
 	require.Contains(t, res.Output, "uploaded nextflow.log")
 
 	// The emulator ends the job SUCCEEDED; the reconciler records it.
-	require.NoError(t, h.App.Reconciler.Once(ctx))
+	require.NoError(t, h.Reconciler.Reconciler.Once(ctx))
 	require.Equal(t, run.StatusSucceeded, getRun(t, h, r.ID).Status)
 
 	dl := h.Do(t, "GET", "/runs/"+r.ID+"/logs/download", nil)

@@ -101,6 +101,9 @@ func (p *Provisioner) Prepare(ctx context.Context, ce *computeenv.ComputeEnv) ([
 	if err != nil {
 		return nil, err
 	}
+	if err := p.checkPassable(ce); err != nil {
+		return nil, err
+	}
 	cfg := configFor(p.AWS, ce)
 	if ce.ConfigMode == computeenv.ModeManual {
 		client := batch.NewFromConfig(cfg)
@@ -130,6 +133,28 @@ func (p *Provisioner) Prepare(ctx context.Context, ce *computeenv.ComputeEnv) ([
 		return nil, err
 	}
 	return append(warn, w...), nil
+}
+
+// checkPassable refuses the roles ceforge passes itself (the head job's
+// role and execution role, in its job definition) unless they are named
+// with the prefix: the control plane's roles may pass no other
+// (iam:PassRole), and registering the job definition would fail. Through
+// credentials.roleArn, that role's own policy decides.
+func (p *Provisioner) checkPassable(ce *computeenv.ComputeEnv) error {
+	if ce.Credentials != nil && ce.Credentials.RoleARN != "" {
+		return nil
+	}
+	prefix := p.Prefix
+	if prefix == "" {
+		prefix = "ceforge-"
+	}
+	for _, r := range []struct{ field, arn string }{{"batch.headJobRole", ce.Batch.HeadJobRole}, {"batch.executionRole", ce.Batch.ExecutionRole}} {
+		if name := r.arn[strings.LastIndex(r.arn, "/")+1:]; r.arn != "" && !strings.HasPrefix(name, prefix) {
+			return apierr.Unprocessable("role_not_passable", r.field,
+				"role %q is not named %s*: ceforge may pass only roles named with its prefix to AWS Batch", name, prefix)
+		}
+	}
+	return nil
 }
 
 // resolveAMIs records the AMI id behind each public SSM parameter the

@@ -104,6 +104,11 @@ func check(ce *computeenv.ComputeEnv) ([]string, error) {
 	if b.LogGroup != "" && (len(b.LogGroup) > 512 || !logGroupRE.MatchString(b.LogGroup)) {
 		return nil, apierr.Invalid("batch.logGroup", "%q is not a CloudWatch log group name", b.LogGroup)
 	}
+	// The functions read run logs from these groups only (their IAM
+	// policy): a head writing elsewhere could never be followed.
+	if b.LogGroup != "" && !strings.HasPrefix(b.LogGroup, forge.DefaultBatchLogGroup) && !strings.HasPrefix(b.LogGroup, "/ceforge/") {
+		return nil, apierr.Invalid("batch.logGroup", "batch.logGroup must start with %s or /ceforge/: ceforge reads run logs from those log groups only", forge.DefaultBatchLogGroup)
+	}
 	if b.HeadJobCpus < 0 || b.HeadJobCpus > MaxHeadCpus {
 		return nil, apierr.Invalid("batch.headJobCpus", "batch.headJobCpus must be between 1 and %d", MaxHeadCpus)
 	}

@@ -94,6 +94,7 @@ func TestOptionRules(t *testing.T) {
 		{"mount without file system", forgeBody("r", func(_ *computeenv.BatchOptions, f *computeenv.ForgeOptions) { f.EfsMount = "/mnt/efs" }), 400, "batch.forge.efsMount"},
 		{"ecs config", forgeBody("r", func(_ *computeenv.BatchOptions, f *computeenv.ForgeOptions) { f.EcsConfig = "ECS_OK=1\nrm -rf /" }), 400, "batch.forge.ecsConfig"},
 		{"head role", forgeBody("r", func(b *computeenv.BatchOptions, _ *computeenv.ForgeOptions) { b.HeadJobRole = "admin" }), 400, "batch.headJobRole"},
+		{"unreadable log group", forgeBody("r", func(b *computeenv.BatchOptions, _ *computeenv.ForgeOptions) { b.LogGroup = "/mine" }), 400, "batch.logGroup"},
 		{"head memory", forgeBody("r", func(b *computeenv.BatchOptions, _ *computeenv.ForgeOptions) { b.HeadJobMemoryMb = 100 }), 400, "batch.headJobMemoryMb"},
 		{"allow bucket", forgeBody("r", func(_ *computeenv.BatchOptions, f *computeenv.ForgeOptions) { f.AllowBuckets = []string{"other"} }), 400, "batch.forge.allowBuckets[0]"},
 		{"forge with manual queue", forgeBody("r", func(b *computeenv.BatchOptions, _ *computeenv.ForgeOptions) { b.HeadQueue = "q" }), 400, "batch.headQueue"},

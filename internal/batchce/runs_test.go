@@ -91,7 +91,7 @@ func TestEventsDriveRunAndCounters(t *testing.T) {
 	ctx := context.Background()
 	process := func(evs ...map[string]any) {
 		t.Helper()
-		failed, _ := h.App.BatchEvents.Process(ctx, messages(t, evs...))
+		failed, _ := h.BatchEvents.BatchEvents.Process(ctx, messages(t, evs...))
 		require.Empty(t, failed)
 	}
 	ev := func(name, job string, isHead bool) map[string]any { return sample(t, name, r.ID, job, isHead, prefix) }
@@ -149,7 +149,7 @@ func TestCancelTerminatesHeadAndTasks(t *testing.T) {
 	ce := createCE(t, h, forgeBody("cancel"))
 	r := launch(t, h, ce.ID)
 	ctx := context.Background()
-	failed, _ := h.App.BatchEvents.Process(ctx, messages(t,
+	failed, _ := h.BatchEvents.BatchEvents.Process(ctx, messages(t,
 		sample(t, "batch-head-running", r.ID, r.Backend.JobID, true, prefix),
 		sample(t, "batch-compute-running", r.ID, "task-a", false, prefix),
 		sample(t, "batch-compute-succeeded", r.ID, "task-b", false, prefix),
@@ -161,7 +161,7 @@ func TestCancelTerminatesHeadAndTasks(t *testing.T) {
 	require.Equal(t, 2, h.Calls.Count("Batch.TerminateJob"), "the head and the one active task")
 	require.True(t, getRun(t, h, r.ID).CancelRequested)
 
-	failed, _ = h.App.BatchEvents.Process(ctx, messages(t, sample(t, "batch-head-failed", r.ID, r.Backend.JobID, true, prefix)))
+	failed, _ = h.BatchEvents.BatchEvents.Process(ctx, messages(t, sample(t, "batch-head-failed", r.ID, r.Backend.JobID, true, prefix)))
 	require.Empty(t, failed)
 	got := getRun(t, h, r.ID)
 	require.Equal(t, run.StatusCancelled, got.Status)
@@ -178,7 +178,7 @@ func TestReconcileRepairsMissedEvents(t *testing.T) {
 		return err == nil && len(out.Jobs) == 1 && (out.Jobs[0].Status == btypes.JobStatusSucceeded || out.Jobs[0].Status == btypes.JobStatusFailed)
 	}, 20*time.Second, 200*time.Millisecond)
 	h.Calls.Reset()
-	require.NoError(t, h.App.Reconciler.Once(ctx))
+	require.NoError(t, h.Reconciler.Reconciler.Once(ctx))
 	require.Equal(t, 1, h.Calls.Count("Batch.DescribeJobs"))
 	got := getRun(t, h, r.ID)
 	require.True(t, run.Terminal(got.Status), got.Status)
@@ -263,6 +263,43 @@ func TestManualCE(t *testing.T) {
 	require.Len(t, qs.JobQueues, 2, "the user's queues stay")
 }
 
+// The head job's role is passed to AWS Batch in its job definition (by the
+// reconciler), which the control plane may do for roles named with the
+// prefix only (the IAM-checked tier denied iam:PassRole of "mine"): such
+// a role is refused when the CE is created, naming the field; a prefixed
+// one is registered.
+func TestManualCEHeadJobRoleMustBePassable(t *testing.T) {
+	h := newHarness(t)
+	ctx := context.Background()
+	headQ, workQ := manualQueues(t, h, btypes.JQStateEnabled)
+	iamc := iam.NewFromConfig(h.AWS.Config(region))
+	arn := func(name string) string {
+		r, err := iamc.CreateRole(ctx, &iam.CreateRoleInput{RoleName: aws.String(name),
+			AssumeRolePolicyDocument: aws.String(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ecs-tasks.amazonaws.com"},"Action":"sts:AssumeRole"}]}`)})
+		require.NoError(t, err)
+		return aws.ToString(r.Role.Arn)
+	}
+	req := func(role string) computeenv.CreateRequest {
+		return computeenv.CreateRequest{Name: "manual-role", Platform: computeenv.PlatformBatch, Region: region, WorkDir: "s3://" + bucket + "/work",
+			Batch: &computeenv.BatchOptions{HeadQueue: headQ, ComputeQueue: workQ, HeadJobRole: role}}
+	}
+	res := h.Do(t, "POST", "/compute-envs", req(arn("mine")))
+	require.Equal(t, 422, res.Status, string(res.Body))
+	code, field, msg := res.Error(t)
+	require.Equal(t, "role_not_passable", code)
+	require.Equal(t, "batch.headJobRole", field)
+	require.Contains(t, msg, `"mine"`)
+
+	mine := arn("ceforge-myhead")
+	ce := createCE(t, h, req(mine))
+	require.Equal(t, computeenv.StatusAvailable, ce.Status, ce.StatusReason)
+	jd, err := batch.NewFromConfig(h.AWS.Config(region)).DescribeJobDefinitions(ctx, &batch.DescribeJobDefinitionsInput{
+		JobDefinitionName: aws.String(forge.NamesFor("ceforge-", ce.ID).JobDefinition), Status: aws.String("ACTIVE")})
+	require.NoError(t, err)
+	require.Len(t, jd.JobDefinitions, 1)
+	require.Equal(t, mine, aws.ToString(jd.JobDefinitions[0].ContainerProperties.JobRoleArn))
+}
+
 func TestManualCEQueueDisabled(t *testing.T) {
 	h := newHarness(t)
 	headQ, workQ := manualQueues(t, h, btypes.JQStateDisabled)
@@ -293,11 +330,11 @@ func TestReconcileRepairsMissedTaskEvents(t *testing.T) {
 	}, 20*time.Second, 200*time.Millisecond)
 	r := launch(t, h, ce.ID)
 	// Only the task's SUBMITTED event arrives; its end is missed.
-	failed, _ := h.App.BatchEvents.Process(ctx, messages(t, sample(t, "batch-compute-submitted", r.ID, aws.ToString(task.JobId), false, prefix)))
+	failed, _ := h.BatchEvents.BatchEvents.Process(ctx, messages(t, sample(t, "batch-compute-submitted", r.ID, aws.ToString(task.JobId), false, prefix)))
 	require.Empty(t, failed)
 	require.Equal(t, 1, getRun(t, h, r.ID).Progress.Submitted)
 
-	require.NoError(t, h.App.Reconciler.Once(ctx))
+	require.NoError(t, h.Reconciler.Reconciler.Once(ctx))
 	p := getRun(t, h, r.ID).Progress
 	require.Zero(t, p.Submitted+p.Running)
 	require.Equal(t, 1, p.Succeeded+p.Failed)
@@ -309,9 +346,9 @@ func TestReconcileMarksLostHeadUnknown(t *testing.T) {
 	r := launch(t, h, ce.ID)
 	ctx := context.Background()
 	require.NoError(t, h.Store.Patch(ctx, "RUN", r.ID, map[string]any{"backend.jobId": "00000000-0000-0000-0000-000000000000"}, 0))
-	l := h.App.Runs.Launchers[computeenv.PlatformBatch].(*batchce.Launcher)
+	l := h.Reconciler.Runs.Launchers[computeenv.PlatformBatch].(*batchce.Launcher)
 	l.Now = func() time.Time { return time.Now().Add(time.Hour) }
-	require.NoError(t, h.App.Reconciler.Once(ctx))
+	require.NoError(t, h.Reconciler.Reconciler.Once(ctx))
 	got := getRun(t, h, r.ID)
 	require.Equal(t, run.StatusUnknown, got.Status)
 	require.Contains(t, got.StatusReason, "no longer known")

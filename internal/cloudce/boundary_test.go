@@ -8,6 +8,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/stretchr/testify/require"
 
+	"github.com/ceforge/ceforge/internal/app"
 	"github.com/ceforge/ceforge/internal/cloudce"
 	"github.com/ceforge/ceforge/internal/computeenv"
 	"github.com/ceforge/ceforge/internal/forgedrole"
@@ -20,7 +21,7 @@ import (
 func TestInstanceRoleUnderBoundary(t *testing.T) {
 	env := testenv.New(t)
 	ctx := context.Background()
-	p := newPlatform(env)
+	p := newPlatform(env, app.FnReconciler) // the reconciler forges and repairs roles
 	api := iam.NewFromConfig(env.AWS.Config(testenv.Region))
 	boundary := testenv.Boundary("ceforge-")
 	ce := creatingCE("bound000000001")

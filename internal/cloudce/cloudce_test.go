@@ -83,6 +83,11 @@ func (f *fixture) createCE(t testing.TB, body map[string]any) computeenv.Compute
 	require.Equal(t, http.StatusCreated, res.Status, string(res.Body))
 	var ce computeenv.ComputeEnv
 	res.JSON(t, &ce)
+	// The api validated and recorded it; the reconciler it handed the CE
+	// to created the role and instance profile.
+	res = f.Do(t, http.MethodGet, "/compute-envs/"+ce.ID, nil)
+	require.Equal(t, http.StatusOK, res.Status, string(res.Body))
+	res.JSON(t, &ce)
 	require.Equal(t, computeenv.StatusAvailable, ce.Status, ce.StatusReason)
 	return ce
 }
@@ -120,7 +125,7 @@ func event(t testing.TB, name, instanceID string, at time.Time) eventsrc.Message
 
 func (f *fixture) feed(t testing.TB, msgs ...eventsrc.Message) eventsrc.Outcome {
 	t.Helper()
-	failed, out := f.App.EC2Events.Process(context.Background(), msgs)
+	failed, out := f.EC2Events.EC2Events.Process(context.Background(), msgs)
 	require.Empty(t, failed)
 	return out
 }
@@ -292,7 +297,7 @@ func TestCloudEndToEnd(t *testing.T) {
 	require.Equal(t, 8888, studio.Studio.Port)
 	// Through the Lambda's SQS entry point, as deployed.
 	msg := event(t, "ec2-running.json", studio.Backend.InstanceID, t0)
-	sqsRes, err := f.App.EC2Events.SQSHandler()(ctx, events.SQSEvent{Records: []events.SQSMessage{{MessageId: msg.ID, Body: msg.Body}}})
+	sqsRes, err := f.EC2Events.EC2Events.SQSHandler()(ctx, events.SQSEvent{Records: []events.SQSMessage{{MessageId: msg.ID, Body: msg.Body}}})
 	require.NoError(t, err)
 	require.Empty(t, sqsRes.BatchItemFailures)
 	require.Equal(t, run.StatusRunning, f.getRun(t, studio.ID).Status)
@@ -351,6 +356,9 @@ func TestCloudEndToEnd(t *testing.T) {
 	res = f.Do(t, http.MethodDelete, "/compute-envs/"+ce.ID+"?force=true", nil)
 	require.Equal(t, http.StatusAccepted, res.Status, string(res.Body))
 	var deleted computeenv.ComputeEnv
+	res.JSON(t, &deleted)
+	require.Equal(t, computeenv.StatusDeleting, deleted.Status, "the api hands the teardown to the reconciler")
+	res = f.Do(t, http.MethodGet, "/compute-envs/"+ce.ID, nil)
 	res.JSON(t, &deleted)
 	require.Equal(t, computeenv.StatusDeleted, deleted.Status, deleted.StatusReason)
 	require.Equal(t, ec2types.InstanceStateNameTerminated, f.instance(t, stopped.Backend.InstanceID).State.Name, "force cancels active runs")
@@ -439,16 +447,23 @@ func TestDryRunCreatesNothing(t *testing.T) {
 	}
 }
 
+// customProfile creates an instance profile with a role of the same name.
+func (f *fixture) customProfile(t *testing.T, name string) string {
+	t.Helper()
+	ctx := context.Background()
+	_, err := f.IAM.CreateRole(ctx, &iam.CreateRoleInput{RoleName: aws.String(name), AssumeRolePolicyDocument: aws.String(`{"Version":"2012-10-17","Statement":[]}`)})
+	require.NoError(t, err)
+	p, err := f.IAM.CreateInstanceProfile(ctx, &iam.CreateInstanceProfileInput{InstanceProfileName: aws.String(name)})
+	require.NoError(t, err)
+	_, err = f.IAM.AddRoleToInstanceProfile(ctx, &iam.AddRoleToInstanceProfileInput{InstanceProfileName: aws.String(name), RoleName: aws.String(name)})
+	require.NoError(t, err)
+	return aws.ToString(p.InstanceProfile.Arn)
+}
+
 func TestCustomInstanceProfileIsUsedNotManaged(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
-	_, err := f.IAM.CreateRole(ctx, &iam.CreateRoleInput{RoleName: aws.String("mine"), AssumeRolePolicyDocument: aws.String(`{"Version":"2012-10-17","Statement":[]}`)})
-	require.NoError(t, err)
-	p, err := f.IAM.CreateInstanceProfile(ctx, &iam.CreateInstanceProfileInput{InstanceProfileName: aws.String("mine")})
-	require.NoError(t, err)
-	_, err = f.IAM.AddRoleToInstanceProfile(ctx, &iam.AddRoleToInstanceProfileInput{InstanceProfileName: aws.String("mine"), RoleName: aws.String("mine")})
-	require.NoError(t, err)
-	arn := aws.ToString(p.InstanceProfile.Arn)
+	arn := f.customProfile(t, "ceforge-mine")
 	ce := f.createCE(t, ceBody(func(_ map[string]any, c map[string]any) { c["instanceProfileArn"] = arn }))
 	r := f.launch(t, pipelineBody(ce.ID))
 	require.Equal(t, arn, aws.ToString(f.instance(t, r.Backend.InstanceID).IamInstanceProfile.Arn))
@@ -456,7 +471,7 @@ func TestCustomInstanceProfileIsUsedNotManaged(t *testing.T) {
 	f.feed(t, event(t, "ec2-terminated.json", r.Backend.InstanceID, time.Now()))
 	res := f.Do(t, http.MethodDelete, "/compute-envs/"+ce.ID, nil)
 	require.Equal(t, http.StatusAccepted, res.Status, string(res.Body))
-	_, err = f.IAM.GetInstanceProfile(ctx, &iam.GetInstanceProfileInput{InstanceProfileName: aws.String("mine")})
+	_, err := f.IAM.GetInstanceProfile(ctx, &iam.GetInstanceProfileInput{InstanceProfileName: aws.String("ceforge-mine")})
 	require.NoError(t, err, "a given instance profile is never deleted")
 	roles, err := f.IAM.ListRoles(ctx, &iam.ListRolesInput{PathPrefix: aws.String("/")})
 	require.NoError(t, err)
@@ -469,6 +484,24 @@ func TestCustomInstanceProfileIsUsedNotManaged(t *testing.T) {
 	require.Equal(t, []string{"mine"}, own)
 }
 
+// Launching passes the profile's role to EC2, which the api's role allows
+// for roles named with the prefix only (the IAM-checked tier denied
+// iam:PassRole of "mine" at launch): such a profile is refused when the
+// CE is created, naming the field, and nothing is recorded.
+func TestCustomInstanceProfileRoleMustBePassable(t *testing.T) {
+	f := newFixture(t)
+	arn := f.customProfile(t, "mine")
+	res := f.Do(t, http.MethodPost, "/compute-envs", ceBody(func(_ map[string]any, c map[string]any) { c["instanceProfileArn"] = arn }))
+	require.Equal(t, http.StatusUnprocessableEntity, res.Status, string(res.Body))
+	code, field, msg := res.Error(t)
+	require.Equal(t, "role_not_passable", code)
+	require.Equal(t, "cloud.instanceProfileArn", field)
+	require.Contains(t, msg, `"mine"`)
+	require.Contains(t, msg, "ceforge-*")
+	res = f.Do(t, http.MethodGet, "/compute-envs", nil)
+	require.JSONEq(t, `{"items":[]}`, string(res.Body))
+}
+
 func TestReconcilerAdoptsAndRepairs(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
@@ -476,7 +509,7 @@ func TestReconcilerAdoptsAndRepairs(t *testing.T) {
 	var stored computeenv.ComputeEnv
 	_, err := f.Store.Get(ctx, store.KindCE, ce.ID, &stored)
 	require.NoError(t, err)
-	launcher := f.App.Runs.Launchers[computeenv.PlatformCloud]
+	launcher := f.API.Runs.Launchers[computeenv.PlatformCloud]
 
 	// A crash between RunInstances and recording the instance: the run has
 	// no backend, the instance carries its run tag.
@@ -507,14 +540,14 @@ func TestReconcilerAdoptsAndRepairs(t *testing.T) {
 	_, err = f.EC2.TerminateInstances(ctx, &ec2.TerminateInstancesInput{InstanceIds: []string{missed.Backend.InstanceID}})
 	require.NoError(t, err)
 
-	require.NoError(t, f.App.Reconciler.Once(ctx))
+	require.NoError(t, f.Reconciler.Reconciler.Once(ctx))
 	got := f.getRun(t, orphan.ID)
 	require.Equal(t, run.StatusRunning, got.Status)
 	require.Equal(t, b.InstanceID, got.Backend.InstanceID)
 	require.Contains(t, []ec2types.InstanceStateName{ec2types.InstanceStateNameShuttingDown, ec2types.InstanceStateNameTerminated},
 		f.instance(t, dup.InstanceID).State.Name, "the duplicate head is terminated")
 	require.Equal(t, ec2types.InstanceStateNameRunning, f.instance(t, b.InstanceID).State.Name)
-	byInst, err := f.App.Runs.ByBackend(ctx, store.KindInstance, b.InstanceID)
+	byInst, err := f.Reconciler.Runs.ByBackend(ctx, store.KindInstance, b.InstanceID)
 	require.NoError(t, err)
 	require.Equal(t, orphan.ID, byInst.ID)
 	got = f.getRun(t, lost.ID)
@@ -529,6 +562,6 @@ func TestReconcilerAdoptsAndRepairs(t *testing.T) {
 		f.instance(t, ub.InstanceID).State.Name)
 
 	// shutting-down is not final; the next pass sees terminated.
-	require.NoError(t, f.App.Reconciler.Once(ctx))
+	require.NoError(t, f.Reconciler.Reconciler.Once(ctx))
 	require.Equal(t, run.StatusSucceeded, f.getRun(t, missed.ID).Status)
 }

@@ -64,7 +64,7 @@ func TestOnlyTheRecordedHeadMovesARun(t *testing.T) {
 	var stored computeenv.ComputeEnv
 	_, err := f.Store.Get(ctx, store.KindCE, ce.ID, &stored)
 	require.NoError(t, err)
-	launcher := f.App.Runs.Launchers[computeenv.PlatformCloud]
+	launcher := f.API.Runs.Launchers[computeenv.PlatformCloud] // the api launches heads
 
 	r := f.launch(t, pipelineBody(ce.ID))
 	time.Sleep(1100 * time.Millisecond) // launch times have second resolution
@@ -87,7 +87,7 @@ func TestOnlyTheRecordedHeadMovesARun(t *testing.T) {
 	gone.Backend.InstanceID = "i-0dead00000000beef"
 	other, _, err := launcher.Launch(ctx, &stored, &gone)
 	require.NoError(t, err)
-	require.NoError(t, f.App.Reconciler.Once(ctx))
+	require.NoError(t, f.Reconciler.Reconciler.Once(ctx))
 	got := f.getRun(t, gone.ID)
 	require.Equal(t, "i-0dead00000000beef", got.Backend.InstanceID, "the recorded head is never replaced")
 	require.True(t, ended(f.instance(t, other.InstanceID).State.Name), "the other instance is terminated")
@@ -128,7 +128,7 @@ func TestUnknownIsNotFinal(t *testing.T) {
 	// The reconciler's evidence, both ways.
 	_, err := f.EC2.StopInstances(ctx, &ec2.StopInstancesInput{InstanceIds: []string{id}})
 	require.NoError(t, err)
-	require.NoError(t, f.App.Reconciler.Once(ctx))
+	require.NoError(t, f.Reconciler.Reconciler.Once(ctx))
 	require.Equal(t, run.StatusUnknown, f.getRun(t, r.ID).Status)
 	_, err = f.EC2.StartInstances(ctx, &ec2.StartInstancesInput{InstanceIds: []string{id}})
 	require.NoError(t, err)
@@ -136,7 +136,7 @@ func TestUnknownIsNotFinal(t *testing.T) {
 		return f.instance(t, id).State.Name == ec2types.InstanceStateNameRunning
 	}, 10*time.Second, 100*time.Millisecond)
 	time.Sleep(5 * time.Millisecond) // the pass's evidence must be later than the last
-	require.NoError(t, f.App.Reconciler.Once(ctx))
+	require.NoError(t, f.Reconciler.Reconciler.Once(ctx))
 	require.Equal(t, run.StatusRunning, f.getRun(t, r.ID).Status)
 }
 
@@ -156,7 +156,7 @@ func TestForceDeletedCERunsEnd(t *testing.T) {
 	require.True(t, got.CancelRequested)
 	require.Equal(t, computeenv.ReasonDeleted, got.CancelReason)
 	for i := 0; i < 3 && !run.Terminal(f.getRun(t, r.ID).Status); i++ {
-		require.NoError(t, f.App.Reconciler.Once(ctx))
+		require.NoError(t, f.Reconciler.Reconciler.Once(ctx))
 	}
 	got = f.getRun(t, r.ID)
 	require.Equal(t, run.StatusCancelled, got.Status)
@@ -172,7 +172,7 @@ func TestForceDeletedCERunsEnd(t *testing.T) {
 	_, err = f.Store.Save(ctx, store.KindCE, ce2.ID, &stored, v)
 	require.NoError(t, err)
 	for i := 0; i < 3 && !run.Terminal(f.getRun(t, missed.ID).Status); i++ {
-		require.NoError(t, f.App.Reconciler.Once(ctx))
+		require.NoError(t, f.Reconciler.Reconciler.Once(ctx))
 	}
 	got = f.getRun(t, missed.ID)
 	require.Equal(t, run.StatusCancelled, got.Status)

@@ -12,6 +12,7 @@ import (
 	"github.com/aws/smithy-go"
 	"github.com/stretchr/testify/require"
 
+	"github.com/ceforge/ceforge/internal/app"
 	"github.com/ceforge/ceforge/internal/apptest"
 	"github.com/ceforge/ceforge/internal/cloudce"
 	_ "github.com/ceforge/ceforge/internal/cloudce/cloudiam" // provisions AWS Cloud roles
@@ -22,8 +23,10 @@ import (
 	"github.com/ceforge/ceforge/internal/testenv"
 )
 
-func newPlatform(env *testenv.Env) *cloudce.Platform {
-	return cloudce.New(cloudce.Config{AWS: env.AWS, Runs: &run.Service{Store: env.Store}, Prefix: "ceforge-", Boundary: testenv.Boundary("ceforge-")})
+// newPlatform is the platform as function wires it, its calls IAM-checked
+// as that function's.
+func newPlatform(env *testenv.Env, function string) *cloudce.Platform {
+	return cloudce.New(cloudce.Config{AWS: env.Function(function), Runs: &run.Service{Store: env.Store}, Prefix: "ceforge-", Boundary: testenv.Boundary("ceforge-")})
 }
 
 func creatingCE(id string) *computeenv.ComputeEnv {
@@ -38,7 +41,7 @@ func creatingCE(id string) *computeenv.ComputeEnv {
 func TestAdvanceResumesAndRepeats(t *testing.T) {
 	env := testenv.New(t)
 	ctx := context.Background()
-	p := newPlatform(env)
+	p := newPlatform(env, app.FnReconciler)
 	api := iam.NewFromConfig(env.AWS.Config(testenv.Region))
 	ce := creatingCE("crash000000001")
 	name := p.RoleName(ce.ID)
@@ -148,7 +151,7 @@ func (failingEC2) RunInstances(context.Context, *ec2.RunInstancesInput, ...func(
 func TestLaunchMovesToAnotherSubnetOnCapacityErrors(t *testing.T) {
 	f := newFixture(t)
 	ce := f.createCE(t, ceBody())
-	p := newPlatform(f.Env)
+	p := newPlatform(f.Env, app.FnAPI)
 	real := p.ClientsFor
 	fake := &capacityEC2{}
 	p.ClientsFor = func(c *computeenv.ComputeEnv) cloudce.Clients {

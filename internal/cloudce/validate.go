@@ -168,6 +168,15 @@ func (p *Platform) Prepare(ctx context.Context, ce *computeenv.ComputeEnv) ([]st
 		if len(out.InstanceProfile.Roles) == 0 {
 			return nil, apierr.Unprocessable("instance_profile_without_role", "cloud.instanceProfileArn", "instance profile %q has no role", name)
 		}
+		// Launching passes the profile's role to EC2, and the control
+		// plane's roles may pass only roles named with the prefix
+		// (iam:PassRole): anything else would fail at the first launch.
+		// Through credentials.roleArn, that role's own policy decides.
+		role := aws.ToString(out.InstanceProfile.Roles[0].RoleName)
+		if (ce.Credentials == nil || ce.Credentials.RoleARN == "") && !strings.HasPrefix(role, p.prefix()) {
+			return nil, apierr.Unprocessable("role_not_passable", "cloud.instanceProfileArn",
+				"the role %q of instance profile %q is not named %s*: ceforge may pass only roles named with its prefix to EC2", role, name, p.prefix())
+		}
 		setResource(ce, computeenv.Resource{Type: ResProfile, Name: name, ARN: c.InstanceProfileARN, State: StateUsed})
 		warnings = append(warnings, "a custom instance profile is used as is: keep its role's permissions up to date")
 	}

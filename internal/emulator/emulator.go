@@ -142,6 +142,19 @@ func (s *Server) Reset(ctx context.Context) error {
 	return s.Configure(ctx)
 }
 
+// EnforceIAM makes the emulator authenticate every request from now on
+// and check its action against the caller's IAM policies (moto's own
+// enforcement: actions only, resources and conditions not); Relax turns it
+// off again. Both act on the whole server.
+func (s *Server) EnforceIAM(ctx context.Context) error {
+	return s.post(ctx, "/moto-api/reset-auth", "0")
+}
+
+// Relax turns IAM enforcement off (EnforceIAM).
+func (s *Server) Relax(ctx context.Context) error {
+	return s.post(ctx, "/moto-api/reset-auth", "inf")
+}
+
 func (s *Server) post(ctx context.Context, path, body string) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.Endpoint+path, bytes.NewBufferString(body))
 	if err != nil {

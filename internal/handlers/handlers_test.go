@@ -53,8 +53,8 @@ const testPlatform = computeenv.PlatformCloud
 func newHarness(t testing.TB) (*apptest.Harness, *instantProvisioner) {
 	h := apptest.New(t, func(c *config.Config) { c.AllowedRegions = []string{"eu-west-1", "us-east-1"} })
 	p := &instantProvisioner{}
-	h.App.ComputeEnvs.Provisioners = map[string]computeenv.Provisioner{testPlatform: p}
-	h.App.Runs.Launchers = map[string]run.Launcher{} // platforms are tested in their own packages
+	h.API.ComputeEnvs.Provisioners = map[string]computeenv.Provisioner{testPlatform: p}
+	h.API.Runs.Launchers = map[string]run.Launcher{} // platforms are tested in their own packages
 	return h, p
 }
 
@@ -215,7 +215,7 @@ func TestComputeEnvLifecycle(t *testing.T) {
 
 func TestCreateAnswers501UntilPlatformExists(t *testing.T) {
 	h, _ := newHarness(t)
-	h.App.ComputeEnvs.Provisioners = nil
+	h.API.ComputeEnvs.Provisioners = nil
 	res := h.Do(t, "POST", "/compute-envs", validCE("later"))
 	require.Equal(t, http.StatusNotImplemented, res.Status)
 	code, _, msg := res.Error(t)

@@ -47,14 +47,14 @@ func (s *sink) count() int {
 // API on net/http with a local identity, and an EventBridge event sent to
 // the queue reaching its consumer, as in AWS.
 func TestLocalStackServesAPIAndConsumesQueues(t *testing.T) {
-	h := apptest.New(t)
+	h := apptest.NewLocal(t)
 	kind := eventsrc.Kind{Source: "aws.ec2", DetailType: "EC2 Instance State-change Notification"}
 	s := &sink{}
-	h.App.EC2Events.Handle(s, map[eventsrc.Kind]eventsrc.Parser{kind: func(env eventsrc.Envelope) (any, error) {
+	h.API.EC2Events.Handle(s, map[eventsrc.Kind]eventsrc.Parser{kind: func(env eventsrc.Envelope) (any, error) {
 		return eventsrc.Decode[map[string]any](env)
 	}})
 	ctx := context.Background()
-	stack, err := local.Start(ctx, h.App, local.Options{Addr: "127.0.0.1:0", Identity: "local:test", ReconcileEvery: 100 * time.Millisecond})
+	stack, err := local.Start(ctx, h.API, local.Options{Addr: "127.0.0.1:0", Identity: "local:test", ReconcileEvery: 100 * time.Millisecond})
 	require.NoError(t, err)
 	defer stack.Stop(ctx)
 
@@ -89,9 +89,9 @@ func TestLocalStackServesAPIAndConsumesQueues(t *testing.T) {
 // Gateway does: Nextflow cannot sign; a run token authorises each call),
 // and everything else still needs a signature.
 func TestLocalTraceRoutesAreUnsigned(t *testing.T) {
-	h := apptest.New(t)
+	h := apptest.NewLocal(t)
 	ctx := context.Background()
-	stack, err := local.Start(ctx, h.App, local.Options{Addr: "127.0.0.1:0", Identity: "local:test",
+	stack, err := local.Start(ctx, h.API, local.Options{Addr: "127.0.0.1:0", Identity: "local:test",
 		Keys: []sigv4.Key{{AccessKeyID: "AKIALOCAL", SecretAccessKey: "secret", ARN: "arn:aws:iam::123456789012:user/local"}}})
 	require.NoError(t, err)
 	defer stack.Stop(ctx)

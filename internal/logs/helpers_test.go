@@ -37,7 +37,7 @@ const testGroup = "/ceforge/runs"
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
-// fixture is the wired app plus a logs router with test options, served
+// fixture is the wired functions plus a logs router with test options, served
 // over real HTTP so follow mode streams.
 type fixture struct {
 	h      *apptest.Harness
@@ -52,9 +52,11 @@ func newFixture(t testing.TB, o logs.Options) *fixture {
 	h := apptest.New(t)
 	// The app's own logs routes (used by getPage through h.Do) sign cursors
 	// with this key; the test service must accept them and vice versa.
-	o.CursorKey = h.App.CursorKey
-	svc := logs.New(logs.Deps{Runs: h.App.Runs, CEs: h.App.ComputeEnvs, AWS: h.AWS, Log: quiet, Leases: h.App.Store}, o)
-	rt := handlers.New(handlers.Deps{ComputeEnvs: h.App.ComputeEnvs, Runs: h.App.Runs, Log: quiet, Extra: []func(*api.Router){svc.Routes}})
+	o.CursorKey = h.Logs.CursorKey
+	// The logs function's code, with its clients (IAM-checked as logs).
+	fn := h.Logs
+	svc := logs.New(logs.Deps{Runs: fn.Runs, CEs: fn.ComputeEnvs, AWS: fn.AWS, Log: quiet, Leases: fn.Store}, o)
+	rt := handlers.New(handlers.Deps{ComputeEnvs: fn.ComputeEnvs, Runs: fn.Runs, Log: quiet, Extra: []func(*api.Router){svc.Routes}})
 	srv := httptest.NewServer(api.LocalIdentity(rt, apptest.Caller))
 	t.Cleanup(srv.Close)
 	return &fixture{h: h, svc: svc, router: rt, srv: srv, cwl: cloudwatchlogs.NewFromConfig(h.AWS.Config(""))}

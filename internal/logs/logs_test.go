@@ -150,7 +150,7 @@ func TestLogsRequestValidation(t *testing.T) {
 	tampered[3] ^= 1
 	// A cursor signed with the key ceforge once derived from its table and
 	// prefix (names anyone can read): valid in form, forged in fact.
-	forged := forgeCursor(t, a.ID, f.h.App.Config.Table, f.h.App.Config.Prefix)
+	forged := forgeCursor(t, a.ID, f.h.Config.Table, f.h.Config.Prefix)
 
 	tests := []struct {
 		name, path      string
@@ -480,7 +480,7 @@ func TestFollowPicksUpTheLogOnceTheHeadStarts(t *testing.T) {
 	ch, stop := f.followStream(t, r.ID, "")
 	defer stop()
 
-	ref := run.LogRef{Group: "/aws/batch/ceforge-ce", Stream: "ceforge-head/default/0123abcd"}
+	ref := run.LogRef{Group: "/aws/batch/job", Stream: "ceforge-head/default/0123abcd"}
 	f.ensureStream(t, ref.Group, ref.Stream)
 	f.putLines(t, ref.Group, ref.Stream, 0, 20)
 	// Status first: any refresh that sees the log also sees RUNNING, so the
@@ -541,8 +541,8 @@ func TestFollowsPerCallerAreCapped(t *testing.T) {
 	o.MaxFollow = time.Minute
 	f := newFixture(t, o)
 	// A second service over the same table: another instance of the function.
-	other := logs.New(logs.Deps{Runs: f.h.App.Runs, CEs: f.h.App.ComputeEnvs, AWS: f.h.AWS, Log: quiet, Leases: f.h.App.Store}, o)
-	otherSrv := httptest.NewServer(api.LocalIdentity(handlers.New(handlers.Deps{ComputeEnvs: f.h.App.ComputeEnvs, Runs: f.h.App.Runs, Log: quiet,
+	other := logs.New(logs.Deps{Runs: f.h.Logs.Runs, CEs: f.h.Logs.ComputeEnvs, AWS: f.h.Logs.AWS, Log: quiet, Leases: f.h.Logs.Store}, o)
+	otherSrv := httptest.NewServer(api.LocalIdentity(handlers.New(handlers.Deps{ComputeEnvs: f.h.Logs.ComputeEnvs, Runs: f.h.Logs.Runs, Log: quiet,
 		Extra: []func(*api.Router){other.Routes}}), apptest.Caller))
 	defer otherSrv.Close()
 	r := f.createRun(t, run.StatusRunning, &run.LogRef{Group: testGroup, Stream: "capped"})

@@ -1,7 +1,6 @@
 package logs_test
 
 import (
-	"context"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -10,13 +9,12 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/ceforge/ceforge/internal/api"
+	"github.com/ceforge/ceforge/internal/app"
 	"github.com/ceforge/ceforge/internal/apptest"
-	"github.com/ceforge/ceforge/internal/awsclient"
 	"github.com/ceforge/ceforge/internal/faultproxy"
 	"github.com/ceforge/ceforge/internal/handlers"
 	"github.com/ceforge/ceforge/internal/logs"
 	"github.com/ceforge/ceforge/internal/run"
-	"github.com/ceforge/ceforge/internal/testenv"
 )
 
 // TestThrottledReadsBackOff puts CloudWatch's GetLogEvents behind a token
@@ -32,16 +30,16 @@ func TestThrottledReadsBackOff(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, proxy.Start())
 	defer proxy.Close()
-	throughProxy, err := awsclient.New(context.Background(), testenv.Options(proxy.URL(), nil))
-	require.NoError(t, err)
+	throughProxy := f.h.FunctionAt(app.FnLogs, proxy.URL())
 
 	o := fastFollow
 	o.PollInterval = 10 * time.Millisecond
 	o.MaxThrottleInterval = 320 * time.Millisecond
 	o.MaxFollow = 1500 * time.Millisecond
-	o.CursorKey = f.h.App.CursorKey
-	svc := logs.New(logs.Deps{Runs: f.h.App.Runs, CEs: f.h.App.ComputeEnvs, AWS: throughProxy, Log: quiet}, o)
-	rt := handlers.New(handlers.Deps{ComputeEnvs: f.h.App.ComputeEnvs, Runs: f.h.App.Runs, Log: quiet, Extra: []func(*api.Router){svc.Routes}})
+	o.CursorKey = f.h.Logs.CursorKey
+	fn := f.h.Logs
+	svc := logs.New(logs.Deps{Runs: fn.Runs, CEs: fn.ComputeEnvs, AWS: throughProxy, Log: quiet}, o)
+	rt := handlers.New(handlers.Deps{ComputeEnvs: fn.ComputeEnvs, Runs: fn.Runs, Log: quiet, Extra: []func(*api.Router){svc.Routes}})
 	srv := httptest.NewServer(api.LocalIdentity(rt, apptest.Caller))
 	defer srv.Close()
 	f.srv = srv

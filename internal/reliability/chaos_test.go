@@ -418,11 +418,11 @@ func runEventChaos(tb testing.TB, f *fixture, o chaosOpts) chaosResult {
 						// One SQS queue per consumer: split a mixed draw in two.
 						var failed []string
 						if len(ec2Msgs) > 0 {
-							fl, _ := f.App.EC2Events.Process(ctx, ec2Msgs)
+							fl, _ := f.EC2Events.EC2Events.Process(ctx, ec2Msgs)
 							failed = append(failed, fl...)
 						}
 						if len(batchMsgs) > 0 {
-							fl, _ := f.App.BatchEvents.Process(ctx, batchMsgs)
+							fl, _ := f.BatchEvents.BatchEvents.Process(ctx, batchMsgs)
 							failed = append(failed, fl...)
 						}
 						mu.Lock()
@@ -449,7 +449,7 @@ func runEventChaos(tb testing.TB, f *fixture, o chaosOpts) chaosResult {
 
 	// The reconciler repairs what was dropped.
 	recStart := time.Now().UTC()
-	require.NoError(tb, f.App.Reconciler.Once(ctx))
+	require.NoError(tb, f.Reconciler.Reconciler.Once(ctx))
 	recEnd := time.Now().UTC()
 	res.reconcile = recEnd.Sub(recStart)
 
@@ -563,7 +563,7 @@ func TestLateRunningEventCompletesTimeline(t *testing.T) {
 			map[string]any{"instance-id": id, "state": state})}}
 	}
 	for _, m := range [][]eventsrc.Message{msg("terminated", at.Add(time.Minute)), msg("running", at), msg("running", at.Add(time.Hour))} {
-		failed, _ := f.App.EC2Events.Process(ctx, m)
+		failed, _ := f.EC2Events.EC2Events.Process(ctx, m)
 		require.Empty(t, failed)
 	}
 	got := f.getRun(t, r.ID)

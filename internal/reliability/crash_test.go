@@ -107,14 +107,14 @@ func (f *fixture) converge(tb testing.TB, id string) computeenv.ComputeEnv {
 	tb.Helper()
 	ctx := context.Background()
 	for i := 0; i < 25; i++ {
-		ce, err := f.App.ComputeEnvs.Get(ctx, id)
+		ce, err := f.Reconciler.ComputeEnvs.Get(ctx, id)
 		require.NoError(tb, err)
 		if ce.Stable() {
 			return *ce
 		}
-		_ = f.App.Reconciler.Once(ctx)
+		_ = f.Reconciler.Reconciler.Once(ctx)
 	}
-	ce, err := f.App.ComputeEnvs.Get(ctx, id)
+	ce, err := f.Reconciler.ComputeEnvs.Get(ctx, id)
 	require.NoError(tb, err)
 	tb.Fatalf("compute environment %s did not converge: %s %s", id, ce.Status, ce.StatusReason)
 	return computeenv.ComputeEnv{}
@@ -393,7 +393,7 @@ func TestLaunchCrashAndRetry(t *testing.T) {
 		// The client retries with its key: the same run, no second instance.
 		status2, r2 := launch(f, ce.ID, "k1")
 		require.Less(t, status2, 300, "retry answered %d (first %d)", status2, status)
-		require.NoError(t, f.App.Reconciler.Once(ctx))
+		require.NoError(t, f.Reconciler.Reconciler.Once(ctx))
 		r := f.onlyRunOf(t, ce.ID)
 		require.Equal(t, r.ID, r2.ID)
 		live := f.liveInstancesOf(t, r.ID)
@@ -401,7 +401,7 @@ func TestLaunchCrashAndRetry(t *testing.T) {
 			// The launch was reported failed while its instance started:
 			// the sweeper ends it once the run is past the grace period.
 			require.Len(t, live, 1)
-			sw := f.App.Sweeper()
+			sw := f.Sweeper.Sweeper()
 			sw.Now = func() time.Time { return time.Now().Add(3 * time.Hour) }
 			_, err := sw.Sweep(ctx, false, "test")
 			require.NoError(t, err)
@@ -421,7 +421,7 @@ func TestLaunchCrashAndRetry(t *testing.T) {
 		// The emulator ignores ClientToken, so the SDK's retry started a
 		// second instance (AWS would return the first): the reconciler
 		// keeps the recorded one and terminates the other.
-		require.NoError(t, f.App.Reconciler.Once(ctx))
+		require.NoError(t, f.Reconciler.Reconciler.Once(ctx))
 		got := f.onlyRunOf(t, ce.ID)
 		require.Equal(t, r.ID, got.ID)
 		require.Equal(t, []string{got.Backend.InstanceID}, f.liveInstancesOf(t, r.ID))
@@ -439,11 +439,11 @@ func TestLaunchCrashAndRetry(t *testing.T) {
 		require.Equal(t, http.StatusInternalServerError, status)
 		r := f.onlyRunOf(t, ce.ID)
 		require.Nil(t, r.Backend)
-		require.NoError(t, f.App.Reconciler.Once(ctx))
+		require.NoError(t, f.Reconciler.Reconciler.Once(ctx))
 		r = f.getRun(t, r.ID)
 		require.NotNil(t, r.Backend, "the reconciler adopts the head by its run tag")
 		require.Equal(t, []string{r.Backend.InstanceID}, f.liveInstancesOf(t, r.ID))
-		byRef, err := f.App.Runs.ByBackend(ctx, store.KindInstance, r.Backend.InstanceID)
+		byRef, err := f.Reconciler.Runs.ByBackend(ctx, store.KindInstance, r.Backend.InstanceID)
 		require.NoError(t, err)
 		require.Equal(t, r.ID, byRef.ID, "events of the adopted head find the run")
 	})
@@ -468,7 +468,7 @@ func TestLaunchCrashAndRetry(t *testing.T) {
 		status, r := launch(f, ce.ID, "k1")
 		p.SetRules()
 		require.Equal(t, http.StatusCreated, status)
-		require.NoError(t, f.App.Reconciler.Once(ctx))
+		require.NoError(t, f.Reconciler.Reconciler.Once(ctx))
 		got := f.onlyRunOf(t, ce.ID)
 		require.Equal(t, r.ID, got.ID)
 		heads := f.headJobsOf(t, ce, r.ID)
@@ -489,13 +489,13 @@ func TestLaunchCrashAndRetry(t *testing.T) {
 		r := f.onlyRunOf(t, ce.ID)
 		require.Nil(t, r.Backend)
 		// The launcher waits a minute before adopting (the launch may be in flight).
-		l := f.App.Runs.Launchers[computeenv.PlatformBatch].(*batchce.Launcher)
+		l := f.Reconciler.Runs.Launchers[computeenv.PlatformBatch].(*batchce.Launcher)
 		l.Now = func() time.Time { return time.Now().Add(2 * time.Minute) }
-		require.NoError(t, f.App.Reconciler.Once(ctx))
+		require.NoError(t, f.Reconciler.Reconciler.Once(ctx))
 		r = f.getRun(t, r.ID)
 		require.NotNil(t, r.Backend, "the reconciler adopts the head by its name")
 		require.Equal(t, f.headJobsOf(t, ce, r.ID), []string{r.Backend.JobID})
-		byRef, err := f.App.Runs.ByBackend(ctx, store.KindJob, r.Backend.JobID)
+		byRef, err := f.Reconciler.Runs.ByBackend(ctx, store.KindJob, r.Backend.JobID)
 		require.NoError(t, err)
 		require.Equal(t, r.ID, byRef.ID)
 	})

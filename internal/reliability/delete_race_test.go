@@ -70,9 +70,9 @@ func TestLaunchAndDeleteExcludeEachOther(t *testing.T) {
 	// delete went through: it is refused, and nothing starts.
 	ce := f.createCE(t, cloudCEBody("race"))
 	gate := &gatedDB{DynamoAPI: f.DynamoDB, held: make(chan struct{}), release: make(chan struct{})}
-	runs := *f.App.Runs
+	runs := *f.API.Runs
 	runs.Store = store.New(gate, testenv.Table)
-	*f.App.Runs = runs
+	*f.API.Runs = runs
 	type answer struct {
 		status int
 		body   []byte
@@ -99,16 +99,16 @@ func TestLaunchAndDeleteExcludeEachOther(t *testing.T) {
 	// A run recorded first keeps a delete without force out, even when the
 	// listing of runs does not show it yet; the run's end lets it through.
 	runs.Store = f.Store
-	*f.App.Runs = runs
+	*f.API.Runs = runs
 	ce2 := f.createCE(t, cloudCEBody("race2"))
 	r := f.getRun(t, launchOne(t, f, ce2.ID).ID)
-	f.App.ComputeEnvs.Runs = lostIndex{f.App.ComputeEnvs.Runs}
+	f.API.ComputeEnvs.Runs = lostIndex{f.API.ComputeEnvs.Runs}
 	res = f.Do(t, http.MethodDelete, "/compute-envs/"+ce2.ID, nil)
 	require.Equal(t, http.StatusConflict, res.Status, string(res.Body))
 	code, _, _ := res.Error(t)
 	require.Equal(t, "active_runs", code)
 	require.Equal(t, computeenv.StatusAvailable, f.settle(t, ce2.ID).Status)
-	ok, err := f.App.Runs.Transition(ctx, &r, run.Update{Status: run.StatusFailed, Reason: "test"})
+	ok, err := f.API.Runs.Transition(ctx, &r, run.Update{Status: run.StatusFailed, Reason: "test"})
 	require.NoError(t, err)
 	require.True(t, ok)
 	res = f.Do(t, http.MethodDelete, "/compute-envs/"+ce2.ID, nil)

@@ -5,8 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -24,15 +22,12 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/ceforge/ceforge/internal/api"
-	"github.com/ceforge/ceforge/internal/app"
-	"github.com/ceforge/ceforge/internal/app/allinone"
 	"github.com/ceforge/ceforge/internal/apptest"
 	"github.com/ceforge/ceforge/internal/awsclient"
 	"github.com/ceforge/ceforge/internal/computeenv"
 	"github.com/ceforge/ceforge/internal/config"
 	"github.com/ceforge/ceforge/internal/faultproxy"
 	"github.com/ceforge/ceforge/internal/forge"
-	"github.com/ceforge/ceforge/internal/metrics"
 	"github.com/ceforge/ceforge/internal/run"
 	"github.com/ceforge/ceforge/internal/testenv"
 )
@@ -45,7 +40,7 @@ const (
 	prefix = "ceforge-"
 )
 
-// fixture is the wired App on a fresh emulator, with the work bucket and
+// fixture is the wired functions on a fresh emulator, with the work bucket and
 // the clients the assertions use (straight to the emulator, never through
 // a fault proxy).
 type fixture struct {
@@ -61,9 +56,9 @@ func newFixture(tb testing.TB, mutate ...func(*config.Config)) *fixture {
 	return fixtureOf(tb, h)
 }
 
-// proxied is a fixture whose App talks to the emulator through a fault
-// proxy (no rules until a test sets some) with the SDK retrying up to
-// attempts times.
+// proxied is a fixture whose functions talk to the emulator through a
+// fault proxy (no rules until a test sets some) with the SDK retrying up
+// to attempts times.
 //
 // The proxy also serializes DynamoDB writes: the emulator deep-copies a
 // table inside TransactWriteItems without a lock and answers a concurrent
@@ -84,18 +79,10 @@ func proxied(tb testing.TB, attempts int) (*fixture, *faultproxy.Proxy) {
 		p.ServeHTTP(w, r)
 	}))
 	tb.Cleanup(srv.Close)
-	opts := testenv.Options(srv.URL, env.Calls)
-	opts.MaxAttempts, opts.ConnectionRetryOnly = attempts, false
-	fac, err := awsclient.New(context.Background(), opts)
-	require.NoError(tb, err)
-	cfg, err := config.FromLookup(func(string) (string, bool) { return "", false })
-	require.NoError(tb, err)
-	cfg.Table, cfg.Region, cfg.Endpoint = testenv.Table, testenv.Region, srv.URL
-	cfg.PermissionsBoundary = testenv.Boundary(cfg.Prefix)
-	a, err := allinone.New(context.Background(), cfg, app.Options{AWS: fac, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Metrics: metrics.Discard})
-	require.NoError(tb, err)
-	f := fixtureOf(tb, &apptest.Harness{Env: env, App: a, Router: a.Router()})
-	return f, p
+	h := apptest.NewOn(tb, env, apptest.Clients{Endpoint: srv.URL, Adjust: func(o *awsclient.Options) {
+		o.MaxAttempts, o.ConnectionRetryOnly = attempts, false
+	}})
+	return fixtureOf(tb, h), p
 }
 
 func fixtureOf(tb testing.TB, h *apptest.Harness) *fixture {
@@ -139,14 +126,14 @@ func (f *fixture) settle(tb testing.TB, id string) computeenv.ComputeEnv {
 	tb.Helper()
 	ctx := context.Background()
 	for i := 0; i < 15; i++ {
-		ce, err := f.App.ComputeEnvs.Get(ctx, id)
+		ce, err := f.Reconciler.ComputeEnvs.Get(ctx, id)
 		require.NoError(tb, err)
 		if ce.Stable() {
 			return *ce
 		}
-		_ = f.App.ComputeEnvs.Advance(ctx, id) // errors are the reconciler's to retry
+		_ = f.Reconciler.ComputeEnvs.Advance(ctx, id) // errors are the reconciler's to retry
 	}
-	ce, err := f.App.ComputeEnvs.Get(ctx, id)
+	ce, err := f.Reconciler.ComputeEnvs.Get(ctx, id)
 	require.NoError(tb, err)
 	tb.Fatalf("compute environment %s did not settle: %s %s", id, ce.Status, ce.StatusReason)
 	return computeenv.ComputeEnv{}
@@ -238,7 +225,7 @@ func (f *fixture) allRuns(tb testing.TB, ceID string) []run.Run {
 	var out []run.Run
 	q := run.ListQuery{ComputeEnvID: ceID, Limit: 100}
 	for {
-		page, next, err := f.App.Runs.List(context.Background(), q)
+		page, next, err := f.API.Runs.List(context.Background(), q)
 		require.NoError(tb, err)
 		out = append(out, page...)
 		if next == "" {

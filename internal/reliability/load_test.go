@@ -42,7 +42,7 @@ type loadResult struct {
 func runLoad(tb testing.TB, f *fixture, clients int, d time.Duration) loadResult {
 	tb.Helper()
 	ce := f.createCE(tb, cloudCEBody("load"))
-	srv := httptest.NewServer(api.LocalIdentity(f.App.Handler(), apptest.Caller))
+	srv := httptest.NewServer(api.LocalIdentity(f.API.Handler(), apptest.Caller))
 	defer srv.Close()
 	// The timeout only ends a hung request: latency is the benchmark's
 	// (BenchmarkScenarioLoad), and on a machine shared with other test

@@ -33,8 +33,8 @@ func waitSweep(t *testing.T, h *apptest.Harness, id string) sweep.Report {
 	}
 }
 
-// TestSweepsAPI goes through the API: POST /sweeps runs a sweep in the
-// background (local server), GET shows its report.
+// TestSweepsAPI goes through the API: POST /sweeps queues a sweep and
+// invokes the sweeper function, GET shows its report.
 func TestSweepsAPI(t *testing.T) {
 	h := apptest.New(t)
 	seedComputeEnvs(t, h.Store)
@@ -117,7 +117,7 @@ func TestSweepsAPI(t *testing.T) {
 // TestHandleInvocation: the function's two payloads.
 func TestHandleInvocation(t *testing.T) {
 	h := apptest.New(t)
-	sw := h.App.Sweeper()
+	sw := h.Sweeper.Sweeper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 

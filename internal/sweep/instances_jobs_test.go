@@ -14,6 +14,7 @@ import (
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/stretchr/testify/require"
 
+	"github.com/ceforge/ceforge/internal/app"
 	"github.com/ceforge/ceforge/internal/computeenv"
 	"github.com/ceforge/ceforge/internal/forge"
 	"github.com/ceforge/ceforge/internal/run"
@@ -297,7 +298,7 @@ func TestJobSweep(t *testing.T) {
 
 	clk := &clock{t: t0}
 	sw := newSweeper(env, clk, "", sweep.Options{})
-	base := sweep.FactoryClients(env.AWS, "")
+	base := sweep.FactoryClients(env.Function(app.FnSweeper), "")
 	sw.Clients = func(ctx context.Context, tg sweep.Target) (sweep.EC2API, sweep.BatchAPI, error) {
 		e, _, err := base(ctx, tg)
 		return e, fb, err

@@ -14,6 +14,7 @@ import (
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/stretchr/testify/require"
 
+	"github.com/ceforge/ceforge/internal/app"
 	"github.com/ceforge/ceforge/internal/computeenv"
 	"github.com/ceforge/ceforge/internal/metrics"
 	"github.com/ceforge/ceforge/internal/run"
@@ -222,13 +223,14 @@ func keys[V any](m map[string]V) []string {
 
 func quietLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
-// newSweeper returns a sweeper on env with fast limits and the clock.
+// newSweeper returns a sweeper on env with fast limits and the clock, its
+// calls made (and IAM-checked) as the sweeper function's.
 func newSweeper(env *testenv.Env, clk *clock, endpoint string, opts sweep.Options) *sweep.Sweeper {
 	if opts.Limits == nil {
 		l := sweep.DefaultLimits().Scale(20)
 		opts.Limits = &l
 	}
-	return &sweep.Sweeper{Store: env.Store, Clients: sweep.FactoryClients(env.AWS, endpoint), Options: opts,
+	return &sweep.Sweeper{Store: env.Store, Clients: sweep.FactoryClients(env.Function(app.FnSweeper), endpoint), Options: opts,
 		Log: quietLog(), Metrics: metrics.Discard, Now: clk.Now}
 }
 

@@ -30,8 +30,9 @@ func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }
 
 const traceURL = "https://api.ceforge.test"
 
-// fixture is the whole App (allinone: API, trace receiver, tokens) on the
-// emulator, with one AWS Cloud compute environment.
+// fixture is the deployment on the emulator (apptest: the api issuing
+// tokens, the trace function receiving the calls, the reconciler applying
+// them), with one AWS Cloud compute environment.
 type fixture struct {
 	*apptest.Harness
 	ce string

@@ -44,6 +44,8 @@ var targets = map[string]target{
 	"TraceIngest100k/writes_per_task_change":   {"<=", 1.05},
 	"TraceIngest100k/queries_per_page":         {"<=", 1},
 	"TaskPageRead/queries_per_page":            {"<=", 1},
+	"IAMTier/iam_denied":                       {"<=", 0},
+	"IAMTier/iam_unmapped":                     {"<=", 0},
 }
 
 var line = regexp.MustCompile(`^Benchmark(\S+?)(-\d+)?\s+(\d+)\s+(.+)$`)

@@ -1,6 +1,6 @@
 // Package allinone wires every feature into one App: what the local server
-// runs, and what the end-to-end tests drive. In AWS each function wires
-// only its own features (functions/*/main.go).
+// runs. In AWS each function wires only its own features (app's function
+// table), and so do the end-to-end tests (apptest).
 package allinone
 
 import (

@@ -1,0 +1,255 @@
+package iamcheck_test
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/efs"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/stretchr/testify/require"
+
+	"github.com/ceforge/ceforge/internal/app"
+	"github.com/ceforge/ceforge/internal/apptest"
+	"github.com/ceforge/ceforge/internal/awsclient"
+	"github.com/ceforge/ceforge/internal/awsclient/fsread"
+	"github.com/ceforge/ceforge/internal/computeenv"
+	"github.com/ceforge/ceforge/internal/eventsrc"
+	"github.com/ceforge/ceforge/internal/run"
+	"github.com/ceforge/ceforge/internal/testenv"
+	"github.com/ceforge/ceforge/internal/testing/iamcheck"
+)
+
+// narrowed returns the deployed role of function with one statement
+// (by Sid) changed by edit; edit returning false drops the statement.
+func narrowed(t *testing.T, d iamcheck.Deployment, function, sid string, edit func(st map[string]any) bool) iamcheck.Role {
+	t.Helper()
+	role, err := iamcheck.FunctionRole(function, d)
+	require.NoError(t, err)
+	found := false
+	for i, p := range role.Policies {
+		var doc map[string]any
+		b, err := json.Marshal(p.Document)
+		require.NoError(t, err)
+		require.NoError(t, json.Unmarshal(b, &doc)) // a deep copy
+		var kept []any
+		for _, s := range doc["Statement"].([]any) {
+			st := s.(map[string]any)
+			if st["Sid"] == sid {
+				found = true
+				if !edit(st) {
+					continue
+				}
+			}
+			kept = append(kept, st)
+		}
+		doc["Statement"] = kept
+		role.Policies[i].Document = doc
+	}
+	require.True(t, found, "no statement %s in the %s role", sid, function)
+	return role
+}
+
+// only evaluates function's calls against role; other functions' calls
+// against their deployed roles.
+func only(d iamcheck.Deployment, function string, role iamcheck.Role) iamcheck.Principals {
+	deployed := iamcheck.DeploymentRoles(d)
+	return func(c *iamcheck.Call) (iamcheck.Role, bool, error) {
+		if c.Function == function && c.ActingAs == "" {
+			return role, true, nil
+		}
+		return deployed(c)
+	}
+}
+
+// The tier's point: a permission removed from or narrowed in a function's
+// deployed role is reported as denied, naming the function, the action,
+// the resource ARN and the condition value the request lacks. One
+// end-to-end flow (an AWS Cloud CE created by the api and the reconciler, a
+// pipeline launched, its running event consumed) is evaluated against the
+// deployed roles (no finding) and against each narrowed role.
+func TestANarrowedRoleIsReportedDenied(t *testing.T) {
+	h := apptest.New(t)
+	ctx := context.Background()
+	_, err := s3.NewFromConfig(h.AWS.Config(region), func(o *s3.Options) { o.UsePathStyle = true }).
+		CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(bucket)})
+	require.NoError(t, err)
+	res := h.Do(t, "POST", "/compute-envs", computeenv.CreateRequest{Name: "cloud", Platform: computeenv.PlatformCloud, Region: region, WorkDir: "s3://" + bucket + "/work"})
+	require.Equal(t, 201, res.Status, string(res.Body))
+	var ce computeenv.ComputeEnv
+	res.JSON(t, &ce)
+	res = h.Do(t, "POST", "/runs", run.LaunchRequest{Kind: run.KindPipeline, ComputeEnvID: ce.ID, Pipeline: "nf-core/demo"})
+	require.Equal(t, 201, res.Status, string(res.Body))
+	var r run.Run
+	res.JSON(t, &r)
+	raw, err := os.ReadFile("../../../events/ec2-running.json")
+	require.NoError(t, err)
+	body := strings.ReplaceAll(string(raw), "i-0abcd1234ef567890", r.Backend.InstanceID)
+	failed, _ := h.EC2Events.EC2Events.Process(ctx, []eventsrc.Message{{ID: "m1", Body: body}})
+	require.Empty(t, failed)
+	calls := h.TakeCalls()
+	d := h.Deployment
+
+	require.Empty(t, iamcheck.Check(calls, iamcheck.DeploymentRoles(d)), "the deployed roles allow the flow")
+
+	instanceRole := "arn:aws:iam::" + acct + ":role/" + h.Config.Prefix + ce.ID + "-instance"
+	for _, tc := range []struct {
+		name, function, sid string
+		edit                func(map[string]any) bool
+		// want is what the finding must name: function, action, resource,
+		// and the condition key and value the request does not satisfy.
+		want []string
+	}{
+		{
+			name: "RunInstances removed from the api", function: "api", sid: "RunTaggedHeadInstances",
+			edit: func(map[string]any) bool { return false },
+			want: []string{"function api", "role lambda-ceforge-api", "DENIED ec2:RunInstances on arn:aws:ec2:" + region + ":" + acct + ":instance/*", "statement RunInstancesWithInputs allows the action only on"},
+		},
+		{
+			name: "PassRole narrowed to Batch", function: "api", sid: "PassForgedRolesToComputeServices",
+			edit: func(st map[string]any) bool {
+				st["Condition"] = map[string]any{"StringEquals": map[string]any{"iam:PassedToService": "batch.amazonaws.com"}}
+				return true
+			},
+			want: []string{"function api", "DENIED iam:PassRole on " + instanceRole, `StringEquals iam:PassedToService ["batch.amazonaws.com"] fails: the request has "ec2.amazonaws.com"`},
+		},
+		{
+			name: "CreateRole narrowed to a permissions boundary", function: "reconciler", sid: "ForgeRoles",
+			edit: func(st map[string]any) bool {
+				st["Condition"] = map[string]any{"StringEquals": map[string]any{"iam:PermissionsBoundary": "arn:aws:iam::" + acct + ":policy/ceforge-boundary"}}
+				return true
+			},
+			want: []string{"function reconciler", "DENIED iam:CreateRole on " + instanceRole, "iam:PermissionsBoundary", "the request has no value for it"},
+		},
+		{
+			name: "owned instances only, by another tag value", function: "api", sid: "RunTaggedHeadInstances",
+			edit: func(st map[string]any) bool {
+				st["Condition"] = map[string]any{"StringEquals": map[string]any{"aws:RequestTag/ceforge:managed": "yes"}}
+				return true
+			},
+			want: []string{"function api", "DENIED ec2:RunInstances", `aws:RequestTag/ceforge:managed ["yes"] fails: the request has "true"`},
+		},
+		{
+			name: "table writes removed from ec2events", function: "ec2events", sid: "TableReadWrite",
+			edit: func(st map[string]any) bool {
+				st["Action"] = []any{"dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query"}
+				return true
+			},
+			want: []string{"function ec2events", "DENIED dynamodb:", "table/" + testenv.Table},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			findings := iamcheck.Check(calls, only(d, tc.function, narrowed(t, d, tc.function, tc.sid, tc.edit)))
+			require.NotEmpty(t, findings)
+			var msgs []string
+			for _, f := range findings {
+				require.Equal(t, iamcheck.FindingDenied, f.Kind, f.String())
+				require.Equal(t, tc.function, f.Call.Function)
+				msgs = append(msgs, f.String())
+			}
+			all := strings.Join(msgs, "\n")
+			for _, w := range tc.want {
+				require.Contains(t, all, w)
+			}
+		})
+	}
+}
+
+// A call the tier has no mapping for fails the test that makes it, naming
+// the operation and where to add it; a mapping whose ARN matches none of
+// the action's resource types is caught by iam-data.
+func TestUnmappedAndMisMappedCalls(t *testing.T) {
+	deployed := iamcheck.DeploymentRoles(iamcheck.Deployment{Prefix: "ceforge-", Region: region, Table: testenv.Table})
+	f := iamcheck.Check([]*iamcheck.Call{{Function: "api", Service: "EC2", Operation: "ImportKeyPair", Region: region}}, deployed)
+	require.Len(t, f, 1)
+	require.Equal(t, iamcheck.FindingUnmapped, f[0].Kind)
+	require.Contains(t, f[0].String(), `add "EC2.ImportKeyPair" to internal/testing/iamcheck/requests.go`)
+
+	role, err := iamcheck.FunctionRole("api", iamcheck.Deployment{Prefix: "ceforge-", Region: region, Table: testenv.Table})
+	require.NoError(t, err)
+	v, err := iamcheck.Evaluate(role, []iamcheck.Request{
+		{Action: "s3:GetObject", Resource: "arn:aws:s3:::bucket"},    // a bucket, not an object
+		{Action: "ec2:DescribeInstances", Resource: "arn:aws:ec2:x"}, // takes no resource type
+		{Action: "ec2:TerminateInstances", Resource: "*"},            // takes instances
+		{Action: "ec2:RunInstances", Resource: "arn:aws:ec2:" + region + ":" + acct + ":instance/*", Context: map[string]any{"iam:PassedToService": "ec2.amazonaws.com"}},
+	})
+	require.NoError(t, err)
+	require.Contains(t, strings.Join(v[0].Mapping, " "), "matches none of the resource types s3:GetObject takes")
+	require.Contains(t, strings.Join(v[1].Mapping, " "), `takes no resource type, so the resource must be "*"`)
+	require.Contains(t, strings.Join(v[2].Mapping, " "), "takes resource types instance")
+	require.Contains(t, strings.Join(v[3].Mapping, " "), "condition key iam:PassedToService does not apply to ec2:RunInstances")
+}
+
+// Every deployed function (app's table, which functions/*/main.go and
+// apptest wire) has its role in policies.json, as the stack deploys it.
+func TestEveryFunctionHasARole(t *testing.T) {
+	d := iamcheck.Deployment{Prefix: "ceforge-", Region: region, Table: testenv.Table}
+	require.Equal(t, app.FunctionNames(), iamcheck.Functions())
+	for _, fn := range app.FunctionNames() {
+		r, err := iamcheck.FunctionRole(fn, d)
+		require.NoError(t, err)
+		require.Equal(t, "arn:aws:iam::"+acct+":role/lambda-ceforge-"+fn, r.ARN)
+		require.NotEmpty(t, r.Policies)
+	}
+}
+
+// awsclient/fsread signs its EFS and FSx Describe calls by hand (no SDK
+// client, so no middleware sees them): the function factory's HTTP client
+// records them as the function's, named as the SDK names them, and they
+// meet its role like any other call; calls through a customer's role are
+// counted apart.
+func TestHandSignedCallsAreChecked(t *testing.T) {
+	env := testenv.New(t)
+	ctx := context.Background()
+	fs, err := efs.NewFromConfig(env.AWS.Config(region)).CreateFileSystem(ctx, &efs.CreateFileSystemInput{CreationToken: aws.String("data")})
+	require.NoError(t, err)
+	id := aws.ToString(fs.FileSystemId)
+	api := env.Function(app.FnAPI)
+	reader := fsread.New(api.Config(region))
+	got, err := reader.EFS(ctx, id)
+	require.NoError(t, err)
+	require.Equal(t, id, got.ID)
+	_, err = reader.FSxByDNSName(ctx, "fs-0123.fsx."+region+".amazonaws.com")
+	require.NoError(t, err)
+	customer := "arn:aws:iam::210987654321:role/ceforge-customer"
+	other, err := fsread.New(api.ForRole(region, awsclient.Credentials{RoleARN: customer})).EFS(ctx, id)
+	require.NoError(t, err)
+	require.Nil(t, other, "the customer's account holds no such file system")
+
+	calls := env.TakeCalls()
+	var names []string
+	for _, c := range calls {
+		require.Equal(t, app.FnAPI, c.Function)
+		if c.ActingAs == "" && c.Service != "STS" {
+			names = append(names, c.Name())
+		}
+	}
+	require.Equal(t, []string{"EFS.DescribeFileSystems", "EFS.DescribeMountTargets", "FSx.DescribeFileSystems"}, names)
+	var acting []string
+	for _, c := range calls {
+		if c.ActingAs == customer {
+			acting = append(acting, c.Name())
+		}
+	}
+	require.Equal(t, []string{"EFS.DescribeFileSystems"}, acting, "the assumed role's call")
+
+	d := env.Deployment
+	require.Empty(t, iamcheck.Check(calls, iamcheck.DeploymentRoles(d)), "the api role allows validation's reads")
+	role := narrowed(t, d, app.FnAPI, "DescribeComputeInputs", func(st map[string]any) bool {
+		var kept []any
+		for _, a := range st["Action"].([]any) {
+			if a != "elasticfilesystem:DescribeMountTargets" {
+				kept = append(kept, a)
+			}
+		}
+		st["Action"] = kept
+		return true
+	})
+	findings := iamcheck.Check(calls, only(d, app.FnAPI, role))
+	require.Len(t, findings, 1)
+	require.Equal(t, iamcheck.FindingDenied, findings[0].Kind)
+	require.Contains(t, findings[0].String(), "function api (role lambda-ceforge-api) would be DENIED elasticfilesystem:DescribeMountTargets on arn:aws:elasticfilesystem:"+region+":"+acct+":file-system/"+id)
+}
