@@ -62,10 +62,7 @@ func (i *invocations) take(t *testing.T) (string, []byte) {
 // its EMF to emf; its calls are IAM-checked as name's.
 func (p *pipeline) function(t *testing.T, emf io.Writer, name string, mutate func(*config.Config), ad app.Adapters) *app.App {
 	t.Helper()
-	c, err := config.FromLookup(func(string) (string, bool) { return "", false })
-	require.NoError(t, err)
-	c.Table, c.Region, c.Endpoint = testenv.Table, testenv.Region, p.Endpoint
-	c.PermissionsBoundary = testenv.Boundary(c.Prefix)
+	c := p.Config // as deployed: the permissions boundary, the cursor key secret
 	if mutate != nil {
 		mutate(&c)
 	}

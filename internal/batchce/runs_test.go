@@ -17,6 +17,7 @@ import (
 	"github.com/ceforge/ceforge/internal/computeenv"
 	"github.com/ceforge/ceforge/internal/forge"
 	"github.com/ceforge/ceforge/internal/run"
+	"github.com/ceforge/ceforge/internal/tags"
 )
 
 const prefix = "ceforge-"
@@ -149,9 +150,18 @@ func TestCancelTerminatesHeadAndTasks(t *testing.T) {
 	ce := createCE(t, h, forgeBody("cancel"))
 	r := launch(t, h, ce.ID)
 	ctx := context.Background()
+	// A task as Nextflow submits it: tagged with the run's labels
+	// (process.resourceLabels), which the api's TerminateJob requires.
+	b := batch.NewFromConfig(h.AWS.Config(region))
+	jd, err := b.RegisterJobDefinition(ctx, &batch.RegisterJobDefinitionInput{JobDefinitionName: aws.String("nf-task"), Type: btypes.JobDefinitionTypeContainer,
+		ContainerProperties: &btypes.ContainerProperties{Image: aws.String("busybox"), Vcpus: aws.Int32(1), Memory: aws.Int32(512), Command: []string{"true"}}})
+	require.NoError(t, err)
+	task, err := b.SubmitJob(ctx, &batch.SubmitJobInput{JobName: aws.String("nf-FASTQC"), JobQueue: aws.String(forge.NamesFor(prefix, ce.ID).WorkQueue),
+		JobDefinition: jd.JobDefinitionArn, Tags: map[string]string{tags.Managed: "true", tags.RunID: r.ID}})
+	require.NoError(t, err)
 	failed, _ := h.BatchEvents.BatchEvents.Process(ctx, messages(t,
 		sample(t, "batch-head-running", r.ID, r.Backend.JobID, true, prefix),
-		sample(t, "batch-compute-running", r.ID, "task-a", false, prefix),
+		sample(t, "batch-compute-running", r.ID, aws.ToString(task.JobId), false, prefix),
 		sample(t, "batch-compute-succeeded", r.ID, "task-b", false, prefix),
 	))
 	require.Empty(t, failed)

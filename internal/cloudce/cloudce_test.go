@@ -481,7 +481,7 @@ func TestCustomInstanceProfileIsUsedNotManaged(t *testing.T) {
 			own = append(own, aws.ToString(r.RoleName))
 		}
 	}
-	require.Equal(t, []string{"mine"}, own)
+	require.Equal(t, []string{"ceforge-mine"}, own, "no role forged for the CE")
 }
 
 // Launching passes the profile's role to EC2, which the api's role allows

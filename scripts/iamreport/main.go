@@ -29,7 +29,7 @@ func main() {
 	all := flag.String("all", "", "comma-separated functions that must each have checked calls")
 	flag.Parse()
 
-	shapes, unevaluated, unmapped, seconds, lookups, binaries, err := load(*dir)
+	shapes, calls, unevaluated, unmapped, seconds, lookups, binaries, err := load(*dir)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "iamreport:", err)
 		os.Exit(1)
@@ -42,8 +42,8 @@ func main() {
 	}
 	if *bench {
 		fmt.Println("pkg: github.com/ceforge/ceforge/internal/testing/iamcheck")
-		fmt.Printf("BenchmarkScenarioIAMTier\t1\t0 ns/op\t%d iam_calls_checked\t%d iam_denied\t%d iam_unmapped\t%.1f iam_eval_s\t%.1f iam_lookup_s\n",
-			len(shapes), denied, len(unmapped), seconds, lookups)
+		fmt.Printf("BenchmarkScenarioIAMTier\t1\t0 ns/op\t%d iam_calls_checked\t%d iam_request_shapes\t%d iam_denied\t%d iam_unmapped\t%.1f iam_eval_s\t%.1f iam_lookup_s\n",
+			calls, len(shapes), denied, len(unmapped), seconds, lookups)
 		return
 	}
 	fns := make([]string, 0, len(byFn))
@@ -51,8 +51,8 @@ func main() {
 		fns = append(fns, f)
 	}
 	sort.Strings(fns)
-	fmt.Printf("IAM-checked tier: %d distinct request shapes from %d test binaries, %d denied requests, %d unmapped operations; it added %.1f s evaluating and %.1f s reading resource state (summed over binaries)\n",
-		len(shapes), binaries, denied, len(unmapped), seconds, lookups)
+	fmt.Printf("IAM-checked tier: %d calls checked in %d test binaries (%d distinct request shapes), %d denied requests, %d unmapped operations; it added %.1f s evaluating and %.1f s reading resource state (summed over binaries)\n",
+		calls, binaries, len(shapes), denied, len(unmapped), seconds, lookups)
 	for _, f := range fns {
 		fmt.Printf("\n%s (%d shapes)\n", f, len(byFn[f]))
 		for _, s := range byFn[f] {
@@ -94,26 +94,27 @@ func main() {
 }
 
 // load merges the reports of dir.
-func load(dir string) (shapes []*iamcheck.Shape, unevaluated, unmapped map[string]int, seconds, lookups float64, binaries int, err error) {
+func load(dir string) (shapes []*iamcheck.Shape, calls int, unevaluated, unmapped map[string]int, seconds, lookups float64, binaries int, err error) {
 	files, err := filepath.Glob(filepath.Join(dir, "*.json"))
 	if err != nil {
-		return nil, nil, nil, 0, 0, 0, err
+		return nil, 0, nil, nil, 0, 0, 0, err
 	}
 	if len(files) == 0 {
-		return nil, nil, nil, 0, 0, 0, fmt.Errorf("no reports in %s: run the tests with %s=%s", dir, iamcheck.ReportEnv, dir)
+		return nil, 0, nil, nil, 0, 0, 0, fmt.Errorf("no reports in %s: run the tests with %s=%s", dir, iamcheck.ReportEnv, dir)
 	}
 	merged := map[string]*iamcheck.Shape{}
 	unevaluated, unmapped = map[string]int{}, map[string]int{}
 	for _, f := range files {
 		b, err := os.ReadFile(f)
 		if err != nil {
-			return nil, nil, nil, 0, 0, 0, err
+			return nil, 0, nil, nil, 0, 0, 0, err
 		}
 		var r iamcheck.Report
 		if err := json.Unmarshal(b, &r); err != nil {
-			return nil, nil, nil, 0, 0, 0, fmt.Errorf("%s: %w", f, err)
+			return nil, 0, nil, nil, 0, 0, 0, fmt.Errorf("%s: %w", f, err)
 		}
 		binaries++
+		calls += r.Calls
 		seconds += r.Seconds
 		lookups += r.LookupSeconds
 		for _, s := range r.Shapes {
@@ -145,7 +146,7 @@ func load(dir string) (shapes []*iamcheck.Shape, unevaluated, unmapped map[strin
 		a, b := shapes[i], shapes[j]
 		return a.Function+"|"+a.Action+"|"+a.ResourceType < b.Function+"|"+b.Action+"|"+b.ResourceType
 	})
-	return shapes, unevaluated, unmapped, seconds, lookups, binaries, nil
+	return shapes, calls, unevaluated, unmapped, seconds, lookups, binaries, nil
 }
 
 func union(a, b []string) []string {

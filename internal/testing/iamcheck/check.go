@@ -64,13 +64,16 @@ func roleName(arn string) string {
 type Principals func(c *Call) (role Role, ok bool, err error)
 
 // DeploymentRoles evaluates each function's calls against its role as the
-// stack deploys it for d.
+// stack deploys it for d, and calls acting through another account's role
+// against d.Members.
 func DeploymentRoles(d Deployment) Principals {
 	var mu sync.Mutex
 	roles := map[string]Role{}
 	return func(c *Call) (Role, bool, error) {
 		if c.ActingAs != "" {
-			return Role{}, false, nil
+			r, ok := d.Members[roleName(c.ActingAs)]
+			r.ARN = c.ActingAs
+			return r, ok, nil
 		}
 		mu.Lock()
 		defer mu.Unlock()
@@ -108,6 +111,7 @@ func Check(calls []*Call, principals Principals) []Finding {
 			tally.unevaluated(c)
 			continue
 		}
+		tally.call()
 		reqs := m.requests(c)
 		for i := range reqs {
 			// Every request carries the region it is sent to; IAM's is
@@ -155,6 +159,7 @@ var tally = &counts{shapes: map[string]*Shape{}, unevaluatedOps: map[string]int{
 
 type counts struct {
 	mu             sync.Mutex
+	calls          int // evaluated
 	shapes         map[string]*Shape
 	unevaluatedOps map[string]int
 	unmappedOps    map[string]int
@@ -202,6 +207,12 @@ func (t *counts) request(c *Call, r Request, v Verdict) {
 			sort.Strings(s.ContextKeys)
 		}
 	}
+}
+
+func (t *counts) call() {
+	t.mu.Lock()
+	t.calls++
+	t.mu.Unlock()
 }
 
 func (t *counts) unevaluated(c *Call) {

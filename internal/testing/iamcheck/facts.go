@@ -13,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/fsx"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
 )
 
 // Facts is the state of the resources a call acts on, as the emulator
@@ -65,35 +66,48 @@ func NewLookup(cfg func(region string) aws.Config) *Lookup {
 	return &Lookup{cfg: cfg, clients: map[string]any{}}
 }
 
-func client[T any](l *Lookup, kind, region string, build func(aws.Config) T) T {
+// client returns the lookup's client of kind in the call's region and
+// account: the emulator keeps one backend per account and serves another
+// account's through the x-moto-account-id header (calls acting through a
+// role in another account act on that account's resources).
+func client[T any](l *Lookup, kind string, c *Call, build func(aws.Config) T) T {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	key := kind + "/" + region
-	if c, ok := l.clients[key]; ok {
-		return c.(T)
+	region, account := c.Region, c.Account()
+	if kind == "iam" {
+		region = ""
 	}
-	c := build(l.cfg(region))
-	l.clients[key] = c
-	return c
+	key := kind + "/" + region + "/" + account
+	if v, ok := l.clients[key]; ok {
+		return v.(T)
+	}
+	cfg := l.cfg(region)
+	if account != Account {
+		cfg = cfg.Copy()
+		cfg.APIOptions = append(cfg.APIOptions, smithyhttp.AddHeaderValue("x-moto-account-id", account))
+	}
+	v := build(cfg)
+	l.clients[key] = v
+	return v
 }
 
-func (l *Lookup) ec2(region string) *ec2.Client {
-	return client(l, "ec2", region, func(c aws.Config) *ec2.Client { return ec2.NewFromConfig(c) })
+func (l *Lookup) ec2(c *Call) *ec2.Client {
+	return client(l, "ec2", c, func(c aws.Config) *ec2.Client { return ec2.NewFromConfig(c) })
 }
-func (l *Lookup) iam() *iam.Client {
-	return client(l, "iam", "", func(c aws.Config) *iam.Client { return iam.NewFromConfig(c) })
+func (l *Lookup) iam(c *Call) *iam.Client {
+	return client(l, "iam", c, func(c aws.Config) *iam.Client { return iam.NewFromConfig(c) })
 }
-func (l *Lookup) batch(region string) *batch.Client {
-	return client(l, "batch", region, func(c aws.Config) *batch.Client { return batch.NewFromConfig(c) })
+func (l *Lookup) batch(c *Call) *batch.Client {
+	return client(l, "batch", c, func(c aws.Config) *batch.Client { return batch.NewFromConfig(c) })
 }
-func (l *Lookup) efs(region string) *efs.Client {
-	return client(l, "efs", region, func(c aws.Config) *efs.Client { return efs.NewFromConfig(c) })
+func (l *Lookup) efs(c *Call) *efs.Client {
+	return client(l, "efs", c, func(c aws.Config) *efs.Client { return efs.NewFromConfig(c) })
 }
-func (l *Lookup) secrets(region string) *secretsmanager.Client {
-	return client(l, "secretsmanager", region, func(c aws.Config) *secretsmanager.Client { return secretsmanager.NewFromConfig(c) })
+func (l *Lookup) secrets(c *Call) *secretsmanager.Client {
+	return client(l, "secretsmanager", c, func(c aws.Config) *secretsmanager.Client { return secretsmanager.NewFromConfig(c) })
 }
-func (l *Lookup) fsx(region string) *fsx.Client {
-	return client(l, "fsx", region, func(c aws.Config) *fsx.Client { return fsx.NewFromConfig(c) })
+func (l *Lookup) fsx(c *Call) *fsx.Client {
+	return client(l, "fsx", c, func(c aws.Config) *fsx.Client { return fsx.NewFromConfig(c) })
 }
 
 // ec2Tags records the tags of EC2 resources by id.
@@ -104,7 +118,7 @@ func (l *Lookup) ec2Tags(ctx context.Context, c *Call, ids []string) {
 	for _, id := range ids {
 		c.Facts.tag(ec2ARN(c, id), map[string]string{})
 	}
-	out, err := l.ec2(c.Region).DescribeTags(ctx, &ec2.DescribeTagsInput{Filters: []ec2types.Filter{{Name: aws.String("resource-id"), Values: ids}}})
+	out, err := l.ec2(c).DescribeTags(ctx, &ec2.DescribeTagsInput{Filters: []ec2types.Filter{{Name: aws.String("resource-id"), Values: ids}}})
 	if err != nil {
 		return
 	}
@@ -123,7 +137,7 @@ func (l *Lookup) launchTemplate(ctx context.Context, c *Call, id, name *string) 
 	} else {
 		return
 	}
-	out, err := l.ec2(c.Region).DescribeLaunchTemplates(ctx, in)
+	out, err := l.ec2(c).DescribeLaunchTemplates(ctx, in)
 	if err != nil || len(out.LaunchTemplates) == 0 {
 		return
 	}
@@ -141,7 +155,7 @@ func (l *Lookup) role(ctx context.Context, c *Call, name *string) {
 	if name == nil {
 		return
 	}
-	out, err := l.iam().GetRole(ctx, &iam.GetRoleInput{RoleName: name})
+	out, err := l.iam(c).GetRole(ctx, &iam.GetRoleInput{RoleName: name})
 	if err != nil {
 		return
 	}
@@ -168,7 +182,7 @@ func (l *Lookup) profileRoles(ctx context.Context, c *Call, nameOrARN string) {
 	if i := strings.LastIndex(name, "/"); strings.HasPrefix(name, "arn:") && i >= 0 {
 		name = name[i+1:]
 	}
-	out, err := l.iam().GetInstanceProfile(ctx, &iam.GetInstanceProfileInput{InstanceProfileName: aws.String(name)})
+	out, err := l.iam(c).GetInstanceProfile(ctx, &iam.GetInstanceProfileInput{InstanceProfileName: aws.String(name)})
 	if err != nil {
 		return
 	}
@@ -180,21 +194,31 @@ func (l *Lookup) profileRoles(ctx context.Context, c *Call, nameOrARN string) {
 	}
 }
 
-// batchTags records the tags of Batch resources by ARN.
-func (l *Lookup) batchTags(ctx context.Context, c *Call, arn string) {
-	out, err := l.batch(c.Region).ListTagsForResource(ctx, &batch.ListTagsForResourceInput{ResourceArn: aws.String(arn)})
-	if err != nil {
-		c.Facts.tag(arn, map[string]string{})
+// jobTags records the tags of a Batch job: DescribeJobs answers them
+// (the emulator's IAM enforcement refuses ListTagsForResource, even to an
+// administrator); ListTagsForResource where the emulator's DescribeJobs
+// answer does not decode (a Fargate job's vCPUs as "1.0").
+func (l *Lookup) jobTags(ctx context.Context, c *Call, id string) {
+	arn := c.arn("batch", "job/"+id)
+	c.Facts.tag(arn, map[string]string{})
+	out, err := l.batch(c).DescribeJobs(ctx, &batch.DescribeJobsInput{Jobs: []string{id}})
+	if err == nil {
+		if len(out.Jobs) > 0 {
+			c.Facts.tag(arn, out.Jobs[0].Tags)
+		}
 		return
 	}
-	c.Facts.tag(arn, out.Tags)
+	tags, err := l.batch(c).ListTagsForResource(ctx, &batch.ListTagsForResourceInput{ResourceArn: aws.String(arn)})
+	if err == nil {
+		c.Facts.tag(arn, tags.Tags)
+	}
 }
 
 // efsTags records an EFS file system's tags.
 func (l *Lookup) efsTags(ctx context.Context, c *Call, id string) {
 	arn := c.arn("elasticfilesystem", "file-system/"+id)
 	c.Facts.tag(arn, map[string]string{})
-	out, err := l.efs(c.Region).DescribeFileSystems(ctx, &efs.DescribeFileSystemsInput{FileSystemId: aws.String(id)})
+	out, err := l.efs(c).DescribeFileSystems(ctx, &efs.DescribeFileSystemsInput{FileSystemId: aws.String(id)})
 	if err != nil || len(out.FileSystems) == 0 {
 		return
 	}
@@ -205,7 +229,7 @@ func (l *Lookup) efsTags(ctx context.Context, c *Call, id string) {
 
 // mountTarget resolves a mount target to its file system, with its tags.
 func (l *Lookup) mountTarget(ctx context.Context, c *Call, id string) {
-	out, err := l.efs(c.Region).DescribeMountTargets(ctx, &efs.DescribeMountTargetsInput{MountTargetId: aws.String(id)})
+	out, err := l.efs(c).DescribeMountTargets(ctx, &efs.DescribeMountTargetsInput{MountTargetId: aws.String(id)})
 	if err != nil || len(out.MountTargets) == 0 {
 		return
 	}
@@ -218,7 +242,7 @@ func (l *Lookup) mountTarget(ctx context.Context, c *Call, id string) {
 func (l *Lookup) fsxTags(ctx context.Context, c *Call, id string) {
 	arn := c.arn("fsx", "file-system/"+id)
 	c.Facts.tag(arn, map[string]string{})
-	out, err := l.fsx(c.Region).DescribeFileSystems(ctx, &fsx.DescribeFileSystemsInput{FileSystemIds: []string{id}})
+	out, err := l.fsx(c).DescribeFileSystems(ctx, &fsx.DescribeFileSystemsInput{FileSystemIds: []string{id}})
 	if err != nil || len(out.FileSystems) == 0 {
 		return
 	}
@@ -231,7 +255,7 @@ func (l *Lookup) fsxTags(ctx context.Context, c *Call, id string) {
 // (the default VPC when subnet is ""): what EC2 gives an instance launched
 // without security groups, and authorizes.
 func (l *Lookup) defaultGroups(ctx context.Context, c *Call, subnet string) {
-	api := l.ec2(c.Region)
+	api := l.ec2(c)
 	var vpc string
 	if subnet != "" {
 		out, err := api.DescribeSubnets(ctx, &ec2.DescribeSubnetsInput{SubnetIds: []string{subnet}})
@@ -264,7 +288,7 @@ func (l *Lookup) jobDefinitionRevision(ctx context.Context, c *Call, def string)
 	if def == "" || strings.Contains(def, ":") {
 		return
 	}
-	out, err := l.batch(c.Region).DescribeJobDefinitions(ctx, &batch.DescribeJobDefinitionsInput{JobDefinitionName: aws.String(def), Status: aws.String("ACTIVE")})
+	out, err := l.batch(c).DescribeJobDefinitions(ctx, &batch.DescribeJobDefinitionsInput{JobDefinitionName: aws.String(def), Status: aws.String("ACTIVE")})
 	if err != nil {
 		return
 	}
@@ -284,7 +308,7 @@ func (l *Lookup) secret(ctx context.Context, c *Call, id string) {
 	if id == "" {
 		return
 	}
-	out, err := l.secrets(c.Region).DescribeSecret(ctx, &secretsmanager.DescribeSecretInput{SecretId: aws.String(id)})
+	out, err := l.secrets(c).DescribeSecret(ctx, &secretsmanager.DescribeSecretInput{SecretId: aws.String(id)})
 	if err != nil {
 		return
 	}

@@ -57,6 +57,11 @@ type Deployment struct {
 	// AllowedRegions, when set, is the stack's allowedRegions: the
 	// regional rendering, with aws:RequestedRegion conditions.
 	AllowedRegions []string
+	// Members are the roles in other accounts that calls acting through a
+	// compute environment's credentials (Call.ActingAs) are evaluated
+	// against, by role name (such as a member stack's role); calls through
+	// a role not here are counted apart, not evaluated.
+	Members map[string]Role
 }
 
 func loadGolden() (*golden, error) {

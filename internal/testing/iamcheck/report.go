@@ -16,7 +16,9 @@ const ReportEnv = "CEFORGE_IAM_REPORT"
 
 // Report is what one test binary checked.
 type Report struct {
-	Binary string   `json:"binary"`
+	Binary string `json:"binary"`
+	// Calls evaluated against their function's (or member) role.
+	Calls  int      `json:"calls"`
 	Shapes []*Shape `json:"shapes"`
 	// Unevaluated are calls made through a customer's role (a compute
 	// environment's credentials.roleArn): the tier has no policies for it.
@@ -33,7 +35,7 @@ type Report struct {
 func Snapshot() Report {
 	tally.mu.Lock()
 	defer tally.mu.Unlock()
-	r := Report{Binary: filepath.Base(os.Args[0]), Unevaluated: map[string]int{}, Unmapped: map[string]int{}, Seconds: tally.elapsed.Seconds(), LookupSeconds: tally.lookups.Seconds()}
+	r := Report{Binary: filepath.Base(os.Args[0]), Calls: tally.calls, Unevaluated: map[string]int{}, Unmapped: map[string]int{}, Seconds: tally.elapsed.Seconds(), LookupSeconds: tally.lookups.Seconds()}
 	for _, s := range tally.shapes {
 		c := *s
 		r.Shapes = append(r.Shapes, &c)

@@ -240,6 +240,13 @@ func tagOnCreate(c *Call, action string, specs map[string]map[string]string) []R
 	return out
 }
 
+// viaService is the context of a request an AWS service makes with the
+// caller's credentials on the caller's behalf (a forward access session,
+// such as the network interfaces of an EFS mount target): AWS sets
+// aws:ViaAWSService, which a policy can require so the caller itself may
+// not make the call.
+func viaService() map[string]any { return map[string]any{"aws:ViaAWSService": "true"} }
+
 // passRole is iam:PassRole of role to service.
 func passRole(c *Call, role, service string) Request {
 	return Request{Action: "iam:PassRole", Resource: roleARN(c, role), Context: map[string]any{"iam:PassedToService": service}}
@@ -291,6 +298,20 @@ func ec2Mappings() map[string]mapping {
 			l.defaultGroups(ctx, c, aws.ToString(in.SubnetId))
 		}
 	}, requests: runInstances}
+	// A network interface the caller creates itself (EFS and FSx create
+	// theirs through forward access sessions: their own mappings).
+	m["CreateNetworkInterface"] = mapping{requests: func(c *Call) []Request {
+		in := input[*ec2.CreateNetworkInterfaceInput](c)
+		specs := tagSpecs(in.TagSpecifications)
+		out := []Request{
+			{Action: "ec2:CreateNetworkInterface", Resource: c.arn("ec2", "network-interface/*"), Context: requestTags(specs["network-interface"])},
+			{Action: "ec2:CreateNetworkInterface", Resource: ec2ARN(c, aws.ToString(in.SubnetId))},
+		}
+		for _, g := range in.Groups {
+			out = append(out, Request{Action: "ec2:CreateNetworkInterface", Resource: ec2ARN(c, g)})
+		}
+		return append(out, tagOnCreate(c, "CreateNetworkInterface", specs)...)
+	}}
 	m["TerminateInstances"] = ownedEC2(func(c *Call) []string { return input[*ec2.TerminateInstancesInput](c).InstanceIds })
 	m["DeleteVolume"] = ownedEC2(func(c *Call) []string { return []string{aws.ToString(input[*ec2.DeleteVolumeInput](c).VolumeId)} })
 	m["CreateTags"] = mapping{
@@ -605,7 +626,7 @@ func batchMappings() map[string]mapping {
 	}
 	job := func(id func(c *Call) string) mapping {
 		return mapping{
-			facts: func(ctx context.Context, c *Call, l *Lookup) { l.batchTags(ctx, c, c.arn("batch", "job/"+id(c))) },
+			facts: func(ctx context.Context, c *Call, l *Lookup) { l.jobTags(ctx, c, id(c)) },
 			requests: func(c *Call) []Request {
 				arn := c.arn("batch", "job/"+id(c))
 				return []Request{{Action: "batch:" + c.Operation, Resource: arn, Context: resourceTags(c, arn)}}
@@ -995,7 +1016,9 @@ func efsMappings() map[string]mapping {
 		}),
 	}
 	// A mount target is a network interface EFS creates (and deletes) in
-	// the caller's name: the EC2 actions are the caller's too.
+	// the caller's name: the EC2 actions are the caller's too, made by EFS
+	// with the caller's credentials (a forward access session:
+	// aws:ViaAWSService is true).
 	m["CreateMountTarget"] = mapping{
 		facts: func(ctx context.Context, c *Call, l *Lookup) {
 			l.efsTags(ctx, c, aws.ToString(input[*efs.CreateMountTargetInput](c).FileSystemId))
@@ -1005,13 +1028,13 @@ func efsMappings() map[string]mapping {
 			arn := fsARN(c, aws.ToString(in.FileSystemId))
 			out := []Request{
 				{Action: "elasticfilesystem:CreateMountTarget", Resource: arn, Context: resourceTags(c, arn)},
-				{Action: "ec2:CreateNetworkInterface", Resource: c.arn("ec2", "network-interface/*")},
-				{Action: "ec2:CreateNetworkInterface", Resource: ec2ARN(c, aws.ToString(in.SubnetId))},
-				{Action: "ec2:DescribeSubnets", Resource: "*"},
-				{Action: "ec2:DescribeNetworkInterfaces", Resource: "*"},
+				{Action: "ec2:CreateNetworkInterface", Resource: c.arn("ec2", "network-interface/*"), Context: viaService()},
+				{Action: "ec2:CreateNetworkInterface", Resource: ec2ARN(c, aws.ToString(in.SubnetId)), Context: viaService()},
+				{Action: "ec2:DescribeSubnets", Resource: "*", Context: viaService()},
+				{Action: "ec2:DescribeNetworkInterfaces", Resource: "*", Context: viaService()},
 			}
 			for _, g := range in.SecurityGroups {
-				out = append(out, Request{Action: "ec2:CreateNetworkInterface", Resource: ec2ARN(c, g)})
+				out = append(out, Request{Action: "ec2:CreateNetworkInterface", Resource: ec2ARN(c, g), Context: viaService()})
 			}
 			return out
 		},
@@ -1029,7 +1052,7 @@ func efsMappings() map[string]mapping {
 			arn := fsARN(c, fs)
 			return []Request{
 				{Action: "elasticfilesystem:DeleteMountTarget", Resource: arn, Context: resourceTags(c, arn)},
-				{Action: "ec2:DeleteNetworkInterface", Resource: c.arn("ec2", "network-interface/*")},
+				{Action: "ec2:DeleteNetworkInterface", Resource: c.arn("ec2", "network-interface/*"), Context: viaService()},
 			}
 		},
 	}
@@ -1040,7 +1063,7 @@ func fsxMappings() map[string]mapping {
 	return map[string]mapping{
 		"DescribeFileSystems": wildcard,
 		// FSx creates the file system's network interfaces with the
-		// caller's permissions.
+		// caller's permissions (a forward access session).
 		"CreateFileSystem": {requests: func(c *Call) []Request {
 			in := input[*fsx.CreateFileSystemInput](c)
 			tags := map[string]string{}
@@ -1052,12 +1075,12 @@ func fsxMappings() map[string]mapping {
 			if len(tags) > 0 {
 				out = append(out, Request{Action: "fsx:TagResource", Resource: arn, Context: requestTags(tags)})
 			}
-			out = append(out, Request{Action: "ec2:CreateNetworkInterface", Resource: c.arn("ec2", "network-interface/*")})
+			out = append(out, Request{Action: "ec2:CreateNetworkInterface", Resource: c.arn("ec2", "network-interface/*"), Context: viaService()})
 			for _, s := range in.SubnetIds {
-				out = append(out, Request{Action: "ec2:CreateNetworkInterface", Resource: ec2ARN(c, s)})
+				out = append(out, Request{Action: "ec2:CreateNetworkInterface", Resource: ec2ARN(c, s), Context: viaService()})
 			}
 			for _, g := range in.SecurityGroupIds {
-				out = append(out, Request{Action: "ec2:CreateNetworkInterface", Resource: ec2ARN(c, g)})
+				out = append(out, Request{Action: "ec2:CreateNetworkInterface", Resource: ec2ARN(c, g), Context: viaService()})
 			}
 			return out
 		}},

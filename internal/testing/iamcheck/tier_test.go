@@ -8,8 +8,11 @@ import (
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/aws-sdk-go-v2/service/efs"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
 	"github.com/stretchr/testify/require"
 
 	"github.com/ceforge/ceforge/internal/app"
@@ -117,12 +120,13 @@ func TestANarrowedRoleIsReportedDenied(t *testing.T) {
 			want: []string{"function api", "DENIED iam:PassRole on " + instanceRole, `StringEquals iam:PassedToService ["batch.amazonaws.com"] fails: the request has "ec2.amazonaws.com"`},
 		},
 		{
-			name: "CreateRole narrowed to a permissions boundary", function: "reconciler", sid: "ForgeRoles",
+			name: "CreateRole held to another permissions boundary", function: "reconciler", sid: "ForgeRolesUnderBoundary",
 			edit: func(st map[string]any) bool {
-				st["Condition"] = map[string]any{"StringEquals": map[string]any{"iam:PermissionsBoundary": "arn:aws:iam::" + acct + ":policy/ceforge-boundary"}}
+				st["Condition"] = map[string]any{"StringEquals": map[string]any{"iam:PermissionsBoundary": "arn:aws:iam::" + acct + ":policy/other-boundary"}}
 				return true
 			},
-			want: []string{"function reconciler", "DENIED iam:CreateRole on " + instanceRole, "iam:PermissionsBoundary", "the request has no value for it"},
+			want: []string{"function reconciler", "DENIED iam:CreateRole on " + instanceRole,
+				`StringEquals iam:PermissionsBoundary ["arn:aws:iam::` + acct + `:policy/other-boundary"] fails: the request has "arn:aws:iam::` + acct + `:policy/ceforge-boundary"`},
 		},
 		{
 			name: "owned instances only, by another tag value", function: "api", sid: "RunTaggedHeadInstances",
@@ -252,4 +256,58 @@ func TestHandSignedCallsAreChecked(t *testing.T) {
 	require.Len(t, findings, 1)
 	require.Equal(t, iamcheck.FindingDenied, findings[0].Kind)
 	require.Contains(t, findings[0].String(), "function api (role lambda-ceforge-api) would be DENIED elasticfilesystem:DescribeMountTargets on arn:aws:elasticfilesystem:"+region+":"+acct+":file-system/"+id)
+}
+
+// Calls acting through a role in another account (a compute environment's
+// credentials.roleArn) are evaluated against the role registered for it
+// (Deployment.Members, a member stack's role), with resource ARNs and tags
+// of that account; calls through an unregistered role are counted apart.
+func TestCallsThroughAMemberRole(t *testing.T) {
+	env := testenv.New(t)
+	ctx := context.Background()
+	const member = "210987654321"
+	memberRole := "arn:aws:iam::" + member + ":role/ceforge-member"
+	// An instance of ceforge's in the member account, seen by the tier's
+	// lookups through that account.
+	seed := ec2.NewFromConfig(env.AWS.Config(region), func(o *ec2.Options) {
+		o.APIOptions = append(o.APIOptions, smithyhttp.AddHeaderValue("x-moto-account-id", member))
+	})
+	run, err := seed.RunInstances(ctx, &ec2.RunInstancesInput{ImageId: aws.String("ami-12c6146b"), MinCount: aws.Int32(1), MaxCount: aws.Int32(1),
+		TagSpecifications: []ec2types.TagSpecification{{ResourceType: ec2types.ResourceTypeInstance, Tags: []ec2types.Tag{{Key: aws.String("ceforge:managed"), Value: aws.String("true")}}}}})
+	require.NoError(t, err)
+	id := aws.ToString(run.Instances[0].InstanceId)
+
+	reconciler := env.Function(app.FnReconciler)
+	inMember := ec2.NewFromConfig(reconciler.ForRole(region, awsclient.Credentials{RoleARN: memberRole}))
+	_, err = inMember.DescribeInstances(ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{id}})
+	require.NoError(t, err, "the assumed role acts in the member account")
+	_, err = inMember.TerminateInstances(ctx, &ec2.TerminateInstancesInput{InstanceIds: []string{id}})
+	require.NoError(t, err)
+	_, err = ec2.NewFromConfig(reconciler.ForRole(region, awsclient.Credentials{RoleARN: "arn:aws:iam::" + member + ":role/ceforge-other"})).
+		DescribeInstances(ctx, &ec2.DescribeInstancesInput{})
+	require.NoError(t, err)
+	calls := env.TakeCalls()
+
+	d := env.Deployment
+	d.Members = map[string]iamcheck.Role{"ceforge-member": {Policies: []iamcheck.Policy{{Name: "member", Document: map[string]any{
+		"Version": "2012-10-17",
+		"Statement": []any{
+			map[string]any{"Effect": "Allow", "Action": "ec2:DescribeInstances", "Resource": "*"},
+			map[string]any{"Effect": "Allow", "Action": "ec2:TerminateInstances", "Resource": "arn:aws:ec2:*:" + member + ":instance/*",
+				"Condition": map[string]any{"StringEquals": map[string]any{"aws:ResourceTag/ceforge:managed": "true"}}},
+		},
+	}}}}}
+	require.Empty(t, iamcheck.Check(calls, iamcheck.DeploymentRoles(d)), "the member role allows both, the instance's tag read in its account")
+
+	d.Members["ceforge-member"].Policies[0].Document.(map[string]any)["Statement"] = []any{
+		map[string]any{"Effect": "Allow", "Action": "ec2:DescribeInstances", "Resource": "*"},
+	}
+	f := iamcheck.Check(calls, iamcheck.DeploymentRoles(d))
+	require.Len(t, f, 1)
+	require.Equal(t, iamcheck.FindingDenied, f[0].Kind)
+	require.Equal(t, memberRole, f[0].Role)
+	require.Contains(t, f[0].String(), "DENIED ec2:TerminateInstances on arn:aws:ec2:"+region+":"+member+":instance/"+id)
+
+	// Without a registration, calls through the role are not evaluated.
+	require.Empty(t, iamcheck.Check(calls, iamcheck.DeploymentRoles(env.Deployment)))
 }
