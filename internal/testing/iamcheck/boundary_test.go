@@ -9,6 +9,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/batch"
 	btypes "github.com/aws/aws-sdk-go-v2/service/batch/types"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
@@ -16,6 +18,7 @@ import (
 
 	"github.com/ceforge/ceforge/internal/app"
 	"github.com/ceforge/ceforge/internal/forgedrole"
+	"github.com/ceforge/ceforge/internal/store"
 	"github.com/ceforge/ceforge/internal/testenv"
 	"github.com/ceforge/ceforge/internal/testing/iamcheck"
 )
@@ -189,6 +192,57 @@ func TestResourceTagAndViaServiceConditionsUseTheCallsValues(t *testing.T) {
 		"EC2.DeleteVolume #2":   {"function sweeper", "DENIED ec2:DeleteVolume on " + vol(foreignVol), `aws:ResourceTag/ceforge:managed ["true"] fails`},
 		"EC2.CreateNetworkInterface #1": {"function reconciler", "DENIED ec2:CreateNetworkInterface",
 			`Bool aws:ViaAWSService ["true"] fails: the request has no value for it`},
+	} {
+		f, ok := got[call]
+		require.True(t, ok, "%s was not recorded (recorded: %v)", call, got)
+		if want == nil {
+			require.Empty(t, f, call)
+			continue
+		}
+		for _, w := range want {
+			require.Contains(t, f, w, call)
+		}
+	}
+}
+
+// Fine-grained table access (dynamodb:LeadingKeys) is evaluated with the
+// partition keys the real calls name, read through the table's key schema:
+// the logs function writes follow leases only, the trace function reads
+// runs and writes progress and tasks only. A ForAllValues condition holds
+// for a request without the key, so a tier that left it out would pass
+// what AWS denies.
+func TestLeadingKeysHoldFineGrainedTableAccess(t *testing.T) {
+	env := testenv.New(t)
+	ctx := context.Background()
+	item := func(pk string) map[string]ddbtypes.AttributeValue {
+		return map[string]ddbtypes.AttributeValue{store.PartitionKey: &ddbtypes.AttributeValueMemberS{Value: pk}}
+	}
+	table := aws.String(testenv.Table)
+	logs := dynamodb.NewFromConfig(env.Function(app.FnLogs).Config(region))
+	for _, pk := range []string{"LEASE#caller", "RUN#r1"} {
+		_, err := logs.PutItem(ctx, &dynamodb.PutItemInput{TableName: table, Item: item(pk)})
+		require.NoError(t, err)
+	}
+	trace := dynamodb.NewFromConfig(env.Function(app.FnTrace).Config(region))
+	for _, pk := range []string{"PROGRESS#r1", "RUN#r1"} {
+		_, err := trace.UpdateItem(ctx, &dynamodb.UpdateItemInput{TableName: table, Key: item(pk),
+			UpdateExpression: aws.String("SET v = :v"), ExpressionAttributeValues: map[string]ddbtypes.AttributeValue{":v": &ddbtypes.AttributeValueMemberN{Value: "1"}}})
+		require.NoError(t, err)
+	}
+	_, err := trace.BatchGetItem(ctx, &dynamodb.BatchGetItemInput{RequestItems: map[string]ddbtypes.KeysAndAttributes{
+		testenv.Table: {Keys: []map[string]ddbtypes.AttributeValue{item("RUN#r1"), item("CE#c1")}},
+	}})
+	require.NoError(t, err)
+
+	got := findings(t, env)
+	tableARN := "arn:aws:dynamodb:" + region + ":" + acct + ":table/" + testenv.Table
+	for call, want := range map[string][]string{
+		"DynamoDB.PutItem #1": nil,
+		"DynamoDB.PutItem #2": {"function logs", "DENIED dynamodb:PutItem on " + tableARN, `"dynamodb:LeadingKeys":["RUN#r1"]`,
+			`ForAllValues:StringLike dynamodb:LeadingKeys ["LEASE#*"] fails: the request's values ["RUN#r1"] match none of them`},
+		"DynamoDB.UpdateItem #1":   nil,
+		"DynamoDB.UpdateItem #2":   {"function trace", "DENIED dynamodb:UpdateItem on " + tableARN, `"dynamodb:LeadingKeys":["RUN#r1"]`},
+		"DynamoDB.BatchGetItem #1": {"function trace", "DENIED dynamodb:BatchGetItem", `"dynamodb:LeadingKeys":["CE#c1","RUN#r1"]`, `the request's values ["CE#c1"] match none of them`},
 	} {
 		f, ok := got[call]
 		require.True(t, ok, "%s was not recorded (recorded: %v)", call, got)

@@ -7,6 +7,8 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/batch"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/aws-sdk-go-v2/service/efs"
@@ -58,6 +60,9 @@ type Lookup struct {
 
 	mu      sync.Mutex
 	clients map[string]any
+	// keys caches tables' partition key attributes by
+	// "account/region/table/index" ("" index: the table's own).
+	keys map[string]string
 }
 
 // NewLookup reads through cfg (the test environment's factory, pointed
@@ -102,6 +107,9 @@ func (l *Lookup) batch(c *Call) *batch.Client {
 }
 func (l *Lookup) efs(c *Call) *efs.Client {
 	return client(l, "efs", c, func(c aws.Config) *efs.Client { return efs.NewFromConfig(c) })
+}
+func (l *Lookup) dynamodb(c *Call) *dynamodb.Client {
+	return client(l, "dynamodb", c, func(c aws.Config) *dynamodb.Client { return dynamodb.NewFromConfig(c) })
 }
 func (l *Lookup) secrets(c *Call) *secretsmanager.Client {
 	return client(l, "secretsmanager", c, func(c aws.Config) *secretsmanager.Client { return secretsmanager.NewFromConfig(c) })
@@ -322,4 +330,50 @@ func (l *Lookup) secret(ctx context.Context, c *Call, id string) {
 	}
 	c.Facts.tag(id, tags)
 	c.Facts.tag(arn, tags)
+}
+
+// tableKeys records the partition key attribute of a table and of each of
+// its global secondary indexes (IDs "table-key:<table>/<index>"), read once
+// per table.
+func (l *Lookup) tableKeys(ctx context.Context, c *Call, table string) {
+	if table == "" {
+		return
+	}
+	prefix := c.Account() + "/" + c.Region + "/" + table + "/"
+	l.mu.Lock()
+	known := l.keys != nil && l.keys[prefix] != ""
+	l.mu.Unlock()
+	if !known {
+		out, err := l.dynamodb(c).DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(table)})
+		if err != nil {
+			return
+		}
+		hash := func(ks []ddbtypes.KeySchemaElement) string {
+			for _, k := range ks {
+				if k.KeyType == ddbtypes.KeyTypeHash {
+					return aws.ToString(k.AttributeName)
+				}
+			}
+			return ""
+		}
+		l.mu.Lock()
+		if l.keys == nil {
+			l.keys = map[string]string{}
+		}
+		l.keys[prefix] = hash(out.Table.KeySchema)
+		for _, ix := range out.Table.GlobalSecondaryIndexes {
+			l.keys[prefix+aws.ToString(ix.IndexName)] = hash(ix.KeySchema)
+		}
+		for _, ix := range out.Table.LocalSecondaryIndexes {
+			l.keys[prefix+aws.ToString(ix.IndexName)] = hash(ix.KeySchema)
+		}
+		l.mu.Unlock()
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for k, v := range l.keys {
+		if index, ok := strings.CutPrefix(k, prefix); ok {
+			c.Facts.id("table-key:"+table+"/"+index, v)
+		}
+	}
 }

@@ -2,6 +2,7 @@ package iamcheck
 
 import (
 	"context"
+	"regexp"
 	"sort"
 	"strings"
 
@@ -9,6 +10,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/batch"
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatchlogs"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/aws-sdk-go-v2/service/efs"
@@ -798,70 +800,223 @@ func s3Mappings() map[string]mapping {
 	}
 }
 
+// dynamoMappings: every item request carries dynamodb:LeadingKeys, the
+// partition key values it reads or writes (a policy conditioned on it with
+// ForAllValues holds for a request without the key: leaving it out would
+// pass what AWS denies). The key attribute names come from the table's key
+// schema (Facts), the values from the request.
 func dynamoMappings() map[string]mapping {
 	table := func(c *Call, name *string) string {
 		return orARN(aws.ToString(name), func(n string) string { return c.arn("dynamodb", "table/"+n) })
 	}
-	one := func(name func(c *Call) *string) mapping {
-		return simple(func(c *Call) []string { return []string{table(c, name(c))} })
+	schema := func(names func(c *Call) []string) func(ctx context.Context, c *Call, l *Lookup) {
+		return func(ctx context.Context, c *Call, l *Lookup) {
+			for _, n := range names(c) {
+				l.tableKeys(ctx, c, n)
+			}
+		}
+	}
+	// item is one request of action on a table, with the partition key
+	// values of items (by attribute map).
+	item := func(c *Call, action string, name *string, items ...map[string]ddbtypes.AttributeValue) Request {
+		return Request{Action: action, Resource: table(c, name), Context: leadingKeys(c, aws.ToString(name), "", items...)}
+	}
+	single := func(action string, name func(c *Call) *string, key func(c *Call) map[string]ddbtypes.AttributeValue) mapping {
+		return mapping{
+			facts: schema(func(c *Call) []string { return []string{aws.ToString(name(c))} }),
+			requests: func(c *Call) []Request {
+				return []Request{item(c, action, name(c), key(c))}
+			},
+		}
 	}
 	m := map[string]mapping{
-		"GetItem":    one(func(c *Call) *string { return input[*dynamodb.GetItemInput](c).TableName }),
-		"PutItem":    one(func(c *Call) *string { return input[*dynamodb.PutItemInput](c).TableName }),
-		"UpdateItem": one(func(c *Call) *string { return input[*dynamodb.UpdateItemInput](c).TableName }),
-		"DeleteItem": one(func(c *Call) *string { return input[*dynamodb.DeleteItemInput](c).TableName }),
-		"Query": simple(func(c *Call) []string {
-			in := input[*dynamodb.QueryInput](c)
-			if ix := aws.ToString(in.IndexName); ix != "" {
-				return []string{table(c, in.TableName) + "/index/" + ix}
-			}
-			return []string{table(c, in.TableName)}
-		}),
-		"Scan": one(func(c *Call) *string { return input[*dynamodb.ScanInput](c).TableName }),
-		"BatchGetItem": simple(func(c *Call) []string {
-			var out []string
-			for name := range input[*dynamodb.BatchGetItemInput](c).RequestItems {
-				out = append(out, table(c, aws.String(name)))
-			}
-			sort.Strings(out)
-			return out
-		}),
-		"BatchWriteItem": simple(func(c *Call) []string {
-			var out []string
-			for name := range input[*dynamodb.BatchWriteItemInput](c).RequestItems {
-				out = append(out, table(c, aws.String(name)))
-			}
-			sort.Strings(out)
-			return out
-		}),
+		"GetItem": single("dynamodb:GetItem", func(c *Call) *string { return input[*dynamodb.GetItemInput](c).TableName },
+			func(c *Call) map[string]ddbtypes.AttributeValue { return input[*dynamodb.GetItemInput](c).Key }),
+		"PutItem": single("dynamodb:PutItem", func(c *Call) *string { return input[*dynamodb.PutItemInput](c).TableName },
+			func(c *Call) map[string]ddbtypes.AttributeValue { return input[*dynamodb.PutItemInput](c).Item }),
+		"UpdateItem": single("dynamodb:UpdateItem", func(c *Call) *string { return input[*dynamodb.UpdateItemInput](c).TableName },
+			func(c *Call) map[string]ddbtypes.AttributeValue { return input[*dynamodb.UpdateItemInput](c).Key }),
+		"DeleteItem": single("dynamodb:DeleteItem", func(c *Call) *string { return input[*dynamodb.DeleteItemInput](c).TableName },
+			func(c *Call) map[string]ddbtypes.AttributeValue { return input[*dynamodb.DeleteItemInput](c).Key }),
+		// A query reads one partition: the key condition's equality on the
+		// table's (or the index's) partition key.
+		"Query": {
+			facts: schema(func(c *Call) []string { return []string{aws.ToString(input[*dynamodb.QueryInput](c).TableName)} }),
+			requests: func(c *Call) []Request {
+				in := input[*dynamodb.QueryInput](c)
+				res := table(c, in.TableName)
+				if ix := aws.ToString(in.IndexName); ix != "" {
+					res += "/index/" + ix
+				}
+				var ctx map[string]any
+				if v, ok := queryPartition(c, in); ok {
+					ctx = map[string]any{"dynamodb:LeadingKeys": []string{v}}
+				}
+				return []Request{{Action: "dynamodb:Query", Resource: res, Context: ctx}}
+			},
+		},
+		"Scan": simple(func(c *Call) []string { return []string{table(c, input[*dynamodb.ScanInput](c).TableName)} }),
+		"BatchGetItem": {
+			facts: schema(func(c *Call) []string { return sortedTables(input[*dynamodb.BatchGetItemInput](c).RequestItems) }),
+			requests: func(c *Call) []Request {
+				in := input[*dynamodb.BatchGetItemInput](c)
+				var out []Request
+				for _, name := range sortedTables(in.RequestItems) {
+					out = append(out, item(c, "dynamodb:BatchGetItem", aws.String(name), in.RequestItems[name].Keys...))
+				}
+				return out
+			},
+		},
+		"BatchWriteItem": {
+			facts: schema(func(c *Call) []string { return sortedTables(input[*dynamodb.BatchWriteItemInput](c).RequestItems) }),
+			requests: func(c *Call) []Request {
+				in := input[*dynamodb.BatchWriteItemInput](c)
+				var out []Request
+				for _, name := range sortedTables(in.RequestItems) {
+					var items []map[string]ddbtypes.AttributeValue
+					for _, w := range in.RequestItems[name] {
+						switch {
+						case w.PutRequest != nil:
+							items = append(items, w.PutRequest.Item)
+						case w.DeleteRequest != nil:
+							items = append(items, w.DeleteRequest.Key)
+						}
+					}
+					out = append(out, item(c, "dynamodb:BatchWriteItem", aws.String(name), items...))
+				}
+				return out
+			},
+		},
 	}
 	// The parts of a transaction are authorized as their single-item actions.
-	m["TransactWriteItems"] = mapping{requests: func(c *Call) []Request {
-		var out []Request
-		for _, it := range input[*dynamodb.TransactWriteItemsInput](c).TransactItems {
-			switch {
-			case it.Put != nil:
-				out = append(out, Request{Action: "dynamodb:PutItem", Resource: table(c, it.Put.TableName)})
-			case it.Update != nil:
-				out = append(out, Request{Action: "dynamodb:UpdateItem", Resource: table(c, it.Update.TableName)})
-			case it.Delete != nil:
-				out = append(out, Request{Action: "dynamodb:DeleteItem", Resource: table(c, it.Delete.TableName)})
-			case it.ConditionCheck != nil:
-				out = append(out, Request{Action: "dynamodb:ConditionCheckItem", Resource: table(c, it.ConditionCheck.TableName)})
+	m["TransactWriteItems"] = mapping{
+		facts: schema(func(c *Call) []string {
+			var names []string
+			for _, it := range input[*dynamodb.TransactWriteItemsInput](c).TransactItems {
+				switch {
+				case it.Put != nil:
+					names = append(names, aws.ToString(it.Put.TableName))
+				case it.Update != nil:
+					names = append(names, aws.ToString(it.Update.TableName))
+				case it.Delete != nil:
+					names = append(names, aws.ToString(it.Delete.TableName))
+				case it.ConditionCheck != nil:
+					names = append(names, aws.ToString(it.ConditionCheck.TableName))
+				}
 			}
-		}
-		return out
-	}}
-	m["TransactGetItems"] = mapping{requests: func(c *Call) []Request {
-		var out []Request
-		for _, it := range input[*dynamodb.TransactGetItemsInput](c).TransactItems {
-			if it.Get != nil {
-				out = append(out, Request{Action: "dynamodb:GetItem", Resource: table(c, it.Get.TableName)})
+			return names
+		}),
+		requests: func(c *Call) []Request {
+			var out []Request
+			for _, it := range input[*dynamodb.TransactWriteItemsInput](c).TransactItems {
+				switch {
+				case it.Put != nil:
+					out = append(out, item(c, "dynamodb:PutItem", it.Put.TableName, it.Put.Item))
+				case it.Update != nil:
+					out = append(out, item(c, "dynamodb:UpdateItem", it.Update.TableName, it.Update.Key))
+				case it.Delete != nil:
+					out = append(out, item(c, "dynamodb:DeleteItem", it.Delete.TableName, it.Delete.Key))
+				case it.ConditionCheck != nil:
+					out = append(out, item(c, "dynamodb:ConditionCheckItem", it.ConditionCheck.TableName, it.ConditionCheck.Key))
+				}
 			}
-		}
-		return out
-	}}
+			return out
+		},
+	}
+	m["TransactGetItems"] = mapping{
+		facts: schema(func(c *Call) []string {
+			var names []string
+			for _, it := range input[*dynamodb.TransactGetItemsInput](c).TransactItems {
+				if it.Get != nil {
+					names = append(names, aws.ToString(it.Get.TableName))
+				}
+			}
+			return names
+		}),
+		requests: func(c *Call) []Request {
+			var out []Request
+			for _, it := range input[*dynamodb.TransactGetItemsInput](c).TransactItems {
+				if it.Get != nil {
+					out = append(out, item(c, "dynamodb:GetItem", it.Get.TableName, it.Get.Key))
+				}
+			}
+			return out
+		},
+	}
 	return m
+}
+
+func sortedTables[V any](items map[string]V) []string {
+	out := make([]string, 0, len(items))
+	for n := range items {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// leadingKeys is the dynamodb:LeadingKeys context of items of table (or
+// its index): their distinct partition key values, sorted; nil when the
+// key schema is unknown.
+func leadingKeys(c *Call, table, index string, items ...map[string]ddbtypes.AttributeValue) map[string]any {
+	pk := c.Facts.IDs["table-key:"+table+"/"+index]
+	if pk == "" {
+		return nil
+	}
+	set := map[string]bool{}
+	for _, it := range items {
+		if v, ok := attrString(it[pk]); ok {
+			set[v] = true
+		}
+	}
+	if len(set) == 0 {
+		return nil
+	}
+	return map[string]any{"dynamodb:LeadingKeys": sortedKeys(set)}
+}
+
+var andRE = regexp.MustCompile(`(?i)\s+and\s+`)
+
+// queryPartition is the partition key value a query's key condition names
+// (an equality on the table's or the index's partition key).
+func queryPartition(c *Call, in *dynamodb.QueryInput) (string, bool) {
+	pk := c.Facts.IDs["table-key:"+aws.ToString(in.TableName)+"/"+aws.ToString(in.IndexName)]
+	if pk == "" || in.KeyConditionExpression == nil {
+		return "", false
+	}
+	for _, clause := range andRE.Split(*in.KeyConditionExpression, -1) {
+		lhs, rhs, ok := strings.Cut(clause, "=")
+		if !ok {
+			continue
+		}
+		name, val := strings.Trim(strings.TrimSpace(lhs), "()"), strings.Trim(strings.TrimSpace(rhs), "()")
+		if strings.HasPrefix(name, "#") {
+			name = in.ExpressionAttributeNames[name]
+		}
+		if name == pk {
+			return attrString(in.ExpressionAttributeValues[val])
+		}
+	}
+	return "", false
+}
+
+func attrString(v ddbtypes.AttributeValue) (string, bool) {
+	switch x := v.(type) {
+	case *ddbtypes.AttributeValueMemberS:
+		return x.Value, true
+	case *ddbtypes.AttributeValueMemberN:
+		return x.Value, true
+	}
+	return "", false
+}
+
+func sortedKeys(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
 }
 
 func logsMappings() map[string]mapping {

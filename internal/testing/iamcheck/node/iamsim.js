@@ -117,7 +117,10 @@ function explain(analysis) {
       for (const c of u.explain.conditions || []) {
         if (c.matches) continue;
         const want = (Array.isArray(c.values) ? c.values : [c.values]).map((v) => v.value);
-        const have = c.failedBecauseMissing ? 'the request has no value for it' : `the request has ${JSON.stringify(c.resolvedConditionKeyValue)}`;
+        let have;
+        if (c.failedBecauseMissing) have = 'the request has no value for it';
+        else if (c.unmatchedValues && c.unmatchedValues.length) have = `the request's values ${JSON.stringify(c.unmatchedValues)} match none of them`;
+        else have = `the request has ${JSON.stringify(c.resolvedConditionKeyValue)}`;
         why.push(`${kind} ${u.policyId} statement ${sid(u)} matches action and resource but its condition ${c.operator} ${c.conditionKeyValue} ${JSON.stringify(want)} fails: ${have}`);
       }
     }
