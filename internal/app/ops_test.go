@@ -18,6 +18,7 @@ import (
 
 	"github.com/ceforge/ceforge/internal/app"
 	"github.com/ceforge/ceforge/internal/app/logsroutes"
+	"github.com/ceforge/ceforge/internal/app/tokens"
 	"github.com/ceforge/ceforge/internal/awsclient/fsread"
 	"github.com/ceforge/ceforge/internal/awsclient/ssmparam"
 	"github.com/ceforge/ceforge/internal/computeenv"
@@ -130,8 +131,8 @@ func TestFunctionsEmitWhatTheDashboardReads(t *testing.T) {
 	queued := &invocations{}
 	api := p.function(t, emf, app.FnAPI, func(c *config.Config) {
 		c.ReconcilerFunction, c.SweeperFunction = "ceforge-reconciler", "ceforge-sweeper"
-	}, app.Adapters{Parameters: ssmparam.New, FileSystems: fsread.New, Invoker: queued.factory, LogRoutes: logsroutes.Feature})
-	reconciler := p.function(t, emf, app.FnReconciler, nil, app.Adapters{Applier: steps.NewApplier})
+	}, app.Adapters{Parameters: ssmparam.New, FileSystems: fsread.New, Invoker: queued.factory, LogRoutes: logsroutes.Feature, Tokens: tokens.Feature})
+	reconciler := p.function(t, emf, app.FnReconciler, nil, app.Adapters{Applier: steps.NewApplier, Tokens: tokens.Feature})
 	sweeper := p.function(t, emf, app.FnSweeper, nil, app.Adapters{})
 	p.Router = api.Router() // requests go to the api function
 
