@@ -361,6 +361,16 @@ func (h *Harness) Do(t testing.TB, method, path string, body any, headers ...str
 	return Response{Status: rec.Code, Header: rec.Header(), Body: rec.Body.Bytes()}
 }
 
+// Routes are the routes the deployment's HTTP API serves: the api
+// function's and the trace function's.
+func (h *Harness) Routes() []api.Route {
+	out := h.Router.Routes()
+	if h.traceRouter != nil {
+		out = append(out, h.traceRouter.Routes()...)
+	}
+	return out
+}
+
 // route picks the function API Gateway sends req to: the trace function
 // for its routes (the stack declares them apart, without IAM), else the api.
 func (h *Harness) route(req *http.Request) http.Handler {

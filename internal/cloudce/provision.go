@@ -122,6 +122,14 @@ func (p *Platform) InlinePolicies(ce *computeenv.ComputeEnv) map[string]string {
 		{Version: "2012-10-17", Statement: []statement{{
 			Sid: "ReadPrefixedSecrets", Effect: "Allow", Action: []string{"secretsmanager:GetSecretValue"},
 			Resource: []string{fmt.Sprintf("arn:aws:secretsmanager:%s:*:secret:%s*", ce.Region, p.prefix())},
+		}, {
+			// Runs' progress tokens (internal/runtoken, <prefix>trace/<run>)
+			// of this compute environment only: with another's, a pipeline
+			// could report progress (a crossed cost limit cancels) for runs
+			// it does not own.
+			Sid: "OnlyThisCEsRunTokens", Effect: "Deny", Action: []string{"secretsmanager:GetSecretValue"},
+			Resource:  []string{fmt.Sprintf("arn:aws:secretsmanager:%s:*:secret:%strace/*", ce.Region, p.prefix())},
+			Condition: map[string]any{"StringNotEquals": map[string]string{"aws:ResourceTag/" + tags.CEID: ce.ID}},
 		}}},
 		{Version: "2012-10-17", Statement: []statement{
 			{Sid: "KmsS3Read", Effect: "Allow", Action: []string{"kms:Decrypt", "kms:DescribeKey"}, Resource: "arn:aws:kms:*:*:key/*", Condition: viaS3},

@@ -54,6 +54,10 @@ func newFixture(t testing.TB, mutate ...func(*config.Config)) *fixture {
 	require.Equal(t, http.StatusCreated, res.Status, string(res.Body))
 	var ce computeenv.ComputeEnv
 	res.JSON(t, &ce)
+	// The api handed it to the reconciler, which provisioned it.
+	res = f.Do(t, http.MethodGet, "/compute-envs/"+ce.ID, nil)
+	require.Equal(t, http.StatusOK, res.Status, string(res.Body))
+	res.JSON(t, &ce)
 	require.Equal(t, computeenv.StatusAvailable, ce.Status, ce.StatusReason)
 	f.ce = ce.ID
 	return f

@@ -80,6 +80,16 @@ func expectations() []expect {
 		{roles: []string{headJob}, allow: true, action: "iam:PassRole", resource: "arn:aws:iam::" + acct + ":role/{computeRole}", context: map[string]any{"iam:PassedToService": "batch.amazonaws.com"}, why: "tasks run with the compute job role"},
 		{roles: []string{headJob}, allow: true, action: "logs:GetLogEvents", resource: "arn:aws:logs:" + region + ":" + acct + ":log-group:/aws/batch/job/{base}:log-stream:nf-task/default/0123", why: "show a failed task's log"},
 		{roles: []string{computeJob}, allow: false, action: "batch:SubmitJob", resource: "arn:aws:batch:" + region + ":" + acct + ":job-queue/{base}-work", why: "tasks submit nothing"},
+		// The head reads its run's progress token (internal/runtoken), of
+		// its own compute environment only: with another CE's, a pipeline
+		// could report progress, or a crossed cost limit that cancels, for
+		// runs it does not own (the tier found AWS Cloud heads could).
+		{roles: []string{headJob}, allow: true, action: "secretsmanager:GetSecretValue", resource: "arn:aws:secretsmanager:" + region + ":" + acct + ":secret:{prefix}trace/0123456789abcd-AbCdEf",
+			context: map[string]any{"aws:ResourceTag/ceforge:ce-id": "{ce}", "aws:ResourceTag/ceforge:managed": "true"}, why: "the head reports its run's progress with the run's token"},
+		{roles: []string{cloudHead}, allow: true, action: "secretsmanager:GetSecretValue", resource: "arn:aws:secretsmanager:" + region + ":" + acct + ":secret:{prefix}trace/0123456789abcd-AbCdEf",
+			context: map[string]any{"aws:ResourceTag/ceforge:ce-id": "{cloud}", "aws:ResourceTag/ceforge:managed": "true"}, why: "the AWS Cloud head reports its run's progress"},
+		{roles: []string{headJob, cloudHead}, allow: false, action: "secretsmanager:GetSecretValue", resource: "arn:aws:secretsmanager:" + region + ":" + acct + ":secret:{prefix}trace/0123456789abcd-AbCdEf",
+			context: map[string]any{"aws:ResourceTag/ceforge:ce-id": "otherce0000001", "aws:ResourceTag/ceforge:managed": "true"}, why: "another compute environment's run token"},
 		// What Batch hosts and Fargate heads do.
 		{roles: []string{instance, execution}, allow: true, action: "ecr:GetAuthorizationToken", resource: "*", why: "pull task images"},
 		{roles: []string{instance, execution, cloudHead}, allow: true, action: "ecr:BatchGetImage", resource: "arn:aws:ecr:" + region + ":" + acct + ":repository/nextflow", why: "pull images from ECR"},
@@ -164,12 +174,19 @@ func TestForgedRolesAllowNextflowAndDenyEscalation(t *testing.T) {
 		roles[kind] = r
 	}
 
-	fill := strings.NewReplacer("{base}", names.Base, "{computeRole}", names.ComputeJobRole)
+	fill := strings.NewReplacer("{base}", names.Base, "{computeRole}", names.ComputeJobRole, "{prefix}", h.Config.Prefix, "{ce}", ebs, "{cloud}", cloud)
 	checked := 0
 	for _, e := range expectations() {
 		for _, kind := range e.roles {
 			role := roles[kind]
-			req := iamcheck.Request{Action: e.action, Resource: fill.Replace(e.resource), Context: e.context}
+			ctx := map[string]any{}
+			for k, v := range e.context {
+				if s, ok := v.(string); ok {
+					v = fill.Replace(s)
+				}
+				ctx[k] = v
+			}
+			req := iamcheck.Request{Action: e.action, Resource: fill.Replace(e.resource), Context: ctx}
 			v, err := iamcheck.Evaluate(role, []iamcheck.Request{req})
 			require.NoError(t, err)
 			require.Empty(t, v[0].Mapping, "%s on %s", req.Action, req.Resource)

@@ -5,19 +5,23 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/efs"
 	"github.com/aws/aws-sdk-go-v2/service/fsx"
+	"github.com/aws/aws-sdk-go-v2/service/iam"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
 
 	"github.com/ceforge/ceforge/internal/awsclient"
 )
 
 // HTTPClient returns an HTTP client (awsclient.Options.HTTPClient) that
 // sends through inner and records, as made by function, the signed
-// requests no SDK client made: awsclient/fsread signs EFS and FSx
-// Describe calls itself, so Middleware never sees them. SDK requests (they
+// requests no SDK client made: awsclient/signed sends EFS and FSx
+// describes, SSM GetParameter and IAM GetInstanceProfile itself (for the
+// api's binary size), so Middleware never sees them. SDK requests (they
 // carry Amz-Sdk-Invocation-Id) are recorded by Middleware and pass as they
 // are. A request the tier cannot name is recorded by its signing name,
 // method and path, and fails the test as unmapped.
@@ -47,6 +51,9 @@ func (h *recordingHTTP) Do(req *http.Request) (*http.Response, error) {
 	}
 	c := &Call{Function: h.function, ActingAs: awsclient.ActingAs(req.Context()), Region: region}
 	c.Service, c.Operation, c.Input = handSigned(service, req, body)
+	if m, ok := mappings[c.Name()]; ok && m.facts != nil && h.r.facts != nil {
+		m.facts(req.Context(), c, h.r.facts)
+	}
 	res, err := h.inner.Do(req)
 	if err == nil && res.StatusCode < 300 {
 		c.Output = res.StatusCode
@@ -93,6 +100,18 @@ func handSigned(service string, req *http.Request, body []byte) (string, string,
 			in := &fsx.DescribeFileSystemsInput{}
 			_ = json.Unmarshal(body, in) // the mapping needs nothing of it
 			return "FSx", op, in
+		}
+	case "ssm":
+		if _, op, ok := strings.Cut(req.Header.Get("X-Amz-Target"), "."); ok && op == "GetParameter" {
+			var in struct{ Name string }
+			_ = json.Unmarshal(body, &in)
+			return "SSM", op, &ssm.GetParameterInput{Name: aws.String(in.Name)}
+		}
+	case "iam":
+		// The query protocol: the action and its parameters are the form.
+		form, err := url.ParseQuery(string(body))
+		if err == nil && form.Get("Action") == "GetInstanceProfile" {
+			return "IAM", "GetInstanceProfile", &iam.GetInstanceProfileInput{InstanceProfileName: optional(form.Get("InstanceProfileName"))}
 		}
 	}
 	return service, "HTTP " + req.Method + " " + req.URL.Path + " " + req.Header.Get("X-Amz-Target"), nil

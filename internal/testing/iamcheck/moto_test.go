@@ -17,6 +17,7 @@ import (
 	"github.com/ceforge/ceforge/internal/app"
 	"github.com/ceforge/ceforge/internal/apptest"
 	"github.com/ceforge/ceforge/internal/computeenv"
+	"github.com/ceforge/ceforge/internal/config"
 	"github.com/ceforge/ceforge/internal/eventsrc"
 	"github.com/ceforge/ceforge/internal/run"
 	"github.com/ceforge/ceforge/internal/testenv"
@@ -31,7 +32,8 @@ import (
 // end-to-end flow drives every function: both platforms' compute
 // environments created and deleted (api, reconciler), runs launched,
 // followed and cancelled (api), their events (batchevents, ec2events),
-// logs served by the logs function, a sweep (sweeper).
+// logs served by the logs function, a trace call (trace), a sweep
+// (sweeper).
 func TestMotoEnforcesEachFunctionsActions(t *testing.T) {
 	env := testenv.New(t)
 	ctx := context.Background()
@@ -45,7 +47,7 @@ func TestMotoEnforcesEachFunctionsActions(t *testing.T) {
 		actions[fn] = a
 	}
 	env.EnforceIAM(actions)
-	h := apptest.NewOn(t, env, apptest.Clients{})
+	h := apptest.NewOn(t, env, apptest.Clients{}, func(c *config.Config) { c.TraceURL = "https://api.ceforge.test" })
 	do := func(method, path string, body any, want int) apptest.Response {
 		t.Helper()
 		res := h.Do(t, method, path, body)
@@ -91,6 +93,9 @@ func TestMotoEnforcesEachFunctionsActions(t *testing.T) {
 	feed(h.EC2Events.EC2Events, "ec2-running.json", "i-0abcd1234ef567890", head.Backend.InstanceID)
 	feed(h.BatchEvents.BatchEvents, "batch-head-running.json", "", "") // not ours: one read
 	do("GET", "/runs/"+head.ID, nil, 200)
+	// A trace call with a token that is not the run's: the trace function
+	// reads the run to refuse it.
+	require.Equal(t, 401, h.Do(t, "POST", "/trace/create", map[string]any{"workflowId": head.ID}, "Authorization", "Bearer not-the-token").Status)
 
 	// Logs: a page from the api, the same route served by the logs function.
 	cwl := cloudwatchlogs.NewFromConfig(env.AWS.Config(region))

@@ -11,6 +11,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/aws-sdk-go-v2/service/efs"
+	"github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 	"github.com/stretchr/testify/require"
@@ -19,6 +20,8 @@ import (
 	"github.com/ceforge/ceforge/internal/apptest"
 	"github.com/ceforge/ceforge/internal/awsclient"
 	"github.com/ceforge/ceforge/internal/awsclient/fsread"
+	"github.com/ceforge/ceforge/internal/awsclient/profileread"
+	"github.com/ceforge/ceforge/internal/awsclient/ssmparam"
 	"github.com/ceforge/ceforge/internal/computeenv"
 	"github.com/ceforge/ceforge/internal/eventsrc"
 	"github.com/ceforge/ceforge/internal/run"
@@ -200,8 +203,9 @@ func TestEveryFunctionHasARole(t *testing.T) {
 	}
 }
 
-// awsclient/fsread signs its EFS and FSx Describe calls by hand (no SDK
-// client, so no middleware sees them): the function factory's HTTP client
+// awsclient/signed sends the api's EFS and FSx describes, SSM
+// GetParameter and IAM GetInstanceProfile without SDK clients (no
+// middleware sees them): the function factory's HTTP client
 // records them as the function's, named as the SDK names them, and they
 // meet its role like any other call; calls through a customer's role are
 // counted apart.
@@ -218,6 +222,11 @@ func TestHandSignedCallsAreChecked(t *testing.T) {
 	require.Equal(t, id, got.ID)
 	_, err = reader.FSxByDNSName(ctx, "fs-0123.fsx."+region+".amazonaws.com")
 	require.NoError(t, err)
+	// SSM and IAM reads the api sends the same way.
+	_, err = ssmparam.New(api.Config(region)).Parameter(ctx, "/aws/service/ecs/optimized-ami/amazon-linux-2023/recommended/image_id")
+	require.NoError(t, err)
+	_, err = profileread.New(api.Config(region)).GetInstanceProfile(ctx, &iam.GetInstanceProfileInput{InstanceProfileName: aws.String("ceforge-missing")})
+	require.Error(t, err, "no such profile: the call is still made, and checked")
 	customer := "arn:aws:iam::210987654321:role/ceforge-customer"
 	other, err := fsread.New(api.ForRole(region, awsclient.Credentials{RoleARN: customer})).EFS(ctx, id)
 	require.NoError(t, err)
@@ -231,7 +240,7 @@ func TestHandSignedCallsAreChecked(t *testing.T) {
 			names = append(names, c.Name())
 		}
 	}
-	require.Equal(t, []string{"EFS.DescribeFileSystems", "EFS.DescribeMountTargets", "FSx.DescribeFileSystems"}, names)
+	require.Equal(t, []string{"EFS.DescribeFileSystems", "EFS.DescribeMountTargets", "FSx.DescribeFileSystems", "SSM.GetParameter", "IAM.GetInstanceProfile"}, names)
 	var acting []string
 	for _, c := range calls {
 		if c.ActingAs == customer {

