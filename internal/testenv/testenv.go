@@ -281,18 +281,23 @@ func (e *Env) CallsOf(name string) *awsclient.CallCounter {
 // roles would deny, and calls the tier cannot map. Each names the function,
 // action, resource and the condition that failed.
 func (e *Env) IAMFindings() []iamcheck.Finding {
-	return e.IAMFindingsWith(iamcheck.DeploymentRoles(e.Deployment))
+	return e.findings(iamcheck.CheckAndCount(e.recorder.Take(), iamcheck.DeploymentRoles(e.Deployment)))
 }
 
 // TakeCalls returns the functions' calls recorded since the last
 // evaluation, which the test's end then no longer evaluates.
 func (e *Env) TakeCalls() []*iamcheck.Call { return e.recorder.Take() }
 
-// IAMFindingsWith is IAMFindings against other roles.
+// IAMFindingsWith is IAMFindings against other roles (not counted in the
+// tier's report).
 func (e *Env) IAMFindingsWith(p iamcheck.Principals) []iamcheck.Finding {
+	return e.findings(iamcheck.Check(e.recorder.Take(), p))
+}
+
+func (e *Env) findings(all []iamcheck.Finding) []iamcheck.Finding {
 	seen := map[string]bool{}
 	var out []iamcheck.Finding
-	for _, f := range iamcheck.Check(e.recorder.Take(), p) {
+	for _, f := range all {
 		if s := f.String(); !seen[s] {
 			seen[s] = true
 			out = append(out, f)

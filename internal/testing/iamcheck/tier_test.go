@@ -320,3 +320,37 @@ func TestCallsThroughAMemberRole(t *testing.T) {
 	// Without a registration, calls through the role are not evaluated.
 	require.Empty(t, iamcheck.Check(calls, iamcheck.DeploymentRoles(env.Deployment)))
 }
+
+// The report counts what the test environment evaluates when a test ends
+// (CheckAndCount), not the tier's own tests' deliberate denials (Check):
+// those would fail make test's report.
+func TestOnlyTheEndOfTestEvaluationIsCounted(t *testing.T) {
+	deployed := iamcheck.DeploymentRoles(iamcheck.Deployment{Prefix: "ceforge-", Region: region, Table: testenv.Table})
+	call := func(op string, in any) []*iamcheck.Call {
+		return []*iamcheck.Call{{Function: "sweeper", Service: "EC2", Operation: op, Region: region, Input: in}}
+	}
+	count := func(r iamcheck.Report, action string) (requests, denied int) {
+		for _, s := range r.Shapes {
+			if s.Function == "sweeper" && s.Action == action {
+				requests, denied = requests+s.Requests, denied+s.Denied
+			}
+		}
+		return
+	}
+	before := iamcheck.Snapshot()
+	f := iamcheck.Check(call("TerminateInstances", &ec2.TerminateInstancesInput{InstanceIds: []string{"i-0123456789abcdef0"}}), deployed)
+	require.Len(t, f, 1, "an untagged instance")
+	require.Equal(t, iamcheck.FindingDenied, f[0].Kind)
+	mid := iamcheck.Snapshot()
+	require.Equal(t, before.Calls, mid.Calls, "Check counts nothing")
+	r0, d0 := count(before, "ec2:TerminateInstances")
+	r1, d1 := count(mid, "ec2:TerminateInstances")
+	require.Equal(t, [2]int{r0, d0}, [2]int{r1, d1})
+
+	require.Empty(t, iamcheck.CheckAndCount(call("DescribeVolumes", &ec2.DescribeVolumesInput{}), deployed))
+	after := iamcheck.Snapshot()
+	require.Equal(t, mid.Calls+1, after.Calls)
+	r2, _ := count(mid, "ec2:DescribeVolumes")
+	r3, _ := count(after, "ec2:DescribeVolumes")
+	require.Equal(t, r2+1, r3)
+}
