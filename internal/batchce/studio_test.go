@@ -73,13 +73,13 @@ func runningOn(t *testing.T, r run.Run, containerInstance string) map[string]any
 	return ev
 }
 
-// countHosts wraps the launcher's host lookups (the real ECS reader,
-// against the emulator) to count them.
+// countHosts wraps the api's host lookups (the real ECS reader, against
+// the emulator, with the api's IAM-checked clients) to count them.
 func countHosts(h *apptest.Harness) *atomic.Int32 {
 	n := &atomic.Int32{}
-	l := h.App.Runs.Launchers[computeenv.PlatformBatch].(*batchce.Launcher)
+	l := h.API.Runs.Launchers[computeenv.PlatformBatch].(*batchce.Launcher)
 	l.Hosts = func(ce *computeenv.ComputeEnv) batchce.HostFinder {
-		return countingHosts{ecsread.New(h.AWS.Config(ce.Region)), n}
+		return countingHosts{ecsread.New(h.API.AWS.Config(ce.Region)), n}
 	}
 	return n
 }
@@ -165,7 +165,7 @@ func TestBatchStudio(t *testing.T) {
 	res := h.Do(t, "GET", "/runs/"+st.ID, nil)
 	require.NotContains(t, string(res.Body), `"connect"`)
 	iid, ci := batchHost(t, h, names.HeadQueue)
-	failed, _ := h.App.BatchEvents.Process(ctx, messages(t, runningOn(t, st, ci)))
+	failed, _ := h.BatchEvents.BatchEvents.Process(ctx, messages(t, runningOn(t, st, ci)))
 	require.Empty(t, failed)
 
 	var view struct {
@@ -194,7 +194,7 @@ func TestBatchStudio(t *testing.T) {
 	// Seen on another container instance (a replayed event of another
 	// attempt), the studio's host is found anew.
 	iid2, ci2 := batchHost(t, h, names.HeadQueue)
-	failed, _ = h.App.BatchEvents.Process(ctx, messages(t, runningOn(t, st, ci2)))
+	failed, _ = h.BatchEvents.BatchEvents.Process(ctx, messages(t, runningOn(t, st, ci2)))
 	require.Empty(t, failed)
 	res = h.Do(t, "GET", "/runs/"+st.ID, nil)
 	view.Connect = nil
@@ -206,7 +206,7 @@ func TestBatchStudio(t *testing.T) {
 	res = h.Do(t, "POST", "/runs/"+st.ID+"/cancel", nil)
 	require.Equal(t, 202, res.Status, string(res.Body))
 	require.Equal(t, 1, h.Calls.Count("Batch.TerminateJob"))
-	failed, _ = h.App.BatchEvents.Process(ctx, messages(t, sample(t, "batch-head-failed", st.ID, st.Backend.JobID, true, prefix)))
+	failed, _ = h.BatchEvents.BatchEvents.Process(ctx, messages(t, sample(t, "batch-head-failed", st.ID, st.Backend.JobID, true, prefix)))
 	require.Empty(t, failed)
 	res = h.Do(t, "GET", "/runs/"+st.ID, nil)
 	view.Connect = nil
@@ -216,7 +216,7 @@ func TestBatchStudio(t *testing.T) {
 
 	// A pipeline's head records no host.
 	p := launch(t, h, ce.ID)
-	failed, _ = h.App.BatchEvents.Process(ctx, messages(t, runningOn(t, p, ci)))
+	failed, _ = h.BatchEvents.BatchEvents.Process(ctx, messages(t, runningOn(t, p, ci)))
 	require.Empty(t, failed)
 	require.Empty(t, getRun(t, h, p.ID).Backend.ContainerInstanceARN)
 
@@ -251,7 +251,7 @@ func TestBatchStudioManual(t *testing.T) {
 	require.Equal(t, int32(6144), aws.ToInt32(defs.JobDefinitions[0].ContainerProperties.Memory))
 
 	iid, ci := batchHost(t, h, headQ)
-	failed, _ := h.App.BatchEvents.Process(ctx, messages(t, runningOn(t, st, ci)))
+	failed, _ := h.BatchEvents.BatchEvents.Process(ctx, messages(t, runningOn(t, st, ci)))
 	require.Empty(t, failed)
 	res := h.Do(t, "GET", "/runs/"+st.ID, nil)
 	require.Contains(t, string(res.Body), `"connect":{"method":"ssm-port-forwarding","instanceId":"`+iid+`"`)

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ecs"
 	"github.com/aws/aws-sdk-go-v2/service/efs"
 	"github.com/aws/aws-sdk-go-v2/service/fsx"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
@@ -20,7 +21,8 @@ import (
 // HTTPClient returns an HTTP client (awsclient.Options.HTTPClient) that
 // sends through inner and records, as made by function, the signed
 // requests no SDK client made: awsclient/signed sends EFS and FSx
-// describes, SSM GetParameter and IAM GetInstanceProfile itself (for the
+// describes, SSM GetParameter, IAM GetInstanceProfile and ECS
+// DescribeContainerInstances itself (for the
 // api's binary size), so Middleware never sees them. SDK requests (they
 // carry Amz-Sdk-Invocation-Id) are recorded by Middleware and pass as they
 // are. A request the tier cannot name is recorded by its signing name,
@@ -106,6 +108,15 @@ func handSigned(service string, req *http.Request, body []byte) (string, string,
 			var in struct{ Name string }
 			_ = json.Unmarshal(body, &in)
 			return "SSM", op, &ssm.GetParameterInput{Name: aws.String(in.Name)}
+		}
+	case "ecs":
+		if _, op, ok := strings.Cut(req.Header.Get("X-Amz-Target"), "."); ok && op == "DescribeContainerInstances" {
+			var in struct {
+				Cluster            string   `json:"cluster"`
+				ContainerInstances []string `json:"containerInstances"`
+			}
+			_ = json.Unmarshal(body, &in)
+			return "ECS", op, &ecs.DescribeContainerInstancesInput{Cluster: optional(in.Cluster), ContainerInstances: in.ContainerInstances}
 		}
 	case "iam":
 		// The query protocol: the action and its parameters are the form.

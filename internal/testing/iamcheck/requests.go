@@ -13,6 +13,7 @@ import (
 	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	"github.com/aws/aws-sdk-go-v2/service/ecs"
 	"github.com/aws/aws-sdk-go-v2/service/efs"
 	"github.com/aws/aws-sdk-go-v2/service/fsx"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
@@ -75,7 +76,7 @@ func Covered() []string {
 var iamPrefix = map[string]string{
 	"EC2": "ec2", "Batch": "batch", "IAM": "iam", "S3": "s3", "DynamoDB": "dynamodb",
 	"CloudWatch Logs": "logs", "SSM": "ssm", "STS": "sts", "Lambda": "lambda", "EFS": "elasticfilesystem",
-	"FSx": "fsx", "SQS": "sqs", "Secrets Manager": "secretsmanager", "KMS": "kms", "SNS": "sns",
+	"FSx": "fsx", "SQS": "sqs", "Secrets Manager": "secretsmanager", "KMS": "kms", "SNS": "sns", "ECS": "ecs",
 }
 
 // input returns a call's input as T (the zero value if it is not one).
@@ -276,6 +277,7 @@ func init() {
 	register("EFS", efsMappings())
 	register("FSx", fsxMappings())
 	register("Secrets Manager", secretsMappings())
+	register("ECS", ecsMappings())
 }
 
 func ec2Mappings() map[string]mapping {
@@ -1323,4 +1325,22 @@ func secretARN(c *Call, id string) string {
 		return arn
 	}
 	return c.arn("secretsmanager", "secret:"+id+"-AbCdEf")
+}
+
+// ecsMappings: container instances by ARN, in their cluster (ecs:cluster).
+func ecsMappings() map[string]mapping {
+	return map[string]mapping{
+		"DescribeContainerInstances": {requests: func(c *Call) []Request {
+			in := input[*ecs.DescribeContainerInstancesInput](c)
+			cluster := orARN(aws.ToString(in.Cluster), func(n string) string { return c.arn("ecs", "cluster/"+n) })
+			var out []Request
+			for _, ci := range in.ContainerInstances {
+				arn := orARN(ci, func(id string) string {
+					return c.arn("ecs", "container-instance/"+strings.TrimPrefix(cluster, c.arn("ecs", "cluster/"))+"/"+id)
+				})
+				out = append(out, Request{Action: "ecs:DescribeContainerInstances", Resource: arn, Context: map[string]any{"ecs:cluster": cluster}})
+			}
+			return out
+		}},
+	}
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/ceforge/ceforge/internal/app"
 	"github.com/ceforge/ceforge/internal/apptest"
 	"github.com/ceforge/ceforge/internal/awsclient"
+	"github.com/ceforge/ceforge/internal/awsclient/ecsread"
 	"github.com/ceforge/ceforge/internal/awsclient/fsread"
 	"github.com/ceforge/ceforge/internal/awsclient/profileread"
 	"github.com/ceforge/ceforge/internal/awsclient/ssmparam"
@@ -204,7 +205,8 @@ func TestEveryFunctionHasARole(t *testing.T) {
 }
 
 // awsclient/signed sends the api's EFS and FSx describes, SSM
-// GetParameter and IAM GetInstanceProfile without SDK clients (no
+// GetParameter, IAM GetInstanceProfile and ECS DescribeContainerInstances
+// without SDK clients (no
 // middleware sees them): the function factory's HTTP client
 // records them as the function's, named as the SDK names them, and they
 // meet its role like any other call; calls through a customer's role are
@@ -227,6 +229,8 @@ func TestHandSignedCallsAreChecked(t *testing.T) {
 	require.NoError(t, err)
 	_, err = profileread.New(api.Config(region)).GetInstanceProfile(ctx, &iam.GetInstanceProfileInput{InstanceProfileName: aws.String("ceforge-missing")})
 	require.Error(t, err, "no such profile: the call is still made, and checked")
+	_, err = ecsread.New(api.Config(region)).EC2InstanceOf(ctx, "arn:aws:ecs:"+region+":"+acct+":container-instance/AWSBatch-studio/0123456789abcdef")
+	require.NoError(t, err, "no such cluster: no host")
 	customer := "arn:aws:iam::210987654321:role/ceforge-customer"
 	other, err := fsread.New(api.ForRole(region, awsclient.Credentials{RoleARN: customer})).EFS(ctx, id)
 	require.NoError(t, err)
@@ -240,7 +244,7 @@ func TestHandSignedCallsAreChecked(t *testing.T) {
 			names = append(names, c.Name())
 		}
 	}
-	require.Equal(t, []string{"EFS.DescribeFileSystems", "EFS.DescribeMountTargets", "FSx.DescribeFileSystems", "SSM.GetParameter", "IAM.GetInstanceProfile"}, names)
+	require.Equal(t, []string{"EFS.DescribeFileSystems", "EFS.DescribeMountTargets", "FSx.DescribeFileSystems", "SSM.GetParameter", "IAM.GetInstanceProfile", "ECS.DescribeContainerInstances"}, names)
 	var acting []string
 	for _, c := range calls {
 		if c.ActingAs == customer {
