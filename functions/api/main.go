@@ -19,7 +19,7 @@ import (
 )
 
 func main() {
-	a := app.MustFromEnv(app.FnAPI, app.Adapters{
+	a := app.MustFromEnv(app.APIFunction(), app.Adapters{
 		Parameters: ssmparam.New, FileSystems: fsread.New, Invoker: lambdainvoke.Func, LogRoutes: logsroutes.Feature, Tokens: tokens.Feature,
 	})
 	lambda.Start(api.LambdaHandler(a.Handler()))

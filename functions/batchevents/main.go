@@ -9,6 +9,6 @@ import (
 )
 
 func main() {
-	a := app.MustFromEnv(app.FnBatchEvents, app.Adapters{})
+	a := app.MustFromEnv(app.BatchEventsFunction(), app.Adapters{})
 	lambda.Start(a.BatchEvents.SQSHandler())
 }

@@ -9,6 +9,6 @@ import (
 )
 
 func main() {
-	a := app.MustFromEnv(app.FnEC2Events, app.Adapters{})
+	a := app.MustFromEnv(app.EC2EventsFunction(), app.Adapters{})
 	lambda.Start(a.EC2Events.SQSHandler())
 }

@@ -13,6 +13,6 @@ import (
 )
 
 func main() {
-	a := app.MustFromEnv(app.FnLogs, app.Adapters{LogRoutes: logsroutes.Feature})
+	a := app.MustFromEnv(app.LogsFunction(), app.Adapters{LogRoutes: logsroutes.Feature})
 	lambdaurl.Start(logs.FunctionURLIdentity(a.Handler()))
 }

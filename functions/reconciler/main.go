@@ -19,7 +19,7 @@ import (
 )
 
 func main() {
-	a := app.MustFromEnv(app.FnReconciler, app.Adapters{Applier: steps.NewApplier, Tokens: tokens.Feature})
+	a := app.MustFromEnv(app.ReconcilerFunction(), app.Adapters{Applier: steps.NewApplier, Tokens: tokens.Feature})
 	lambda.Start(func(ctx context.Context, payload json.RawMessage) error {
 		return a.Reconcile(ctx, payload)
 	})

@@ -16,7 +16,7 @@ import (
 )
 
 func main() {
-	a := app.MustFromEnv(app.FnSweeper, app.Adapters{})
+	a := app.MustFromEnv(app.SweeperFunction(), app.Adapters{})
 	sw := a.Sweeper()
 	lambda.Start(func(ctx context.Context, payload json.RawMessage) (*sweep.Report, error) {
 		return sw.HandleInvocation(ctx, payload, a.Config.SweepDryRun)

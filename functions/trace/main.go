@@ -15,6 +15,6 @@ import (
 )
 
 func main() {
-	a := app.MustFromEnv(app.FnTrace, app.Adapters{Invoker: lambdainvoke.Func})
+	a := app.MustFromEnv(app.TraceFunction(), app.Adapters{Invoker: lambdainvoke.Func})
 	lambda.Start(api.LambdaHandler(a.TraceRouter()))
 }

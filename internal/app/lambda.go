@@ -8,17 +8,18 @@ import (
 	"github.com/ceforge/ceforge/internal/config"
 )
 
-// MustFromEnv builds the App of the deployed function name from its
-// environment, with the features that function wires (FunctionFeatures)
-// from the adapters its main links, or exits: a function that cannot wire
-// itself must fail its init, loudly.
-func MustFromEnv(function string, ad Adapters) *App {
+// MustFromEnv builds the App of the deployed function fn from its
+// environment, with the features fn wires from the adapters its main
+// links, or exits: a function that cannot wire itself must fail its init,
+// loudly.
+func MustFromEnv(fn Function, ad Adapters) *App {
+	function := fn.Name
 	cfg, err := config.FromEnv()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "%s: configuration: %v\n", function, err)
 		os.Exit(1)
 	}
-	features, err := FunctionFeatures(function, ad)
+	features, err := fn.Features(ad)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "%s: %v\n", function, err)
 		os.Exit(1)

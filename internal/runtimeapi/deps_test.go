@@ -3,6 +3,7 @@ package runtimeapi
 import (
 	"os/exec"
 	"regexp"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -72,4 +73,38 @@ func TestSDKClientsOnlyWhereNeeded(t *testing.T) {
 		}
 	}
 	require.True(t, seen["api"] && seen["reconciler"], "go list names the api and the reconciler")
+}
+
+// TestBootstrapsLinkOnlyTheirFeatures: a function's bootstrap holds the
+// code of the features it wires and no other's. The packages are linked by
+// all (internal/app imports them); what must stay out is their code, which
+// only a wiring reachable from every main (a shared table of all functions'
+// features) would pull in — it did once: the log follower grew from 9.7 to
+// 11.7 MB with the forge, sweep, trace and AWS Cloud code it never runs.
+func TestBootstrapsLinkOnlyTheirFeatures(t *testing.T) {
+	const mod = "github.com/ceforge/ceforge/internal/"
+	cases := map[string][]string{
+		"logs":        {"batchce", "cloudce", "forge", "sweep", "trace"},
+		"batchevents": {"cloudce", "forge", "sweep", "trace"},
+		"ec2events":   {"batchce", "forge", "sweep", "trace"},
+	}
+	dir := t.TempDir()
+	for name, absent := range cases {
+		bin := build(t, name, false, runtime.GOARCH, dir)
+		out, err := exec.Command("go", "tool", "nm", bin).CombinedOutput()
+		require.NoError(t, err, string(out))
+		code := map[string][]string{} // package -> its functions linked
+		for _, line := range strings.Split(string(out), "\n") {
+			f := strings.Fields(line)
+			if len(f) != 3 || f[1] != "T" || !strings.HasPrefix(f[2], mod) || strings.HasSuffix(f[2], ".init") {
+				continue
+			}
+			pkg, _, _ := strings.Cut(strings.TrimPrefix(f[2], mod), ".")
+			code[pkg] = append(code[pkg], f[2])
+		}
+		require.NotEmpty(t, code["app"], "%s: nm lists the module's functions", name)
+		for _, pkg := range absent {
+			require.Empty(t, code[pkg], "%s links code of internal/%s, a feature it does not wire", name, pkg)
+		}
+	}
 }
