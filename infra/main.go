@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/cxapi"
 	"github.com/aws/jsii-runtime-go"
 
 	"github.com/ceforge/ceforge/infra/stack"
@@ -103,6 +104,12 @@ func run() error {
 	if err != nil {
 		return err
 	}
+	// The member stack: one environment-agnostic template, deployed in each
+	// member account with its parameters (README, "Member accounts").
+	mst, err := stack.NewMemberStack(app, stack.MemberStackName(cfg.StackName), cfg)
+	if err != nil {
+		return err
+	}
 	if ctx(app, "nag") != "false" {
 		stack.ApplyNag(app, true)
 	}
@@ -110,7 +117,11 @@ func run() error {
 	// Without the CDK CLI nobody prints annotations: cdk-nag findings and
 	// CDK warnings go to stderr here, and errors fail the synth.
 	errs := 0
-	for _, m := range *asm.GetStackArtifact(st.ArtifactId()).Messages() {
+	var msgs []*cxapi.SynthesisMessage
+	for _, id := range []*string{st.ArtifactId(), mst.ArtifactId()} {
+		msgs = append(msgs, *asm.GetStackArtifact(id).Messages()...)
+	}
+	for _, m := range msgs {
 		level := string(m.Level)
 		if level != "error" && level != "warning" {
 			continue
@@ -130,7 +141,7 @@ func run() error {
 	if errs > 0 {
 		return fmt.Errorf("%d error annotation(s) (cdk-nag findings need a fix or a suppression with a reason)", errs)
 	}
-	fmt.Fprintf(os.Stderr, "ceforge infra: synthesized %s into %s\n", cfg.StackName, *asm.Directory())
+	fmt.Fprintf(os.Stderr, "ceforge infra: synthesized %s and %s into %s\n", cfg.StackName, stack.MemberStackName(cfg.StackName), *asm.Directory())
 	return nil
 }
 

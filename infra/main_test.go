@@ -41,7 +41,13 @@ func TestSynthIsQuiet(t *testing.T) {
 	if err != nil {
 		t.Fatalf("synth: %v\n%s", err, got)
 	}
-	if want := "ceforge infra: synthesized ceforge into " + out + "\n"; string(got) != want {
+	if want := "ceforge infra: synthesized ceforge and ceforge-member into " + out + "\n"; string(got) != want {
 		t.Fatalf("synth printed:\n%s\nwant only:\n%s", got, want)
+	}
+	// make synth produces both stacks' templates.
+	for _, name := range []string{"ceforge", "ceforge-member"} {
+		if _, err := os.Stat(filepath.Join(out, name+".template.json")); err != nil {
+			t.Errorf("%s template: %v", name, err)
+		}
 	}
 }

@@ -5,7 +5,8 @@
 #                                             into cdk.out (no CDK CLI, no AWS calls)
 #   scripts/cdk.sh lint                       cfn-lint on the templates in cdk.out
 #   scripts/cdk.sh deploy [cdk deploy args]   install the pinned CDK CLI into .local/cdk,
-#                                             build the functions, cdk deploy
+#                                             build the functions, cdk deploy (the control
+#                                             plane stack unless another is named)
 #   scripts/cdk.sh cdk <args>                 any other CDK CLI command (diff, destroy,
 #                                             bootstrap, synth, context, ...)
 #   scripts/cdk.sh cli                        install the pinned CDK CLI only
@@ -123,6 +124,14 @@ case "$cmd" in
   deploy)
     cli
     build
+    # The app holds two stacks: the control plane and the member stack
+    # (deployed in member accounts from its template, see README "Member
+    # accounts"). Without a stack named, deploy the control plane.
+    named=0
+    for a in "$@"; do [[ "$a" != -* && "$a" != *=* ]] && named=1; done
+    if [[ $named == 0 ]]; then
+      set -- "$(node -e 'const c=(JSON.parse(require("fs").readFileSync("cdk.json","utf8")).context||{}); process.stdout.write(String(c.stackName||"ceforge"))')" "$@"
+    fi
     cdk deploy "$@"
     ;;
   cdk) cdk "$@" ;;

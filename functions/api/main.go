@@ -16,11 +16,14 @@ import (
 	"github.com/ceforge/ceforge/internal/awsclient/fsread"
 	"github.com/ceforge/ceforge/internal/awsclient/lambdainvoke"
 	"github.com/ceforge/ceforge/internal/awsclient/ssmparam"
+	"github.com/ceforge/ceforge/internal/credential/rolecheck"
+	"github.com/ceforge/ceforge/internal/secret/smvault"
 )
 
 func main() {
 	a := app.MustFromEnv(app.APIFunction(), app.Adapters{
 		Parameters: ssmparam.New, FileSystems: fsread.New, Invoker: lambdainvoke.Func, LogRoutes: logsroutes.Feature, Tokens: tokens.Feature,
+		Verifier: rolecheck.New, Vaults: smvault.New,
 	})
 	lambda.Start(api.LambdaHandler(a.Handler()))
 }

@@ -43,6 +43,16 @@ var Routes = []Route{
 	{"POST", "/sweeps"},
 	{"GET", "/sweeps"},
 	{"GET", "/sweeps/{id}"},
+	{"POST", "/credentials"},
+	{"GET", "/credentials"},
+	{"GET", "/credentials/{id}"},
+	{"DELETE", "/credentials/{id}"},
+	{"POST", "/credentials/{id}/verify"},
+	{"POST", "/secrets"},
+	{"GET", "/secrets"},
+	{"GET", "/secrets/{id}"},
+	{"PUT", "/secrets/{id}"},
+	{"DELETE", "/secrets/{id}"},
 }
 
 // TraceRoutes are Nextflow's trace routes and the Wave relay, served by

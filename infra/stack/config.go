@@ -82,6 +82,15 @@ type Config struct {
 	// "traceRateLimit" (default 500) and "traceBurstLimit" (default 1000).
 	TraceRateLimit  float64
 	TraceBurstLimit int
+	// MemberAccounts may put their Batch and EC2 events on the control
+	// plane's member event bus (<prefix>events), which the member stack
+	// deployed in each account forwards them to. Context "memberAccounts":
+	// 12-digit account ids, comma list or JSON array; default empty.
+	MemberAccounts []string
+	// MemberOrganization, an AWS Organizations id (o-...), lets every
+	// account of the organization put events on that bus instead of a
+	// list. Context "memberOrganization"; default empty.
+	MemberOrganization string
 }
 
 // DefaultConfig returns the documented defaults.
@@ -109,7 +118,7 @@ var ContextKeys = []string{
 	"stackName", "prefix", "allowedRegions", "allowedBuckets", "sweeperDryRun", "sweeperSchedule",
 	"sweeperGrace", "logRetentionDays", "logLevel", "runLogGroup", "jwtIssuer",
 	"jwtAudience", "alarmEmail", "assetDir", "apiRateLimit", "apiBurstLimit",
-	"traceRateLimit", "traceBurstLimit",
+	"traceRateLimit", "traceBurstLimit", "memberAccounts", "memberOrganization",
 }
 
 // MaxAllowedBuckets bounds allowedBuckets: each one is named twice in the
@@ -225,6 +234,8 @@ func ConfigFromMap(lookup func(key string) (any, bool)) (Config, error) {
 	if n, ok := number("traceBurstLimit"); ok {
 		c.TraceBurstLimit = int(n)
 	}
+	list("memberAccounts", &c.MemberAccounts)
+	str("memberOrganization", &c.MemberOrganization)
 	if len(errs) > 0 {
 		return c, fmt.Errorf("ceforge configuration: %s", strings.Join(errs, "; "))
 	}
@@ -282,6 +293,8 @@ var (
 	stackNameRe     = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9-]{0,127}$`)
 	bucketPatternRe = regexp.MustCompile(`^[a-z0-9*][a-z0-9.*-]{1,61}[a-z0-9*]$`)
 	emailRe         = regexp.MustCompile(`^[^@\s]+@[^@\s]+\.[^@\s]+$`)
+	accountRe       = regexp.MustCompile(`^[0-9]{12}$`)
+	orgRe           = regexp.MustCompile(`^o-[a-z0-9]{10,32}$`)
 )
 
 // retentionDays are the values CloudWatch Logs accepts.
@@ -350,6 +363,14 @@ func (c Config) Validate() error {
 	}
 	if c.APIRateLimit <= 0 || c.APIBurstLimit <= 0 {
 		bad("apiRateLimit and apiBurstLimit must be positive")
+	}
+	for _, a := range c.MemberAccounts {
+		if !accountRe.MatchString(a) {
+			bad("memberAccounts: %q is not a 12-digit account id", a)
+		}
+	}
+	if c.MemberOrganization != "" && !orgRe.MatchString(c.MemberOrganization) {
+		bad("memberOrganization %q is not an AWS Organizations id (o-...)", c.MemberOrganization)
 	}
 	if len(errs) > 0 {
 		return fmt.Errorf("ceforge configuration: %s", strings.Join(errs, "; "))

@@ -11,6 +11,7 @@ import (
 	"github.com/aws/jsii-runtime-go"
 
 	"github.com/ceforge/ceforge/internal/eventsrc"
+	"github.com/ceforge/ceforge/internal/member"
 )
 
 // EventBridge detail types the consumers handle.
@@ -43,8 +44,15 @@ type Events struct {
 	BatchQueue, BatchDLQ awssqs.Queue
 	EC2Queue, EC2DLQ     awssqs.Queue
 	BatchRule, EC2Rule   awsevents.Rule
-	ReconcilerSchedule   awsevents.Rule
-	SweeperSchedule      awsevents.Rule
+	// MemberBus receives the Batch and EC2 events member accounts forward
+	// (the member stack's rules); MemberBatchRule and MemberEC2Rule route
+	// them to the same queues. MemberBusPolicy lets the configured member
+	// accounts (or organization) put events on it; nil when none is.
+	MemberBus                      awsevents.EventBus
+	MemberBusPolicy                awsevents.CfnEventBusPolicy
+	MemberBatchRule, MemberEC2Rule awsevents.Rule
+	ReconcilerSchedule             awsevents.Rule
+	SweeperSchedule                awsevents.Rule
 }
 
 func newEvents(scope constructs.Construct, cfg Config, fns *Functions) *Events {
@@ -60,20 +68,33 @@ func newEvents(scope constructs.Construct, cfg Config, fns *Functions) *Events {
 	// Spot interruptions; events carry no tags, so the consumer drops
 	// instances that are not ours with one table read. Both patterns come
 	// from eventsrc.Rules, which the consumer tests deliver through.
-	rule := func(id string, r eventsrc.Rule, q awssqs.Queue, description string) awsevents.Rule {
+	rule := func(id, name string, bus awsevents.IEventBus, r eventsrc.Rule, q awssqs.Queue, description string) awsevents.Rule {
 		p := &awsevents.EventPattern{Source: jsii.Strings(r.Source), DetailType: jsii.Strings(r.DetailTypes...)}
 		if len(cfg.AllowedRegions) > 0 {
 			p.Region = jsii.Strings(cfg.AllowedRegions...)
 		}
 		return awsevents.NewRule(c, jsii.String(id), &awsevents.RuleProps{
-			RuleName:     jsii.String(cfg.Prefix + r.Name),
+			RuleName:     jsii.String(name),
 			Description:  jsii.String(description),
+			EventBus:     bus,
 			EventPattern: p,
 			Targets:      &[]awsevents.IRuleTarget{awseventstargets.NewSqsQueue(q, nil)},
 		})
 	}
-	e.BatchRule = rule("BatchJobStateChange", eventsrc.Rules[0], e.BatchQueue, "ceforge: Batch Job State Change (every queue: manual-mode CEs use the user's own)")
-	e.EC2Rule = rule("Ec2InstanceEvents", eventsrc.Rules[1], e.EC2Queue, "ceforge: EC2 instance state changes and Spot interruption warnings")
+	e.BatchRule = rule("BatchJobStateChange", cfg.Prefix+eventsrc.Rules[0].Name, nil, eventsrc.Rules[0], e.BatchQueue, "ceforge: Batch Job State Change (every queue: manual-mode CEs use the user's own)")
+	e.EC2Rule = rule("Ec2InstanceEvents", cfg.Prefix+eventsrc.Rules[1].Name, nil, eventsrc.Rules[1], e.EC2Queue, "ceforge: EC2 instance state changes and Spot interruption warnings")
+
+	// Member accounts' events arrive on their own bus (forwarded by the
+	// member stack's rules, keeping their account and region) and go to
+	// the same queues: the consumers match each event to a run whose
+	// compute environment is in that account and region.
+	e.MemberBus = awsevents.NewEventBus(c, jsii.String("MemberBus"), &awsevents.EventBusProps{
+		EventBusName: jsii.String(member.EventBusName(cfg.Prefix)),
+		Description:  jsii.String("ceforge: Batch and EC2 events forwarded by member accounts"),
+	})
+	e.MemberBusPolicy = memberBusPolicy(c, cfg, e.MemberBus)
+	e.MemberBatchRule = rule("MemberBatchJobStateChange", cfg.Prefix+"member-"+eventsrc.Rules[0].Name, e.MemberBus, eventsrc.Rules[0], e.BatchQueue, "ceforge: member accounts' Batch Job State Change")
+	e.MemberEC2Rule = rule("MemberEc2InstanceEvents", cfg.Prefix+"member-"+eventsrc.Rules[1].Name, e.MemberBus, eventsrc.Rules[1], e.EC2Queue, "ceforge: member accounts' EC2 instance state changes and Spot interruption warnings")
 
 	// Schedules. A failed or dropped tick is repaired by the next one, so
 	// the targets do not retry.
@@ -96,6 +117,34 @@ func newEvents(scope constructs.Construct, cfg Config, fns *Functions) *Events {
 		})},
 	})
 	return e
+}
+
+// memberBusPolicy lets the member accounts (or the organization) put
+// events on the member bus; nil when none is configured (the bus then
+// receives nothing from outside).
+func memberBusPolicy(scope constructs.Construct, cfg Config, bus awsevents.EventBus) awsevents.CfnEventBusPolicy {
+	var stmt map[string]any
+	switch {
+	case cfg.MemberOrganization != "":
+		stmt = map[string]any{"Principal": "*", "Condition": map[string]any{"StringEquals": map[string]any{"aws:PrincipalOrgID": cfg.MemberOrganization}}}
+	case len(cfg.MemberAccounts) > 0:
+		var principals []string
+		for _, a := range cfg.MemberAccounts {
+			principals = append(principals, "arn:"+*awscdk.Aws_PARTITION()+":iam::"+a+":root")
+		}
+		stmt = map[string]any{"Principal": map[string]any{"AWS": principals}}
+	default:
+		return nil
+	}
+	stmt["Sid"] = "MemberAccountsForwardEvents"
+	stmt["Effect"] = "Allow"
+	stmt["Action"] = "events:PutEvents"
+	stmt["Resource"] = bus.EventBusArn()
+	return awsevents.NewCfnEventBusPolicy(scope, jsii.String("MemberBusPolicy"), &awsevents.CfnEventBusPolicyProps{
+		EventBusName: bus.EventBusName(),
+		StatementId:  jsii.String("MemberAccountsForwardEvents"),
+		Statement:    stmt,
+	})
 }
 
 // eventQueue makes a consumer queue with its own dead-letter queue, both

@@ -13,6 +13,8 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslogs"
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
+
+	"github.com/ceforge/ceforge/internal/member"
 )
 
 // Function names: functions/<name> in the repository, build/<name>/bootstrap
@@ -105,7 +107,8 @@ func specOf(name string) FunctionSpec {
 // roleName is the IAM role of a function. It must never start with the
 // resource prefix: the api and reconciler manage roles named <prefix>*, and
 // must not be able to modify their own (Config.Validate checks this).
-func roleName(prefix, fn string) string { return "lambda-" + prefix + fn }
+// Member roles trust these names (internal/member).
+func roleName(prefix, fn string) string { return member.FunctionRoleName(prefix, fn) }
 
 // Functions holds the six functions with their roles and log groups.
 type Functions struct {
@@ -132,6 +135,8 @@ func newFunctions(scope constructs.Construct, cfg Config, tableName *string) *Fu
 		"CEFORGE_SWEEP_DRY_RUN":   jsii.String(strconv.FormatBool(cfg.SweeperDryRun)),
 		"CEFORGE_SWEEP_GRACE":     jsii.String(cfg.SweeperGrace),
 		"CEFORGE_LOG_LEVEL":       jsii.String(cfg.LogLevel),
+		// Events about runs in the control plane's account must come from it.
+		"CEFORGE_ACCOUNT": awscdk.Aws_ACCOUNT_ID(),
 	}
 	for _, spec := range FunctionSpecs() {
 		id := constructID(spec.Name)

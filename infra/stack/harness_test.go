@@ -13,6 +13,7 @@ import (
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/assertions"
+	"github.com/aws/aws-cdk-go/awscdk/v2/cxapi"
 	"github.com/aws/jsii-runtime-go"
 
 	"github.com/ceforge/ceforge/infra/stack"
@@ -30,6 +31,9 @@ type synthesis struct {
 	template assertions.Template
 	messages []message
 	elapsed  time.Duration
+	// member is the member stack synthesized in the same app (as
+	// infra/main.go does); its own member is nil.
+	member *synthesis
 }
 
 type message struct{ level, path, text string }
@@ -105,6 +109,7 @@ func synthVariant(t *testing.T) *synthesis {
 		cfg.AlarmEmail = "ops@example.com"
 		cfg.APIRateLimit = 20
 		cfg.APIBurstLimit = 40
+		cfg.MemberAccounts = []string{"444455556666", "777788889999"}
 		variantSynth, variantErr = synth(cfg)
 	})
 	if variantErr != nil {
@@ -146,9 +151,26 @@ func synth(cfg stack.Config) (s *synthesis, err error) {
 	if err != nil {
 		return nil, err
 	}
+	mst, err := stack.NewMemberStack(app, stack.MemberStackName(s.cfg.StackName), s.cfg)
+	if err != nil {
+		return nil, err
+	}
 	stack.ApplyNag(app, false)
 	asm := app.Synth(nil)
-	art := asm.GetStackArtifact(st.ArtifactId())
+	if err := s.read(asm.GetStackArtifact(st.ArtifactId())); err != nil {
+		return nil, err
+	}
+	s.member = &synthesis{cfg: s.cfg, outdir: s.outdir}
+	s.member.cfg.StackName = stack.MemberStackName(s.cfg.StackName)
+	if err := s.member.read(asm.GetStackArtifact(mst.ArtifactId())); err != nil {
+		return nil, err
+	}
+	s.elapsed = time.Since(start)
+	return s, nil
+}
+
+// read takes a stack artifact's messages and template.
+func (s *synthesis) read(art cxapi.CloudFormationStackArtifact) error {
 	for _, m := range *art.Messages() {
 		text := ""
 		if m.Entry != nil && m.Entry.Data != nil {
@@ -161,14 +183,13 @@ func synth(cfg stack.Config) (s *synthesis, err error) {
 	}
 	raw, err := os.ReadFile(*art.TemplateFullPath())
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if err := json.Unmarshal(raw, &s.tmpl); err != nil {
-		return nil, err
+		return err
 	}
 	s.template = assertions.Template_FromJSON(&s.tmpl, nil)
-	s.elapsed = time.Since(start)
-	return s, nil
+	return nil
 }
 
 func bootstrapContent(name string) string {

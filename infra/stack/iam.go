@@ -23,7 +23,7 @@ import (
 // most groups, stays clear of the 10,240-character inline limit) attached
 // to the roles of the functions that need it (FunctionGroups):
 //
-//	api         validate, create, delete, launch, logs, assume; table rw; invoke sweeper
+//	api         validate, launch, secrets, logs, assume; table rw; invoke sweeper
 //	reconciler  validate, create, delete, observe, stop, assume; table rw
 //	batchevents events, assume; table rw
 //	ec2events   events, assume; table rw
@@ -548,6 +548,38 @@ func (p permissions) launch() []perm {
 	}...)
 }
 
+// pipelineSecrets: write the pipeline secrets runs read (internal/secret),
+// <prefix>secrets/* only, created with the ownership tag; never read one.
+func (p permissions) pipelineSecrets() []perm {
+	secrets := p.arn("secretsmanager", "*", p.account, "secret:"+p.cfg.Prefix+"secrets/*")
+	return []perm{
+		{
+			sid:       "CreatePipelineSecrets",
+			why:       "Pipeline secrets named <prefix>secrets/* (ARNs end with a random suffix), created only with the ceforge:managed=true request tag.",
+			actions:   []string{"secretsmanager:CreateSecret", "secretsmanager:TagResource"},
+			resources: []string{secrets},
+			cond:      requestTagged,
+			regional:  true,
+		},
+		{
+			sid:       "WritePipelineSecrets",
+			why:       "Pipeline secrets named <prefix>secrets/* tagged ceforge:managed=true: a new value, the resource policy that lets only the runs' roles read it, deletion.",
+			actions:   []string{"secretsmanager:PutSecretValue", "secretsmanager:PutResourcePolicy", "secretsmanager:DeleteSecret"},
+			resources: []string{secrets},
+			cond:      resourceTagged,
+			regional:  true,
+		},
+		{
+			// Values are the runs' roles' to read, never the control
+			// plane's (nor the member role's, which holds this group).
+			sid:       "NeverReadPipelineSecrets",
+			deny:      true,
+			actions:   []string{"secretsmanager:GetSecretValue"},
+			resources: []string{secrets},
+		},
+	}
+}
+
 // runTokens are the runs' progress-token secrets (<prefix>trace/<run id>;
 // Secrets Manager appends a random suffix to the name in the ARN).
 func (p permissions) runTokens() string {
@@ -672,14 +704,19 @@ func (p permissions) sweep() []perm {
 	}
 }
 
-// assume: cross-account credentials of compute environments
-// (credentials.roleArn), roles named <prefix>* in any account.
+// assume: the member-account roles of registered credentials, named
+// <prefix>* in any account, and only with an External ID ceforge generated
+// (<prefix> and hex digits): never a role without one. Which roles and
+// External IDs may be assumed is decided by the credentials registry in
+// code (awsclient.Factory.UseRegistry); each member role trusts only the
+// control plane's function roles with its own External ID.
 func (p permissions) assume() []perm {
 	return []perm{{
-		sid:       "AssumeCustomerRoles",
-		why:       "Customer roles named with the ceforge prefix in the accounts compute environments use (credentials.roleArn); each role's trust policy names the control plane and an external id.",
+		sid:       "AssumeMemberRoles",
+		why:       "Member-account roles of registered credentials, named with the ceforge prefix in accounts registered at run time; only with a ceforge-generated External ID (sts:ExternalId), which each role's trust policy requires.",
 		actions:   []string{"sts:AssumeRole"},
 		resources: []string{p.arn("iam", "", "*", "role/"+p.cfg.Prefix+"*")},
+		cond:      map[string]map[string]any{"StringLike": {"sts:ExternalId": p.cfg.Prefix + "*"}},
 	}}
 }
 
@@ -939,7 +976,10 @@ const (
 	GroupEvents         = "Events"
 	GroupSweep          = "Sweep"
 	GroupAssume         = "Assume"
-	GroupStop           = "Stop"
+	// GroupSecrets writes pipeline secrets (never reads one); the member
+	// role holds it as part of launch.
+	GroupSecrets = "Secrets"
+	GroupStop    = "Stop"
 )
 
 // FunctionGroups says which permission groups each function holds. The api
@@ -947,7 +987,7 @@ const (
 // compute environment's resources it hands to the reconciler (an
 // asynchronous invoke), so it holds neither create nor delete.
 var FunctionGroups = map[string][]string{
-	FnAPI:         {GroupValidate, GroupLaunch, GroupLogs, GroupAssume},
+	FnAPI:         {GroupValidate, GroupLaunch, GroupSecrets, GroupLogs, GroupAssume},
 	FnReconciler:  {GroupValidate, GroupCreateIdentity, GroupCreate, GroupDelete, GroupObserve, GroupStop, GroupAssume},
 	FnBatchEvents: {GroupEvents, GroupAssume},
 	FnEC2Events:   {GroupEvents, GroupAssume},
@@ -982,6 +1022,7 @@ func newPolicies(scope constructs.Construct, cfg Config, fns *Functions, data *D
 		{GroupCreate, "create: forge compute environment resources named " + cfg.Prefix + "* or tagged " + ManagedTagKey, p.create()},
 		{GroupDelete, "delete: dispose of forged compute environment resources", p.delete()},
 		{GroupLaunch, "launch: start, tag and stop runs (EC2 head instances, Batch head jobs)", p.launch()},
+		{GroupSecrets, "secrets: write the pipeline secrets runs read (" + cfg.Prefix + "secrets/*), never read one", p.pipelineSecrets()},
 		{GroupObserve, "observe: read run backends (instances, jobs) and run artifacts", append(p.observe(), p.readRunArtifacts()...)},
 		{GroupLogs, "logs: read run logs and run artifacts", p.logs()},
 		{GroupEvents, "events: read what Batch/EC2 events refer to", p.events()},

@@ -46,13 +46,13 @@ func TestRoleGroups(t *testing.T) {
 	s := synthDefault(t)
 	groupIDs := map[string]string{} // logical id -> group
 	for id := range s.resources("AWS::IAM::ManagedPolicy") {
-		for _, g := range []string{stack.GroupValidate, stack.GroupCreateIdentity, stack.GroupCreate, stack.GroupDelete, stack.GroupLaunch, stack.GroupObserve, stack.GroupLogs, stack.GroupEvents, stack.GroupSweep, stack.GroupAssume, stack.GroupStop} {
+		for _, g := range []string{stack.GroupValidate, stack.GroupCreateIdentity, stack.GroupCreate, stack.GroupDelete, stack.GroupLaunch, stack.GroupObserve, stack.GroupLogs, stack.GroupEvents, stack.GroupSweep, stack.GroupAssume, stack.GroupStop, stack.GroupSecrets} {
 			if regexp.MustCompile("^Permissions" + g + "[0-9A-F]{8}$").MatchString(id) {
 				groupIDs[id] = g
 			}
 		}
 	}
-	if len(groupIDs) != 11 {
+	if len(groupIDs) != 12 {
 		t.Fatalf("managed policies %v", groupIDs)
 	}
 	for _, name := range stack.FunctionNames {
@@ -314,6 +314,10 @@ func TestScoping(t *testing.T) {
 							t.Errorf("%s on %s", where, r)
 						}
 					}
+					// Never a role without a ceforge-generated External ID.
+					if got := cond(st, "StringLike", "sts:ExternalId"); !slices.Equal(got, []string{p + "*"}) {
+						t.Errorf("%s: not conditioned on a ceforge External ID (sts:ExternalId %s*): %v", where, p, got)
+					}
 				case strings.HasPrefix(a, "batch:Create") || strings.HasPrefix(a, "batch:Delete") || strings.HasPrefix(a, "batch:Update") ||
 					a == "batch:RegisterJobDefinition" || a == "batch:DeregisterJobDefinition":
 					for _, r := range st.resources {
@@ -334,14 +338,16 @@ func TestScoping(t *testing.T) {
 						}
 					}
 				case strings.HasPrefix(a, "secretsmanager:") && st.sid != "ReadCursorKey": // the cursor key: TestCursorKeySecret
-					// Run token secrets only, created tagged, deleted only when owned.
+					// Run token and pipeline secrets only, created tagged,
+					// changed and deleted only when owned.
 					for _, r := range st.resources {
-						if r != "arn:${AWS::Partition}:secretsmanager:*:${AWS::AccountId}:secret:"+p+"trace/*" {
-							t.Errorf("%s on %s: want %strace/* secrets", where, r, p)
+						if r != "arn:${AWS::Partition}:secretsmanager:*:${AWS::AccountId}:secret:"+p+"trace/*" &&
+							r != "arn:${AWS::Partition}:secretsmanager:*:${AWS::AccountId}:secret:"+p+"secrets/*" {
+							t.Errorf("%s on %s: want %strace/* or %ssecrets/* secrets", where, r, p, p)
 						}
 					}
 					key := "aws:RequestTag/ceforge:managed"
-					if a == "secretsmanager:DeleteSecret" {
+					if a != "secretsmanager:CreateSecret" && a != "secretsmanager:TagResource" {
 						key = "aws:ResourceTag/ceforge:managed"
 					}
 					if !slices.Equal(cond(st, "StringEquals", key), []string{"true"}) {

@@ -14,7 +14,7 @@ import (
 // cdk-nag AwsSolutions runs as an aspect during synth; any finding that is
 // not suppressed (with a reason) is an error or warning annotation.
 func TestNagClean(t *testing.T) {
-	for _, s := range []*synthesis{synthDefault(t), synthVariant(t)} {
+	for _, s := range allStacks(t) {
 		for _, m := range s.messages {
 			if m.level == "error" || m.level == "warning" {
 				t.Errorf("%s (%s): %s %s", s.cfg.StackName, m.level, m.path, firstLine(m.text))
@@ -26,7 +26,7 @@ func TestNagClean(t *testing.T) {
 // Every suppression in the template names a rule and gives a reason that
 // says something.
 func TestNagSuppressionsHaveReasons(t *testing.T) {
-	for _, s := range []*synthesis{synthDefault(t), synthVariant(t)} {
+	for _, s := range allStacks(t) {
 		n := 0
 		for id, r := range s.tmpl["Resources"].(map[string]any) {
 			md, _ := r.(map[string]any)["Metadata"].(map[string]any)
@@ -73,7 +73,7 @@ func TestCfnLint(t *testing.T) {
 	d, v := synthDefault(t), synthVariant(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, lint, "--format", "parseable", d.templatePath(), v.templatePath())
+	cmd := exec.CommandContext(ctx, lint, "--format", "parseable", d.templatePath(), v.templatePath(), d.member.templatePath(), v.member.templatePath())
 	out, err := cmd.CombinedOutput()
 	code := 0
 	var exit *exec.ExitError
@@ -89,6 +89,12 @@ func TestCfnLint(t *testing.T) {
 	} else if code != 0 {
 		t.Logf("cfn-lint warnings/informational (exit %d):\n%s", code, out)
 	}
+}
+
+// allStacks are both configurations' control plane and member stacks.
+func allStacks(t *testing.T) []*synthesis {
+	d, v := synthDefault(t), synthVariant(t)
+	return []*synthesis{d, v, d.member, v.member}
 }
 
 func firstLine(s string) string {

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"slices"
+	"sort"
 	"strconv"
 	"strings"
 	"testing"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/ceforge/ceforge/infra/stack"
 	"github.com/ceforge/ceforge/internal/eventsrc"
+	"github.com/ceforge/ceforge/internal/handlers"
 	"github.com/ceforge/ceforge/internal/metrics"
 	"github.com/ceforge/ceforge/internal/store"
 )
@@ -90,6 +92,7 @@ func TestFunctions(t *testing.T) {
 				"CEFORGE_SWEEP_DRY_RUN":   strconv.FormatBool(cfg.SweeperDryRun),
 				"CEFORGE_SWEEP_GRACE":     cfg.SweeperGrace,
 				"CEFORGE_LOG_LEVEL":       cfg.LogLevel,
+				"CEFORGE_ACCOUNT":         map[string]any{"Ref": "AWS::AccountId"},
 			}
 			if spec.Name == stack.FnAPI {
 				env["CEFORGE_SWEEPER_FUNCTION"] = map[string]any{"Ref": s.functionID(t, stack.FnSweeper)}
@@ -157,6 +160,36 @@ var requiredRoutes = []string{
 	"POST /runs", "GET /runs", "GET /runs/{id}", "POST /runs/{id}/cancel", "GET /runs/{id}/logs", "GET /runs/{id}/logs/download",
 	"POST /runs/{id}/relaunch", "GET /runs/{id}/progress", "GET /runs/{id}/tasks", "GET /runs/{id}/tasks/{taskId}", "GET /runs/{id}/metrics",
 	"POST /sweeps", "GET /sweeps", "GET /sweeps/{id}",
+	"POST /credentials", "GET /credentials", "GET /credentials/{id}", "DELETE /credentials/{id}", "POST /credentials/{id}/verify",
+	"POST /secrets", "GET /secrets", "GET /secrets/{id}", "PUT /secrets/{id}", "DELETE /secrets/{id}",
+}
+
+// The HTTP API declares every route of the OpenAPI document (which a
+// handlers test holds to the router), and no other: a route the router
+// serves but API Gateway does not declare would answer 404 in AWS.
+func TestAPIRoutesMatchOpenAPI(t *testing.T) {
+	var doc struct {
+		Paths map[string]map[string]json.RawMessage `json:"paths"`
+	}
+	if err := json.Unmarshal(handlers.OpenAPIDocument(), &doc); err != nil {
+		t.Fatal(err)
+	}
+	var documented, declared []string
+	for path, ops := range doc.Paths {
+		for method := range ops {
+			if method != "parameters" {
+				documented = append(documented, strings.ToUpper(method)+" "+path)
+			}
+		}
+	}
+	for _, r := range append(append([]stack.Route{}, stack.Routes...), stack.TraceRoutes()...) {
+		declared = append(declared, r.Method+" "+r.Path)
+	}
+	sort.Strings(documented)
+	sort.Strings(declared)
+	if !slices.Equal(documented, declared) {
+		t.Errorf("API Gateway routes %v\nOpenAPI paths %v", declared, documented)
+	}
 }
 
 // traceRoutes are Nextflow's trace protocol: no IAM (Nextflow cannot

@@ -32,7 +32,7 @@ func BenchmarkRouter(b *testing.B) {
 
 // decodeBenchBody is a realistic POST /compute-envs body (~1.5 KB).
 const decodeBenchBody = `{"name":"rnaseq-spot","platform":"aws-batch","region":"eu-west-1","workDir":"s3://bucket/work",
-"credentials":{"roleArn":"arn:aws:iam::111122223333:role/ceforge-access","externalId":"ext-123"},
+"credentialsId":"k2v9d1x7m3q8ze",
 "preRunScript":"echo pre\nmodule load x\n","postRunScript":"echo post\n","nextflowConfig":"process.cpus = 2\naws.client.maxConnections = 20\n",
 "environment":[{"name":"FOO","value":"bar","head":true,"compute":false},{"name":"BAZ","value":"qux","head":true,"compute":true}],
 "labels":{"team":"genomics","cost-center":"42"},
@@ -61,14 +61,11 @@ func BenchmarkDecode(b *testing.B) {
 		EcsConfig      string   `json:"ecsConfig"`
 	}
 	type req struct {
-		Name        string `json:"name"`
-		Platform    string `json:"platform"`
-		Region      string `json:"region"`
-		WorkDir     string `json:"workDir"`
-		Credentials *struct {
-			RoleARN    string `json:"roleArn"`
-			ExternalID string `json:"externalId"`
-		} `json:"credentials"`
+		Name           string            `json:"name"`
+		Platform       string            `json:"platform"`
+		Region         string            `json:"region"`
+		WorkDir        string            `json:"workDir"`
+		CredentialsID  string            `json:"credentialsId"`
 		PreRunScript   string            `json:"preRunScript"`
 		PostRunScript  string            `json:"postRunScript"`
 		NextflowConfig string            `json:"nextflowConfig"`

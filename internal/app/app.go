@@ -23,6 +23,7 @@ import (
 	"github.com/ceforge/ceforge/internal/awsclient"
 	"github.com/ceforge/ceforge/internal/computeenv"
 	"github.com/ceforge/ceforge/internal/config"
+	"github.com/ceforge/ceforge/internal/credential"
 	"github.com/ceforge/ceforge/internal/eventsrc"
 	"github.com/ceforge/ceforge/internal/handlers"
 	"github.com/ceforge/ceforge/internal/logging"
@@ -30,6 +31,7 @@ import (
 	"github.com/ceforge/ceforge/internal/progress"
 	"github.com/ceforge/ceforge/internal/reconcile"
 	"github.com/ceforge/ceforge/internal/run"
+	"github.com/ceforge/ceforge/internal/secret"
 	"github.com/ceforge/ceforge/internal/store"
 	"github.com/ceforge/ceforge/internal/trace"
 )
@@ -49,8 +51,14 @@ type App struct {
 	Progress   *progress.Store
 	Applier    *progress.Applier
 	Reconciler *reconcile.Reconciler
+	// Credentials are the registered member-account roles; the AWS client
+	// factory assumes no other (awsclient.Factory.UseRegistry).
+	Credentials *credential.Service
 	// Trace is the Nextflow trace receiver (TraceReceiver).
 	Trace *trace.Receiver
+	// Secrets are the pipeline secrets (nil unless the function keeps
+	// them: app.Secrets).
+	Secrets *secret.Service
 	// BatchEvents and EC2Events consume the two event queues.
 	BatchEvents *eventsrc.Processor
 	EC2Events   *eventsrc.Processor
@@ -93,9 +101,12 @@ func New(ctx context.Context, cfg config.Config, opts Options, features ...Featu
 	db := dynamodb.NewFromConfig(a.AWS.Config(""))
 	a.Store = store.New(db, cfg.Table)
 	a.Runs = &run.Service{Store: a.Store, Launchers: map[string]run.Launcher{}, Metrics: a.Metrics, Log: a.Log, AllowedBuckets: cfg.AllowedBuckets}
+	a.Credentials = &credential.Service{Store: a.Store, Prefix: cfg.Prefix, Log: a.Log}
+	a.AWS.UseRegistry(a.Credentials.Registered)
 	a.ComputeEnvs = &computeenv.Service{
 		Store: a.Store, Provisioners: map[string]computeenv.Provisioner{},
 		AllowedRegions: cfg.AllowedRegions, AllowedBuckets: cfg.AllowedBuckets, Runs: a.Runs, Log: a.Log,
+		Credentials: a.Credentials,
 	}
 	a.Progress = &progress.Store{DB: db, Table: cfg.Table}
 	a.Applier = &progress.Applier{Runs: a.Runs, Progress: a.Progress, Log: a.Log.With("component", "progress")}
@@ -113,7 +124,7 @@ func New(ctx context.Context, cfg config.Config, opts Options, features ...Featu
 
 // Router returns the HTTP API.
 func (a *App) Router() *api.Router {
-	return handlers.New(handlers.Deps{ComputeEnvs: a.ComputeEnvs, Runs: a.Runs, Progress: a.Progress, Log: a.Log, Extra: a.Routes})
+	return handlers.New(handlers.Deps{ComputeEnvs: a.ComputeEnvs, Runs: a.Runs, Progress: a.Progress, Credentials: a.Credentials, Secrets: a.Secrets, Log: a.Log, Extra: a.Routes})
 }
 
 // Handler returns the API as an http.Handler.

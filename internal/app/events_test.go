@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"sync"
@@ -88,8 +89,13 @@ type pipeline struct {
 
 func newPipeline(t *testing.T) *pipeline {
 	t.Helper()
+	return newPipelineOn(t, apptest.New(t))
+}
+
+// newPipelineOn is newPipeline on a harness the test made.
+func newPipelineOn(t *testing.T, h *apptest.Harness) *pipeline {
+	t.Helper()
 	ctx := context.Background()
-	h := apptest.New(t)
 	cfg := h.AWS.Config(testenv.Region)
 	p := &pipeline{
 		Harness: h, SQS: sqs.NewFromConfig(cfg), EB: eventbridge.NewFromConfig(cfg), EC2: ec2.NewFromConfig(cfg),
@@ -240,6 +246,13 @@ func (p *pipeline) putExit(t *testing.T, runID, code string) {
 	require.NoError(t, err)
 }
 
+// inRunRegion points a sample's region at the runs' (an event about a run
+// counts only from the run's region): some of AWS's samples are dated in
+// other regions.
+func inRunRegion(body string) string {
+	return regexp.MustCompile(`"region": *"[a-z0-9-]+"`).ReplaceAllString(body, `"region": "`+testenv.Region+`"`)
+}
+
 // docSample reads a sample of events/aws-docs as it is, byte for byte.
 func docSample(t *testing.T, name string) string {
 	t.Helper()
@@ -296,6 +309,7 @@ func TestAWSDocumentedEvents(t *testing.T) {
 		require.Positive(t, *got.TimeToRunningMs)
 	}
 	ec2Run := func(t *testing.T, body, sampleID string) run.Run {
+		body = inRunRegion(body)
 		r := p.launch(t, cloud.ID, run.KindPipeline)
 		p.send(t, eventsrc.EC2Queue, strings.ReplaceAll(body, sampleID, r.Backend.InstanceID))
 		p.drain(t, eventsrc.EC2Queue, 5)
@@ -327,6 +341,7 @@ func TestAWSDocumentedEvents(t *testing.T) {
 			func(t *testing.T, body string) {
 				// The instance id keeps AWS's leading space.
 				require.Contains(t, body, `" `+docInstanceID+`"`)
+				body = inRunRegion(body)
 				r := p.launch(t, cloud.ID, run.KindPipeline)
 				p.putExit(t, r.ID, "0\n")
 				p.send(t, eventsrc.EC2Queue, strings.ReplaceAll(body, docInstanceID, r.Backend.InstanceID))
@@ -338,6 +353,7 @@ func TestAWSDocumentedEvents(t *testing.T) {
 			}},
 		{"eventbridge-patterns-instance-state-change-terminated.json", eventsrc.EC2Queue, map[string]int{"EC2 Instance State-change Notification/not_ours": 1},
 			func(t *testing.T, body string) {
+				body = inRunRegion(body)
 				r := p.launch(t, cloud.ID, run.KindPipeline)
 				p.putExit(t, r.ID, "2\n")
 				p.send(t, eventsrc.EC2Queue, strings.ReplaceAll(body, docInstanceID, r.Backend.InstanceID))
@@ -406,7 +422,7 @@ func TestUndecodableEventsAreDeadLettered(t *testing.T) {
 	for _, b := range bad {
 		p.send(t, eventsrc.EC2Queue, b)
 	}
-	good := strings.ReplaceAll(docSample(t, "eventbridge-patterns-instance-state-change-terminated.json"), docInstanceID, r.Backend.InstanceID)
+	good := strings.ReplaceAll(inRunRegion(docSample(t, "eventbridge-patterns-instance-state-change-terminated.json")), docInstanceID, r.Backend.InstanceID)
 	p.send(t, eventsrc.EC2Queue, strings.Replace(good, `"terminated"`, `"running"`, 1))
 	p.drain(t, eventsrc.EC2Queue, 4*eventsrc.MaxReceiveCount)
 

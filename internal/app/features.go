@@ -6,17 +6,22 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"sync"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 
 	"github.com/ceforge/ceforge/internal/api"
 	"github.com/ceforge/ceforge/internal/apierr"
 	"github.com/ceforge/ceforge/internal/awsclient"
+	"github.com/ceforge/ceforge/internal/awsclient/signed"
 	"github.com/ceforge/ceforge/internal/batchce"
 	"github.com/ceforge/ceforge/internal/cloudce"
 	"github.com/ceforge/ceforge/internal/computeenv"
+	"github.com/ceforge/ceforge/internal/credential"
+	"github.com/ceforge/ceforge/internal/credential/rolecheck"
 	"github.com/ceforge/ceforge/internal/eventsrc"
 	"github.com/ceforge/ceforge/internal/forge"
+	"github.com/ceforge/ceforge/internal/secret"
 	"github.com/ceforge/ceforge/internal/sweep"
 	"github.com/ceforge/ceforge/internal/trace"
 )
@@ -33,7 +38,7 @@ func Batch(applier forge.ApplierFactory, params func(aws.Config) awsclient.Param
 			return errNoBoundary
 		}
 		log := a.Log.With("platform", computeenv.PlatformBatch)
-		sink := &batchce.Sink{Store: a.Store, Runs: a.Runs, Log: log}
+		sink := &batchce.Sink{Store: a.Store, Runs: a.Runs, Log: log, Account: a.Config.Account}
 		a.ComputeEnvs.Provisioners[computeenv.PlatformBatch] = &batchce.Provisioner{
 			AWS: a.AWS, Prefix: a.Config.Prefix, Applier: applier, Parameters: params, FileSystems: fs, Log: log,
 			Boundary: a.Config.PermissionsBoundary,
@@ -74,6 +79,7 @@ func Cloud(params func(aws.Config) awsclient.ParameterReader, provisioning Provi
 			AWS: a.AWS, Runs: a.Runs, Prefix: a.Config.Prefix, LogGroup: a.Config.RunLogGroup,
 			AllowedRegions: a.Config.AllowedRegions, Parameters: params, Log: a.Log.With("platform", computeenv.PlatformCloud),
 			ProvisionElsewhere: provisioning == ProvisionElsewhere, Boundary: a.Config.PermissionsBoundary,
+			Account: a.Config.Account,
 		}
 		p := cloudce.New(c)
 		a.ComputeEnvs.Provisioners[computeenv.PlatformCloud] = p
@@ -250,4 +256,42 @@ func (a *App) TraceRouter() *api.Router {
 		a.Trace.Register(rt)
 	}
 	return rt
+}
+
+// VerifyCredentials lets this function verify registered credentials
+// (the API): newVerifier builds the checker (credential/rolecheck, passed
+// in by main so only this function links the IAM client). Credentials whose
+// role cannot be assumed get the member stack's deploy command.
+func VerifyCredentials(newVerifier func(*awsclient.Factory) credential.Verifier) Feature {
+	return func(_ context.Context, a *App) error {
+		a.Credentials.Verifier = newVerifier(a.AWS)
+		var once sync.Once
+		var account string
+		region := a.Config.Region
+		a.Credentials.Setup = func(ctx context.Context, c *credential.Credential) string {
+			once.Do(func() {
+				if acct, _, err := rolecheck.CallerIdentity(ctx, signed.New(a.AWS.Config(""))); err == nil {
+					account = acct
+				}
+			})
+			return credential.SetupText(c, account, region)
+		}
+		return nil
+	}
+}
+
+// Secrets keeps pipeline secrets (the API): the /secrets routes, and the
+// checks compute environments and runs make when they name secrets.
+// vaults writes values to Secrets Manager (secret/smvault, passed in by
+// main so only this function links the client for it).
+func Secrets(vaults func(*awsclient.Factory) secret.VaultFactory) Feature {
+	return func(_ context.Context, a *App) error {
+		a.Secrets = &secret.Service{
+			Store: a.Store, Prefix: a.Config.Prefix, AllowedRegions: a.Config.AllowedRegions,
+			Credentials: a.Credentials, Vaults: vaults(a.AWS), Log: a.Log,
+		}
+		a.ComputeEnvs.Secrets = a.Secrets
+		a.Runs.Secrets = a.Secrets
+		return nil
+	}
 }

@@ -7,7 +7,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 
 	"github.com/ceforge/ceforge/internal/awsclient"
+	"github.com/ceforge/ceforge/internal/credential"
 	"github.com/ceforge/ceforge/internal/forge"
+	"github.com/ceforge/ceforge/internal/secret"
 )
 
 // Adapters are the clients with heavy SDK packages, each in its own
@@ -29,6 +31,11 @@ type Adapters struct {
 	// Tokens issues runs' progress tokens and deletes their secrets
 	// (app/tokens.Feature).
 	Tokens Feature
+	// Verifier checks registered credentials' roles
+	// (credential/rolecheck.New).
+	Verifier func(*awsclient.Factory) credential.Verifier
+	// Vaults write pipeline secrets (secret/smvault.New).
+	Vaults func(*awsclient.Factory) secret.VaultFactory
 }
 
 // The deployed functions (functions/<name>; the CDK app names them
@@ -64,6 +71,7 @@ func (f Function) Features(ad Adapters) ([]Feature, error) {
 	have := map[string]bool{
 		"Applier": ad.Applier != nil, "Parameters": ad.Parameters != nil, "FileSystems": ad.FileSystems != nil,
 		"Invoker": ad.Invoker != nil, "LogRoutes": ad.LogRoutes != nil, "Tokens": ad.Tokens != nil,
+		"Verifier": ad.Verifier != nil, "Vaults": ad.Vaults != nil,
 	}
 	for _, n := range f.needs {
 		if !have[n] {
@@ -75,12 +83,14 @@ func (f Function) Features(ad Adapters) ([]Feature, error) {
 
 // APIFunction validates and records compute environments, launches and
 // cancels runs, serves log pages and queues sweeps; forging and tearing
-// down it hands to the reconciler.
+// down it hands to the reconciler. It also registers and verifies
+// member-account credentials and writes pipeline secrets.
 func APIFunction() Function {
-	return Function{FnAPI, []string{"Parameters", "FileSystems", "Invoker", "LogRoutes", "Tokens"}, func(ad Adapters) []Feature {
+	return Function{FnAPI, []string{"Parameters", "FileSystems", "Invoker", "LogRoutes", "Tokens", "Verifier", "Vaults"}, func(ad Adapters) []Feature {
 		return []Feature{
 			Batch(nil, ad.Parameters, ad.FileSystems), Cloud(ad.Parameters, ProvisionElsewhere),
 			Sweeps(SweepsBy(ad.Invoker)), HandOff(ad.Invoker), ad.LogRoutes, ad.Tokens,
+			VerifyCredentials(ad.Verifier), Secrets(ad.Vaults),
 		}
 	}}
 }

@@ -23,10 +23,12 @@ import (
 	"github.com/ceforge/ceforge/internal/awsclient/ssmparam"
 	"github.com/ceforge/ceforge/internal/computeenv"
 	"github.com/ceforge/ceforge/internal/config"
+	"github.com/ceforge/ceforge/internal/credential/rolecheck"
 	"github.com/ceforge/ceforge/internal/eventsrc"
 	"github.com/ceforge/ceforge/internal/forge/steps"
 	"github.com/ceforge/ceforge/internal/metrics"
 	"github.com/ceforge/ceforge/internal/run"
+	"github.com/ceforge/ceforge/internal/secret/smvault"
 	"github.com/ceforge/ceforge/internal/testenv"
 )
 
@@ -131,7 +133,8 @@ func TestFunctionsEmitWhatTheDashboardReads(t *testing.T) {
 	queued := &invocations{}
 	api := p.function(t, emf, app.FnAPI, func(c *config.Config) {
 		c.ReconcilerFunction, c.SweeperFunction = "ceforge-reconciler", "ceforge-sweeper"
-	}, app.Adapters{Parameters: ssmparam.New, FileSystems: fsread.New, Invoker: queued.factory, LogRoutes: logsroutes.Feature, Tokens: tokens.Feature})
+	}, app.Adapters{Parameters: ssmparam.New, FileSystems: fsread.New, Invoker: queued.factory, LogRoutes: logsroutes.Feature, Tokens: tokens.Feature,
+		Verifier: rolecheck.New, Vaults: smvault.New})
 	reconciler := p.function(t, emf, app.FnReconciler, nil, app.Adapters{Applier: steps.NewApplier, Tokens: tokens.Feature})
 	sweeper := p.function(t, emf, app.FnSweeper, nil, app.Adapters{})
 	p.Router = api.Router() // requests go to the api function
@@ -149,7 +152,7 @@ func TestFunctionsEmitWhatTheDashboardReads(t *testing.T) {
 	// Two runs: one ends through events, one through the reconciler; a
 	// third is cancelled before its head is recorded (the API ends it).
 	a, b := p.launch(t, ce.ID, run.KindPipeline), p.launch(t, ce.ID, run.KindStudio)
-	body := docSample(t, "eventbridge-patterns-instance-state-change-terminated.json")
+	body := inRunRegion(docSample(t, "eventbridge-patterns-instance-state-change-terminated.json"))
 	for _, r := range []run.Run{a, b} {
 		p.send(t, eventsrc.EC2Queue, strings.Replace(strings.ReplaceAll(body, docInstanceID, r.Backend.InstanceID), `"terminated"`, `"running"`, 1))
 	}

@@ -40,8 +40,10 @@ import (
 	"github.com/ceforge/ceforge/internal/awsclient/ssmparam"
 	_ "github.com/ceforge/ceforge/internal/cloudce/cloudiam" // the reconciler provisions AWS Cloud roles
 	"github.com/ceforge/ceforge/internal/config"
+	"github.com/ceforge/ceforge/internal/credential/rolecheck"
 	"github.com/ceforge/ceforge/internal/forge/steps"
 	"github.com/ceforge/ceforge/internal/metrics"
+	"github.com/ceforge/ceforge/internal/secret/smvault"
 	"github.com/ceforge/ceforge/internal/testenv"
 )
 
@@ -89,7 +91,7 @@ func NewOn(t testing.TB, env *testenv.Env, c Clients, mutate ...func(*config.Con
 	h.deployed(t)
 	ad := app.Adapters{
 		Applier: steps.NewApplier, Parameters: ssmparam.New, FileSystems: fsread.New, LogRoutes: logsroutes.Feature,
-		Tokens: tokens.Feature, Invoker: h.invoker(t),
+		Tokens: tokens.Feature, Invoker: h.invoker(t), Verifier: rolecheck.New, Vaults: smvault.New,
 	}
 	fns := map[string]**app.App{
 		app.FnAPI: &h.API, app.FnReconciler: &h.Reconciler, app.FnBatchEvents: &h.BatchEvents,

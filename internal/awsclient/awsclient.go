@@ -6,6 +6,7 @@ package awsclient
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"os"
 	"sync"
@@ -54,6 +55,9 @@ type Options struct {
 	HTTPClient aws.HTTPClient
 }
 
+// SessionDuration is how long an assumed member-account session lasts.
+const SessionDuration = 15 * time.Minute
+
 // Credentials name an IAM role to assume in the user's account. The external
 // ID guards against the confused-deputy problem; it is not a secret.
 type Credentials struct {
@@ -67,8 +71,25 @@ type Factory struct {
 	opts Options
 	base aws.Config
 
-	mu    sync.Mutex
-	cache map[cacheKey]aws.Config
+	mu       sync.Mutex
+	cache    map[cacheKey]aws.Config
+	registry Registry
+}
+
+// Registry says whether a role may be assumed with an External ID: only
+// credentials registered in this deployment may (internal/credential).
+// It returns nil when they are registered.
+type Registry func(ctx context.Context, c Credentials) error
+
+// ErrNoRegistry fails every AssumeRole of a factory without a registry.
+var ErrNoRegistry = errors.New("no credentials registry: ceforge assumes only registered roles")
+
+// UseRegistry sets the check ForRole's credentials make before every
+// AssumeRole (and every refresh). Without one, no role is assumed.
+func (f *Factory) UseRegistry(r Registry) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.registry = r
 }
 
 type cacheKey struct{ region, role, externalID string }
@@ -208,9 +229,13 @@ func (f *Factory) Config(region string) aws.Config {
 	return cfg
 }
 
-// ForRole returns a configuration that acts in the user's account through
+// ForRole returns a configuration that acts in a member account through
 // the given role, cached per region, role and external ID. With an empty
 // role ARN it returns Config(region): the control plane's own identity.
+// The role is assumed only if the factory's Registry holds it (checked when
+// credentials are first retrieved and at each refresh): a role and
+// External ID that no registered credentials name are never assumed,
+// whatever a record or a request says.
 func (f *Factory) ForRole(region string, creds Credentials) aws.Config {
 	if creds.RoleARN == "" {
 		return f.Config(region)
@@ -228,8 +253,12 @@ func (f *Factory) ForRole(region string, creds Credentials) aws.Config {
 			o.ExternalID = aws.String(creds.ExternalID)
 		}
 		o.RoleSessionName = "ceforge"
+		// The shortest session STS grants: deleted credentials stop
+		// working in warm functions within this time (new sessions are
+		// refused at once by the registry).
+		o.Duration = SessionDuration
 	})
-	cfg.Credentials = aws.NewCredentialsCache(provider)
+	cfg.Credentials = aws.NewCredentialsCache(registered{f: f, creds: creds, assume: provider})
 	cfg.APIOptions = append(cfg.APIOptions[:len(cfg.APIOptions):len(cfg.APIOptions)], actingAs(creds.RoleARN))
 	if f.opts.HTTPClient != nil {
 		cfg.HTTPClient = actingAsHTTP{inner: f.opts.HTTPClient, roleARN: creds.RoleARN}
@@ -273,4 +302,25 @@ func ActingAs(ctx context.Context) string {
 	}
 	s, _ := ctx.Value(actingAsKey{}).(string)
 	return s
+}
+
+// registered asks the factory's registry before it lets the AssumeRole
+// provider run.
+type registered struct {
+	f      *Factory
+	creds  Credentials
+	assume aws.CredentialsProvider
+}
+
+func (r registered) Retrieve(ctx context.Context) (aws.Credentials, error) {
+	r.f.mu.Lock()
+	check := r.f.registry
+	r.f.mu.Unlock()
+	if check == nil {
+		return aws.Credentials{}, ErrNoRegistry
+	}
+	if err := check(ctx, r.creds); err != nil {
+		return aws.Credentials{}, fmt.Errorf("assume %s: %w", r.creds.RoleARN, err)
+	}
+	return r.assume.Retrieve(ctx)
 }

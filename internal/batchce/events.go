@@ -38,6 +38,9 @@ type Observation struct {
 	ContainerInstance string
 	At                time.Time
 	StartedAt         time.Time
+	// Account and Region are the event's (empty for the reconciler's own
+	// observations); MessageID its queue message.
+	Account, Region, MessageID string
 }
 
 // jobDetail decodes only what ceforge uses of the event detail.
@@ -80,6 +83,7 @@ func Parser(prefix string) eventsrc.Parser {
 		o := &Observation{
 			RunID: d.Tags.RunID, JobID: d.JobID, Status: d.Status, Reason: d.StatusReason,
 			ExitCode: d.Container.ExitCode, LogStream: d.Container.LogStreamName, ContainerInstance: d.Container.ContainerInstanceArn, At: env.Time,
+			Account: env.Account, Region: env.Region,
 			Head: len(d.JobName) == len(headPrefix)+len(d.Tags.RunID) && strings.HasPrefix(d.JobName, headPrefix) && strings.HasSuffix(d.JobName, d.Tags.RunID),
 		}
 		if o.RunID == "" {
@@ -191,6 +195,9 @@ type Sink struct {
 	Workers int // runs applied concurrently per batch (default 8)
 	// Writes counts store writes (for benchmarks and tests).
 	Writes func()
+	// Account is the control plane's account (config.Config.Account):
+	// events about runs in it must come from it ("": not checked).
+	Account string
 }
 
 // maxInlineTaskUpdates bounds per-task SET clauses in one update (DynamoDB
@@ -210,6 +217,7 @@ func (s *Sink) Apply(ctx context.Context, events []eventsrc.Event) eventsrc.Resu
 	var lookup []string
 	for _, e := range events {
 		if o, ok := e.Value.(*Observation); ok {
+			o.MessageID = e.MessageID
 			obs = append(obs, *o)
 			msgs = append(msgs, e.MessageID)
 			if o.Lookup {
@@ -239,10 +247,13 @@ func (s *Sink) Apply(ctx context.Context, events []eventsrc.Event) eventsrc.Resu
 		}
 		obs, msgs = kept, keptMsgs
 	}
-	failedRuns := s.apply(ctx, obs)
+	failedRuns, foreign := s.apply(ctx, obs)
 	for i, o := range obs {
-		if failedRuns[o.RunID] != nil {
+		switch {
+		case failedRuns[o.RunID] != nil:
 			res.Failed = append(res.Failed, msgs[i])
+		case foreign[o.MessageID]:
+			res.NotOurs = append(res.NotOurs, msgs[i])
 		}
 	}
 	return res
@@ -251,7 +262,8 @@ func (s *Sink) Apply(ctx context.Context, events []eventsrc.Event) eventsrc.Resu
 // ApplyObservations applies observations (the reconciler's) and joins the errors.
 func (s *Sink) ApplyObservations(ctx context.Context, obs []Observation) error {
 	var errs []error
-	for _, err := range s.apply(ctx, obs) {
+	failed, _ := s.apply(ctx, obs)
+	for _, err := range failed {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
@@ -269,9 +281,12 @@ func Aggregate(obs []Observation) (order []string, byRun map[string][]Observatio
 	return order, byRun
 }
 
-func (s *Sink) apply(ctx context.Context, obs []Observation) map[string]error {
+// apply applies observations run by run; it returns the runs that failed
+// and the messages of observations from another account or region than
+// their run's (not ours).
+func (s *Sink) apply(ctx context.Context, obs []Observation) (failed map[string]error, foreign map[string]bool) {
 	order, byRun := Aggregate(obs)
-	failed := map[string]error{}
+	failed, foreign = map[string]error{}, map[string]bool{}
 	workers := s.Workers
 	if workers <= 0 {
 		workers = 8
@@ -284,7 +299,13 @@ func (s *Sink) apply(ctx context.Context, obs []Observation) map[string]error {
 		wg.Add(1)
 		go func(id string) {
 			defer func() { <-sem; wg.Done() }()
-			if err := s.applyRun(ctx, id, byRun[id]); err != nil {
+			dropped, err := s.applyRun(ctx, id, byRun[id])
+			mu.Lock()
+			for _, m := range dropped {
+				foreign[m] = true
+			}
+			mu.Unlock()
+			if err != nil {
 				mu.Lock()
 				failed[id] = err
 				mu.Unlock()
@@ -293,7 +314,7 @@ func (s *Sink) apply(ctx context.Context, obs []Observation) map[string]error {
 		}(id)
 	}
 	wg.Wait()
-	return failed
+	return failed, foreign
 }
 
 func (s *Sink) log() *slog.Logger {
@@ -466,23 +487,39 @@ func (s *Sink) wrote() {
 }
 
 // applyRun reads the run once and writes once (retrying on a concurrent change).
-func (s *Sink) applyRun(ctx context.Context, runID string, obs []Observation) error {
+func (s *Sink) applyRun(ctx context.Context, runID string, obs []Observation) (foreign []string, err error) {
 	refused := int64(-1) // version at which a transition was refused
 	for attempt := 0; attempt < maxRetries; attempt++ {
 		var rec runRecord
 		v, err := s.Store.Get(ctx, store.KindRun, runID, &rec)
 		if errors.Is(err, store.ErrNotFound) {
-			return nil // tagged by us but no record (deleted, or another deployment's): nothing to do
+			return foreign, nil // tagged by us but no record (deleted, or another deployment's): nothing to do
 		}
 		if err != nil {
-			return err
+			return foreign, err
 		}
 		if v == refused {
 			// Nobody wrote since the transition was refused: it was stale
 			// (older evidence than the stored status), not a lost race.
-			return nil
+			return foreign, nil
 		}
 		rec.Version = v
+		if attempt == 0 {
+			// A job id (and the run tag it carries) is the run's only in
+			// the run's own account and region.
+			kept := obs[:0:0]
+			for _, o := range obs {
+				if rec.ObservedFrom(o.Account, o.Region, s.Account) {
+					kept = append(kept, o)
+					continue
+				}
+				s.log().Warn("event from another account or region than its run's", "run_id", runID, "job_id", o.JobID, "account", o.Account, "region", o.Region)
+				foreign = append(foreign, o.MessageID)
+			}
+			if obs = kept; len(obs) == 0 {
+				return foreign, nil
+			}
+		}
 		ch := planChange(&rec, obs)
 		if ch.Head != nil && ch.TaskStates == nil {
 			// Status (and log location) only: the monotonic transition is the guard.
@@ -490,13 +527,13 @@ func (s *Sink) applyRun(ctx context.Context, runID string, obs []Observation) er
 			s.wrote()
 			ok, err := s.Runs.Transition(ctx, &rec.Run, *ch.Head)
 			if err != nil || ok {
-				return err
+				return foreign, err
 			}
 			refused = v
 			continue // moved meanwhile, or stale: re-read and re-plan
 		}
 		if len(ch.Set) == 0 {
-			return nil
+			return foreign, nil
 		}
 		// Task states need the version guard (a transition has none), so a
 		// batch that also changes the run's status writes the tasks first
@@ -507,8 +544,8 @@ func (s *Sink) applyRun(ctx context.Context, runID string, obs []Observation) er
 			continue
 		}
 		if err != nil || ch.Head == nil {
-			return err
+			return foreign, err
 		}
 	}
-	return fmt.Errorf("run %s kept changing under %d attempts", runID, maxRetries)
+	return foreign, fmt.Errorf("run %s kept changing under %d attempts", runID, maxRetries)
 }

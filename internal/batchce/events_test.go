@@ -7,6 +7,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/ceforge/ceforge/internal/batchce"
 	"github.com/ceforge/ceforge/internal/eventsrc"
 	"github.com/ceforge/ceforge/internal/run"
 )
@@ -112,5 +113,35 @@ func TestTaglessHeadEventsAreOursByTheReverseIndex(t *testing.T) {
 	require.Empty(t, failed)
 	require.Equal(t, eventsrc.Outcome{Applied: 1, NotOurs: 2}, out)
 	require.Equal(t, 1, h.Calls.Count("DynamoDB.BatchGetItem"), "one lookup for the whole batch")
+	require.Equal(t, run.StatusRunning, getRun(t, h, r.ID).Status)
+}
+
+// TestEventsOnlyFromTheRunsAccountAndRegion: a job id is the run's only in
+// the run's account and region. A head event from another region, or from
+// another account than the control plane's (when it knows its own), is
+// not ours and changes nothing; from the run's own, it applies.
+func TestEventsOnlyFromTheRunsAccountAndRegion(t *testing.T) {
+	h := newHarness(t)
+	ce := createCE(t, h, forgeBody("located"))
+	r := launch(t, h, ce.ID)
+	require.Equal(t, ce.Region, r.Region)
+	require.Empty(t, r.AccountID, "a CE of the control plane's own account")
+	h.App.BatchEvents.Handle(&batchce.Sink{Store: h.App.Store, Runs: h.App.Runs, Account: "123456789012"},
+		map[eventsrc.Kind]eventsrc.Parser{batchce.JobStateChange: batchce.Parser(prefix)})
+	ctx := context.Background()
+	now := time.Now().UTC()
+	from := func(account, region string) map[string]any {
+		ev := jobAt(sample(t, "batch-head-running", r.ID, r.Backend.JobID, true, prefix), now, now)
+		ev["account"], ev["region"] = account, region
+		return ev
+	}
+	failed, out := h.App.BatchEvents.Process(ctx, messages(t, from("123456789012", "eu-central-1"), from("999988887777", ce.Region)))
+	require.Empty(t, failed)
+	require.Equal(t, eventsrc.Outcome{NotOurs: 2}, out)
+	require.Equal(t, run.StatusSubmitted, getRun(t, h, r.ID).Status)
+
+	failed, out = h.App.BatchEvents.Process(ctx, messages(t, from("123456789012", ce.Region)))
+	require.Empty(t, failed)
+	require.Equal(t, eventsrc.Outcome{Applied: 1}, out)
 	require.Equal(t, run.StatusRunning, getRun(t, h, r.ID).Status)
 }

@@ -1,5 +1,7 @@
 package batchce
 
+import "github.com/ceforge/ceforge/internal/secret/secretsh"
+
 // HeadScript is the command of every head job (bash -c HeadScript). It is
 // constant: every run-specific value arrives in the job's environment
 // (base64 for free text), so nothing a user types is ever interpreted by
@@ -7,6 +9,9 @@ package batchce
 //
 // What it does, in order:
 //   - decodes the Nextflow config, params and scripts into its launch dir;
+//   - reads the run's pipeline secrets with the job's own role into
+//     Nextflow's secrets file (and a Seqera token into TOWER_ACCESS_TOKEN):
+//     the job definition and DescribeJobs hold their names only;
 //   - runs the pre-run script; when that fails Nextflow does not run, but
 //     the post-run script and the log upload still do (as on AWS Cloud);
 //   - runs Nextflow in the background and waits for it, so that SIGTERM
@@ -125,6 +130,32 @@ ceforge_trace() {
   return 0
 }
 
+# ceforge_secret_b64 ID: a pipeline secret's value (SecretBinary, base64),
+# read with the job's own role: with the AWS CLI, or else with curl signing
+# the call from the task's container credentials (the keys reach curl on
+# its standard input, never its command line).
+ceforge_secret_b64() {
+  if command -v aws >/dev/null 2>&1; then
+    aws secretsmanager get-secret-value --region "$CEFORGE_REGION" --secret-id "$1" --query SecretBinary --output text
+    return
+  fi
+  if [ -z "${AWS_CONTAINER_CREDENTIALS_RELATIVE_URI:-}" ]; then
+    echo "ceforge: no AWS CLI in the head image and no container credentials to read secret $1" >&2
+    return 1
+  fi
+  local creds ak sk st
+  creds=$(curl -fsS --max-time 10 "http://169.254.170.2${AWS_CONTAINER_CREDENTIALS_RELATIVE_URI}") || return 1
+  ak=$(printf '%s' "$creds" | sed -n 's/.*"AccessKeyId" *: *"\([^"]*\)".*/\1/p')
+  sk=$(printf '%s' "$creds" | sed -n 's/.*"SecretAccessKey" *: *"\([^"]*\)".*/\1/p')
+  st=$(printf '%s' "$creds" | sed -n 's/.*"Token" *: *"\([^"]*\)".*/\1/p')
+  [ -n "$ak" ] && [ -n "$sk" ] || return 1
+  printf 'user = "%s:%s"\nheader = "x-amz-security-token: %s"\n' "$ak" "$sk" "$st" |
+    curl -fsS --max-time 10 -K - --aws-sigv4 "aws:amz:${CEFORGE_REGION}:secretsmanager" \
+      -H 'X-Amz-Target: secretsmanager.GetSecretValue' -H 'Content-Type: application/x-amz-json-1.1' \
+      --data "{\"SecretId\":\"$1\"}" "https://secretsmanager.${CEFORGE_REGION}.amazonaws.com/" |
+    sed -n 's/.*"SecretBinary" *: *"\([^"]*\)".*/\1/p' | sed 's#\\/#/#g'
+}
+` + secretsh.Functions + `
 ceforge_nextflow_args() {
   CEFORGE_ARGS=(run "$CEFORGE_PIPELINE" -c ceforge.config -w "$CEFORGE_WORK_DIR" -name "$CEFORGE_RUN_NAME")
   [ -n "${CEFORGE_REVISION:-}" ] && CEFORGE_ARGS+=(-r "$CEFORGE_REVISION")
@@ -147,6 +178,10 @@ if [ -n "${CEFORGE_PRE_RUN:-}" ]; then
   fi
 fi
 [ "$CEFORGE_CANCELLED" = 1 ] && exit 143
+if ! ceforge_secrets || ! ceforge_seqera_token; then
+  CEFORGE_RC=1
+  exit 1
+fi
 ceforge_nextflow_args
 nextflow "${CEFORGE_ARGS[@]}" &
 CEFORGE_NF_PID=$!

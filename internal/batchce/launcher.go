@@ -19,6 +19,7 @@ import (
 	"github.com/ceforge/ceforge/internal/computeenv"
 	"github.com/ceforge/ceforge/internal/forge"
 	"github.com/ceforge/ceforge/internal/run"
+	"github.com/ceforge/ceforge/internal/secret"
 	"github.com/ceforge/ceforge/internal/store"
 	"github.com/ceforge/ceforge/internal/tags"
 )
@@ -258,6 +259,16 @@ func (l *Launcher) headEnv(ce *computeenv.ComputeEnv, r *run.Run, computeQueue s
 	if s := joinScripts(ce.PostRunScript, r.PostRunScript); s != "" {
 		env["CEFORGE_POST_RUN"] = b64(s)
 	}
+	// Secrets by name: the head reads the values with its own role.
+	if len(r.Secrets) > 0 || ce.SeqeraTokenSecret != "" {
+		env["CEFORGE_SECRET_PREFIX"] = secret.SecretName(l.Prefix, "")
+	}
+	if len(r.Secrets) > 0 {
+		env["CEFORGE_SECRETS"] = strings.Join(r.Secrets, " ")
+	}
+	if ce.SeqeraTokenSecret != "" {
+		env["CEFORGE_SEQERA_TOKEN_SECRET"] = ce.SeqeraTokenSecret
+	}
 	keys := make([]string, 0, len(env))
 	for k := range env {
 		keys = append(keys, k)
@@ -385,6 +396,13 @@ func (l *Launcher) nextflowConfig(ce *computeenv.ComputeEnv, r *run.Run, compute
 			w("  %s = %s", v.Name, groovy(v.Value))
 		}
 		w("}")
+	}
+	if len(r.Secrets) > 0 {
+		// The secret directive on AWS Batch: each task that declares
+		// secrets reads them with the compute job role before its script
+		// (a default: a process's own beforeScript wins).
+		w("process.beforeScript = { task.secret ? %s + task.secret.collect { 'ceforge_secret_env ' + it.toString().replaceAll('[^A-Za-z0-9_]', '') + ' || exit 1' }.join('; ') : '' }",
+			groovy(TaskSecretsScript(ce.Region, l.Prefix, b.CliPath, r.Secrets)+"; "))
 	}
 	if ce.NextflowConfig != "" {
 		w("// compute environment config\n%s", ce.NextflowConfig)
@@ -583,3 +601,22 @@ func int32p(v *int32) *int {
 	i := int(*v)
 	return &i
 }
+
+// TaskSecretsScript is the shell function a Batch task's beforeScript
+// defines to read a secret the task declares (secret directive) into its
+// environment: with the compute job role, through the AWS CLI Nextflow
+// stages files with (cliPath, else aws on the image's PATH), and only the
+// run's secrets. The task's .command.run holds names, never values.
+func TaskSecretsScript(region, prefix, cliPath string, names []string) string {
+	cli := "aws"
+	if cliPath != "" {
+		cli = userdataQuote(cliPath)
+	}
+	return `ceforge_secret_env() { case ' ` + strings.Join(names, " ") + ` ' in *" $1 "*) ;; *) echo "ceforge: secret $1 is not one of the run's" >&2; return 1 ;; esac; ` +
+		`local v; v=$(set -o pipefail; ` + cli + ` secretsmanager get-secret-value --region ` + userdataQuote(region) + ` --secret-id ` +
+		userdataQuote(secret.SecretName(prefix, "")) + `"$1" --query SecretBinary --output text | base64 -d && printf x) || { echo "ceforge: could not read secret $1" >&2; return 1; }; ` +
+		`export "$1=${v%x}"; }`
+}
+
+// userdataQuote is one shell word (single quotes).
+func userdataQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'"'"'`) + "'" }

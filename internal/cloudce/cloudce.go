@@ -159,6 +159,9 @@ type Platform struct {
 	Boundary string
 	// Sleep waits between launch retries (tests shorten it).
 	Sleep func(time.Duration)
+	// Account is the control plane's account (config.Config.Account):
+	// events about runs in it must come from it ("": not checked).
+	Account string
 }
 
 // Config configures New.
@@ -175,7 +178,9 @@ type Config struct {
 	ProvisionElsewhere bool
 	// Boundary: see Platform.Boundary.
 	Boundary string
-	Log      *slog.Logger
+	// Account: see Platform.Account.
+	Account string
+	Log     *slog.Logger
 }
 
 // New returns the platform with SDK clients from the factory, acting
@@ -218,7 +223,7 @@ func New(c Config) *Platform {
 			return cl
 		},
 		Runs: c.Runs, Prefix: c.Prefix, LogGroup: c.LogGroup, AllowedRegions: c.AllowedRegions, Log: c.Log,
-		ProvisionElsewhere: c.ProvisionElsewhere, Boundary: c.Boundary,
+		ProvisionElsewhere: c.ProvisionElsewhere, Boundary: c.Boundary, Account: c.Account,
 	}
 }
 

@@ -26,11 +26,18 @@ import (
 	"github.com/ceforge/ceforge/internal/computeenv"
 	"github.com/ceforge/ceforge/internal/eventsrc"
 	"github.com/ceforge/ceforge/internal/run"
+	"github.com/ceforge/ceforge/internal/shellstub"
 	"github.com/ceforge/ceforge/internal/store"
 	"github.com/ceforge/ceforge/internal/testenv"
 )
 
-func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }
+func TestMain(m *testing.M) {
+	// The user-data tests run this binary as their `aws` command.
+	if ok, code := shellstub.FakeAWSCLI(); ok {
+		os.Exit(code)
+	}
+	os.Exit(testenv.Main(m))
+}
 
 const (
 	workBucket  = "ceforge-work"

@@ -129,6 +129,13 @@ func (p *Platform) Apply(ctx context.Context, events []eventsrc.Event) eventsrc.
 			}
 			r, runs[id] = got, got
 		}
+		if !r.ObservedFrom(ev.Envelope.Account, ev.Envelope.Region, p.Account) {
+			// Instance ids are the run's only in its own account and region.
+			p.log().Warn("event from another account or region than its run's", "run_id", r.ID, "instance_id", id,
+				"account", ev.Envelope.Account, "region", ev.Envelope.Region)
+			res.NotOurs = append(res.NotOurs, ev.MessageID)
+			continue
+		}
 		if err := p.applyEvent(ctx, ces, r, ev); err != nil {
 			p.log().Warn("ec2 event failed", "run_id", r.ID, "instance_id", id, "error", err.Error())
 			res.Failed = append(res.Failed, ev.MessageID)

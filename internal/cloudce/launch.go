@@ -17,6 +17,7 @@ import (
 	"github.com/ceforge/ceforge/internal/cloudce/userdata"
 	"github.com/ceforge/ceforge/internal/computeenv"
 	"github.com/ceforge/ceforge/internal/run"
+	"github.com/ceforge/ceforge/internal/secret"
 	"github.com/ceforge/ceforge/internal/tags"
 )
 
@@ -103,6 +104,12 @@ func (p *Platform) spec(ce *computeenv.ComputeEnv, r *run.Run) userdata.Spec {
 		// One instance runs the head and the tasks: every variable applies.
 		s.Env = append(s.Env, userdata.EnvVar{Name: e.Name, Value: e.Value})
 	}
+	// Registry passwords (studios pull images too): names only; the head
+	// reads the values with the instance's role.
+	s.SecretPrefix = secret.SecretName(p.Prefix, "")
+	for _, rc := range ce.RegistryCredentials {
+		s.Registries = append(s.Registries, userdata.Registry{Host: rc.Registry, Username: rc.Username, PasswordSecret: rc.PasswordSecret})
+	}
 	if r.Kind == run.KindStudio && r.Studio != nil {
 		s.StudioImage, s.StudioPort = r.Studio.Image, r.Studio.Port
 		return s
@@ -113,6 +120,8 @@ func (p *Platform) spec(ce *computeenv.ComputeEnv, r *run.Run) userdata.Spec {
 	if t := r.Trace; t != nil && t.Enabled {
 		s.TraceURL, s.TraceSecret = t.Endpoint, t.Secret
 	}
+	// Pipeline secrets and the Seqera token, by name as well.
+	s.Secrets, s.SeqeraTokenSecret = r.Secrets, ce.SeqeraTokenSecret
 	return s
 }
 

@@ -4,6 +4,7 @@
 package computeenv
 
 import (
+	"strings"
 	"time"
 )
 
@@ -32,12 +33,18 @@ const (
 // ComputeEnv is a compute environment: what the user asked for plus what
 // ceforge made of it. The same shape is the API response and the stored record.
 type ComputeEnv struct {
-	ID             string            `json:"id"`
-	Name           string            `json:"name"`
-	Platform       string            `json:"platform"`
-	ConfigMode     string            `json:"configMode,omitempty"`
-	Region         string            `json:"region"`
-	WorkDir        string            `json:"workDir"`
+	ID         string `json:"id"`
+	Name       string `json:"name"`
+	Platform   string `json:"platform"`
+	ConfigMode string `json:"configMode,omitempty"`
+	Region     string `json:"region"`
+	WorkDir    string `json:"workDir"`
+	// CredentialsID names the registered credentials (a member account's
+	// role) the CE acts through; empty: the control plane's own account.
+	CredentialsID string `json:"credentialsId,omitempty"`
+	// Credentials are the role and External ID of CredentialsID, copied
+	// from the registered credentials when the CE is created (never from
+	// a request).
 	Credentials    *Credentials      `json:"credentials,omitempty"`
 	PreRunScript   string            `json:"preRunScript,omitempty"`
 	PostRunScript  string            `json:"postRunScript,omitempty"`
@@ -48,6 +55,16 @@ type ComputeEnv struct {
 	Cloud          *CloudOptions     `json:"cloud,omitempty"`
 	// TraceEnabled false: runs do not report progress to ceforge.
 	TraceEnabled *bool `json:"traceEnabled,omitempty"`
+	// Secrets are pipeline secrets (names) every run of the CE gets, kept
+	// in the CE's account and region (internal/secret).
+	Secrets []string `json:"secrets,omitempty"`
+	// SeqeraTokenSecret names the pipeline secret that holds a Seqera
+	// access token: the head gives it to Nextflow (TOWER_ACCESS_TOKEN) for
+	// Wave and Fusion.
+	SeqeraTokenSecret string `json:"seqeraTokenSecret,omitempty"`
+	// RegistryCredentials log the head host into private container
+	// registries with passwords kept as pipeline secrets (AWS Cloud).
+	RegistryCredentials []RegistryCredential `json:"registryCredentials,omitempty"`
 
 	Status          string     `json:"status"`
 	StatusReason    string     `json:"statusReason,omitempty"`
@@ -62,11 +79,20 @@ type ComputeEnv struct {
 	Version   int64      `json:"version"`
 }
 
-// Credentials name the IAM role ceforge assumes in the user's account. The
-// external ID is not a secret; no secret is ever stored.
+// Credentials name the IAM role ceforge assumes in a member account, as
+// registered credentials hold it (internal/credential). The External ID is
+// ceforge's, not the caller's; it is not a secret; no secret is stored.
 type Credentials struct {
 	RoleARN    string `json:"roleArn"`
 	ExternalID string `json:"externalId,omitempty"`
+}
+
+// RegistryCredential is a private registry login whose password (or
+// token) is a pipeline secret.
+type RegistryCredential struct {
+	Registry       string `json:"registry"`
+	Username       string `json:"username"`
+	PasswordSecret string `json:"passwordSecret"`
 }
 
 // EnvVar is an environment variable for the head job, the compute jobs, or both.
@@ -162,6 +188,19 @@ type CloudOptions struct {
 	AllowBuckets       []string `json:"allowBuckets,omitempty"`
 	MaxRunHours        int      `json:"maxRunHours,omitempty"`
 	SpotStudios        bool     `json:"spotStudios,omitempty"`
+}
+
+// AccountID is the member account the CE lives in ("" for the control
+// plane's own account).
+func (ce *ComputeEnv) AccountID() string {
+	if ce.Credentials == nil {
+		return ""
+	}
+	parts := strings.SplitN(ce.Credentials.RoleARN, ":", 6)
+	if len(parts) < 6 {
+		return ""
+	}
+	return parts[4]
 }
 
 // Active reports whether the CE can still run or is being built.

@@ -1,6 +1,7 @@
 package computeenv
 
 import (
+	"encoding/json"
 	"fmt"
 	"regexp"
 	"slices"
@@ -13,11 +14,16 @@ import (
 // CreateRequest is the body of POST /compute-envs. Only these fields are
 // accepted; anything else (status, id, …) is an unknown field.
 type CreateRequest struct {
-	Name           string            `json:"name"`
-	Platform       string            `json:"platform"`
-	Region         string            `json:"region"`
-	WorkDir        string            `json:"workDir"`
-	Credentials    *Credentials      `json:"credentials,omitempty"`
+	Name     string `json:"name"`
+	Platform string `json:"platform"`
+	Region   string `json:"region"`
+	WorkDir  string `json:"workDir"`
+	// CredentialsID names registered credentials (POST /credentials): the
+	// member account the CE lives in.
+	CredentialsID string `json:"credentialsId,omitempty"`
+	// Credentials is refused with an explanation: a caller no longer
+	// chooses a role and External ID (see CredentialsID).
+	Credentials    json.RawMessage   `json:"credentials,omitempty"`
 	PreRunScript   string            `json:"preRunScript,omitempty"`
 	PostRunScript  string            `json:"postRunScript,omitempty"`
 	NextflowConfig string            `json:"nextflowConfig,omitempty"`
@@ -28,6 +34,10 @@ type CreateRequest struct {
 	// TraceEnabled false turns off progress reporting to ceforge for the
 	// CE's runs (default on; see README "Live progress").
 	TraceEnabled *bool `json:"traceEnabled,omitempty"`
+
+	Secrets             []string             `json:"secrets,omitempty"`
+	SeqeraTokenSecret   string               `json:"seqeraTokenSecret,omitempty"`
+	RegistryCredentials []RegistryCredential `json:"registryCredentials,omitempty"`
 }
 
 // Limits on request contents.
@@ -42,15 +52,12 @@ const (
 	MaxLabelValueLen  = 256
 	MaxWorkDirLen     = 1024
 	MaxListItems      = 50 // instance types, subnets, security groups, buckets
-	MaxExternalIDLen  = 1224
 	ReservedTagPrefix = "ceforge:"
 )
 
 var (
 	nameRE       = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]*$`)
 	regionRE     = regexp.MustCompile(`^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-[0-9]$`)
-	roleARNRE    = regexp.MustCompile(`^arn:aws[a-z-]*:iam::[0-9]{12}:role/[\w+=,.@/-]+$`) // bounded repeats blow up the compiled program: lengths are checked in code
-	externalIDRE = regexp.MustCompile(`^[\w+=,.@:/-]+$`)
 	envNameRE    = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 	labelKeyRE   = regexp.MustCompile(`^[\p{L}\p{N} _.:/=+@-]+$`)
 	labelValueRE = regexp.MustCompile(`^[\p{L}\p{N} _.:/=+@-]*$`)
@@ -85,13 +92,12 @@ func (r *CreateRequest) Validate(allowedRegions []string) error {
 	if err := r.validateWorkDir(); err != nil {
 		return err
 	}
-	if c := r.Credentials; c != nil {
-		if len(c.RoleARN) > 2048 || !roleARNRE.MatchString(c.RoleARN) {
-			return apierr.Invalid("credentials.roleArn", "roleArn must be an IAM role ARN (arn:aws:iam::<account>:role/<name>)")
-		}
-		if c.ExternalID != "" && (len(c.ExternalID) < 2 || len(c.ExternalID) > MaxExternalIDLen || !externalIDRE.MatchString(c.ExternalID)) {
-			return apierr.Invalid("credentials.externalId", "externalId must be 2-%d characters of letters, digits and +=,.@:/-_", MaxExternalIDLen)
-		}
+	if r.Credentials != nil {
+		return apierr.BadRequest("credentials_not_accepted", "credentials",
+			"a compute environment no longer takes a role and External ID: register the role with POST /credentials (ceforge generates its External ID and verifies it) and name it with credentialsId")
+	}
+	if r.CredentialsID != "" && len(r.CredentialsID) > 64 {
+		return apierr.Invalid("credentialsId", "credentials %q not found", r.CredentialsID)
 	}
 	for field, s := range map[string]string{"preRunScript": r.PreRunScript, "postRunScript": r.PostRunScript} {
 		if err := CheckText(field, s, MaxScriptBytes); err != nil {
@@ -105,6 +111,17 @@ func (r *CreateRequest) Validate(allowedRegions []string) error {
 		return err
 	}
 	if err := ValidateLabels("labels", r.Labels); err != nil {
+		return err
+	}
+	if err := CheckSecretNames("secrets", r.Secrets); err != nil {
+		return err
+	}
+	if r.SeqeraTokenSecret != "" {
+		if err := CheckSecretName("seqeraTokenSecret", r.SeqeraTokenSecret); err != nil {
+			return err
+		}
+	}
+	if err := checkRegistryCredentials(r.Platform, r.RegistryCredentials); err != nil {
 		return err
 	}
 	if r.Batch != nil && r.Platform != PlatformBatch {
@@ -249,6 +266,47 @@ func ValidateLabels(field string, labels map[string]string) error {
 func CheckList(field string, n int) error {
 	if n > MaxListItems {
 		return apierr.Invalid(field, "at most %d items", MaxListItems)
+	}
+	return nil
+}
+
+// MaxRegistryCredentials bounds registryCredentials.
+const MaxRegistryCredentials = 10
+
+var (
+	registryRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]{1,5})?$`)
+	userRE     = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._@+-]*$`)
+)
+
+func checkRegistryCredentials(platform string, creds []RegistryCredential) error {
+	if len(creds) == 0 {
+		return nil
+	}
+	if platform != PlatformCloud {
+		return apierr.Invalid("registryCredentials", "registryCredentials go with platform %q (the head host logs in); Batch hosts pull through their ECS agent: use ECR, or Wave with seqeraTokenSecret", PlatformCloud)
+	}
+	if len(creds) > MaxRegistryCredentials {
+		return apierr.Invalid("registryCredentials", "at most %d registries", MaxRegistryCredentials)
+	}
+	seen := map[string]bool{}
+	for i, c := range creds {
+		f := fmt.Sprintf("registryCredentials[%d]", i)
+		switch {
+		case c.Registry == "":
+			return apierr.Missing(f + ".registry")
+		case len(c.Registry) > 253 || !registryRE.MatchString(c.Registry):
+			return apierr.Invalid(f+".registry", "registry must be a host name (with an optional :port), such as ghcr.io")
+		case seen[c.Registry]:
+			return apierr.Invalid(f+".registry", "registry %q is listed twice", c.Registry)
+		case c.Username == "":
+			return apierr.Missing(f + ".username")
+		case len(c.Username) > 256 || !userRE.MatchString(c.Username):
+			return apierr.Invalid(f+".username", "username must be letters, digits and ._@+-")
+		}
+		seen[c.Registry] = true
+		if err := CheckSecretName(f+".passwordSecret", c.PasswordSecret); err != nil {
+			return err
+		}
 	}
 	return nil
 }

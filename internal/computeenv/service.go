@@ -57,8 +57,20 @@ type RunTracker interface {
 	CancelRuns(ctx context.Context, ceID, reason string) error
 }
 
+// CredentialResolver looks up registered credentials by id for a compute
+// environment that names them (internal/credential): a missing id is a
+// 400 naming credentialsId, unverified credentials a 409.
+type CredentialResolver interface {
+	Resolve(ctx context.Context, id string) (*Credentials, error)
+}
+
 // Service implements the compute-environment operations of the API and the reconciler.
 type Service struct {
+	// Credentials resolves credentialsId; nil refuses every CE that names
+	// credentials.
+	Credentials CredentialResolver
+	// Secrets checks the pipeline secrets a CE names; nil refuses them.
+	Secrets        SecretChecker
 	Store          *store.Store
 	Provisioners   map[string]Provisioner
 	AllowedRegions []string
@@ -107,11 +119,24 @@ func (s *Service) Create(ctx context.Context, req CreateRequest, createdBy strin
 		return nil, nil, err
 	}
 	now := s.now()
+	var creds *Credentials
+	if req.CredentialsID != "" {
+		if s.Credentials == nil {
+			return nil, nil, apierr.Invalid("credentialsId", "this deployment has no credentials registry")
+		}
+		if creds, err = s.Credentials.Resolve(ctx, req.CredentialsID); err != nil {
+			return nil, nil, err
+		}
+	}
 	ce := &ComputeEnv{
 		ID: ids.New(), Name: req.Name, Platform: req.Platform, Region: req.Region, WorkDir: req.WorkDir,
-		Credentials: req.Credentials, PreRunScript: req.PreRunScript, PostRunScript: req.PostRunScript,
+		CredentialsID: req.CredentialsID, Credentials: creds, PreRunScript: req.PreRunScript, PostRunScript: req.PostRunScript,
 		NextflowConfig: req.NextflowConfig, Environment: req.Environment, Labels: req.Labels, TraceEnabled: req.TraceEnabled,
 		Batch: req.Batch, Cloud: req.Cloud, Status: StatusCreating, CreatedBy: createdBy, CreatedAt: now, UpdatedAt: now,
+		Secrets: req.Secrets, SeqeraTokenSecret: req.SeqeraTokenSecret, RegistryCredentials: req.RegistryCredentials,
+	}
+	if err := s.checkSecrets(ctx, ce); err != nil {
+		return nil, nil, err
 	}
 	if dryRun {
 		// The name check is advisory here; the real create is the authority.
@@ -131,9 +156,20 @@ func (s *Service) Create(ctx context.Context, req CreateRequest, createdBy strin
 		}
 		return ce, &plan, nil
 	}
-	err = s.Store.Create(ctx, store.KindCE, ce.ID, ce, store.WithGuard(store.KindCEName, ce.Name))
+	opts := []store.Option{store.WithGuard(store.KindCEName, ce.Name)}
+	if ce.CredentialsID != "" {
+		// The credentials must still be there and verified when the CE is
+		// recorded, and count it as a user: a delete of the credentials
+		// checks that count in its own transaction.
+		opts = append(opts, store.WithCheck(store.StatusIs(store.KindCredential, ce.CredentialsID, credentialsVerified)),
+			store.WithCount(store.Count{Kind: store.KindCredUse, ID: ce.CredentialsID, Delta: 1}))
+	}
+	err = s.Store.Create(ctx, store.KindCE, ce.ID, ce, opts...)
 	if errors.Is(err, store.ErrExists) {
 		return nil, nil, nameTaken(req.Name)
+	}
+	if errors.Is(err, store.ErrCheckFailed) {
+		return nil, nil, apierr.Conflict("credentials_unverified", "credentialsId", "credentials %s were deleted or are no longer VERIFIED", ce.CredentialsID)
 	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("create compute environment %s: %w", ce.Name, err)
@@ -145,6 +181,23 @@ func (s *Service) Create(ctx context.Context, req CreateRequest, createdBy strin
 	}
 	return ce, nil, nil
 }
+
+// checkSecrets: every pipeline secret the CE names exists in its account
+// and region.
+func (s *Service) checkSecrets(ctx context.Context, ce *ComputeEnv) error {
+	named := ce.Named()
+	if len(named) == 0 {
+		return nil
+	}
+	if s.Secrets == nil {
+		return apierr.Invalid(named[0].Field, "this deployment keeps no pipeline secrets")
+	}
+	return s.Secrets.Check(ctx, ce, named)
+}
+
+// credentialsVerified is internal/credential's StatusVerified (the
+// credential package imports this one).
+const credentialsVerified = "VERIFIED"
 
 func nameTaken(name string) error {
 	return apierr.Conflict("name_taken", "name", "a compute environment named %q already exists", name)
@@ -165,11 +218,17 @@ func (s *Service) advance(ctx context.Context, p Provisioner, ce *ComputeEnv) er
 		return nil
 	}
 	ce.UpdatedAt = s.now()
+	var opts []store.Option
 	if ce.Status == StatusDeleted && ce.DeletedAt == nil {
 		t := s.now()
 		ce.DeletedAt = &t
+		if ce.CredentialsID != "" {
+			// The save that records DELETED (once: it is conditional on the
+			// version) releases the CE's use of its credentials.
+			opts = append(opts, store.WithCount(store.Count{Kind: store.KindCredUse, ID: ce.CredentialsID, Delta: -1}))
+		}
 	}
-	v, err := s.Store.Save(ctx, store.KindCE, ce.ID, ce, ce.Version)
+	v, err := s.Store.Save(ctx, store.KindCE, ce.ID, ce, ce.Version, opts...)
 	if err != nil {
 		return errors.Join(stepErr, fmt.Errorf("save compute environment %s: %w", ce.ID, err))
 	}

@@ -80,6 +80,10 @@ type Config struct {
 	// roles refuse to start without it; in another account the policy of
 	// the same name is used.
 	PermissionsBoundary string
+	// Account is the control plane's own AWS account (CEFORGE_ACCOUNT, set
+	// by the CDK app): events about runs of its compute environments must
+	// come from it. Empty (the emulator): not checked.
+	Account string
 }
 
 // FromEnv reads the configuration from the process environment.
@@ -109,6 +113,7 @@ func FromLookup(lookup func(string) (string, bool)) (Config, error) {
 		WaveURL:            strings.TrimRight(get("CEFORGE_WAVE_URL", "https://wave.seqera.io"), "/"),
 
 		PermissionsBoundary: get("CEFORGE_PERMISSIONS_BOUNDARY", ""),
+		Account:             get("CEFORGE_ACCOUNT", ""),
 	}
 	if v := get("CEFORGE_ALLOWED_REGIONS", ""); v != "" {
 		for _, r := range strings.Split(v, ",") {

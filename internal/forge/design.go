@@ -300,9 +300,15 @@ func NewDesign(prefix string, ce *computeenv.ComputeEnv) Design {
 	d.Roles = append(d.Roles, Role{Name: n.InstanceRole, Principal: forgedrole.PrincipalEC2, Managed: []string{PolicyECSForEC2, PolicySSMCore}, Inline: policyDoc(instInline...), Profile: true})
 	d.Profile = true
 
+	// Pipeline secrets (internal/secret): the head and the tasks that
+	// declare them read them with their own roles, in the CE's region.
+	readSecrets := map[string]any{
+		"Sid": "ReadPipelineSecrets", "Effect": "Allow", "Action": "secretsmanager:GetSecretValue",
+		"Resource": fmt.Sprintf("arn:aws:secretsmanager:%s:*:secret:%ssecrets/*", ce.Region, prefix),
+	}
 	d.ComputeJobRoleARN = b.ComputeJobRole
 	if b.ComputeJobRole == "" {
-		d.Roles = append(d.Roles, Role{Name: n.ComputeJobRole, Principal: forgedrole.PrincipalECSTasks, Inline: policyDoc(s3...)})
+		d.Roles = append(d.Roles, Role{Name: n.ComputeJobRole, Principal: forgedrole.PrincipalECSTasks, Inline: policyDoc(append(slices.Clone(s3), readSecrets)...)})
 	}
 	d.HeadJobRoleARN = b.HeadJobRole
 	if b.HeadJobRole == "" {
@@ -321,7 +327,7 @@ func NewDesign(prefix string, ce *computeenv.ComputeEnv) Design {
 			"Sid": "ReadRunTokens", "Effect": "Allow", "Action": "secretsmanager:GetSecretValue",
 			"Resource":  fmt.Sprintf("arn:aws:secretsmanager:%s:*:secret:%strace/*", ce.Region, prefix),
 			"Condition": map[string]any{"StringEquals": map[string]any{"secretsmanager:ResourceTag/ceforge:ce-id": ce.ID}},
-		})...)})
+		}, readSecrets)...)})
 	}
 	// Fargate tasks need an execution role to pull the image and write logs.
 	d.ExecutionRoleARN = b.ExecutionRole

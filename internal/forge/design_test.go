@@ -230,7 +230,8 @@ func TestFileSystemWorkDirWithoutBuckets(t *testing.T) {
 					require.NotEqual(t, "WorkAndAllowedBuckets", st["Sid"], r.Name)
 				}
 			}
-			require.NotContains(t, inline, d.Names.ComputeJobRole, "nothing to grant the tasks")
+			require.NotContains(t, JSON(inline[d.Names.ComputeJobRole]), "s3:", "nothing on S3 for the tasks")
+			require.Contains(t, JSON(inline[d.Names.ComputeJobRole]), "ReadPipelineSecrets", "tasks read the pipeline secrets they declare")
 			require.NotContains(t, JSON(inline[d.Names.InstanceRole]), "s3:", "hosts report their setup, nothing on S3")
 			require.Contains(t, inline, d.Names.HeadJobRole, "the head still drives Batch")
 			require.Equal(t, []string{"/mnt/" + fs}, d.HostMounts())

@@ -3,25 +3,48 @@
 package handlers
 
 import (
+	"bytes"
+	"compress/gzip"
 	_ "embed"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
 	"strconv"
+	"sync"
 
 	"github.com/ceforge/ceforge/internal/api"
 	"github.com/ceforge/ceforge/internal/apierr"
 	"github.com/ceforge/ceforge/internal/computeenv"
+	"github.com/ceforge/ceforge/internal/credential"
 	"github.com/ceforge/ceforge/internal/price"
 	"github.com/ceforge/ceforge/internal/progress"
 	"github.com/ceforge/ceforge/internal/run"
+	"github.com/ceforge/ceforge/internal/secret"
 )
 
-//go:embed openapi.json
-var openAPIDocument []byte
+// The OpenAPI document (openapi.json, the source) is embedded compressed:
+// 20 KB instead of 170 KB of the api function's 12 MB budget. A test
+// fails when the copy is stale.
+//
+//go:generate sh -c "gzip -9 -n -c openapi.json > openapi.json.gz"
+//go:embed openapi.json.gz
+var openAPIGzip []byte
+
+var openAPIDocument = sync.OnceValue(func() []byte {
+	zr, err := gzip.NewReader(bytes.NewReader(openAPIGzip))
+	if err != nil {
+		panic("handlers: embedded openapi.json.gz: " + err.Error())
+	}
+	doc, err := io.ReadAll(zr)
+	if err != nil {
+		panic("handlers: embedded openapi.json.gz: " + err.Error())
+	}
+	return doc
+})
 
 // OpenAPIDocument returns the API's OpenAPI 3.1 document.
-func OpenAPIDocument() []byte { return openAPIDocument }
+func OpenAPIDocument() []byte { return openAPIDocument() }
 
 // Deps are the services behind the API.
 type Deps struct {
@@ -29,8 +52,10 @@ type Deps struct {
 	Runs        *run.Service
 	// Progress serves runs' live progress, tasks and metrics (nil: those
 	// routes are not served).
-	Progress *progress.Store
-	Log      *slog.Logger
+	Progress    *progress.Store
+	Credentials *credential.Service
+	Secrets     *secret.Service
+	Log         *slog.Logger
 	// Extra registers further routes (logs, sweeps) from their own packages.
 	Extra []func(*api.Router)
 }
@@ -40,7 +65,7 @@ func New(d Deps) *api.Router {
 	rt := api.NewRouter(d.Log)
 	rt.Handle("GET", "/openapi.json", func(w http.ResponseWriter, r *http.Request) error {
 		w.Header().Set("Content-Type", "application/json")
-		_, err := w.Write(openAPIDocument)
+		_, err := w.Write(OpenAPIDocument())
 		return err
 	})
 	ce := computeEnvHandlers{svc: d.ComputeEnvs}
@@ -48,6 +73,22 @@ func New(d Deps) *api.Router {
 	rt.Handle("GET", "/compute-envs", ce.list)
 	rt.Handle("GET", "/compute-envs/{id}", ce.get)
 	rt.Handle("DELETE", "/compute-envs/{id}", ce.delete)
+	if d.Credentials != nil {
+		cr := credentialHandlers{svc: d.Credentials}
+		rt.Handle("POST", "/credentials", cr.create)
+		rt.Handle("GET", "/credentials", cr.list)
+		rt.Handle("GET", "/credentials/{id}", cr.get)
+		rt.Handle("DELETE", "/credentials/{id}", cr.delete)
+		rt.Handle("POST", "/credentials/{id}/verify", cr.verify)
+	}
+	if d.Secrets != nil {
+		se := secretHandlers{svc: d.Secrets}
+		rt.Handle("POST", "/secrets", se.create)
+		rt.Handle("GET", "/secrets", se.list)
+		rt.Handle("GET", "/secrets/{id}", se.get)
+		rt.Handle("PUT", "/secrets/{id}", se.rotate)
+		rt.Handle("DELETE", "/secrets/{id}", se.delete)
+	}
 	runs := runHandlers{svc: d.Runs}
 	rt.Handle("POST", "/runs", runs.launch)
 	rt.Handle("GET", "/runs", runs.list)

@@ -3,13 +3,16 @@ package handlers_test
 import (
 	"bytes"
 	"encoding/json"
+	"os"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/ceforge/ceforge/internal/computeenv"
+	"github.com/ceforge/ceforge/internal/credential"
 	"github.com/ceforge/ceforge/internal/handlers"
 	"github.com/ceforge/ceforge/internal/run"
+	"github.com/ceforge/ceforge/internal/secret"
 	"github.com/ceforge/ceforge/internal/sweep"
 	"github.com/ceforge/ceforge/internal/trace"
 )
@@ -57,6 +60,21 @@ func TestOpenAPIRequestExamples(t *testing.T) {
 		"PATCH /workflow/{id}":          func(b json.RawMessage) error { return json.Unmarshal(b, &map[string]any{}) },
 		"POST /wave/container-token":    func(b json.RawMessage) error { return json.Unmarshal(b, &map[string]any{}) },
 		"POST /wave/v1alpha2/container": func(b json.RawMessage) error { return json.Unmarshal(b, &map[string]any{}) },
+		"POST /secrets": func(b json.RawMessage) error {
+			var r secret.CreateRequest
+			if err := strict(b, &r); err != nil {
+				return err
+			}
+			return r.Validate(nil)
+		},
+		"PUT /secrets/{id}": func(b json.RawMessage) error { return strict(b, &secret.RotateRequest{}) },
+		"POST /credentials": func(b json.RawMessage) error {
+			var r credential.CreateRequest
+			if err := strict(b, &r); err != nil {
+				return err
+			}
+			return r.Validate("ceforge-")
+		},
 	}
 	bodies := 0
 	for path, ops := range doc.Paths {
@@ -87,4 +105,12 @@ func strict(b []byte, v any) error {
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	return dec.Decode(v)
+}
+
+// The embedded document is openapi.json: after editing it, run
+// `go generate ./internal/handlers` (the api embeds it compressed).
+func TestOpenAPICompressedCopyIsCurrent(t *testing.T) {
+	src, err := os.ReadFile("openapi.json")
+	require.NoError(t, err)
+	require.True(t, bytes.Equal(src, handlers.OpenAPIDocument()), "openapi.json.gz is stale: run `go generate ./internal/handlers`")
 }

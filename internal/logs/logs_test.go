@@ -23,6 +23,7 @@ import (
 	"github.com/ceforge/ceforge/internal/api"
 	"github.com/ceforge/ceforge/internal/apptest"
 	"github.com/ceforge/ceforge/internal/computeenv"
+	"github.com/ceforge/ceforge/internal/credential"
 	"github.com/ceforge/ceforge/internal/handlers"
 	"github.com/ceforge/ceforge/internal/ids"
 	"github.com/ceforge/ceforge/internal/logs"
@@ -360,13 +361,16 @@ func TestFollowEndsForFinishedRunAndNeverStartedRun(t *testing.T) {
 func TestDownloadRedirectsToPresignedNextflowLog(t *testing.T) {
 	f := newFixture(t, logs.Options{})
 	ctx := context.Background()
-	// A CE with a role: the log is read in the user's account through it.
+	// A CE with a role (registered credentials): the log is read in the
+	// user's account through it.
+	cred, err := f.h.App.Credentials.Create(ctx, credential.CreateRequest{Name: "dl", RoleARN: "arn:aws:iam::123456789012:role/ceforge-access"}, "test")
+	require.NoError(t, err)
 	ce := computeenv.ComputeEnv{ID: ids.New(), Name: "dl", Platform: "aws-cloud", Region: "us-east-1",
 		WorkDir: "s3://ceforge-dl-bucket/ce-work", Status: computeenv.StatusAvailable, CreatedAt: time.Now().UTC(),
-		Credentials: &computeenv.Credentials{RoleARN: "arn:aws:iam::123456789012:role/ceforge-access", ExternalID: "x"}}
+		CredentialsID: cred.ID, Credentials: &computeenv.Credentials{RoleARN: cred.RoleARN, ExternalID: cred.ExternalID}}
 	require.NoError(t, f.h.Store.Create(ctx, store.KindCE, ce.ID, ce))
 	s3c := s3.NewFromConfig(f.h.AWS.Config(""), func(o *s3.Options) { o.UsePathStyle = true })
-	_, err := s3c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String("ceforge-dl-bucket")})
+	_, err = s3c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String("ceforge-dl-bucket")})
 	require.NoError(t, err)
 
 	withCE := func(r *run.Run) { r.ComputeEnvID = ce.ID; r.WorkDir = "s3://ceforge-dl-bucket/work/" }

@@ -103,6 +103,11 @@ type Run struct {
 	ComputeEnvID string `json:"computeEnvId"`
 	Platform     string `json:"platform"`
 	RunName      string `json:"runName"`
+	// Region and AccountID are where the run's head runs: its compute
+	// environment's region and, for a member account, that account ("":
+	// the control plane's). Events about the run must come from there.
+	Region    string `json:"region,omitempty"`
+	AccountID string `json:"accountId,omitempty"`
 
 	Pipeline        string            `json:"pipeline,omitempty"`
 	Revision        string            `json:"revision,omitempty"`
@@ -116,6 +121,9 @@ type Run struct {
 	HeadJobCpus     int               `json:"headJobCpus,omitempty"`
 	HeadJobMemoryMb int               `json:"headJobMemoryMb,omitempty"`
 	Studio          *Studio           `json:"studio,omitempty"`
+	// Secrets are the pipeline secrets (names, never values) the head
+	// hands Nextflow: the compute environment's and the run's own.
+	Secrets []string `json:"secrets,omitempty"`
 
 	Status          string    `json:"status"`
 	StatusReason    string    `json:"statusReason,omitempty"`
@@ -281,4 +289,20 @@ func StudioConnect(r *Run) *Connect {
 		Command: fmt.Sprintf(`aws ssm start-session --region %s --target %s --document-name %s --parameters '{"portNumber":["%s"],"localPortNumber":["%s"]}'`,
 			r.Backend.Region, host, PortForwardingDocument, port, port),
 	}
+}
+
+// ObservedFrom reports whether an event from account and region can be
+// about r: its compute environment's region, and its member account (or,
+// for the control plane's own account, controlPlaneAccount when known).
+// Runs recorded before the location was kept, and events that name no
+// account or region, are not held to it.
+func (r *Run) ObservedFrom(account, region, controlPlaneAccount string) bool {
+	if r.Region != "" && region != "" && region != r.Region {
+		return false
+	}
+	want := r.AccountID
+	if want == "" {
+		want = controlPlaneAccount
+	}
+	return want == "" || account == "" || account == want
 }

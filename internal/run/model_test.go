@@ -60,3 +60,31 @@ func TestMovesFollowsTheRankRules(t *testing.T) {
 		require.Equal(t, tc.want, Moves(tc.from, tc.to), "%s -> %s", tc.from, tc.to)
 	}
 }
+
+func TestObservedFrom(t *testing.T) {
+	member := &Run{Region: "eu-west-1", AccountID: "222233334444"}
+	own := &Run{Region: "us-east-1"}
+	legacy := &Run{}
+	for _, tc := range []struct {
+		name            string
+		r               *Run
+		account, region string
+		controlPlane    string
+		want            bool
+	}{
+		{"member, its account and region", member, "222233334444", "eu-west-1", "123456789012", true},
+		{"member, the control plane's account", member, "123456789012", "eu-west-1", "123456789012", false},
+		{"member, another region", member, "222233334444", "us-east-1", "", false},
+		{"own account, known", own, "123456789012", "us-east-1", "123456789012", true},
+		{"own account, a member's event", own, "222233334444", "us-east-1", "123456789012", false},
+		{"own account, not known (emulator)", own, "111122223333", "us-east-1", "", true},
+		{"own account, another region", own, "123456789012", "us-west-2", "", false},
+		{"recorded before locations", legacy, "999999999999", "ap-south-1", "123456789012", false},
+		{"recorded before locations, own account", legacy, "123456789012", "ap-south-1", "123456789012", true},
+		{"event without account or region", member, "", "", "123456789012", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			require.Equal(t, tc.want, tc.r.ObservedFrom(tc.account, tc.region, tc.controlPlane))
+		})
+	}
+}

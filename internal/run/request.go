@@ -34,6 +34,9 @@ type LaunchRequest struct {
 	// TraceEnabled false launches the run without progress reporting to
 	// ceforge (the CE's setting otherwise; default on).
 	TraceEnabled *bool `json:"traceEnabled,omitempty"`
+	// Secrets are pipeline secrets (names) the run gets besides its
+	// compute environment's.
+	Secrets []string `json:"secrets,omitempty"`
 }
 
 // Limits on launch requests.
@@ -131,6 +134,12 @@ func (r *LaunchRequest) Validate() error {
 	}
 	if r.MaxCostUSD != nil && !(*r.MaxCostUSD > 0 && *r.MaxCostUSD <= MaxCostLimitUSD) {
 		return apierr.Invalid("maxCostUsd", "maxCostUsd must be a number of US dollars above 0 and at most %g", float64(MaxCostLimitUSD))
+	}
+	if err := computeenv.CheckSecretNames("secrets", r.Secrets); err != nil {
+		return err
+	}
+	if r.Kind == KindStudio && len(r.Secrets) > 0 {
+		return apierr.Invalid("secrets", "secrets go to pipelines (Nextflow); a studio gets none")
 	}
 	if r.Kind == KindStudio {
 		if r.Studio == nil {

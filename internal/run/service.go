@@ -71,6 +71,9 @@ type Service struct {
 	// AllowedBuckets are the buckets a run's work directory may name
 	// (patterns with '*'); empty allows any.
 	AllowedBuckets []string
+	// Secrets checks that the pipeline secrets a run names exist in its
+	// compute environment's account and region; nil refuses them.
+	Secrets computeenv.SecretChecker
 }
 
 func (s *Service) now() time.Time {
@@ -124,6 +127,7 @@ func (s *Service) launchFrom(ctx context.Context, req LaunchRequest, createdBy, 
 	now := s.now()
 	r = &Run{
 		ID: ids.New(), Kind: req.Kind, ComputeEnvID: ce.ID, Platform: ce.Platform, RunName: req.RunName,
+		Region: ce.Region, AccountID: ce.AccountID(),
 		Pipeline: req.Pipeline, Revision: req.Revision, ConfigProfiles: req.ConfigProfiles, ParamsText: req.ParamsText,
 		ConfigText: req.ConfigText, PreRunScript: req.PreRunScript, PostRunScript: req.PostRunScript,
 		WorkDir: req.WorkDir, Labels: req.Labels, HeadJobCpus: req.HeadJobCpus, HeadJobMemoryMb: req.HeadJobMemoryMb,
@@ -142,6 +146,9 @@ func (s *Service) launchFrom(ctx context.Context, req LaunchRequest, createdBy, 
 		}
 	}
 	if err := l.Check(&ce, r); err != nil {
+		return nil, false, err
+	}
+	if err := s.secrets(ctx, &ce, r, req); err != nil {
 		return nil, false, err
 	}
 	return s.launch(ctx, l, &ce, r, req, idempotencyKey)
@@ -752,6 +759,8 @@ func (s *Service) Relaunch(ctx context.Context, oldID string, req RelaunchReques
 		ConfigProfiles: old.ConfigProfiles, ParamsText: old.ParamsText, ConfigText: old.ConfigText,
 		PreRunScript: old.PreRunScript, PostRunScript: old.PostRunScript, WorkDir: old.WorkDir, Labels: old.Labels,
 		HeadJobCpus: old.HeadJobCpus, HeadJobMemoryMb: old.HeadJobMemoryMb, MaxCostUSD: old.MaxCostUSD,
+		// The old run's secrets (its compute environment's are added again).
+		Secrets: old.Secrets,
 	}
 	if old.Trace != nil && !old.Trace.Enabled && old.Trace.Reason == TraceOffByRequest {
 		f := false
@@ -808,4 +817,38 @@ func (s *Service) Relaunch(ctx context.Context, oldID string, req RelaunchReques
 		}
 		return nil
 	})
+}
+
+// secrets sets the pipeline secrets a run gets (its compute environment's
+// and its own, each once) after checking they exist where it runs.
+func (s *Service) secrets(ctx context.Context, ce *computeenv.ComputeEnv, r *Run, req LaunchRequest) error {
+	if r.Kind != KindPipeline {
+		return nil
+	}
+	named := computeenv.ListedSecrets("secrets", req.Secrets)
+	if len(named)+len(ce.Named()) == 0 {
+		return nil
+	}
+	if s.Secrets == nil {
+		return apierr.Invalid("secrets", "this deployment keeps no pipeline secrets")
+	}
+	// The compute environment's were there when it was created; one
+	// deleted since is a 400 on the launch, naming computeEnvId.
+	for _, ns := range ce.Named() {
+		named = append(named, computeenv.NamedSecret{Field: "computeEnvId", Name: ns.Name})
+	}
+	if err := s.Secrets.Check(ctx, ce, named); err != nil {
+		return err
+	}
+	seen := map[string]bool{}
+	for _, n := range append(append([]string(nil), ce.Secrets...), req.Secrets...) {
+		if !seen[n] {
+			seen[n] = true
+			r.Secrets = append(r.Secrets, n)
+		}
+	}
+	if len(r.Secrets) > computeenv.MaxSecrets {
+		return apierr.Invalid("secrets", "a run gets at most %d secrets with its compute environment's", computeenv.MaxSecrets)
+	}
+	return nil
 }

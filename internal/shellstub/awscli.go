@@ -2,6 +2,7 @@ package shellstub
 
 import (
 	"context"
+	"encoding/base64"
 	"fmt"
 	"io"
 	"os"
@@ -21,7 +22,7 @@ const (
 
 // AWSCLI installs an `aws` command that performs `aws s3 cp LOCAL s3://…`
 // and `aws secretsmanager get-secret-value --secret-id NAME --query
-// SecretString --output text` for real, through the AWS SDK against the
+// SecretString|SecretBinary --output text` (a blob as base64) for real, through the AWS SDK against the
 // emulator at endpoint: the
 // stub re-executes the test binary, whose TestMain must call FakeAWSCLI
 // first. Any other subcommand fails.
@@ -113,8 +114,8 @@ func getSecret(endpoint, region string, args []string) error {
 			output, i = args[i+1], i+1
 		}
 	}
-	if args[1] != "get-secret-value" || id == "" || query != "SecretString" || output != "text" {
-		return fmt.Errorf("want `aws secretsmanager get-secret-value --secret-id NAME --query SecretString --output text`, got %q", args)
+	if args[1] != "get-secret-value" || id == "" || (query != "SecretString" && query != "SecretBinary") || output != "text" {
+		return fmt.Errorf("want `aws secretsmanager get-secret-value --secret-id NAME --query SecretString|SecretBinary --output text`, got %q", args)
 	}
 	if region == "" {
 		region = "us-east-1"
@@ -126,6 +127,14 @@ func getSecret(endpoint, region string, args []string) error {
 	out, err := client.GetSecretValue(context.Background(), &secretsmanager.GetSecretValueInput{SecretId: aws.String(id)})
 	if err != nil {
 		return err
+	}
+	if query == "SecretBinary" {
+		// The AWS CLI prints a blob as base64.
+		if out.SecretBinary == nil {
+			return fmt.Errorf("%s holds no SecretBinary", id)
+		}
+		fmt.Println(base64.StdEncoding.EncodeToString(out.SecretBinary))
+		return nil
 	}
 	fmt.Println(aws.ToString(out.SecretString))
 	return nil

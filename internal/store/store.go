@@ -36,6 +36,12 @@ const (
 	KindSighting    Kind = "SIGHTING"    // the sweeper's first sighting of an orphan volume
 	KindCERuns      Kind = "CERUNS"      // active-run count of a compute environment (launch vs delete)
 	KindTraceSecret Kind = "TRACESECRET" // a run's progress-token secret, until the reconciler deletes it
+	KindCredential  Kind = "CRED"        // registered member-account credentials (a role and its External ID)
+	KindCredName    Kind = "CREDNAME"    // credentials name guard (uniqueness)
+	KindCredRole    Kind = "CREDROLE"    // guard: digest of role ARN + External ID -> credentials id (what may be assumed)
+	KindCredUse     Kind = "CREDUSE"     // count of the compute environments (not DELETED) naming a credentials id
+	KindSecret      Kind = "SECRET"      // pipeline secret (name, location, dates; never the value)
+	KindSecretName  Kind = "SECRETNAME"  // pipeline secret name guard, per account and region
 )
 
 // Attribute and index names of the table.
@@ -239,7 +245,7 @@ type Count struct {
 	Delta int64
 }
 
-// WithCount adjusts a counter in the same transaction as a Create.
+// WithCount adjusts a counter in the same transaction as a Create or a Save.
 func WithCount(c Count) Option { return func(o *writeOpts) { o.counts = append(o.counts, c) } }
 
 // GetCount reads a counter (zero when never written).
@@ -521,16 +527,19 @@ func (s *Store) Save(ctx context.Context, kind Kind, id string, v any, version i
 		ConditionExpression:       aws.String("attribute_exists(pk) AND version = :v"),
 		ExpressionAttributeValues: map[string]types.AttributeValue{":v": &types.AttributeValueMemberN{Value: fmt.Sprint(version)}},
 	}
-	if len(o.checks) > 0 {
+	if len(o.checks) > 0 || len(o.counts) > 0 {
 		items := []types.TransactWriteItem{{Put: put}}
 		for _, c := range o.checks {
 			items = append(items, s.checkItem(c))
+		}
+		for _, c := range o.counts {
+			items = append(items, s.countItem(c))
 		}
 		err = s.transact(ctx, items)
 		switch i := cancelled(err); {
 		case i == 0:
 			return 0, fmt.Errorf("save %s %s at version %d: %w", kind, id, version, ErrConflict)
-		case i > 0:
+		case i > 0 && i <= len(o.checks):
 			c := o.checks[i-1]
 			return 0, fmt.Errorf("save %s %s: %w", kind, id, &CheckError{Kind: c.Kind, ID: c.ID})
 		}
@@ -567,6 +576,37 @@ func (s *Store) Delete(ctx context.Context, kind Kind, id string, opts ...Option
 		if _, err := s.db.DeleteItem(ctx, &dynamodb.DeleteItemInput{TableName: &s.table, Key: k}); err != nil {
 			return fmt.Errorf("delete %s: %w", stringAttr(k, attrPK), err)
 		}
+	}
+	return nil
+}
+
+// DeleteChecked removes an existing record and the guards named with
+// WithGuard in one transaction that applies only while every WithCheck holds (credentials
+// in use by a compute environment stay, for example). A missing record is
+// ErrNotFound; a failed check *CheckError.
+func (s *Store) DeleteChecked(ctx context.Context, kind Kind, id string, opts ...Option) error {
+	var o writeOpts
+	for _, opt := range opts {
+		opt(&o)
+	}
+	items := []types.TransactWriteItem{{Delete: &types.Delete{TableName: &s.table, Key: pkOf(kind, id),
+		ConditionExpression: aws.String("attribute_exists(pk)")}}}
+	for _, c := range o.checks {
+		items = append(items, s.checkItem(c))
+	}
+	for _, g := range o.guards {
+		items = append(items, types.TransactWriteItem{Delete: &types.Delete{TableName: &s.table, Key: pkOf(g.kind, g.id)}})
+	}
+	err := s.transact(ctx, items)
+	switch i := cancelled(err); {
+	case i == 0:
+		return fmt.Errorf("delete %s %s: %w", kind, id, ErrNotFound)
+	case i > 0 && i <= len(o.checks):
+		c := o.checks[i-1]
+		return fmt.Errorf("delete %s %s: %w", kind, id, &CheckError{Kind: c.Kind, ID: c.ID})
+	}
+	if err != nil {
+		return fmt.Errorf("delete %s %s: %w", kind, id, err)
 	}
 	return nil
 }

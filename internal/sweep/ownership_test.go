@@ -10,6 +10,7 @@ import (
 
 	"github.com/ceforge/ceforge/internal/awsclient"
 	"github.com/ceforge/ceforge/internal/computeenv"
+	"github.com/ceforge/ceforge/internal/credential"
 	"github.com/ceforge/ceforge/internal/store"
 	"github.com/ceforge/ceforge/internal/sweep"
 	"github.com/ceforge/ceforge/internal/tags"
@@ -20,17 +21,26 @@ const (
 	ceWest    = "westce00000001" // a CE in us-west-2
 	ceAccount = "acctce00000001" // a CE in account 111111111111 (through its role)
 	west      = "us-west-2"
-	roleOther = "arn:aws:iam::111111111111:role/ceforge-access"
+	roleOther = "arn:aws:iam::111111111111:role/ceforge-member"
 )
 
-func seedOtherTargets(t *testing.T, st *store.Store) {
+// seedOtherTargets records the two CEs, the one in another account through
+// registered credentials (the client factory assumes no other role), and
+// returns those credentials.
+func seedOtherTargets(t *testing.T, env *testenv.Env) awsclient.Credentials {
+	st := env.Store
+	creds := &credential.Service{Store: st, Prefix: "ceforge-"}
+	env.AWS.UseRegistry(creds.Registered)
+	c, err := creds.Create(context.Background(), credential.CreateRequest{Name: "other", RoleARN: roleOther}, "test")
+	require.NoError(t, err)
 	for _, ce := range []computeenv.ComputeEnv{
 		{ID: ceWest, Name: "west", Platform: computeenv.PlatformCloud, Region: west, Status: computeenv.StatusAvailable, CreatedAt: time.Now().UTC()},
 		{ID: ceAccount, Name: "acct", Platform: computeenv.PlatformCloud, Region: testenv.Region, Status: computeenv.StatusAvailable,
-			Credentials: &computeenv.Credentials{RoleARN: roleOther, ExternalID: "ext-1"}, CreatedAt: time.Now().UTC()},
+			CredentialsID: c.ID, Credentials: &computeenv.Credentials{RoleARN: roleOther, ExternalID: c.ExternalID}, CreatedAt: time.Now().UTC()},
 	} {
 		require.NoError(t, st.Create(context.Background(), store.KindCE, ce.ID, ce))
 	}
+	return awsclient.Credentials{RoleARN: roleOther, ExternalID: c.ExternalID}
 }
 
 // TestVolumeProofIsPerAccountAndRegion: a CE id proves ownership only in the
@@ -41,12 +51,12 @@ func TestVolumeProofIsPerAccountAndRegion(t *testing.T) {
 	env := testenv.New(t)
 	ctx := context.Background()
 	seedComputeEnvs(t, env.Store)
-	seedOtherTargets(t, env.Store)
+	otherCreds := seedOtherTargets(t, env)
 
 	westEC2 := ec2.NewFromConfig(env.AWS.Config(west))
 	misplaced := seedVolumes(t, westEC2, []volSpec{{class: "east-ce-in-west", size: 11, tags: tags.Ownership(ceCloud, "")}})
 	westOwn := seedVolumes(t, westEC2, []volSpec{{class: "west", size: 12, tags: tags.Ownership(ceWest, "")}})
-	otherTarget := sweep.Target{Region: testenv.Region, Credentials: awsclient.Credentials{RoleARN: roleOther, ExternalID: "ext-1"}}
+	otherTarget := sweep.Target{Region: testenv.Region, Credentials: otherCreds}
 	otherEC2 := ec2.NewFromConfig(env.AWS.ForRole(testenv.Region, otherTarget.Credentials))
 	foreignAccount := seedVolumes(t, otherEC2, []volSpec{{class: "self-ce-in-other-account", size: 13, tags: tags.Ownership(ceCloud, "")}})
 	otherOwn := seedVolumes(t, otherEC2, []volSpec{{class: "other-account", size: 14, tags: tags.Ownership(ceAccount, "")}})

@@ -21,8 +21,11 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
+	"github.com/aws/smithy-go/middleware"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
 
 	"github.com/ceforge/ceforge/internal/awsclient"
 	"github.com/ceforge/ceforge/internal/emulator"
@@ -325,3 +328,17 @@ func Options(endpoint string, calls *awsclient.CallCounter) awsclient.Options {
 
 // Server returns the running emulator (for tests that drive its admin API).
 func Server() *emulator.Server { return server }
+
+// InAccount returns a configuration that acts in another account of the
+// emulator (moto keeps one backend per account and picks it from the
+// x-moto-account-id header): tests seed and inspect member accounts with
+// it. It goes around ceforge's credentials registry, which product code
+// never can.
+func InAccount(endpoint, account string) aws.Config {
+	return aws.Config{
+		Region: Region, BaseEndpoint: aws.String(endpoint),
+		Credentials: credentials.NewStaticCredentialsProvider("testing", "testing", ""),
+		Retryer:     func() aws.Retryer { return aws.NopRetryer{} },
+		APIOptions:  []func(*middleware.Stack) error{smithyhttp.AddHeaderValue("x-moto-account-id", account)},
+	}
+}

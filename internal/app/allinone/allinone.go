@@ -13,7 +13,9 @@ import (
 	"github.com/ceforge/ceforge/internal/awsclient/ssmparam"
 	_ "github.com/ceforge/ceforge/internal/cloudce/cloudiam" // provisions AWS Cloud roles
 	"github.com/ceforge/ceforge/internal/config"
+	"github.com/ceforge/ceforge/internal/credential/rolecheck"
 	"github.com/ceforge/ceforge/internal/forge/steps"
+	"github.com/ceforge/ceforge/internal/secret/smvault"
 )
 
 // Features are every feature, with sweeps run in this process.
@@ -25,6 +27,8 @@ func Features() []app.Feature {
 		logsroutes.Feature,
 		tokens.Feature,
 		app.TraceReceiver(app.RunsHere),
+		app.VerifyCredentials(rolecheck.New),
+		app.Secrets(smvault.New),
 	}
 }
 

@@ -18,6 +18,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/ceforge/ceforge/internal/secret/secretsh"
 )
 
 // MaxBytes is EC2's user-data limit (before base64 encoding).
@@ -83,6 +85,20 @@ type Spec struct {
 	TraceSecret string
 	// Resume is the Nextflow session a relaunched run resumes.
 	Resume string
+	// Secrets are the run's pipeline secrets (names only: the head reads
+	// the values with the instance's role), SecretPrefix their Secrets
+	// Manager name prefix; SeqeraTokenSecret the secret of a Seqera token
+	// for Wave and Fusion; Registries the private registries the host logs
+	// into with passwords kept as secrets.
+	Secrets           []string
+	SecretPrefix      string
+	SeqeraTokenSecret string
+	Registries        []Registry
+}
+
+// Registry is a private registry login whose password is a pipeline secret.
+type Registry struct {
+	Host, Username, PasswordSecret string
 }
 
 // ExitStatusKey returns the S3 key prefix under the work dir where a run's
@@ -149,6 +165,15 @@ func Render(s Spec) (string, error) {
 		assign("CEFORGE_STUDIO_IMAGE", s.StudioImage)
 		assign("CEFORGE_STUDIO_PORT", strconv.Itoa(s.StudioPort))
 	}
+	assign("CEFORGE_SECRET_PREFIX", s.SecretPrefix)
+	assign("CEFORGE_SECRETS", strings.Join(s.Secrets, " "))
+	assign("CEFORGE_SEQERA_TOKEN_SECRET", s.SeqeraTokenSecret)
+	var regs strings.Builder
+	for _, r := range s.Registries {
+		// Validated shapes: host names, user names, secret names (no spaces).
+		regs.WriteString(r.Host + " " + r.Username + " " + r.PasswordSecret + "\n")
+	}
+	assign("CEFORGE_REGISTRIES", regs.String())
 	env := append([]EnvVar(nil), s.Env...)
 	sort.Slice(env, func(i, j int) bool { return env[i].Name < env[j].Name })
 	var envFlags strings.Builder
@@ -248,6 +273,34 @@ ceforge_secret() {
     docker run --rm --network host public.ecr.aws/aws-cli/aws-cli:2.22.0 secretsmanager get-secret-value --region "$CEFORGE_REGION" --secret-id "$1" --query SecretString --output text
   fi
 }
+# ceforge_secret_b64 ID: a pipeline secret's value (SecretBinary, base64),
+# read with the instance's role.
+ceforge_secret_b64() {
+  if command -v aws >/dev/null 2>&1; then
+    aws secretsmanager get-secret-value --region "$CEFORGE_REGION" --secret-id "$1" --query SecretBinary --output text
+  else
+    docker run --rm --network host public.ecr.aws/aws-cli/aws-cli:2.22.0 secretsmanager get-secret-value --region "$CEFORGE_REGION" --secret-id "$1" --query SecretBinary --output text
+  fi
+}
+` + secretsh.Functions + `
+# ceforge_registry_logins: docker login to each private registry, the
+# password through standard input, into the run's own Docker config
+# (DOCKER_CONFIG, handed to the Nextflow and studio containers).
+ceforge_registry_logins() {
+  [ -n "${CEFORGE_REGISTRIES:-}" ] || return 0
+  local reg user name
+  DOCKER_CONFIG="$CEFORGE_DIR/.docker"
+  export DOCKER_CONFIG
+  (umask 077; mkdir -p "$DOCKER_CONFIG")
+  while read -r reg user name; do
+    [ -n "$reg" ] || continue
+    (set -o pipefail; ceforge_secret_b64 "${CEFORGE_SECRET_PREFIX}${name}" | base64 -d | docker login --username "$user" --password-stdin "$reg" >/dev/null) || {
+      echo "ceforge: could not log in to ${reg}"
+      return 1
+    }
+    echo "ceforge: logged in to ${reg} as ${user}"
+  done <<< "$CEFORGE_REGISTRIES"
+}
 
 ceforge_finish() {
   trap - EXIT
@@ -267,6 +320,11 @@ ceforge_finish() {
 trap ceforge_finish EXIT
 cd "$CEFORGE_DIR" || exit 1
 systemctl start docker 2>/dev/null || true
+
+if ! ceforge_registry_logins; then
+  CEFORGE_RC=1
+  exit
+fi
 
 if [ -n "$CEFORGE_PRE_RUN" ]; then
   printf '%s\n' "$CEFORGE_PRE_RUN" > pre-run.sh
@@ -293,12 +351,20 @@ CEFORGE_ARGS=(run "$CEFORGE_PIPELINE" -c ceforge.config -c nextflow.config -w "$
 [ -n "$CEFORGE_REVISION" ] && CEFORGE_ARGS+=(-r "$CEFORGE_REVISION")
 [ -n "$CEFORGE_PROFILES" ] && CEFORGE_ARGS+=(-profile "$CEFORGE_PROFILES")
 [ -n "$CEFORGE_RESUME" ] && CEFORGE_ARGS+=(-resume "$CEFORGE_RESUME")
+# Pipeline secrets reach Nextflow by file (NXF_SECRETS_FILE, owner-only)
+# and a Seqera token by name: both travel into the container as -e NAME
+# (the value from this shell's environment, never on a command line).
+if ! ceforge_secrets || ! ceforge_seqera_token; then
+  CEFORGE_RC=1
+  exit
+fi
 CEFORGE_TRACE_FLAGS=()
 if [ -n "$CEFORGE_TRACE_URL" ]; then
   # Progress goes to ceforge. The token is read with the instance's role
   # into this shell only and handed to Docker by name (-e NAME), never on
   # a command line. Wave requests go through ceforge's relay, which checks
-  # the token and keeps it from Wave (see README "Live progress").
+  # the token and keeps it from Wave (see README "Live progress"). Nextflow
+  # has one tower token: the run's replaces a Seqera token.
   if TOWER_ACCESS_TOKEN=$(ceforge_secret "$CEFORGE_TRACE_SECRET") && [ -n "$TOWER_ACCESS_TOKEN" ]; then
     export TOWER_ACCESS_TOKEN TOWER_WORKFLOW_ID="$CEFORGE_RUN_ID"
     printf 'wave.endpoint = "%s/wave"\n' "$CEFORGE_TRACE_URL" >> ceforge.config
@@ -309,6 +375,10 @@ if [ -n "$CEFORGE_TRACE_URL" ]; then
     echo "ceforge: could not read the run's progress token; running without live progress"
   fi
 fi
+CEFORGE_SECRET_FLAGS=()
+[ -n "${NXF_SECRETS_FILE:-}" ] && CEFORGE_SECRET_FLAGS+=(-e NXF_SECRETS_FILE)
+[ -n "${TOWER_ACCESS_TOKEN:-}" ] && [ ${#CEFORGE_TRACE_FLAGS[@]} -eq 0 ] && CEFORGE_SECRET_FLAGS+=(-e TOWER_ACCESS_TOKEN)
+[ -n "${DOCKER_CONFIG:-}" ] && CEFORGE_SECRET_FLAGS+=(-e DOCKER_CONFIG)
 if [ -n "$CEFORGE_PARAMS_FILE" ]; then
   printf '%s\n' "$CEFORGE_PARAMS" > "$CEFORGE_PARAMS_FILE"
   CEFORGE_ARGS+=(-params-file "$CEFORGE_PARAMS_FILE")
@@ -317,7 +387,7 @@ docker run --rm --name ceforge-nextflow --network host \
   -v /var/run/docker.sock:/var/run/docker.sock -v "$CEFORGE_DIR:$CEFORGE_DIR" -w "$CEFORGE_DIR" \
   -e NXF_HOME="$CEFORGE_DIR/.nextflow" -e NXF_ANSI_LOG=false \
   -e NXF_CLOUDCACHE_PATH="$CEFORGE_WORK_DIR/.ceforge/cache" \
-  -e AWS_REGION="$CEFORGE_REGION" -e AWS_DEFAULT_REGION="$CEFORGE_REGION" "${CEFORGE_TRACE_FLAGS[@]}"@ENV_FLAGS@ \
+  -e AWS_REGION="$CEFORGE_REGION" -e AWS_DEFAULT_REGION="$CEFORGE_REGION" "${CEFORGE_TRACE_FLAGS[@]}" "${CEFORGE_SECRET_FLAGS[@]}"@ENV_FLAGS@ \
   "$CEFORGE_NXF_IMAGE" nextflow "${CEFORGE_ARGS[@]}"
 CEFORGE_RC=$?
 `

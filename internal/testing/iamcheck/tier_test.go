@@ -232,6 +232,7 @@ func TestHandSignedCallsAreChecked(t *testing.T) {
 	_, err = ecsread.New(api.Config(region)).EC2InstanceOf(ctx, "arn:aws:ecs:"+region+":"+acct+":container-instance/AWSBatch-studio/0123456789abcdef")
 	require.NoError(t, err, "no such cluster: no host")
 	customer := "arn:aws:iam::210987654321:role/ceforge-customer"
+	api.UseRegistry(anyRole) // the test stands in for the credentials registry
 	other, err := fsread.New(api.ForRole(region, awsclient.Credentials{RoleARN: customer})).EFS(ctx, id)
 	require.NoError(t, err)
 	require.Nil(t, other, "the customer's account holds no such file system")
@@ -271,6 +272,10 @@ func TestHandSignedCallsAreChecked(t *testing.T) {
 	require.Contains(t, findings[0].String(), "function api (role lambda-ceforge-api) would be DENIED elasticfilesystem:DescribeMountTargets on arn:aws:elasticfilesystem:"+region+":"+acct+":file-system/"+id)
 }
 
+// anyRole stands in for the credentials registry (internal/credential),
+// without which a factory assumes no role.
+func anyRole(context.Context, awsclient.Credentials) error { return nil }
+
 // Calls acting through a role in another account (a compute environment's
 // credentials.roleArn) are evaluated against the role registered for it
 // (Deployment.Members, a member stack's role), with resource ARNs and tags
@@ -291,6 +296,7 @@ func TestCallsThroughAMemberRole(t *testing.T) {
 	id := aws.ToString(run.Instances[0].InstanceId)
 
 	reconciler := env.Function(app.FnReconciler)
+	reconciler.UseRegistry(anyRole)
 	inMember := ec2.NewFromConfig(reconciler.ForRole(region, awsclient.Credentials{RoleARN: memberRole}))
 	_, err = inMember.DescribeInstances(ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{id}})
 	require.NoError(t, err, "the assumed role acts in the member account")
