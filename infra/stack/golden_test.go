@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/ceforge/ceforge/infra/stack"
+	"github.com/ceforge/ceforge/internal/member"
 )
 
 // The IAM-checked test tier (internal/testing/iamcheck) evaluates every AWS
@@ -130,6 +131,10 @@ type rendered struct {
 	// ManagedPolicies are the stack's named managed policies (such as a
 	// permissions boundary of forged roles), by name.
 	ManagedPolicies map[string]any `json:"managedPolicies"`
+	// Member is the member stack's role (<prefix>member), which the
+	// functions act through in a member account: ${AWS::AccountId} in its
+	// policies is that account.
+	Member *renderedRole `json:"member,omitempty"`
 }
 
 var logicalHash = regexp.MustCompile(`[0-9A-F]{8}$`)
@@ -172,6 +177,9 @@ func (s *synthesis) renderRoles(t *testing.T) rendered {
 		}
 		out.Functions[name] = r
 	}
+	if s.member != nil {
+		out.Member = s.member.renderMemberRole(t)
+	}
 	for id, m := range managed {
 		if n, ok := props(m)["ManagedPolicyName"].(string); ok {
 			out.ManagedPolicies[n] = s.renderValue(t, props(m)["PolicyDocument"])
@@ -180,6 +188,35 @@ func (s *synthesis) renderRoles(t *testing.T) rendered {
 		}
 	}
 	return out
+}
+
+// renderMemberRole renders the member stack's role: its managed policies
+// (the permission groups) and its inline policy (reading its own
+// policies, never changing itself).
+func (s *synthesis) renderMemberRole(t *testing.T) *renderedRole {
+	t.Helper()
+	managed := s.resources("AWS::IAM::ManagedPolicy")
+	name := member.RoleName(s.cfg.Prefix)
+	for _, res := range s.resources("AWS::IAM::Role") {
+		role := props(res)
+		if role["RoleName"] != name {
+			continue
+		}
+		r := &renderedRole{Role: name}
+		for _, arn := range asList(role["ManagedPolicyArns"]) {
+			r.Policies = append(r.Policies, s.renderManaged(t, managed, arn))
+		}
+		for _, p := range asList(role["Policies"]) {
+			pm := p.(map[string]any)
+			r.Policies = append(r.Policies, renderedPolicy{Name: fmt.Sprint(pm["PolicyName"]), Document: s.renderValue(t, pm["PolicyDocument"])})
+		}
+		if _, ok := role["PermissionsBoundary"]; ok {
+			t.Fatalf("member role %s has a permissions boundary: render it too", name)
+		}
+		return r
+	}
+	t.Fatalf("the member stack has no role %s", name)
+	return nil
 }
 
 // renderManaged renders the managed policy an ARN value refers to (a Ref to

@@ -127,10 +127,12 @@ func newPipelineOn(t *testing.T, h *apptest.Harness) *pipeline {
 
 		c, err := config.FromLookup(func(string) (string, bool) { return "", false })
 		require.NoError(t, err)
-		c.Table, c.Region, c.Endpoint = testenv.Table, testenv.Region, h.Endpoint
+		// The harness's endpoint: a proxy in front of the emulator when the
+		// test put one there (apptest.NewThrough).
+		c.Table, c.Region, c.Endpoint = testenv.Table, testenv.Region, h.Config.Endpoint
 		features, err := app.FunctionFeatures(functions[r.Queue], app.Adapters{})
 		require.NoError(t, err)
-		fn, err := app.New(ctx, c, app.Options{AWS: h.Function(functions[r.Queue]), Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Metrics: metrics.New(p.emf)}, features...)
+		fn, err := app.New(ctx, c, app.Options{AWS: h.FunctionAt(functions[r.Queue], h.Config.Endpoint), Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Metrics: metrics.New(p.emf)}, features...)
 		require.NoError(t, err)
 		p.consumers[r.Queue] = fn
 	}

@@ -17,7 +17,6 @@ import (
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 	"github.com/stretchr/testify/require"
 
-	"github.com/ceforge/ceforge/internal/app/allinone"
 	"github.com/ceforge/ceforge/internal/apptest"
 	"github.com/ceforge/ceforge/internal/computeenv"
 	"github.com/ceforge/ceforge/internal/credential"
@@ -47,7 +46,7 @@ func TestMemberAccountRunThroughForwardedEvents(t *testing.T) {
 	h := apptest.NewThrough(t, func(endpoint string) string {
 		proxy = trustproxy.Start(t, endpoint, membertest.ControlPlaneCaller(prefix))
 		return proxy.URL
-	}, allinone.Features())
+	})
 	p := newPipelineOn(t, h)
 	memberCfg := testenv.InAccount(h.Endpoint, membertest.Account)
 
@@ -99,7 +98,7 @@ func TestMemberAccountRunThroughForwardedEvents(t *testing.T) {
 	require.Equal(t, 201, res.Status, string(res.Body))
 	var ce computeenv.ComputeEnv
 	res.JSON(t, &ce)
-	ce = settle(t, h.App, ce.ID)
+	ce = settle(t, h.Reconciler, ce.ID)
 	require.Equal(t, computeenv.StatusAvailable, ce.Status, ce.StatusReason)
 	r := p.launch(t, ce.ID, run.KindPipeline)
 	require.Equal(t, membertest.Account, r.AccountID)
@@ -165,7 +164,7 @@ func TestMemberAccountRunThroughForwardedEvents(t *testing.T) {
 	require.NoError(t, err)
 	_, err = mEC2.TerminateInstances(ctx, &ec2.TerminateInstancesInput{InstanceIds: []string{r.Backend.InstanceID}})
 	require.NoError(t, err)
-	require.NoError(t, h.App.Reconcile(ctx, sample(t, "reconciler-schedule.json")))
+	require.NoError(t, h.Reconciler.Reconcile(ctx, sample(t, "reconciler-schedule.json")))
 	require.Equal(t, run.StatusSucceeded, p.run(t, r.ID).Status)
 	require.Equal(t, c.ExternalID, proxy.Assumed()["arn:aws:iam::"+membertest.Account+":role/"+member.RoleName(prefix)])
 }

@@ -114,6 +114,23 @@ func NewOn(t testing.TB, env *testenv.Env, c Clients, mutate ...func(*config.Con
 	return h
 }
 
+// NewThrough is New with every AWS call, the functions' and the test's
+// own (Env.AWS), sent to wrap(emulator endpoint): a test proxy in front of
+// the emulator (internal/testing/trustproxy, which decides AssumeRole by
+// the role's trust policy). The IAM-checked tier still reads the emulator
+// directly.
+func NewThrough(t testing.TB, wrap func(endpoint string) string, mutate ...func(*config.Config)) *Harness {
+	t.Helper()
+	env := testenv.New(t)
+	url := wrap(env.Endpoint)
+	f, err := awsclient.New(context.Background(), testenv.Options(url, env.Calls))
+	if err != nil {
+		t.Fatal(err)
+	}
+	env.AWS = f
+	return NewOn(t, env, Clients{Endpoint: url}, mutate...)
+}
+
 // NewWith is a harness whose API is one App with only the given features,
 // its calls checked as function's (a test of one function's wiring
 // variant); the other functions are not wired.

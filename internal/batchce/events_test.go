@@ -126,7 +126,7 @@ func TestEventsOnlyFromTheRunsAccountAndRegion(t *testing.T) {
 	r := launch(t, h, ce.ID)
 	require.Equal(t, ce.Region, r.Region)
 	require.Empty(t, r.AccountID, "a CE of the control plane's own account")
-	h.App.BatchEvents.Handle(&batchce.Sink{Store: h.App.Store, Runs: h.App.Runs, Account: "123456789012"},
+	h.BatchEvents.BatchEvents.Handle(&batchce.Sink{Store: h.BatchEvents.Store, Runs: h.BatchEvents.Runs, Account: "123456789012"},
 		map[eventsrc.Kind]eventsrc.Parser{batchce.JobStateChange: batchce.Parser(prefix)})
 	ctx := context.Background()
 	now := time.Now().UTC()
@@ -135,12 +135,12 @@ func TestEventsOnlyFromTheRunsAccountAndRegion(t *testing.T) {
 		ev["account"], ev["region"] = account, region
 		return ev
 	}
-	failed, out := h.App.BatchEvents.Process(ctx, messages(t, from("123456789012", "eu-central-1"), from("999988887777", ce.Region)))
+	failed, out := h.BatchEvents.BatchEvents.Process(ctx, messages(t, from("123456789012", "eu-central-1"), from("999988887777", ce.Region)))
 	require.Empty(t, failed)
 	require.Equal(t, eventsrc.Outcome{NotOurs: 2}, out)
 	require.Equal(t, run.StatusSubmitted, getRun(t, h, r.ID).Status)
 
-	failed, out = h.App.BatchEvents.Process(ctx, messages(t, from("123456789012", ce.Region)))
+	failed, out = h.BatchEvents.BatchEvents.Process(ctx, messages(t, from("123456789012", ce.Region)))
 	require.Empty(t, failed)
 	require.Equal(t, eventsrc.Outcome{Applied: 1}, out)
 	require.Equal(t, run.StatusRunning, getRun(t, h, r.ID).Status)

@@ -13,7 +13,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/stretchr/testify/require"
 
-	"github.com/ceforge/ceforge/internal/app/allinone"
 	"github.com/ceforge/ceforge/internal/apptest"
 	"github.com/ceforge/ceforge/internal/awsclient"
 	"github.com/ceforge/ceforge/internal/computeenv"
@@ -45,7 +44,7 @@ func newFixture(t *testing.T) *fixture {
 	f.Harness = apptest.NewThrough(t, func(endpoint string) string {
 		f.proxy = trustproxy.Start(t, endpoint, membertest.ControlPlaneCaller(prefix))
 		return f.proxy.URL
-	}, allinone.Features())
+	})
 	return f
 }
 
@@ -139,6 +138,10 @@ func TestRegisterVerifyAndUse(t *testing.T) {
 	var ce computeenv.ComputeEnv
 	res.JSON(t, &ce)
 	require.Equal(t, c.ID, ce.CredentialsID)
+	// The api handed the forging to the reconciler, which has run.
+	res = f.Do(t, http.MethodGet, "/compute-envs/"+ce.ID, nil)
+	require.Equal(t, http.StatusOK, res.Status, string(res.Body))
+	res.JSON(t, &ce)
 	require.Equal(t, computeenv.StatusAvailable, ce.Status, ce.StatusReason)
 	role := ce.Resource("iam-role")
 	require.NotNil(t, role)
@@ -154,8 +157,8 @@ func TestRegisterVerifyAndUse(t *testing.T) {
 	require.Equal(t, "credentials_in_use", code)
 	res = f.Do(t, http.MethodDelete, "/compute-envs/"+ce.ID, nil)
 	require.Equal(t, http.StatusAccepted, res.Status, string(res.Body))
-	require.NoError(t, f.App.ComputeEnvs.Advance(ctx, ce.ID))
-	gotCE, err := f.App.ComputeEnvs.Get(ctx, ce.ID)
+	require.NoError(t, f.Reconciler.ComputeEnvs.Advance(ctx, ce.ID))
+	gotCE, err := f.API.ComputeEnvs.Get(ctx, ce.ID)
 	require.NoError(t, err)
 	require.Equal(t, computeenv.StatusDeleted, gotCE.Status, gotCE.StatusReason)
 	res = f.Do(t, http.MethodDelete, "/credentials/"+c.ID, nil)
@@ -165,14 +168,14 @@ func TestRegisterVerifyAndUse(t *testing.T) {
 
 	// Deleted: the role can no longer be assumed, even with a fresh client.
 	f.proxy.Reset()
-	cfg := f.AWS.ForRole(testenv.Region, awsclient.Credentials{RoleARN: c.RoleARN, ExternalID: c.ExternalID})
+	cfg := f.API.AWS.ForRole(testenv.Region, awsclient.Credentials{RoleARN: c.RoleARN, ExternalID: c.ExternalID})
 	_, err = sts.NewFromConfig(cfg).GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
 	if err == nil {
 		// A session obtained before the delete may still be cached by this
 		// process (until it expires); a new process asks the registry.
 		fresh, ferr := awsclient.New(ctx, testenv.Options(f.proxy.URL, nil))
 		require.NoError(t, ferr)
-		fresh.UseRegistry(f.App.Credentials.Registered)
+		fresh.UseRegistry(f.API.Credentials.Registered)
 		_, err = sts.NewFromConfig(fresh.ForRole(testenv.Region, awsclient.Credentials{RoleARN: c.RoleARN, ExternalID: c.ExternalID})).
 			GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
 	}
@@ -258,7 +261,7 @@ func TestAssumeOnlyWithTheGeneratedExternalID(t *testing.T) {
 	// The factory itself assumes no role that no credentials hold, even
 	// one whose trust policy would let it.
 	f.proxy.Reset()
-	cfg := f.AWS.ForRole(testenv.Region, awsclient.Credentials{RoleARN: role, ExternalID: prefix + "0000000000000000000000000000000000000000"})
+	cfg := f.API.AWS.ForRole(testenv.Region, awsclient.Credentials{RoleARN: role, ExternalID: prefix + "0000000000000000000000000000000000000000"})
 	_, err := sts.NewFromConfig(cfg).GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
 	require.ErrorIs(t, err, credential.ErrNotRegistered)
 	require.Empty(t, f.proxy.Calls(), "refused before any AssumeRole")

@@ -363,7 +363,7 @@ func TestDownloadRedirectsToPresignedNextflowLog(t *testing.T) {
 	ctx := context.Background()
 	// A CE with a role (registered credentials): the log is read in the
 	// user's account through it.
-	cred, err := f.h.App.Credentials.Create(ctx, credential.CreateRequest{Name: "dl", RoleARN: "arn:aws:iam::123456789012:role/ceforge-access"}, "test")
+	cred, err := f.h.API.Credentials.Create(ctx, credential.CreateRequest{Name: "dl", RoleARN: "arn:aws:iam::123456789012:role/ceforge-access"}, "test")
 	require.NoError(t, err)
 	ce := computeenv.ComputeEnv{ID: ids.New(), Name: "dl", Platform: "aws-cloud", Region: "us-east-1",
 		WorkDir: "s3://ceforge-dl-bucket/ce-work", Status: computeenv.StatusAvailable, CreatedAt: time.Now().UTC(),

@@ -16,7 +16,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/stretchr/testify/require"
 
-	"github.com/ceforge/ceforge/internal/app/allinone"
 	"github.com/ceforge/ceforge/internal/apptest"
 	"github.com/ceforge/ceforge/internal/credential"
 	"github.com/ceforge/ceforge/internal/handlers"
@@ -65,8 +64,9 @@ func newFixture(t *testing.T) *fixture {
 	h := apptest.New(t)
 	f := &fixture{Harness: h, logs: &syncBuffer{}, sm: secretsmanager.NewFromConfig(h.AWS.Config(testenv.Region))}
 	log := slog.New(slog.NewJSONHandler(f.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	svc := &secret.Service{Store: h.Store, Prefix: prefix, Credentials: h.App.Credentials, Vaults: smvault.New(h.AWS), Log: log}
-	h.Router = handlers.New(handlers.Deps{ComputeEnvs: h.App.ComputeEnvs, Runs: h.App.Runs, Credentials: h.App.Credentials, Secrets: svc, Log: log})
+	// The api's service with a debug log (its writes IAM-checked as the api's).
+	svc := &secret.Service{Store: h.Store, Prefix: prefix, Credentials: h.API.Credentials, Vaults: smvault.New(h.API.AWS), Log: log}
+	h.Router = handlers.New(handlers.Deps{ComputeEnvs: h.API.ComputeEnvs, Runs: h.API.Runs, Credentials: h.API.Credentials, Secrets: svc, Log: log})
 	return f
 }
 
@@ -206,7 +206,7 @@ func TestSecretInAMemberAccount(t *testing.T) {
 	h := apptest.NewThrough(t, func(endpoint string) string {
 		proxy = trustproxy.Start(t, endpoint, membertest.ControlPlaneCaller(prefix))
 		return proxy.URL
-	}, allinone.Features())
+	})
 	ctx := context.Background()
 	res := h.Do(t, http.MethodPost, "/credentials", map[string]any{"name": "member", "roleArn": "arn:aws:iam::" + membertest.Account + ":role/" + member.RoleName(prefix)})
 	require.Equal(t, http.StatusCreated, res.Status, string(res.Body))

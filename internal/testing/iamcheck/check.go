@@ -65,18 +65,30 @@ type Principals func(c *Call) (role Role, ok bool, err error)
 
 // DeploymentRoles evaluates each function's calls against its role as the
 // stack deploys it for d, and calls acting through another account's role
-// against d.Members.
+// against d.Members, or the member stack's role as synthesized
+// (MemberRole) for a role named as the member stack names it.
 func DeploymentRoles(d Deployment) Principals {
 	var mu sync.Mutex
 	roles := map[string]Role{}
 	return func(c *Call) (Role, bool, error) {
+		mu.Lock()
+		defer mu.Unlock()
 		if c.ActingAs != "" {
-			r, ok := d.Members[roleName(c.ActingAs)]
+			name := roleName(c.ActingAs)
+			r, ok := d.Members[name]
+			if !ok && name == MemberRoleName(d) {
+				key := "member:" + c.ActingAs
+				if r, ok = roles[key]; !ok {
+					var err error
+					if r, err = MemberRole(d, arnAccount(c.ActingAs)); err != nil {
+						return Role{}, false, err
+					}
+					roles[key], ok = r, true
+				}
+			}
 			r.ARN = c.ActingAs
 			return r, ok, nil
 		}
-		mu.Lock()
-		defer mu.Unlock()
 		if r, ok := roles[c.Function]; ok {
 			return r, true, nil
 		}

@@ -13,7 +13,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/efs"
 	"github.com/aws/aws-sdk-go-v2/service/fsx"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
 
 	"github.com/ceforge/ceforge/internal/awsclient"
 )
@@ -22,7 +24,8 @@ import (
 // sends through inner and records, as made by function, the signed
 // requests no SDK client made: awsclient/signed sends EFS and FSx
 // describes, SSM GetParameter, IAM GetInstanceProfile and ECS
-// DescribeContainerInstances itself (for the
+// DescribeContainerInstances, credential verification's STS and IAM
+// reads and the pipeline-secret writes itself (for the
 // api's binary size), so Middleware never sees them. SDK requests (they
 // carry Amz-Sdk-Invocation-Id) are recorded by Middleware and pass as they
 // are. A request the tier cannot name is recorded by its signing name,
@@ -120,9 +123,50 @@ func handSigned(service string, req *http.Request, body []byte) (string, string,
 		}
 	case "iam":
 		// The query protocol: the action and its parameters are the form.
+		// credential/rolecheck reads a member role's own policies this way.
 		form, err := url.ParseQuery(string(body))
-		if err == nil && form.Get("Action") == "GetInstanceProfile" {
-			return "IAM", "GetInstanceProfile", &iam.GetInstanceProfileInput{InstanceProfileName: optional(form.Get("InstanceProfileName"))}
+		if err != nil {
+			break
+		}
+		role, policy := optional(form.Get("RoleName")), optional(form.Get("PolicyArn"))
+		switch op := form.Get("Action"); op {
+		case "GetInstanceProfile":
+			return "IAM", op, &iam.GetInstanceProfileInput{InstanceProfileName: optional(form.Get("InstanceProfileName"))}
+		case "GetRole":
+			return "IAM", op, &iam.GetRoleInput{RoleName: role}
+		case "ListAttachedRolePolicies":
+			return "IAM", op, &iam.ListAttachedRolePoliciesInput{RoleName: role}
+		case "ListRolePolicies":
+			return "IAM", op, &iam.ListRolePoliciesInput{RoleName: role}
+		case "GetRolePolicy":
+			return "IAM", op, &iam.GetRolePolicyInput{RoleName: role, PolicyName: optional(form.Get("PolicyName"))}
+		case "GetPolicy":
+			return "IAM", op, &iam.GetPolicyInput{PolicyArn: policy}
+		case "GetPolicyVersion":
+			return "IAM", op, &iam.GetPolicyVersionInput{PolicyArn: policy, VersionId: optional(form.Get("VersionId"))}
+		}
+	case "sts":
+		// credential/rolecheck asks who it is, as the member role.
+		if form, err := url.ParseQuery(string(body)); err == nil && form.Get("Action") == "GetCallerIdentity" {
+			return "STS", "GetCallerIdentity", &sts.GetCallerIdentityInput{}
+		}
+	case "secretsmanager":
+		// secret/smvault writes pipeline secrets (JSON 1.1, the SDK's
+		// field names, blobs as base64: the SDK input types decode it).
+		_, op, _ := strings.Cut(req.Header.Get("X-Amz-Target"), ".")
+		var in any
+		switch op {
+		case "CreateSecret":
+			in = &secretsmanager.CreateSecretInput{}
+		case "PutResourcePolicy":
+			in = &secretsmanager.PutResourcePolicyInput{}
+		case "PutSecretValue":
+			in = &secretsmanager.PutSecretValueInput{}
+		case "DeleteSecret":
+			in = &secretsmanager.DeleteSecretInput{}
+		}
+		if in != nil && json.Unmarshal(body, in) == nil {
+			return "Secrets Manager", op, in
 		}
 	}
 	return service, "HTTP " + req.Method + " " + req.URL.Path + " " + req.Header.Get("X-Amz-Target"), nil

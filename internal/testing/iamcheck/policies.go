@@ -37,13 +37,17 @@ type golden struct {
 	Regional       rendered `json:"regional"`
 }
 
+type renderedRole struct {
+	Role       string   `json:"role"`
+	Policies   []Policy `json:"policies"`
+	Boundaries []Policy `json:"boundaries"`
+}
+
 type rendered struct {
-	Functions map[string]struct {
-		Role       string   `json:"role"`
-		Policies   []Policy `json:"policies"`
-		Boundaries []Policy `json:"boundaries"`
-	} `json:"functions"`
-	ManagedPolicies map[string]any `json:"managedPolicies"`
+	Functions       map[string]renderedRole `json:"functions"`
+	ManagedPolicies map[string]any          `json:"managedPolicies"`
+	// Member is the member stack's role (<prefix>member).
+	Member *renderedRole `json:"member"`
 }
 
 // Deployment is the configuration the policies are rendered for: what
@@ -59,8 +63,10 @@ type Deployment struct {
 	AllowedRegions []string
 	// Members are the roles in other accounts that calls acting through a
 	// compute environment's credentials (Call.ActingAs) are evaluated
-	// against, by role name (such as a member stack's role); calls through
-	// a role not here are counted apart, not evaluated.
+	// against, by role name. The member stack's role (<prefix>member) is
+	// evaluated as the stack synthesizes it (MemberRole) unless a test
+	// registers another here; calls through any other role are counted
+	// apart, not evaluated.
 	Members map[string]Role
 }
 
@@ -74,10 +80,13 @@ func loadGolden() (*golden, error) {
 
 // resolve renders a golden value for d: placeholders, the prefix, and the
 // region sentinel list.
-func (g *golden) resolve(v any, d Deployment) any {
+func (g *golden) resolve(v any, d Deployment) any { return g.resolveIn(v, d, Account) }
+
+// resolveIn is resolve in account (${AWS::AccountId}).
+func (g *golden) resolveIn(v any, d Deployment, account string) any {
 	switch x := v.(type) {
 	case string:
-		r := strings.NewReplacer("${AWS::Partition}", Partition, "${AWS::AccountId}", Account,
+		r := strings.NewReplacer("${AWS::Partition}", Partition, "${AWS::AccountId}", account,
 			"${AWS::Region}", d.Region, "${AWS::URLSuffix}", "amazonaws.com", "${Table}", d.Table)
 		s := r.Replace(x)
 		if d.Prefix != "" && d.Prefix != g.Prefix {
@@ -94,17 +103,17 @@ func (g *golden) resolve(v any, d Deployment) any {
 		}
 		out := make([]any, len(x))
 		for i, e := range x {
-			out[i] = g.resolve(e, d)
+			out[i] = g.resolveIn(e, d, account)
 		}
 		return out
 	case map[string]any:
 		out := make(map[string]any, len(x))
 		for k, e := range x {
 			if e == g.RegionSentinel { // a one-region list rendered as a string
-				out[k] = g.resolve([]any{e}, d)
+				out[k] = g.resolveIn([]any{e}, d, account)
 				continue
 			}
-			out[k] = g.resolve(e, d)
+			out[k] = g.resolveIn(e, d, account)
 		}
 		return out
 	default:
@@ -139,6 +148,38 @@ func FunctionRole(function string, d Deployment) (Role, error) {
 		role.Boundaries = append(role.Boundaries, Policy{Name: p.Name, Document: g.resolve(p.Document, d)})
 	}
 	return role, nil
+}
+
+// MemberRole returns the member stack's role (<prefix>member) as deployed
+// in account for d: the permission groups the functions act with there.
+func MemberRole(d Deployment, account string) (Role, error) {
+	g, err := loadGolden()
+	if err != nil {
+		return Role{}, err
+	}
+	section := g.Default
+	if len(d.AllowedRegions) > 0 {
+		section = g.Regional
+	}
+	if section.Member == nil {
+		return Role{}, fmt.Errorf("policies.json has no member role: rewrite it (infra/stack TestRolePoliciesGolden)")
+	}
+	role := Role{ARN: fmt.Sprintf("arn:%s:iam::%s:role/%s", Partition, account, g.resolve(section.Member.Role, d))}
+	for _, p := range section.Member.Policies {
+		role.Policies = append(role.Policies, Policy{Name: p.Name, Document: g.resolveIn(p.Document, d, account)})
+	}
+	return role, nil
+}
+
+// MemberRoleName is the member stack's role for d's prefix.
+func MemberRoleName(d Deployment) string {
+	prefix := d.Prefix
+	if prefix == "" {
+		if g, err := loadGolden(); err == nil {
+			prefix = g.Prefix
+		}
+	}
+	return prefix + "member"
 }
 
 // Functions are the functions policies.json holds, sorted.

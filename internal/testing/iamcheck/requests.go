@@ -1278,12 +1278,13 @@ func secretsMappings() map[string]mapping {
 		return out
 	}
 	return map[string]mapping{
-		"GetSecretValue": existing(func(c *Call) *string { return input[*secretsmanager.GetSecretValueInput](c).SecretId }, nil),
-		"DescribeSecret": existing(func(c *Call) *string { return input[*secretsmanager.DescribeSecretInput](c).SecretId }, nil),
-		"PutSecretValue": existing(func(c *Call) *string { return input[*secretsmanager.PutSecretValueInput](c).SecretId }, nil),
-		"UpdateSecret":   existing(func(c *Call) *string { return input[*secretsmanager.UpdateSecretInput](c).SecretId }, nil),
-		"DeleteSecret":   existing(func(c *Call) *string { return input[*secretsmanager.DeleteSecretInput](c).SecretId }, nil),
-		"RestoreSecret":  existing(func(c *Call) *string { return input[*secretsmanager.RestoreSecretInput](c).SecretId }, nil),
+		"GetSecretValue":    existing(func(c *Call) *string { return input[*secretsmanager.GetSecretValueInput](c).SecretId }, nil),
+		"DescribeSecret":    existing(func(c *Call) *string { return input[*secretsmanager.DescribeSecretInput](c).SecretId }, nil),
+		"PutSecretValue":    existing(func(c *Call) *string { return input[*secretsmanager.PutSecretValueInput](c).SecretId }, nil),
+		"UpdateSecret":      existing(func(c *Call) *string { return input[*secretsmanager.UpdateSecretInput](c).SecretId }, nil),
+		"DeleteSecret":      existing(func(c *Call) *string { return input[*secretsmanager.DeleteSecretInput](c).SecretId }, nil),
+		"RestoreSecret":     existing(func(c *Call) *string { return input[*secretsmanager.RestoreSecretInput](c).SecretId }, nil),
+		"PutResourcePolicy": existing(func(c *Call) *string { return input[*secretsmanager.PutResourcePolicyInput](c).SecretId }, nil),
 		"TagResource": existing(func(c *Call) *string { return input[*secretsmanager.TagResourceInput](c).SecretId },
 			func(c *Call) map[string]any {
 				return requestTags(smTags(input[*secretsmanager.TagResourceInput](c).Tags))

@@ -8,11 +8,17 @@ import (
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/batch"
+	btypes "github.com/aws/aws-sdk-go-v2/service/batch/types"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	"github.com/aws/aws-sdk-go-v2/service/ecs"
 	"github.com/aws/aws-sdk-go-v2/service/efs"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	smtypes "github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 	"github.com/stretchr/testify/require"
 
@@ -233,7 +239,7 @@ func TestHandSignedCallsAreChecked(t *testing.T) {
 	require.NoError(t, err, "no such cluster: no host")
 	customer := "arn:aws:iam::210987654321:role/ceforge-customer"
 	api.UseRegistry(anyRole) // the test stands in for the credentials registry
-	other, err := fsread.New(api.ForRole(region, awsclient.Credentials{RoleARN: customer})).EFS(ctx, id)
+	other, err := fsread.New(api.ForRole(region, awsclient.Credentials{RoleARN: customer, ExternalID: externalID})).EFS(ctx, id)
 	require.NoError(t, err)
 	require.Nil(t, other, "the customer's account holds no such file system")
 
@@ -272,6 +278,10 @@ func TestHandSignedCallsAreChecked(t *testing.T) {
 	require.Contains(t, findings[0].String(), "function api (role lambda-ceforge-api) would be DENIED elasticfilesystem:DescribeMountTargets on arn:aws:elasticfilesystem:"+region+":"+acct+":file-system/"+id)
 }
 
+// externalID is one ceforge would generate (internal/member): the
+// functions assume roles only with one.
+const externalID = "ceforge-0123456789abcdef0123456789abcdef01234567"
+
 // anyRole stands in for the credentials registry (internal/credential),
 // without which a factory assumes no role.
 func anyRole(context.Context, awsclient.Credentials) error { return nil }
@@ -297,12 +307,12 @@ func TestCallsThroughAMemberRole(t *testing.T) {
 
 	reconciler := env.Function(app.FnReconciler)
 	reconciler.UseRegistry(anyRole)
-	inMember := ec2.NewFromConfig(reconciler.ForRole(region, awsclient.Credentials{RoleARN: memberRole}))
+	inMember := ec2.NewFromConfig(reconciler.ForRole(region, awsclient.Credentials{RoleARN: memberRole, ExternalID: externalID}))
 	_, err = inMember.DescribeInstances(ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{id}})
 	require.NoError(t, err, "the assumed role acts in the member account")
 	_, err = inMember.TerminateInstances(ctx, &ec2.TerminateInstancesInput{InstanceIds: []string{id}})
 	require.NoError(t, err)
-	_, err = ec2.NewFromConfig(reconciler.ForRole(region, awsclient.Credentials{RoleARN: "arn:aws:iam::" + member + ":role/ceforge-other"})).
+	_, err = ec2.NewFromConfig(reconciler.ForRole(region, awsclient.Credentials{RoleARN: "arn:aws:iam::" + member + ":role/ceforge-other", ExternalID: externalID})).
 		DescribeInstances(ctx, &ec2.DescribeInstancesInput{})
 	require.NoError(t, err)
 	calls := env.TakeCalls()
@@ -327,8 +337,66 @@ func TestCallsThroughAMemberRole(t *testing.T) {
 	require.Equal(t, memberRole, f[0].Role)
 	require.Contains(t, f[0].String(), "DENIED ec2:TerminateInstances on arn:aws:ec2:"+region+":"+member+":instance/"+id)
 
-	// Without a registration, calls through the role are not evaluated.
+	// Without a registration, the member stack's role (ceforge-member) is
+	// evaluated as synthesized (it allows both); calls through any other
+	// role (ceforge-other) are not evaluated.
 	require.Empty(t, iamcheck.Check(calls, iamcheck.DeploymentRoles(env.Deployment)))
+	var others []*iamcheck.Call
+	for _, c := range calls {
+		if strings.HasSuffix(c.ActingAs, ":role/ceforge-other") {
+			others = append(others, c)
+		}
+	}
+	require.Len(t, others, 1)
+	require.Empty(t, iamcheck.Check(others, iamcheck.DeploymentRoles(iamcheck.Deployment{Prefix: "ceforge-", Region: region, Table: testenv.Table,
+		Members: map[string]iamcheck.Role{"ceforge-member": {Policies: []iamcheck.Policy{{Name: "nothing", Document: map[string]any{
+			"Version": "2012-10-17", "Statement": []any{map[string]any{"Effect": "Deny", "Action": "*", "Resource": "*"}}}}}}},
+	})), "ceforge-other's call is counted apart, whatever the member role allows")
+}
+
+// The member stack's role, as synthesized (policies.json "member"), is
+// what calls through it meet when no test registers another: it holds
+// what the functions do in a member account (here the Batch studio grants
+// the api holds, and writing pipeline secrets) and never reads a pipeline
+// secret. The control plane's functions assume it only with a ceforge
+// External ID.
+func TestMemberRoleAsSynthesized(t *testing.T) {
+	const member = "210987654321"
+	roleARN := "arn:aws:iam::" + member + ":role/ceforge-member"
+	d := iamcheck.Deployment{Prefix: "ceforge-", Region: region, Table: testenv.Table}
+	r, err := iamcheck.MemberRole(d, member)
+	require.NoError(t, err)
+	require.Equal(t, roleARN, r.ARN)
+	tags := map[string]string{"ceforge:managed": "true"}
+	acting := func(service, op string, in any) *iamcheck.Call {
+		return &iamcheck.Call{Function: app.FnAPI, ActingAs: roleARN, Service: service, Operation: op, Region: region, Input: in}
+	}
+	allowed := []*iamcheck.Call{
+		acting("Batch", "RegisterJobDefinition", &batch.RegisterJobDefinitionInput{JobDefinitionName: aws.String("ceforge-ce0001-studio"), Tags: tags,
+			ContainerProperties: &btypes.ContainerProperties{Image: aws.String("jupyter/base-notebook"), Privileged: aws.Bool(false)}}),
+		acting("ECS", "DescribeContainerInstances", &ecs.DescribeContainerInstancesInput{Cluster: aws.String("AWSBatch-ceforge-ce0001"),
+			ContainerInstances: []string{"arn:aws:ecs:" + region + ":" + member + ":container-instance/AWSBatch-ceforge-ce0001/0123456789abcdef"}}),
+		acting("Secrets Manager", "CreateSecret", &secretsmanager.CreateSecretInput{Name: aws.String("ceforge-secrets/DB_PASSWORD"),
+			Tags: []smtypes.Tag{{Key: aws.String("ceforge:managed"), Value: aws.String("true")}}}),
+		{Function: app.FnAPI, Service: "STS", Operation: "AssumeRole", Region: region, Input: &sts.AssumeRoleInput{RoleArn: aws.String(roleARN),
+			ExternalId: aws.String(externalID), RoleSessionName: aws.String("ceforge")}},
+	}
+	require.Empty(t, iamcheck.Check(allowed, iamcheck.DeploymentRoles(d)))
+
+	denied := []*iamcheck.Call{
+		acting("Batch", "RegisterJobDefinition", &batch.RegisterJobDefinitionInput{JobDefinitionName: aws.String("someone-elses"), Tags: tags,
+			ContainerProperties: &btypes.ContainerProperties{Image: aws.String("jupyter/base-notebook"), Privileged: aws.Bool(false)}}),
+		acting("Secrets Manager", "GetSecretValue", &secretsmanager.GetSecretValueInput{SecretId: aws.String("arn:aws:secretsmanager:" + region + ":" + member + ":secret:ceforge-secrets/DB_PASSWORD-AbCdEf")}),
+		{Function: app.FnAPI, Service: "STS", Operation: "AssumeRole", Region: region, Input: &sts.AssumeRoleInput{RoleArn: aws.String(roleARN),
+			ExternalId: aws.String("someone-elses-id"), RoleSessionName: aws.String("ceforge")}},
+	}
+	f := iamcheck.Check(denied, iamcheck.DeploymentRoles(d))
+	var got []string
+	for _, x := range f {
+		require.Equal(t, iamcheck.FindingDenied, x.Kind, x.String())
+		got = append(got, x.Request.Action)
+	}
+	require.Equal(t, []string{"batch:RegisterJobDefinition", "batch:TagResource", "secretsmanager:GetSecretValue", "sts:AssumeRole"}, got)
 }
 
 // The report counts what the test environment evaluates when a test ends
