@@ -49,9 +49,13 @@ const MessageExternalID = "ceforge generates the External ID (it is in this call
 // with prefix (the role must be one the functions may assume: its name
 // starts with the prefix).
 func (r *CreateRequest) Validate(prefix string) error {
-	for field, v := range map[string]json.RawMessage{"accessKeyId": r.AccessKeyID, "secretAccessKey": r.SecretAccessKey, "sessionToken": r.SessionToken} {
-		if v != nil {
-			return apierr.BadRequest("access_keys_refused", field, "%s", MessageAccessKeys)
+	// In a fixed order: the error names the first key field present.
+	for _, k := range []struct {
+		field string
+		v     json.RawMessage
+	}{{"accessKeyId", r.AccessKeyID}, {"secretAccessKey", r.SecretAccessKey}, {"sessionToken", r.SessionToken}} {
+		if k.v != nil {
+			return apierr.BadRequest("access_keys_refused", k.field, "%s", MessageAccessKeys)
 		}
 	}
 	if r.ExternalID != nil {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/ceforge/ceforge/internal/app"
 	"github.com/ceforge/ceforge/internal/computeenv"
+	"github.com/ceforge/ceforge/internal/credential"
 	"github.com/ceforge/ceforge/internal/metrics"
 	"github.com/ceforge/ceforge/internal/run"
 	"github.com/ceforge/ceforge/internal/store"
@@ -230,7 +231,11 @@ func newSweeper(env *testenv.Env, clk *clock, endpoint string, opts sweep.Option
 		l := sweep.DefaultLimits().Scale(20)
 		opts.Limits = &l
 	}
-	return &sweep.Sweeper{Store: env.Store, Clients: sweep.FactoryClients(env.Function(app.FnSweeper), endpoint), Options: opts,
+	// As app.New wires a deployed function: roles are assumed only for
+	// registered credentials.
+	f := env.Function(app.FnSweeper)
+	f.UseRegistry((&credential.Service{Store: env.Store, Prefix: "ceforge-"}).Registered)
+	return &sweep.Sweeper{Store: env.Store, Clients: sweep.FactoryClients(f, endpoint), Options: opts,
 		Log: quietLog(), Metrics: metrics.Discard, Now: clk.Now}
 }
 

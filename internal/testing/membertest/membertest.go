@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 
+	"github.com/ceforge/ceforge/internal/emulator"
 	"github.com/ceforge/ceforge/internal/member"
 	"github.com/ceforge/ceforge/internal/testenv"
 )
@@ -37,6 +38,11 @@ func Seed(t testing.TB, endpoint, account, prefix, externalID string, without ..
 	c := iam.NewFromConfig(testenv.InAccount(endpoint, account))
 	trust, err := json.Marshal(member.TrustPolicy("aws", testenv.Account, prefix, externalID))
 	if err != nil {
+		t.Fatal(err)
+	}
+	// As testenv does for the control plane's account (moto would name a
+	// created Batch service-linked role differently from AWS).
+	if err := emulator.SeedAccount(ctx, c); err != nil {
 		t.Fatal(err)
 	}
 	role := member.RoleName(prefix)
