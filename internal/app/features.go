@@ -166,7 +166,7 @@ func (a *App) Sweeper() *sweep.Sweeper {
 		PricePerGiBMonth: a.Config.SweepGP3Price, MaxDeletions: a.Config.SweepMaxDeletions}
 	return &sweep.Sweeper{
 		Store: a.Store, Clients: sweep.FactoryClients(a.AWS, ""), Options: opts,
-		Log: a.Log.With("component", "sweeper"), Metrics: a.Metrics,
+		Log: a.Log.With("component", "sweeper"), Metrics: a.Metrics, Registered: a.Credentials.Registered,
 	}
 }
 

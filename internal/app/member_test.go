@@ -324,6 +324,30 @@ func TestMemberAccountBatchRunEventsAndSweep(t *testing.T) {
 	require.NotContains(t, left, orphan, "the member CE's orphan went")
 	require.Contains(t, left, misplaced, "a control-plane CE's id proves nothing in the member account")
 	m.memberRoleAssumed(t)
+
+	// The CE is torn down in the member account (through the member role),
+	// then the credentials go: the sweeper no longer assumes the role, and
+	// says so instead of failing on that account.
+	res := m.Do(t, "DELETE", "/compute-envs/"+ce.ID, nil)
+	require.Equal(t, 202, res.Status, string(res.Body))
+	gone := settle(t, m.Reconciler, ce.ID)
+	require.Equal(t, computeenv.StatusDeleted, gone.Status, gone.StatusReason)
+	envs, err = mBatch.DescribeComputeEnvironments(ctx, &batch.DescribeComputeEnvironmentsInput{})
+	require.NoError(t, err)
+	require.Empty(t, envs.ComputeEnvironments, "deleted in the member account")
+	res = m.Do(t, "DELETE", "/credentials/"+m.creds.ID, nil)
+	require.Equal(t, 204, res.Status, string(res.Body))
+	third, err := sw.Sweep(ctx, false, sweep.TriggerSchedule)
+	require.NoError(t, err)
+	require.Equal(t, sweep.StatusSucceeded, third.Status, third.Errors)
+	require.Equal(t, 1, third.Targets, "the control plane's own account")
+	var skipped []string
+	for _, s := range third.Skipped {
+		if s.Kind == sweep.KindAccount && s.Reason == sweep.ReasonCredentialsDeleted {
+			skipped = s.Sample
+		}
+	}
+	require.Equal(t, []string{membertest.Account + "/" + testenv.Region}, skipped)
 }
 
 func ec2Tags(m map[string]string) []ec2types.Tag {

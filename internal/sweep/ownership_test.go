@@ -154,3 +154,30 @@ func TestGraceCountsFromCeforgesOwnSighting(t *testing.T) {
 	require.NoError(t, err)
 	require.Empty(t, left, "sightings of deleted volumes are cleared")
 }
+
+// TestAccountsWhoseCredentialsWereDeletedAreNotSwept: once a member
+// account's compute environments are deleted and then its credentials,
+// ceforge may no longer assume its role (the registry refuses it), so
+// that account is no target any more: the sweep reports it skipped and
+// succeeds, instead of failing on it every time for ever.
+func TestAccountsWhoseCredentialsWereDeletedAreNotSwept(t *testing.T) {
+	env := testenv.New(t)
+	ctx := context.Background()
+	seedComputeEnvs(t, env.Store)
+	creds := &credential.Service{Store: env.Store, Prefix: "ceforge-"}
+	c, err := creds.Create(ctx, credential.CreateRequest{Name: "gone", RoleARN: roleOther}, "test")
+	require.NoError(t, err)
+	require.NoError(t, env.Store.Create(ctx, store.KindCE, ceAccount, computeenv.ComputeEnv{ID: ceAccount, Name: "acct",
+		Platform: computeenv.PlatformCloud, Region: testenv.Region, Status: computeenv.StatusDeleted,
+		CredentialsID: c.ID, Credentials: &computeenv.Credentials{RoleARN: roleOther, ExternalID: c.ExternalID}, CreatedAt: time.Now().UTC()}))
+	require.NoError(t, creds.Delete(ctx, c.ID))
+
+	sw := newSweeper(env, &clock{t: time.Now().UTC()}, "", sweep.Options{})
+	r, err := sw.Sweep(ctx, false, sweep.TriggerSchedule)
+	require.NoError(t, err)
+	require.Equal(t, sweep.StatusSucceeded, r.Status, r.Errors)
+	require.Empty(t, r.Errors)
+	require.Equal(t, 1, r.Targets, "the control plane's own account only")
+	require.Equal(t, 1, skipCount(r, sweep.KindAccount, sweep.ReasonCredentialsDeleted))
+	require.Equal(t, []string{"111111111111/" + testenv.Region}, skipSample(r, sweep.KindAccount, sweep.ReasonCredentialsDeleted))
+}

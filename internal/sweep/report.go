@@ -26,6 +26,9 @@ const (
 	KindVolume   = "volume"
 	KindInstance = "instance"
 	KindJob      = "job"
+	// KindAccount is an account and region (sampled as account/region)
+	// the sweep did not list.
+	KindAccount = "account"
 )
 
 // Skip reasons (stable strings a user can search for).
@@ -49,6 +52,9 @@ const (
 	ReasonNoRunRecord       = "no_run_record"
 	ReasonQueueGone         = "queue_gone"    // a manual compute environment's job queue no longer exists
 	ReasonNotAttempted      = "not_attempted" // eligible, but the sweep stopped first (deadline, breaker)
+	// ReasonCredentialsDeleted: the account's credentials were deleted
+	// (after its compute environments), so ceforge may not assume its role.
+	ReasonCredentialsDeleted = "credentials_deleted"
 )
 
 // Why a resource goes (Candidate reasons).
@@ -182,7 +188,9 @@ func (t *tally) eligible(kind string, size int32) {
 func (t *tally) skip(kind, reason, id string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.counts(kind).Skipped++
+	if kind != KindAccount {
+		t.counts(kind).Skipped++
+	}
 	k := [2]string{kind, reason}
 	s := t.skips[k]
 	if s == nil {

@@ -234,8 +234,9 @@ func newSweeper(env *testenv.Env, clk *clock, endpoint string, opts sweep.Option
 	// As app.New wires a deployed function: roles are assumed only for
 	// registered credentials.
 	f := env.Function(app.FnSweeper)
-	f.UseRegistry((&credential.Service{Store: env.Store, Prefix: "ceforge-"}).Registered)
-	return &sweep.Sweeper{Store: env.Store, Clients: sweep.FactoryClients(f, endpoint), Options: opts,
+	creds := &credential.Service{Store: env.Store, Prefix: "ceforge-"}
+	f.UseRegistry(creds.Registered)
+	return &sweep.Sweeper{Store: env.Store, Clients: sweep.FactoryClients(f, endpoint), Options: opts, Registered: creds.Registered,
 		Log: quietLog(), Metrics: metrics.Discard, Now: clk.Now}
 }
 

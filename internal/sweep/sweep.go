@@ -31,6 +31,7 @@ import (
 	"github.com/ceforge/ceforge/internal/apierr"
 	"github.com/ceforge/ceforge/internal/awsclient"
 	"github.com/ceforge/ceforge/internal/computeenv"
+	"github.com/ceforge/ceforge/internal/credential"
 	"github.com/ceforge/ceforge/internal/ids"
 	"github.com/ceforge/ceforge/internal/metrics"
 	"github.com/ceforge/ceforge/internal/store"
@@ -101,6 +102,12 @@ type Sweeper struct {
 	Metrics *metrics.Emitter
 	// Now is the clock (tests move it past the grace period).
 	Now func() time.Time
+	// Registered, when set, says whether a target's credentials are still
+	// registered (credential.Service.Registered, the check every
+	// AssumeRole makes): an account whose credentials were deleted (after
+	// its compute environments) can no longer be assumed, so it is
+	// reported skipped, not swept and failed on every time.
+	Registered awsclient.Registry
 }
 
 func (s *Sweeper) now() time.Time {
@@ -272,6 +279,7 @@ func (s *Sweeper) execute(ctx context.Context, r *Report) {
 		r.Status, r.StopReason = StatusFailed, "read first sightings: "+err.Error()
 		return
 	}
+	targets = ru.assumable(ctx, targets)
 	r.Targets = len(targets)
 	// Work stops at the margin before the deadline; the report is written after.
 	wctx := ctx
@@ -343,6 +351,25 @@ func (ru *sweepRun) loadComputeEnvs(ctx context.Context) ([]Target, error) {
 		return a.Credentials.RoleARN < b.Credentials.RoleARN
 	})
 	return targets, nil
+}
+
+// assumable leaves out the targets whose credentials are no longer
+// registered, reporting each (account/region) as skipped.
+func (ru *sweepRun) assumable(ctx context.Context, targets []Target) []Target {
+	if ru.s.Registered == nil {
+		return targets
+	}
+	out := targets[:0]
+	for _, tg := range targets {
+		if tg.Credentials.RoleARN != "" {
+			if err := ru.s.Registered(ctx, tg.Credentials); errors.Is(err, credential.ErrNotRegistered) {
+				ru.t.skip(KindAccount, ReasonCredentialsDeleted, tg.Account()+"/"+tg.Region)
+				continue
+			}
+		}
+		out = append(out, tg)
+	}
+	return out
 }
 
 // targetOf is the account and region a CE's resources live in.
