@@ -43,7 +43,7 @@ func TestManualCEQueueDrift(t *testing.T) {
 	got := status()
 	require.Equal(t, computeenv.StatusInvalid, got.Status)
 	require.Equal(t, `compute job queue "my-work" is DISABLED`, got.StatusReason)
-	res := h.Do(t, "POST", "/runs", run.LaunchRequest{Kind: run.KindPipeline, ComputeEnvID: ce.ID, Pipeline: "nf-core/rnaseq"})
+	res := h.Do(t, "POST", "/runs", run.LaunchRequest{Kind: run.KindPipeline, LaunchSettings: run.LaunchSettings{ComputeEnvID: ce.ID, Pipeline: "nf-core/rnaseq"}})
 	require.Equal(t, 409, res.Status, string(res.Body))
 
 	_, err = b.UpdateJobQueue(ctx, &batch.UpdateJobQueueInput{JobQueue: aws.String(workQ), State: btypes.JQStateEnabled})

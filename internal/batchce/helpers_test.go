@@ -109,11 +109,11 @@ func getRun(t testing.TB, h *apptest.Harness, id string) run.Run {
 
 func launch(t testing.TB, h *apptest.Harness, ceID string, extra ...func(*run.LaunchRequest)) run.Run {
 	t.Helper()
-	req := run.LaunchRequest{
-		Kind: run.KindPipeline, ComputeEnvID: ceID, Pipeline: "nf-core/rnaseq", Revision: "3.14.0",
+	req := run.LaunchRequest{Kind: run.KindPipeline, LaunchSettings: run.LaunchSettings{
+		ComputeEnvID: ceID, Pipeline: "nf-core/rnaseq", Revision: "3.14.0",
 		ConfigProfiles: []string{"test", "docker"}, ParamsText: `{"outdir": "s3://ceforge-work/results"}`,
 		ConfigText: "process.cpus = 2", PreRunScript: "echo pre", PostRunScript: "echo post", Labels: map[string]string{"project": "p1"},
-	}
+	}}
 	for _, e := range extra {
 		e(&req)
 	}

@@ -74,8 +74,8 @@ func TestLaunchSubmitsOneHeadJob(t *testing.T) {
 
 	// The same Idempotency-Key gives the same run and no second job.
 	h.Calls.Reset()
-	first := h.Do(t, "POST", "/runs", run.LaunchRequest{Kind: run.KindPipeline, ComputeEnvID: ce.ID, Pipeline: "nf-core/rnaseq"}, "Idempotency-Key", "k1")
-	again := h.Do(t, "POST", "/runs", run.LaunchRequest{Kind: run.KindPipeline, ComputeEnvID: ce.ID, Pipeline: "nf-core/rnaseq"}, "Idempotency-Key", "k1")
+	first := h.Do(t, "POST", "/runs", run.LaunchRequest{Kind: run.KindPipeline, LaunchSettings: run.LaunchSettings{ComputeEnvID: ce.ID, Pipeline: "nf-core/rnaseq"}}, "Idempotency-Key", "k1")
+	again := h.Do(t, "POST", "/runs", run.LaunchRequest{Kind: run.KindPipeline, LaunchSettings: run.LaunchSettings{ComputeEnvID: ce.ID, Pipeline: "nf-core/rnaseq"}}, "Idempotency-Key", "k1")
 	require.Equal(t, 201, first.Status)
 	var a, b run.Run
 	first.JSON(t, &a)

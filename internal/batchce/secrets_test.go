@@ -136,3 +136,37 @@ dst="${@: -1}"; echo "upload ${dst##*/}" >> "$STUB_ROOT/order"`)
 	require.Empty(t, s.Called("nextflow"), "Nextflow does not run without its secrets")
 	require.Contains(t, s.ReadFile("order"), "post 1")
 }
+
+// A relaunch takes the launch's fields as overrides, secrets included:
+// without them the new run keeps the old run's; given, they replace them
+// (the compute environment's are added again), checked as a launch's are.
+func TestRelaunchSecrets(t *testing.T) {
+	h := newHarness(t)
+	storeSecrets(t, h)
+	req := forgeBody("relaunch-secrets")
+	req.Secrets = []string{"SEQERA_TOKEN"}
+	ce := createCE(t, h, req)
+	old := launch(t, h, ce.ID, func(l *run.LaunchRequest) { l.Secrets = []string{"DB_PASSWORD"} })
+	require.Equal(t, []string{"SEQERA_TOKEN", "DB_PASSWORD"}, old.Secrets, "the compute environment's first")
+
+	relaunch := func(body map[string]any) (int, run.Run, string) {
+		res := h.Do(t, "POST", "/runs/"+old.ID+"/relaunch", body)
+		var r run.Run
+		if res.Status == 201 {
+			res.JSON(t, &r)
+		}
+		return res.Status, r, string(res.Body)
+	}
+	status, kept, body := relaunch(map[string]any{})
+	require.Equal(t, 201, status, body)
+	require.Equal(t, old.Secrets, kept.Secrets)
+	require.Equal(t, old.ID, kept.RelaunchOf)
+
+	status, other, body := relaunch(map[string]any{"secrets": []string{"GITHUB_TOKEN"}})
+	require.Equal(t, 201, status, body)
+	require.Equal(t, []string{"SEQERA_TOKEN", "GITHUB_TOKEN"}, other.Secrets)
+
+	status, _, body = relaunch(map[string]any{"secrets": []string{"NOT_KEPT"}})
+	require.Equal(t, 400, status, body)
+	require.Contains(t, body, `"secrets`)
+}

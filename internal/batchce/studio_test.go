@@ -26,7 +26,7 @@ import (
 const jupyter = "jupyter/base-notebook:2024-10-07"
 
 func studioReq(ceID, image string) run.LaunchRequest {
-	return run.LaunchRequest{Kind: run.KindStudio, ComputeEnvID: ceID, Studio: &run.Studio{Image: image}}
+	return run.LaunchRequest{Kind: run.KindStudio, LaunchSettings: run.LaunchSettings{ComputeEnvID: ceID}, Studio: &run.Studio{Image: image}}
 }
 
 func launchStudio(t *testing.T, h *apptest.Harness, req run.LaunchRequest) run.Run {

@@ -140,7 +140,7 @@ func (f *fixture) settle(tb testing.TB, id string) computeenv.ComputeEnv {
 }
 
 func pipelineReq(ceID string) run.LaunchRequest {
-	return run.LaunchRequest{Kind: run.KindPipeline, ComputeEnvID: ceID, Pipeline: "https://github.com/nf-core/rnaseq", Revision: "3.14.0"}
+	return run.LaunchRequest{Kind: run.KindPipeline, LaunchSettings: run.LaunchSettings{ComputeEnvID: ceID, Pipeline: "https://github.com/nf-core/rnaseq", Revision: "3.14.0"}}
 }
 
 // call sends one request to h as apptest.Caller; safe from goroutines

@@ -14,7 +14,14 @@ import (
 
 // LaunchRequest is the body of POST /runs.
 type LaunchRequest struct {
-	Kind            string            `json:"kind"`
+	Kind string `json:"kind"`
+	LaunchSettings
+	Studio *Studio `json:"studio,omitempty"`
+}
+
+// LaunchSettings are a launch's fields besides its kind and studio: a
+// relaunch takes them as overrides of the old run's (RelaunchRequest).
+type LaunchSettings struct {
 	ComputeEnvID    string            `json:"computeEnvId"`
 	RunName         string            `json:"runName,omitempty"`
 	Pipeline        string            `json:"pipeline,omitempty"`
@@ -28,7 +35,6 @@ type LaunchRequest struct {
 	Labels          map[string]string `json:"labels,omitempty"`
 	HeadJobCpus     int               `json:"headJobCpus,omitempty"`
 	HeadJobMemoryMb int               `json:"headJobMemoryMb,omitempty"`
-	Studio          *Studio           `json:"studio,omitempty"`
 	// MaxCostUSD cancels the run when its cost (tasks and head) passes it.
 	MaxCostUSD *float64 `json:"maxCostUsd,omitempty"`
 	// TraceEnabled false launches the run without progress reporting to
@@ -37,6 +43,46 @@ type LaunchRequest struct {
 	// Secrets are pipeline secrets (names) the run gets besides its
 	// compute environment's.
 	Secrets []string `json:"secrets,omitempty"`
+}
+
+// over returns base with each field o sets replacing base's (a field
+// cannot be cleared this way). The work directory is the caller's.
+func (o LaunchSettings) over(base LaunchSettings) LaunchSettings {
+	str := func(dst *string, v string) {
+		if v != "" {
+			*dst = v
+		}
+	}
+	str(&base.ComputeEnvID, o.ComputeEnvID)
+	str(&base.RunName, o.RunName)
+	str(&base.Pipeline, o.Pipeline)
+	str(&base.Revision, o.Revision)
+	str(&base.ParamsText, o.ParamsText)
+	str(&base.ConfigText, o.ConfigText)
+	str(&base.PreRunScript, o.PreRunScript)
+	str(&base.PostRunScript, o.PostRunScript)
+	if o.ConfigProfiles != nil {
+		base.ConfigProfiles = o.ConfigProfiles
+	}
+	if o.Labels != nil {
+		base.Labels = o.Labels
+	}
+	if o.HeadJobCpus != 0 {
+		base.HeadJobCpus = o.HeadJobCpus
+	}
+	if o.HeadJobMemoryMb != 0 {
+		base.HeadJobMemoryMb = o.HeadJobMemoryMb
+	}
+	if o.MaxCostUSD != nil {
+		base.MaxCostUSD = o.MaxCostUSD
+	}
+	if o.TraceEnabled != nil {
+		base.TraceEnabled = o.TraceEnabled
+	}
+	if o.Secrets != nil {
+		base.Secrets = o.Secrets
+	}
+	return base
 }
 
 // Limits on launch requests.

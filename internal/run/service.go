@@ -276,7 +276,12 @@ func (s *Service) replay(ctx context.Context, guardID, fingerprint string) (*Run
 // its fields re-encoded in a fixed order (maps sorted), so the same request
 // sent with other spacing or member order matches.
 func requestFingerprint(req LaunchRequest) string {
+	// Through a map: members sorted by name, whatever the struct's layout.
 	b, _ := json.Marshal(req)
+	var m map[string]any
+	if json.Unmarshal(b, &m) == nil {
+		b, _ = json.Marshal(m)
+	}
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:])
 }
@@ -725,22 +730,8 @@ type RelaunchRequest struct {
 	// Resume reuses the old run's work directory and Nextflow session
 	// (-resume <sessionId>); the cache in the work directory makes it work
 	// without the old head.
-	Resume          bool              `json:"resume,omitempty"`
-	ComputeEnvID    string            `json:"computeEnvId,omitempty"`
-	RunName         string            `json:"runName,omitempty"`
-	Pipeline        string            `json:"pipeline,omitempty"`
-	Revision        string            `json:"revision,omitempty"`
-	ConfigProfiles  []string          `json:"configProfiles,omitempty"`
-	ParamsText      string            `json:"paramsText,omitempty"`
-	ConfigText      string            `json:"configText,omitempty"`
-	PreRunScript    string            `json:"preRunScript,omitempty"`
-	PostRunScript   string            `json:"postRunScript,omitempty"`
-	WorkDir         string            `json:"workDir,omitempty"`
-	Labels          map[string]string `json:"labels,omitempty"`
-	HeadJobCpus     int               `json:"headJobCpus,omitempty"`
-	HeadJobMemoryMb int               `json:"headJobMemoryMb,omitempty"`
-	MaxCostUSD      *float64          `json:"maxCostUsd,omitempty"`
-	TraceEnabled    *bool             `json:"traceEnabled,omitempty"`
+	Resume bool `json:"resume,omitempty"`
+	LaunchSettings
 }
 
 // Relaunch starts a new run from an old one's request with the overrides
@@ -754,8 +745,8 @@ func (s *Service) Relaunch(ctx context.Context, oldID string, req RelaunchReques
 	if old.Kind != KindPipeline {
 		return nil, false, apierr.Conflict("not_relaunchable", "", "run %s is a %s; only pipelines are relaunched", old.ID, old.Kind)
 	}
-	lr := LaunchRequest{
-		Kind: old.Kind, ComputeEnvID: old.ComputeEnvID, Pipeline: old.Pipeline, Revision: old.Revision,
+	base := LaunchSettings{
+		ComputeEnvID: old.ComputeEnvID, Pipeline: old.Pipeline, Revision: old.Revision,
 		ConfigProfiles: old.ConfigProfiles, ParamsText: old.ParamsText, ConfigText: old.ConfigText,
 		PreRunScript: old.PreRunScript, PostRunScript: old.PostRunScript, WorkDir: old.WorkDir, Labels: old.Labels,
 		HeadJobCpus: old.HeadJobCpus, HeadJobMemoryMb: old.HeadJobMemoryMb, MaxCostUSD: old.MaxCostUSD,
@@ -764,39 +755,10 @@ func (s *Service) Relaunch(ctx context.Context, oldID string, req RelaunchReques
 	}
 	if old.Trace != nil && !old.Trace.Enabled && old.Trace.Reason == TraceOffByRequest {
 		f := false
-		lr.TraceEnabled = &f
+		base.TraceEnabled = &f
 	}
-	str := func(dst *string, v string) {
-		if v != "" {
-			*dst = v
-		}
-	}
-	str(&lr.ComputeEnvID, req.ComputeEnvID)
-	str(&lr.RunName, req.RunName)
-	str(&lr.Pipeline, req.Pipeline)
-	str(&lr.Revision, req.Revision)
-	str(&lr.ParamsText, req.ParamsText)
-	str(&lr.ConfigText, req.ConfigText)
-	str(&lr.PreRunScript, req.PreRunScript)
-	str(&lr.PostRunScript, req.PostRunScript)
-	if req.ConfigProfiles != nil {
-		lr.ConfigProfiles = req.ConfigProfiles
-	}
-	if req.Labels != nil {
-		lr.Labels = req.Labels
-	}
-	if req.HeadJobCpus != 0 {
-		lr.HeadJobCpus = req.HeadJobCpus
-	}
-	if req.HeadJobMemoryMb != 0 {
-		lr.HeadJobMemoryMb = req.HeadJobMemoryMb
-	}
-	if req.MaxCostUSD != nil {
-		lr.MaxCostUSD = req.MaxCostUSD
-	}
-	if req.TraceEnabled != nil {
-		lr.TraceEnabled = req.TraceEnabled
-	}
+	settings := req.over(base)
+	settings.WorkDir = old.WorkDir
 	if req.Resume {
 		if req.WorkDir != "" && req.WorkDir != old.WorkDir {
 			return nil, false, apierr.Invalid("workDir", "a resumed run keeps the old run's work directory (%s)", old.WorkDir)
@@ -804,9 +766,10 @@ func (s *Service) Relaunch(ctx context.Context, oldID string, req RelaunchReques
 		if sessionID == "" {
 			return nil, false, apierr.Conflict("no_session", "resume", "run %s never reported a Nextflow session to resume; relaunch it without resume", old.ID)
 		}
-	} else {
-		str(&lr.WorkDir, req.WorkDir)
+	} else if req.WorkDir != "" {
+		settings.WorkDir = req.WorkDir
 	}
+	lr := LaunchRequest{Kind: old.Kind, LaunchSettings: settings}
 	return s.launchFrom(ctx, lr, createdBy, idempotencyKey, func(ce *computeenv.ComputeEnv, r *Run) error {
 		r.RelaunchOf = old.ID
 		if req.Resume {

@@ -81,8 +81,8 @@ func TestMotoEnforcesEachFunctionsActions(t *testing.T) {
 
 	// Runs on both: launched by the api, their events consumed.
 	var head, batchRun run.Run
-	do("POST", "/runs", run.LaunchRequest{Kind: run.KindPipeline, ComputeEnvID: cloud.ID, Pipeline: "nf-core/demo"}, 201).JSON(t, &head)
-	do("POST", "/runs", run.LaunchRequest{Kind: run.KindPipeline, ComputeEnvID: forged.ID, Pipeline: "nf-core/demo"}, 201).JSON(t, &batchRun)
+	do("POST", "/runs", run.LaunchRequest{Kind: run.KindPipeline, LaunchSettings: run.LaunchSettings{ComputeEnvID: cloud.ID, Pipeline: "nf-core/demo"}}, 201).JSON(t, &head)
+	do("POST", "/runs", run.LaunchRequest{Kind: run.KindPipeline, LaunchSettings: run.LaunchSettings{ComputeEnvID: forged.ID, Pipeline: "nf-core/demo"}}, 201).JSON(t, &batchRun)
 	feed := func(p *eventsrc.Processor, sample, from, to string) {
 		t.Helper()
 		raw, err := os.ReadFile("../../../events/" + sample)
@@ -161,7 +161,7 @@ func TestMotoDeniesAnActionTheRoleLacks(t *testing.T) {
 	require.Equal(t, 201, res.Status, string(res.Body))
 	var ce computeenv.ComputeEnv
 	res.JSON(t, &ce)
-	res = h.Do(t, "POST", "/runs", run.LaunchRequest{Kind: run.KindPipeline, ComputeEnvID: ce.ID, Pipeline: "nf-core/demo"})
+	res = h.Do(t, "POST", "/runs", run.LaunchRequest{Kind: run.KindPipeline, LaunchSettings: run.LaunchSettings{ComputeEnvID: ce.ID, Pipeline: "nf-core/demo"}})
 	require.Contains(t, string(res.Body), "is not authorized to perform: ec2:RunInstances", "moto's denial reaches the caller")
 	// The tier, which records what the api asked for, has nothing to add:
 	// the deployed role allows it.

@@ -94,7 +94,7 @@ func TestANarrowedRoleIsReportedDenied(t *testing.T) {
 	require.Equal(t, 201, res.Status, string(res.Body))
 	var ce computeenv.ComputeEnv
 	res.JSON(t, &ce)
-	res = h.Do(t, "POST", "/runs", run.LaunchRequest{Kind: run.KindPipeline, ComputeEnvID: ce.ID, Pipeline: "nf-core/demo"})
+	res = h.Do(t, "POST", "/runs", run.LaunchRequest{Kind: run.KindPipeline, LaunchSettings: run.LaunchSettings{ComputeEnvID: ce.ID, Pipeline: "nf-core/demo"}})
 	require.Equal(t, 201, res.Status, string(res.Body))
 	var r run.Run
 	res.JSON(t, &r)
