@@ -18,9 +18,11 @@ import (
 // control plane's functions do in a member account (internal/member.Groups
 // names them validate, create, launch, delete, logs, sweep), as the same
 // policies the control plane's own roles hold. Observe and Events are
-// parts of Launch and Logs, Secrets (writing pipeline secrets) of launch;
-// Assume stays with the control plane.
-var MemberGroups = []string{GroupValidate, GroupCreateIdentity, GroupCreate, GroupDelete, GroupLaunch, GroupSecrets, GroupLogs, GroupSweep}
+// parts of Launch and Logs; Secrets (writing pipeline secrets) and Stop
+// (ending runs, deleting ended runs' token secrets, which the reconciler
+// does in the run's account) belong to launch; Assume stays with the
+// control plane.
+var MemberGroups = []string{GroupValidate, GroupCreateIdentity, GroupCreate, GroupDelete, GroupLaunch, GroupSecrets, GroupStop, GroupLogs, GroupSweep}
 
 // MemberStack is what a member account deploys (the template is plain
 // CloudFormation with parameters, no assets: one synthesized template for
@@ -91,7 +93,7 @@ func NewMemberStack(scope constructs.Construct, id string, cfg Config) (*MemberS
 
 	perms := map[string][]perm{
 		GroupValidate: p.validate(), GroupCreateIdentity: p.createIdentity(), GroupCreate: p.create(),
-		GroupDelete: p.delete(), GroupLaunch: p.launch(), GroupSecrets: p.pipelineSecrets(), GroupLogs: p.logs(), GroupSweep: p.sweep(),
+		GroupDelete: p.delete(), GroupLaunch: p.launch(), GroupSecrets: p.pipelineSecrets(), GroupStop: p.stop(), GroupLogs: p.logs(), GroupSweep: p.sweep(),
 	}
 	var attached []awsiam.IManagedPolicy
 	for _, g := range MemberGroups {

@@ -16,16 +16,19 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
 	ebtypes "github.com/aws/aws-sdk-go-v2/service/eventbridge/types"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 	"github.com/stretchr/testify/require"
 
 	"github.com/ceforge/ceforge/internal/apptest"
 	"github.com/ceforge/ceforge/internal/computeenv"
+	"github.com/ceforge/ceforge/internal/config"
 	"github.com/ceforge/ceforge/internal/credential"
 	"github.com/ceforge/ceforge/internal/eventsrc"
 	"github.com/ceforge/ceforge/internal/member"
 	"github.com/ceforge/ceforge/internal/run"
+	"github.com/ceforge/ceforge/internal/runtoken"
 	"github.com/ceforge/ceforge/internal/sweep"
 	"github.com/ceforge/ceforge/internal/tags"
 	"github.com/ceforge/ceforge/internal/testenv"
@@ -62,7 +65,7 @@ func newMemberAccount(t *testing.T) *memberAccount {
 	h := apptest.NewThrough(t, func(endpoint string) string {
 		m.proxy = trustproxy.Start(t, endpoint, membertest.ControlPlaneCaller(prefix))
 		return m.proxy.URL
-	})
+	}, func(c *config.Config) { c.TraceURL = "https://trace.example.com" }) // runs report progress (their tokens live in the member account)
 	m.pipeline = newPipelineOn(t, h)
 	m.cfg = testenv.InAccount(h.Endpoint, membertest.Account)
 
@@ -220,6 +223,19 @@ func TestMemberAccountRunThroughForwardedEvents(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, m.Reconciler.Reconcile(ctx, sample(t, "reconciler-schedule.json")))
 	require.Equal(t, run.StatusSucceeded, m.run(t, r.ID).Status)
+
+	// The run's progress token was kept in the member account (its head
+	// reads it there); once the run has ended past the token's validity,
+	// the reconciler deletes it there, through the member role.
+	mSM := secretsmanager.NewFromConfig(m.cfg)
+	_, err = mSM.DescribeSecret(ctx, &secretsmanager.DescribeSecretInput{SecretId: aws.String(runtoken.SecretName(prefix, r.ID))})
+	require.NoError(t, err, "the run's token is in the member account")
+	cleaner, ok := m.Reconciler.Reconciler.Tokens.(*runtoken.Cleaner)
+	require.True(t, ok)
+	cleaner.Now = func() time.Time { return time.Now().Add(time.Hour) }
+	require.NoError(t, m.Reconciler.Reconcile(ctx, sample(t, "reconciler-schedule.json")))
+	_, err = mSM.DescribeSecret(ctx, &secretsmanager.DescribeSecretInput{SecretId: aws.String(runtoken.SecretName(prefix, r.ID))})
+	require.Error(t, err, "the ended run's token was deleted")
 	m.memberRoleAssumed(t)
 }
 

@@ -102,7 +102,7 @@ var Groups = []Group{
 		Actions: []string{"ec2:DescribeSubnets", "ec2:DescribeSecurityGroups", "ec2:DescribeImages", "batch:DescribeJobQueues", "ssm:GetParameter", "s3:GetBucketLocation"}},
 	{Name: "create", Description: "forge roles, instance profiles, Batch resources, launch templates and log groups named with the prefix", Policies: []string{"CreateIdentity", "Create"},
 		Actions: []string{"iam:CreateRole", "iam:AttachRolePolicy", "iam:CreateInstanceProfile", "iam:PassRole", "batch:CreateComputeEnvironment", "batch:CreateJobQueue", "ec2:CreateLaunchTemplate", "logs:CreateLogGroup"}},
-	{Name: "launch", Description: "start, tag and stop runs (EC2 head instances, Batch head jobs); write the pipeline secrets they read", Policies: []string{"Launch", "Secrets"},
+	{Name: "launch", Description: "start, tag and stop runs (EC2 head instances, Batch head jobs); write the pipeline secrets they read; delete ended runs' progress tokens", Policies: []string{"Launch", "Secrets", "Stop"},
 		Actions: []string{"ec2:RunInstances", "ec2:TerminateInstances", "batch:SubmitJob", "batch:TerminateJob", "batch:DescribeJobs", "ec2:DescribeInstances",
 			"secretsmanager:CreateSecret", "secretsmanager:PutSecretValue"}},
 	{Name: "delete", Description: "dispose of what create made", Policies: []string{"Delete"},
