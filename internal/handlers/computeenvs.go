@@ -59,17 +59,6 @@ func (h computeEnvHandlers) list(w http.ResponseWriter, r *http.Request) error {
 	return api.WriteJSON(w, http.StatusOK, page[computeenv.ComputeEnv]{Items: items, NextCursor: next})
 }
 
-func (h computeEnvHandlers) get(w http.ResponseWriter, r *http.Request) error {
-	if _, err := ParseQuery(r); err != nil {
-		return err
-	}
-	ce, err := h.svc.Get(r.Context(), r.PathValue("id"))
-	if err != nil {
-		return err
-	}
-	return api.WriteJSON(w, http.StatusOK, ce)
-}
-
 func (h computeEnvHandlers) delete(w http.ResponseWriter, r *http.Request) error {
 	q, err := ParseQuery(r, "force")
 	if err != nil {

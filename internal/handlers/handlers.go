@@ -71,23 +71,13 @@ func New(d Deps) *api.Router {
 	ce := computeEnvHandlers{svc: d.ComputeEnvs}
 	rt.Handle("POST", "/compute-envs", ce.create)
 	rt.Handle("GET", "/compute-envs", ce.list)
-	rt.Handle("GET", "/compute-envs/{id}", ce.get)
+	rt.Handle("GET", "/compute-envs/{id}", byID(d.ComputeEnvs.Get))
 	rt.Handle("DELETE", "/compute-envs/{id}", ce.delete)
 	if d.Credentials != nil {
-		cr := credentialHandlers{svc: d.Credentials}
-		rt.Handle("POST", "/credentials", cr.create)
-		rt.Handle("GET", "/credentials", cr.list)
-		rt.Handle("GET", "/credentials/{id}", cr.get)
-		rt.Handle("DELETE", "/credentials/{id}", cr.delete)
-		rt.Handle("POST", "/credentials/{id}/verify", cr.verify)
+		registerCredentials(rt, d.Credentials)
 	}
 	if d.Secrets != nil {
-		se := secretHandlers{svc: d.Secrets}
-		rt.Handle("POST", "/secrets", se.create)
-		rt.Handle("GET", "/secrets", se.list)
-		rt.Handle("GET", "/secrets/{id}", se.get)
-		rt.Handle("PUT", "/secrets/{id}", se.rotate)
-		rt.Handle("DELETE", "/secrets/{id}", se.delete)
+		registerSecrets(rt, d.Secrets)
 	}
 	runs := runHandlers{svc: d.Runs}
 	rt.Handle("POST", "/runs", runs.launch)
