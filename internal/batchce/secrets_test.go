@@ -16,10 +16,11 @@ import (
 	"github.com/ceforge/ceforge/internal/run"
 	"github.com/ceforge/ceforge/internal/shellstub"
 	"github.com/ceforge/ceforge/internal/testenv"
+	"github.com/ceforge/ceforge/internal/testing/secrettest"
 )
 
 // Values a shell or a JSON writer could break, and that must be found nowhere.
-var secretValues = map[string]string{
+var secretValues = secrettest.Values{
 	"DB_PASSWORD":  "p@ss\"w0rd\\ $(id) `id`\n",
 	"GITHUB_TOKEN": "ghp_tok3n-value\twith tab\nand two lines ✓",
 	"SEQERA_TOKEN": "eyJseqera-t0ken-value",
@@ -30,19 +31,6 @@ func storeSecrets(t *testing.T, h *apptest.Harness) {
 	for name, v := range secretValues {
 		res := h.Do(t, "POST", "/secrets", map[string]any{"name": name, "value": v, "region": region})
 		require.Equal(t, 201, res.Status, string(res.Body))
-	}
-}
-
-// requireNoValue fails when any secret value (or its distinctive part)
-// appears in text.
-func requireNoValue(t *testing.T, where, text string) {
-	t.Helper()
-	for name, v := range secretValues {
-		for _, part := range []string{v, strings.SplitN(v, "\n", 2)[0], strings.SplitN(v, "\t", 2)[0]} {
-			if len(part) >= 8 {
-				require.NotContains(t, text, part, "the value of %s is in %s", name, where)
-			}
-		}
 	}
 }
 
@@ -67,19 +55,19 @@ func TestBatchRunSecretsReachNextflowOnly(t *testing.T) {
 	jobs, err := bc.DescribeJobs(ctx, &batch.DescribeJobsInput{Jobs: []string{r.Backend.JobID}})
 	require.NoError(t, err)
 	job, _ := json.Marshal(jobs.Jobs)
-	requireNoValue(t, "DescribeJobs", string(job))
+	secretValues.RequireAbsent(t, "DescribeJobs", string(job))
 	defs, err := bc.DescribeJobDefinitions(ctx, &batch.DescribeJobDefinitionsInput{})
 	require.NoError(t, err)
 	def, _ := json.Marshal(defs.JobDefinitions)
-	requireNoValue(t, "the job definitions", string(def))
+	secretValues.RequireAbsent(t, "the job definitions", string(def))
 	scan, err := h.DynamoDB.Scan(ctx, &dynamodb.ScanInput{TableName: aws.String(testenv.Table)})
 	require.NoError(t, err)
 	items, _ := json.Marshal(scan.Items)
-	requireNoValue(t, "the table", string(items))
+	secretValues.RequireAbsent(t, "the table", string(items))
 	for _, path := range []string{"/runs/" + r.ID, "/compute-envs/" + ce.ID, "/secrets"} {
 		res := h.Do(t, "GET", path, nil)
 		require.Equal(t, 200, res.Status)
-		requireNoValue(t, path, string(res.Body))
+		secretValues.RequireAbsent(t, path, string(res.Body))
 	}
 	env := map[string]string{}
 	var envList []string
@@ -102,7 +90,7 @@ cp ceforge.config "$STUB_ROOT/ceforge.config"
 echo "nextflow done" > .nextflow.log`)
 	res := s.Run(strings.ReplaceAll(jobs.Jobs[0].Container.Command[2], "/tmp/ceforge", s.Path("launch")), envList...)
 	require.Equal(t, 0, res.ExitCode, res.Output)
-	requireNoValue(t, "the head's log", res.Output)
+	secretValues.RequireAbsent(t, "the head's log", res.Output)
 	var store []struct{ Name, Value string }
 	require.NoError(t, json.Unmarshal([]byte(s.ReadFile("store.json")), &store), s.ReadFile("store.json"))
 	require.Equal(t, []struct{ Name, Value string }{{"DB_PASSWORD", secretValues["DB_PASSWORD"]}, {"GITHUB_TOKEN", secretValues["GITHUB_TOKEN"]}}, store)
@@ -113,7 +101,7 @@ echo "nextflow done" > .nextflow.log`)
 	// with the compute job role and exports it.
 	cfg := s.ReadFile("ceforge.config")
 	require.Contains(t, cfg, "process.beforeScript = { task.secret ?")
-	requireNoValue(t, "ceforge.config", cfg)
+	secretValues.RequireAbsent(t, "ceforge.config", cfg)
 	fn := batchce.TaskSecretsScript(region, "ceforge-", "", r.Secrets)
 	task := s.Run(fn + `; ceforge_secret_env GITHUB_TOKEN || exit 1; printf '%s' "$GITHUB_TOKEN" > "$STUB_ROOT/task-env"`)
 	require.Equal(t, 0, task.ExitCode, task.Output)

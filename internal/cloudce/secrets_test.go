@@ -19,24 +19,14 @@ import (
 	"github.com/ceforge/ceforge/internal/cloudce/userdata"
 	"github.com/ceforge/ceforge/internal/shellstub"
 	"github.com/ceforge/ceforge/internal/testenv"
+	"github.com/ceforge/ceforge/internal/testing/secrettest"
 )
 
-var secretValues = map[string]string{
+var secretValues = secrettest.Values{
 	"DB_PASSWORD":  "p@ss\"w0rd\\ $(id) `id`\n",
 	"GITHUB_TOKEN": "ghp_tok3n-value\twith tab\nand two lines ✓",
 	"SEQERA_TOKEN": "eyJseqera-t0ken-value",
 	"GHCR_TOKEN":   "ghcr-pa55word-value",
-}
-
-func requireNoValue(t *testing.T, where, text string) {
-	t.Helper()
-	for name, v := range secretValues {
-		for _, part := range []string{v, strings.SplitN(v, "\n", 2)[0], strings.SplitN(v, "\t", 2)[0]} {
-			if len(part) >= 8 {
-				require.NotContains(t, text, part, "the value of %s is in %s", name, where)
-			}
-		}
-	}
 }
 
 // An AWS Cloud run with secrets: the head instance's user data names them
@@ -74,18 +64,18 @@ func TestCloudRunSecretsReachNextflowOnly(t *testing.T) {
 		require.NoError(t, err)
 	}
 	script := string(raw)
-	requireNoValue(t, "the user data", script)
+	secretValues.RequireAbsent(t, "the user data", script)
 	for _, want := range []string{"CEFORGE_SECRETS='DB_PASSWORD GITHUB_TOKEN'", "CEFORGE_SEQERA_TOKEN_SECRET='SEQERA_TOKEN'", "CEFORGE_SECRET_PREFIX='ceforge-secrets/'", "ghcr.io ci-bot GHCR_TOKEN"} {
 		require.Contains(t, script, want)
 	}
 	scan, err := f.DynamoDB.Scan(ctx, &dynamodb.ScanInput{TableName: aws.String(testenv.Table)})
 	require.NoError(t, err)
 	items, _ := json.Marshal(scan.Items)
-	requireNoValue(t, "the table", string(items))
+	secretValues.RequireAbsent(t, "the table", string(items))
 	for _, path := range []string{"/runs/" + r.ID, "/compute-envs/" + ce.ID, "/secrets"} {
 		res := f.Do(t, "GET", path, nil)
 		require.Equal(t, 200, res.Status)
-		requireNoValue(t, path, string(res.Body))
+		secretValues.RequireAbsent(t, path, string(res.Body))
 	}
 
 	// The instance boots: the user data runs against stubs, its AWS CLI
@@ -111,7 +101,7 @@ esac`)
 	console := s.ReadFile("log/console.log")
 	require.Contains(t, console, "logged in to ghcr.io as ci-bot")
 	require.Contains(t, console, "ended with exit code 0")
-	requireNoValue(t, "the console log", console+res.Output)
+	secretValues.RequireAbsent(t, "the console log", console+res.Output)
 
 	var store []struct{ Name, Value string }
 	require.NoError(t, json.Unmarshal([]byte(s.ReadFile("store.json")), &store), s.ReadFile("store.json"))
@@ -119,7 +109,7 @@ esac`)
 	require.Equal(t, "600\n", s.ReadFile("store.mode"))
 	require.Equal(t, secretValues["SEQERA_TOKEN"], s.ReadFile("token"))
 	args := s.ReadFile("run-args")
-	requireNoValue(t, "docker run's command line", args)
+	secretValues.RequireAbsent(t, "docker run's command line", args)
 	for _, want := range []string{"-e\nNXF_SECRETS_FILE\n", "-e\nTOWER_ACCESS_TOKEN\n", "-e\nDOCKER_CONFIG\n"} {
 		require.Contains(t, args, want)
 	}
@@ -127,6 +117,6 @@ esac`)
 	require.Equal(t, "login\n--username\nci-bot\n--password-stdin\nghcr.io\n", s.ReadFile("login-args"))
 	require.Equal(t, s.Path("run")+"/.docker", s.ReadFile("login-config"), "the login goes to the run's own Docker config")
 	for _, c := range s.Calls("aws") {
-		requireNoValue(t, "an aws command line", strings.Join(c, " "))
+		secretValues.RequireAbsent(t, "an aws command line", strings.Join(c, " "))
 	}
 }

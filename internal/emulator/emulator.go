@@ -32,7 +32,7 @@ func Binary() (string, error) {
 	if p := os.Getenv("CEFORGE_MOTO_SERVER"); p != "" {
 		return p, nil
 	}
-	if root, err := moduleRoot(); err == nil {
+	if root, err := ModuleRoot(); err == nil {
 		p := filepath.Join(root, ".venv", "bin", "moto_server")
 		if _, err := os.Stat(p); err == nil {
 			return p, nil
@@ -45,7 +45,9 @@ func Binary() (string, error) {
 	return p, nil
 }
 
-func moduleRoot() (string, error) {
+// ModuleRoot is the repository root: the nearest directory up from the
+// working directory (a test's package) holding go.mod.
+func ModuleRoot() (string, error) {
 	dir, err := os.Getwd()
 	if err != nil {
 		return "", err

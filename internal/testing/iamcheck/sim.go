@@ -3,7 +3,6 @@ package iamcheck
 import (
 	"bufio"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -11,6 +10,8 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+
+	"github.com/ceforge/ceforge/internal/emulator"
 )
 
 // Simulator is the evaluator process (node/iamsim.js): one per test binary,
@@ -59,25 +60,8 @@ func Close() {
 	}
 }
 
-func moduleRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("go.mod not found")
-		}
-		dir = parent
-	}
-}
-
 func start() (*Simulator, error) {
-	root, err := moduleRoot()
+	root, err := emulator.ModuleRoot()
 	if err != nil {
 		return nil, err
 	}
